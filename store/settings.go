@@ -1,0 +1,227 @@
+package store
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// SettingKind says how a setting's value is checked.
+type SettingKind int
+
+// The kinds of setting values.
+const (
+	KindString SettingKind = iota
+	KindBool
+	KindInt  // a non-negative integer
+	KindEnum // one of Allowed
+	KindList // comma-separated strings
+)
+
+// SettingDef describes one setting: its nova/neutron name, default and help.
+type SettingDef struct {
+	Key     string
+	Default string
+	Kind    SettingKind
+	Allowed []string // for KindEnum
+	Min     int      // for KindInt
+	Secret  bool     // shown masked in listings
+	Help    string
+}
+
+// settingDefs keeps nova's and neutron's option names; defaults are theirs
+// except where mdctl's own chain makes another default the right one.
+var settingDefs = []SettingDef{
+	{Key: "force_metadata", Default: "false", Kind: KindBool, Help: "neutron dhcp: serve metadata from every network's DHCP namespace"},
+	{Key: "enable_isolated_metadata", Default: "false", Kind: KindBool, Help: "neutron dhcp: serve metadata from the DHCP namespace of isolated networks"},
+	{Key: "enable_metadata_proxy", Default: "true", Kind: KindBool, Help: "neutron l3: run the metadata proxy in router namespaces"},
+	{Key: "force_config_drive", Default: "false", Kind: KindBool, Help: "nova: build a config drive for every instance"},
+	{Key: "config_drive_format", Default: "iso9660", Kind: KindEnum, Allowed: []string{"iso9660", "vfat"}, Help: "nova: config drive filesystem"},
+	{Key: "metadata_proxy_shared_secret", Default: "", Kind: KindString, Secret: true, Help: "nova+neutron: HMAC key the agent signs instance ids with"},
+	{Key: "metadata_cache_expiration", Default: "15", Kind: KindInt, Help: "nova: seconds a built metadata answer may be reused (0 disables)"},
+	{Key: "service_metadata_proxy", Default: "true", Kind: KindBool, Help: "nova: trust signed X-Instance-ID headers from the agent (false: identify by peer address)"},
+	{Key: "dhcp_domain", Default: "novalocal", Kind: KindString, Help: "nova: domain appended to hostnames"},
+	{Key: "nova_metadata_host", Default: "127.0.0.1", Kind: KindString, Help: "neutron agent: where the metadata API listens"},
+	{Key: "nova_metadata_port", Default: "8775", Kind: KindInt, Min: 1, Help: "neutron agent: the metadata API's port"},
+	{Key: "nova_metadata_protocol", Default: "http", Kind: KindEnum, Allowed: []string{"http", "https"}, Help: "neutron agent: the metadata API's scheme"},
+	{Key: "vendordata_providers", Default: "StaticJSON", Kind: KindList, Allowed: []string{"StaticJSON", "DynamicJSON"}, Help: "nova: vendor data sources"},
+	{Key: "vendordata_jsonfile_path", Default: "", Kind: KindString, Help: "nova: JSON file served as vendor_data.json"},
+	{Key: "vendordata_dynamic_targets", Default: "", Kind: KindList, Help: "nova: name@url services POSTed for vendor_data2.json"},
+	{Key: "vendordata_dynamic_connect_timeout", Default: "5", Kind: KindInt, Min: 3, Help: "nova: seconds to connect to a dynamic vendordata service"},
+	{Key: "vendordata_dynamic_read_timeout", Default: "5", Kind: KindInt, Help: "nova: seconds to wait for a dynamic vendordata answer"},
+	{Key: "vendordata_dynamic_failure_fatal", Default: "false", Kind: KindBool, Help: "nova: fail the request when a dynamic vendordata service fails"},
+	{Key: "metadata_rate_limiting.rate_limit_enabled", Default: "true", Kind: KindBool, Help: "neutron: per-source request limits in the proxies (429)"},
+	{Key: "metadata_rate_limiting.ip_versions", Default: "4", Kind: KindEnum, Allowed: []string{"4", "6"}, Help: "neutron: the IP version rate limits apply to"},
+	{Key: "metadata_rate_limiting.base_window_duration", Default: "10", Kind: KindInt, Min: 1, Help: "neutron: seconds of the base window"},
+	{Key: "metadata_rate_limiting.base_query_rate_limit", Default: "1000", Kind: KindInt, Min: 1, Help: "neutron: requests per source in the base window (mdctl: far above a cloud-init boot)"},
+	{Key: "metadata_rate_limiting.burst_window_duration", Default: "1", Kind: KindInt, Min: 1, Help: "neutron: seconds of the burst window"},
+	{Key: "metadata_rate_limiting.burst_query_rate_limit", Default: "500", Kind: KindInt, Min: 1, Help: "neutron: requests per source in the burst window"},
+}
+
+// SettingDefs returns every known setting, sorted by key.
+func SettingDefs() []SettingDef {
+	out := slices.Clone(settingDefs)
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// LookupSetting returns a setting's definition.
+func LookupSetting(key string) (SettingDef, bool) {
+	for _, d := range settingDefs {
+		if d.Key == key {
+			return d, true
+		}
+	}
+	return SettingDef{}, false
+}
+
+// NormalizeSetting checks a value for key and returns its canonical form
+// ("True" → "true"). The error names the allowed values.
+func NormalizeSetting(key, value string) (string, error) {
+	d, ok := LookupSetting(key)
+	if !ok {
+		keys := make([]string, 0, len(settingDefs))
+		for _, d := range SettingDefs() {
+			keys = append(keys, d.Key)
+		}
+		return "", fmt.Errorf("unknown setting %q; known settings: %s", key, strings.Join(keys, ", "))
+	}
+	v := strings.TrimSpace(value)
+	switch d.Kind {
+	case KindBool:
+		b, err := strconv.ParseBool(strings.ToLower(v))
+		if err != nil {
+			return "", fmt.Errorf("%s: %q is not a boolean; allowed: true, false", key, value)
+		}
+		return strconv.FormatBool(b), nil
+	case KindInt:
+		n, err := strconv.Atoi(v)
+		if err != nil || n < d.Min {
+			return "", fmt.Errorf("%s: %q is not an integer ≥ %d", key, value, d.Min)
+		}
+		return strconv.Itoa(n), nil
+	case KindEnum:
+		for _, a := range d.Allowed {
+			if strings.EqualFold(v, a) {
+				return a, nil
+			}
+		}
+		return "", fmt.Errorf("%s: %q is not allowed; allowed: %s", key, value, strings.Join(d.Allowed, ", "))
+	case KindList:
+		items := splitList(v)
+		if len(d.Allowed) > 0 {
+			for i, it := range items {
+				j := slices.IndexFunc(d.Allowed, func(a string) bool { return strings.EqualFold(a, it) })
+				if j < 0 {
+					return "", fmt.Errorf("%s: %q is not allowed; allowed: %s", key, it, strings.Join(d.Allowed, ", "))
+				}
+				items[i] = d.Allowed[j]
+			}
+		}
+		if key == "vendordata_dynamic_targets" {
+			for _, it := range items {
+				if name, url, ok := strings.Cut(it, "@"); !ok || name == "" || !strings.HasPrefix(url, "http") {
+					return "", fmt.Errorf("%s: %q is not name@http(s)://url", key, it)
+				}
+			}
+		}
+		return strings.Join(items, ","), nil
+	}
+	return v, nil
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, it := range strings.Split(v, ",") {
+		if it = strings.TrimSpace(it); it != "" {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// Config is the settings in force, typed: defaults overlaid with the stored
+// values, overlaid with a process's own overrides.
+type Config struct {
+	ForceMetadata              bool
+	EnableIsolatedMetadata     bool
+	EnableMetadataProxy        bool
+	ForceConfigDrive           bool
+	ConfigDriveFormat          string
+	SharedSecret               string
+	CacheExpirationSeconds     int
+	ServiceMetadataProxy       bool
+	DHCPDomain                 string
+	NovaMetadataHost           string
+	NovaMetadataPort           int
+	NovaMetadataProtocol       string
+	VendordataProviders        []string
+	VendordataJSONFile         string
+	VendordataDynamicTargets   []string
+	VendordataConnectTimeout   int
+	VendordataReadTimeout      int
+	VendordataFailureFatal     bool
+	RateLimitEnabled           bool
+	RateLimitIPVersion         int
+	RateLimitBaseWindowSeconds int
+	RateLimitBaseQueries       int
+	RateLimitBurstWindowSecs   int
+	RateLimitBurstQueries      int
+}
+
+// Resolve returns every setting's value in force: the default, unless set
+// in stored, unless overridden. Unknown or invalid values are errors.
+func Resolve(stored, overrides map[string]string) (map[string]string, error) {
+	out := make(map[string]string, len(settingDefs))
+	for _, d := range settingDefs {
+		out[d.Key] = d.Default
+	}
+	for _, layer := range []map[string]string{stored, overrides} {
+		for k, v := range layer {
+			nv, err := NormalizeSetting(k, v)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = nv
+		}
+	}
+	return out, nil
+}
+
+// ParseConfig resolves settings into a typed Config.
+func ParseConfig(stored, overrides map[string]string) (Config, error) {
+	m, err := Resolve(stored, overrides)
+	if err != nil {
+		return Config{}, err
+	}
+	b := func(k string) bool { return m[k] == "true" }
+	n := func(k string) int { v, _ := strconv.Atoi(m[k]); return v }
+	return Config{
+		ForceMetadata:              b("force_metadata"),
+		EnableIsolatedMetadata:     b("enable_isolated_metadata"),
+		EnableMetadataProxy:        b("enable_metadata_proxy"),
+		ForceConfigDrive:           b("force_config_drive"),
+		ConfigDriveFormat:          m["config_drive_format"],
+		SharedSecret:               m["metadata_proxy_shared_secret"],
+		CacheExpirationSeconds:     n("metadata_cache_expiration"),
+		ServiceMetadataProxy:       b("service_metadata_proxy"),
+		DHCPDomain:                 m["dhcp_domain"],
+		NovaMetadataHost:           m["nova_metadata_host"],
+		NovaMetadataPort:           n("nova_metadata_port"),
+		NovaMetadataProtocol:       m["nova_metadata_protocol"],
+		VendordataProviders:        splitList(m["vendordata_providers"]),
+		VendordataJSONFile:         m["vendordata_jsonfile_path"],
+		VendordataDynamicTargets:   splitList(m["vendordata_dynamic_targets"]),
+		VendordataConnectTimeout:   n("vendordata_dynamic_connect_timeout"),
+		VendordataReadTimeout:      n("vendordata_dynamic_read_timeout"),
+		VendordataFailureFatal:     b("vendordata_dynamic_failure_fatal"),
+		RateLimitEnabled:           b("metadata_rate_limiting.rate_limit_enabled"),
+		RateLimitIPVersion:         n("metadata_rate_limiting.ip_versions"),
+		RateLimitBaseWindowSeconds: n("metadata_rate_limiting.base_window_duration"),
+		RateLimitBaseQueries:       n("metadata_rate_limiting.base_query_rate_limit"),
+		RateLimitBurstWindowSecs:   n("metadata_rate_limiting.burst_window_duration"),
+		RateLimitBurstQueries:      n("metadata_rate_limiting.burst_query_rate_limit"),
+	}, nil
+}

@@ -1,0 +1,86 @@
+// Package store owns mdctl's data model (projects, networks, subnets,
+// routers, ports, instances, settings, passwords) and its persistence.
+// SQLite (modernc.org/sqlite, no cgo) is the embedded default; every caller
+// goes through Store so that a PostgreSQL backend can follow.
+// It must never know about HTTP or namespaces.
+package store
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrNotFound is returned (wrapped) when a record does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned (wrapped) when a write would break a uniqueness
+// rule (a name or an IP already taken) or a password is already set.
+var ErrConflict = errors.New("conflict")
+
+// Reader reads records. Lookups by "ref" accept an ID or a unique name.
+type Reader interface {
+	// Generation is a counter bumped by every committed write, so servers
+	// can drop caches the moment anything changed.
+	Generation(ctx context.Context) (uint64, error)
+
+	GetProject(ctx context.Context, ref string) (Project, error)
+	ListProjects(ctx context.Context) ([]Project, error)
+
+	GetNetwork(ctx context.Context, ref string) (Network, error)
+	ListNetworks(ctx context.Context) ([]Network, error)
+	GetSubnet(ctx context.Context, id string) (Subnet, error)
+	// ListSubnets lists a network's subnets, or every subnet for "".
+	ListSubnets(ctx context.Context, networkID string) ([]Subnet, error)
+
+	GetRouter(ctx context.Context, ref string) (Router, error)
+	ListRouters(ctx context.Context) ([]Router, error)
+
+	GetPort(ctx context.Context, id string) (Port, error)
+	ListPorts(ctx context.Context, f PortFilter) ([]Port, error)
+
+	GetInstance(ctx context.Context, ref string) (Instance, error)
+	ListInstances(ctx context.Context) ([]Instance, error)
+	// InstanceView reads an instance with its project, ports, networks and
+	// subnets in one snapshot.
+	InstanceView(ctx context.Context, ref string) (InstanceView, error)
+
+	// Settings returns the stored settings (only those explicitly set).
+	Settings(ctx context.Context) (map[string]string, error)
+	// Password returns an instance's posted password, "" when none.
+	Password(ctx context.Context, instanceID string) (string, error)
+}
+
+// Writer changes records. Put* create or replace by ID.
+type Writer interface {
+	PutProject(ctx context.Context, p Project) error
+	PutNetwork(ctx context.Context, n Network) error
+	DeleteNetwork(ctx context.Context, id string) error // with its subnets and ports
+	PutSubnet(ctx context.Context, s Subnet) error
+	DeleteSubnet(ctx context.Context, id string) error
+	PutRouter(ctx context.Context, r Router) error
+	DeleteRouter(ctx context.Context, id string) error // with its interface ports
+	PutPort(ctx context.Context, p Port) error
+	DeletePort(ctx context.Context, id string) error
+	PutInstance(ctx context.Context, i Instance) error
+	DeleteInstance(ctx context.Context, id string) error // with its ports and password
+	SetSetting(ctx context.Context, key, value string) error
+	UnsetSetting(ctx context.Context, key string) error
+	// SetPassword stores a password once; a second call returns ErrConflict.
+	SetPassword(ctx context.Context, instanceID, password string) error
+}
+
+// Tx is a transaction: reads see its own writes.
+type Tx interface {
+	Reader
+	Writer
+}
+
+// Store is a handle on a store. Its own Reader and Writer methods each run
+// in a transaction of their own; Update groups several.
+type Store interface {
+	Reader
+	Writer
+	// Update runs fn in one transaction: all of it commits, or none of it.
+	Update(ctx context.Context, fn func(tx Tx) error) error
+	Close() error
+}
