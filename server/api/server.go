@@ -1,0 +1,285 @@
+// Package api is mdctl's nova-compatible metadata API (nova's
+// MetadataRequestHandler, port 8775): it identifies the instance behind a
+// request (a signed X-Instance-ID from the agent, or the peer address),
+// serves the documents server/metadata builds, the password endpoint, and
+// caches built metadata. It answers byte for byte as nova and webob do,
+// status codes and error pages included. It must never trust an unsigned
+// instance id, and never build documents itself.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+		"time"
+
+	"github.com/mdctl/mdctl/server/metadata"
+	"github.com/mdctl/mdctl/store"
+)
+
+// DefaultCacheEntries bounds each of the caches (by instance id, by peer
+// address) when Options.CacheEntries is 0.
+const DefaultCacheEntries = 65536
+
+// Options are what a Server needs.
+type Options struct {
+	Store store.Store
+	// Live gives the generation and settings in force; nil means
+	// store.NewLive(Store, nil) (no process overrides).
+	Live *store.Live
+	Logger     *slog.Logger
+	Now        func() time.Time
+	HTTPClient *http.Client // for dynamic vendordata; nil gives one with nova's timeouts
+	// CacheEntries bounds the metadata cache; 0 means DefaultCacheEntries.
+	CacheEntries int
+}
+
+// Server is the metadata API. It is safe for concurrent use.
+type Server struct {
+	store      store.Store
+	live       *store.Live
+	log        *slog.Logger
+	now        func() time.Time
+	httpClient *http.Client
+
+	byID, byIP *cache
+	signers    signers
+	ids        requestIDs
+}
+
+// New returns a Server; it does no I/O.
+func New(o Options) *Server {
+	s := &Server{
+		store:      o.Store,
+		live:       o.Live,
+		log:        o.Logger,
+		now:        o.Now,
+		httpClient: o.HTTPClient,
+		ids:        newRequestIDs(),
+	}
+	if s.live == nil {
+		s.live = store.NewLive(o.Store, nil)
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	n := o.CacheEntries
+	if n <= 0 {
+		n = DefaultCacheEntries
+	}
+	s.byID, s.byIP = newCache(n), newCache(n)
+	return s
+}
+
+// Handler returns the HTTP handler: the metadata tree plus /healthz.
+func (s *Server) Handler() http.Handler { return s }
+
+// Run serves on ln until ctx is cancelled, then shuts down gracefully,
+// letting requests in flight finish for up to 10 seconds.
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("metadata API listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("metadata API on %s: %w", ln.Addr(), err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("metadata API shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("metadata API on %s: %w", ln.Addr(), err)
+	}
+	return nil
+}
+
+// ServeHTTP answers one request as nova's MetadataRequestHandler.__call__.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rid := s.ids.echo(w, r)
+	if r.URL.Path == "/healthz" {
+		s.health(w, r)
+		return
+	}
+	now := s.now()
+	if isRoot(r.URL.Path) {
+		resp := metadata.RootListing(now)
+		writeOK(w, r, resp)
+		return
+	}
+	snap, err := s.live.Snapshot(r.Context())
+	if err != nil {
+		s.logger(rid).Error("Failed to read settings", "error", err)
+		writeError(w, r, errorPage{http.StatusInternalServerError, explainUnknown})
+		return
+	}
+	var e *entry
+	if snap.Config.ServiceMetadataProxy {
+		e = s.identifyByHeaders(w, r, rid, snap, now)
+	} else {
+		if r.Header.Get("X-Instance-Id") != "" {
+			s.logger(rid).Warn("X-Instance-ID present in request headers. The " +
+				"'service_metadata_proxy' option must be enabled to process this header.")
+		}
+		e = s.identifyByPeer(w, r, rid, snap, now)
+	}
+	if e == nil {
+		return // identification answered already
+	}
+	s.serve(w, r, rid, e)
+}
+
+// serve answers a path for an identified instance.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, rid string, e *entry) {
+	resp, err := e.md.Lookup(r.URL.Path)
+	switch {
+	case err == nil:
+		writeOK(w, r, resp)
+	case errors.Is(err, metadata.ErrPassword):
+		s.password(w, r, rid, e.instanceID)
+	case errors.Is(err, metadata.ErrNotFound):
+		writeError(w, r, errorPage{http.StatusNotFound, explainNotFound})
+	default:
+		// ErrLeafChild is nova's TypeError: an unhandled exception, so
+		// webob's bare 500. Anything else unexpected answers the same.
+		if !errors.Is(err, metadata.ErrLeafChild) {
+			s.logger(rid).Error("metadata lookup failed", "path", r.URL.Path, "instance", e.instanceID, "error", err)
+		}
+		writeError(w, r, errorPage{http.StatusInternalServerError, explainServerErrorRaw})
+	}
+}
+
+// writeOK sends a document as webob does: the content type with webob's
+// charset rule, the exact length, and no body for HEAD.
+func writeOK(w http.ResponseWriter, r *http.Request, resp metadata.Response) {
+	h := w.Header()
+	h["Content-Type"] = webobContentType(resp.ContentType)
+	h["Content-Length"] = []string{strconv.Itoa(len(resp.Body))}
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(resp.Body)
+	}
+}
+
+// webobContentType applies webob's Response.content_type setter to a bare
+// type: text types inherit the default response's "; charset=UTF-8".
+func webobContentType(ct string) []string {
+	switch ct {
+	case "", "text/plain":
+		return ctypePlain // nova's default MIME type is text/plain
+	case "application/json":
+		return ctypeJSON
+	case "text/html":
+		return ctypeHTML
+	}
+	if len(ct) > 5 && ct[:5] == "text/" && !containsByte(ct, ';') {
+		return []string{ct + "; charset=UTF-8"}
+	}
+	return []string{ct}
+}
+
+func containsByte(s string, c byte) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return true
+		}
+	}
+	return false
+}
+
+// health answers /healthz: 200 "ok" when the store answers.
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.store.Generation(r.Context()); err != nil {
+		http.Error(w, "store: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header()["Content-Type"] = ctypePlain
+	_, _ = w.Write([]byte("ok"))
+}
+
+func (s *Server) logger(rid string) *slog.Logger {
+	return s.log.With("request_id", rid)
+}
+
+// isRoot reports pyNormpath(p) == "/" without allocating on the usual
+// paths, which have no ".." segment.
+func isRoot(p string) bool {
+	if p == "/" {
+		return true
+	}
+	if strings.Contains(p, "..") {
+		return pyNormpath(p) == "/"
+	}
+	if len(p) == 0 || p[0] != '/' || (len(p) > 1 && p[1] == '/' && (len(p) == 2 || p[2] != '/')) {
+		return false
+	}
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg != "" && seg != "." {
+			return false
+		}
+	}
+	return true
+}
+
+// pyNormpath is Python's posixpath.normpath, which nova applies before
+// comparing with "/": "." and ".." resolved, repeated slashes folded,
+// except that exactly two leading slashes are kept.
+func pyNormpath(p string) string {
+	if p == "" {
+		return "."
+	}
+	lead := 0
+	if p[0] == '/' {
+		lead = 1
+		if len(p) > 1 && p[1] == '/' && (len(p) == 2 || p[2] != '/') {
+			lead = 2
+		}
+	}
+	var parts []string
+	start := 0
+	for i := 0; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			continue
+		}
+		c := p[start:i]
+		start = i + 1
+		switch {
+		case c == "" || c == ".":
+		case c != "..":
+			parts = append(parts, c)
+		case lead == 0 && (len(parts) == 0 || parts[len(parts)-1] == ".."):
+			parts = append(parts, c)
+		case len(parts) > 0:
+			parts = parts[:len(parts)-1]
+		}
+	}
+	out := ""
+	for i, c := range parts {
+		if i > 0 {
+			out += "/"
+		}
+		out += c
+	}
+	out = "//"[:lead] + out
+	if out == "" {
+		return "."
+	}
+	return out
+}

@@ -1,0 +1,145 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mdctl/mdctl/store"
+)
+
+// staticVendordata reads vendordata_jsonfile_path as nova's JsonFileVendorData
+// does: no path gives {}, an unreadable or invalid file fails the build.
+func staticVendordata(log *slog.Logger, cfg store.Config) (json.RawMessage, error) {
+	path := cfg.VendordataJSONFile
+	if path == "" {
+		return json.RawMessage("{}"), nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			log.Warn(fmt.Sprintf("vendordata_jsonfile_path[%s]: file does not exist", path))
+		} else {
+			log.Warn(fmt.Sprintf("vendordata_jsonfile_path[%s]: unexpected IOError when reading", path))
+		}
+		return nil, fmt.Errorf("read vendordata file %s: %w", path, err)
+	}
+	if !json.Valid(data) {
+		log.Warn(fmt.Sprintf("vendordata_jsonfile_path[%s]: failed to load json", path))
+		return nil, fmt.Errorf("vendordata file %s: invalid JSON", path)
+	}
+	return json.RawMessage(data), nil
+}
+
+// dynamicRequest is the body nova's DynamicVendorData POSTs.
+type dynamicRequest struct {
+	ProjectID  string            `json:"project-id"`
+	InstanceID string            `json:"instance-id"`
+	ImageID    string            `json:"image-id"`
+	UserData   *string           `json:"user-data"`
+	Hostname   string            `json:"hostname"`
+	Metadata   map[string]string `json:"metadata"`
+	BootRoles  string            `json:"boot-roles"`
+}
+
+// dynamicVendordata asks every vendordata_dynamic_targets service about an
+// instance. A failing target gives {} and nova's warning, or an error when
+// vendordata_dynamic_failure_fatal is set.
+func (s *Server) dynamicVendordata(ctx context.Context, log *slog.Logger, cfg store.Config, inst store.Instance) (map[string]json.RawMessage, error) {
+	if !slices.Contains(cfg.VendordataProviders, "DynamicJSON") || len(cfg.VendordataDynamicTargets) == 0 {
+		return nil, nil
+	}
+	req := dynamicRequest{
+		ProjectID:  inst.ProjectID,
+		InstanceID: inst.ID,
+		Hostname:   inst.Hostname,
+		Metadata:   inst.Meta,
+	}
+	if req.Metadata == nil {
+		req.Metadata = map[string]string{}
+	}
+	if inst.UserData != nil {
+		ud := base64.StdEncoding.EncodeToString(inst.UserData)
+		req.UserData = &ud
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("encode vendordata request: %w", err)
+	}
+	out := make(map[string]json.RawMessage, len(cfg.VendordataDynamicTargets))
+	for _, target := range cfg.VendordataDynamicTargets {
+		name, url, ok := strings.Cut(target, "@")
+		if !ok {
+			log.Warn(fmt.Sprintf("Dynamic vendordata target %s is malformed; it should be name@url", target))
+			continue
+		}
+		data, err := s.postVendordata(ctx, cfg, url, body)
+		if err != nil {
+			log.Warn(fmt.Sprintf("Error from dynamic vendordata service %s at %s: %s", name, url, err),
+				"service", name, "url", url)
+			if cfg.VendordataFailureFatal {
+				return nil, fmt.Errorf("dynamic vendordata %s: %w", name, err)
+			}
+			data = json.RawMessage("{}")
+		}
+		out[name] = data
+	}
+	return out, nil
+}
+
+func (s *Server) postVendordata(ctx context.Context, cfg store.Config, url string, body []byte) (json.RawMessage, error) {
+	connect := time.Duration(cfg.VendordataConnectTimeout) * time.Second
+	read := time.Duration(cfg.VendordataReadTimeout) * time.Second
+	ctx, cancel := context.WithTimeout(ctx, connect+read)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "openstack-nova-vendordata")
+	resp, err := s.vendorClient(connect, read).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 400 {
+		return nil, fmt.Errorf("%s", resp.Status)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return json.RawMessage("{}"), nil
+	}
+	if !json.Valid(data) {
+		return nil, errors.New("response is not JSON")
+	}
+	return json.RawMessage(data), nil
+}
+
+// vendorClient is the configured client, or one with nova's connect and
+// read timeouts.
+func (s *Server) vendorClient(connect, read time.Duration) *http.Client {
+	if s.httpClient != nil {
+		return s.httpClient
+	}
+	return &http.Client{Transport: &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: connect}).DialContext,
+		ResponseHeaderTimeout: read,
+		DisableKeepAlives:     true, // a client per build: leave no idle connections behind
+	}}
+}
