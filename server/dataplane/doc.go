@@ -1,0 +1,41 @@
+// Package dataplane owns everything mdctl does to the kernel: named network
+// namespaces, veths, bridges, addresses, routes and the metadata iptables
+// rules of router namespaces, reconciled from the store; and the lab guests
+// that stand in for VMs. It must never serve HTTP or read the store itself:
+// callers hand it store records and it hands back namespace names.
+//
+// Namespaces, done once:
+//
+//	Do(ns, fn)                         run fn on a thread inside ns (the only setns caller)
+//	ListenTCP(ns, network, addr)       a listener that lives in ns (proxies)
+//	DialContext(ctx, ns, network, addr) a connection from ns (tracer probes)
+//	RunIn(ns, *exec.Cmd)               a process in ns
+//	EnsureNamespace / DeleteNamespace / NamespaceExists / ListNamespaces,
+//	compatible with `ip netns` (bind mounts under /run/netns).
+//
+// The wanted state: Plan(networks, subnets, ports, routers, cfg) is a pure
+// function returning a Desired — one bridge per network in mdctl's segment
+// namespace (Options.SegmentNamespace, default "mdctl-seg"), one
+// qrouter-<router id> namespace per router with a qr-<port[:11]> veth per
+// router interface and neutron's four metadata rules (wrapped chains
+// neutron-l3-agent-*, IPv6 too when the router has IPv6), and one
+// qdhcp-<network id> namespace per network neutron's DHCP agent would serve
+// metadata from (force_metadata, or enable_isolated_metadata and an isolated
+// DHCP subnet), its ns-<port[:11]> veth holding 169.254.169.254/32 (and
+// fe80::a9fe:a9fe/128 with IPv6). NetSegment.DHCP says why a network is or
+// is not DHCP-served and SubnetPlan.MetadataHop is the option 121 next hop.
+// Every veth's other end is tap<port[:11]> on brq<network[:11]>.
+//
+// Reconciler.Apply(ctx, d) makes the kernel match: idempotent, adopting what
+// exists, and removing only what carries this mdctl's owner mark (an alias
+// on lo of each namespace it made, and on each segment link), so neutron's
+// own namespaces and another mdctl's are never touched. Proxies listen in
+// RouterNS.Namespace on 0.0.0.0:9697 and [::]:9697, and in DHCPNS.Namespace
+// on 169.254.169.254:80 and [fe80::a9fe:a9fe%<DHCPNS.Interface.Name>]:80.
+//
+// Lab guests (mdctl lab): Guests(d, instance views) gives one Guest per
+// instance port; LabUp builds a namespace per guest (GuestNamespace: prefix
+// + instance name) with eth0 carrying the port's MAC and addresses, its tap
+// on the network's bridge, and the routes DHCP would push (Guest.Routes);
+// LabStatus inspects, LabExec runs a command inside, LabDown removes them.
+package dataplane

@@ -1,0 +1,369 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os/exec"
+	"sort"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/mdctl/mdctl/store"
+)
+
+// Guest is one instance port simulated by a namespace: what a VM on that
+// port would have after DHCP.
+type Guest struct {
+	InstanceID   string
+	InstanceName string
+	PortIndex    int // 0 for the instance's first NIC
+	PortID       string
+	NetworkID    string
+	MAC          string
+	Addrs        []string // the port's fixed IPs, CIDR notation
+	Gateway      string   // IPv4 default gateway, "" for none
+	Gateway6     string   // IPv6 default gateway, "" for none
+	// DHCPPortIP and MetadataViaDHCP tell whether 169.254.169.254 is served
+	// from the network's DHCP namespace; MetadataHop is the option 121 next
+	// hop for it ("" for no route), as Plan chose it.
+	DHCPPortIP      string
+	MetadataViaDHCP bool
+	MetadataHop     string
+	HostRoutes      []store.HostRoute
+	OnLink          []string // other IPv4 subnets of the same segment (option 121 "<cidr>,0.0.0.0")
+	MTU             int
+}
+
+// Route is one route a guest gets; Via "" means on-link.
+type Route struct {
+	Dst string
+	Via string
+}
+
+// Routes are what DHCP would push (facts §6): same-segment subnets on-link,
+// the subnet's host routes, 169.254.169.254/32 via the metadata hop, then the
+// default route via the gateway; and the IPv6 default route.
+func (g Guest) Routes() []Route {
+	var rs []Route
+	for _, c := range g.OnLink {
+		rs = append(rs, Route{Dst: c})
+	}
+	for _, h := range g.HostRoutes {
+		rs = append(rs, Route{Dst: h.Destination, Via: h.NextHop})
+	}
+	if g.MetadataHop != "" {
+		rs = append(rs, Route{Dst: MetadataIPv4 + "/32", Via: g.MetadataHop})
+	}
+	if g.Gateway != "" {
+		rs = append(rs, Route{Dst: "0.0.0.0/0", Via: g.Gateway})
+	}
+	if g.Gateway6 != "" {
+		rs = append(rs, Route{Dst: "::/0", Via: g.Gateway6})
+	}
+	return rs
+}
+
+// Guests turns instances into lab guests, one per port, using the
+// decisions in d for their metadata routes.
+func Guests(d Desired, views []store.InstanceView) []Guest {
+	segs := map[string]NetSegment{}
+	for _, n := range d.Networks {
+		segs[n.NetworkID] = n
+	}
+	var out []Guest
+	for _, v := range views {
+		for i, pv := range v.Ports {
+			out = append(out, guestFor(v.Instance, i, pv, segs[pv.Port.NetworkID]))
+		}
+	}
+	return out
+}
+
+func guestFor(inst store.Instance, index int, pv store.PortView, seg NetSegment) Guest {
+	g := Guest{
+		InstanceID: inst.ID, InstanceName: inst.Name, PortIndex: index,
+		PortID: pv.Port.ID, NetworkID: pv.Port.NetworkID, MAC: pv.Port.MACAddress, MTU: pv.Network.MTU,
+	}
+	plans := map[string]SubnetPlan{}
+	for _, s := range seg.Subnets {
+		plans[s.SubnetID] = s
+	}
+	own := map[string]bool{}
+	have4 := false
+	for i, ip := range pv.Port.FixedIPs {
+		var sub store.Subnet
+		if i < len(pv.Subnets) {
+			sub = pv.Subnets[i]
+		}
+		if cidr := withPrefix(ip.IPAddress, sub.CIDR); cidr != "" {
+			g.Addrs = append(g.Addrs, cidr)
+		}
+		own[ip.SubnetID] = true
+		p := plans[ip.SubnetID]
+		switch {
+		case sub.IPVersion == 6 && g.Gateway6 == "":
+			g.Gateway6 = sub.GatewayIP
+		case sub.IPVersion == 4 && !have4:
+			// The first IPv4 subnet's DHCP answer is the one the guest keeps.
+			have4 = true
+			g.Gateway = sub.GatewayIP
+			g.HostRoutes = sub.HostRoutes
+			g.MetadataHop = p.MetadataHop
+			if p.MetadataVia == "dhcp" {
+				g.MetadataViaDHCP, g.DHCPPortIP = true, p.MetadataHop
+			}
+		}
+	}
+	for _, s := range seg.Subnets {
+		if s.IPVersion == 4 && !own[s.SubnetID] {
+			g.OnLink = append(g.OnLink, s.CIDR)
+		}
+	}
+	return g
+}
+
+// LabUp builds one namespace per guest: eth0 with the port's MAC and
+// addresses, its veth peer tap<port id[:11]> on the network's bridge in the
+// segment namespace, and the routes DHCP would push. It is idempotent and
+// removes lab guests of this mdctl that guests no longer lists.
+func LabUp(ctx context.Context, opts Options, guests []Guest) error {
+	opts = opts.withDefaults()
+	mark := ownerMark(opts.SegmentNamespace)
+	seg, err := ensureOwnedNamespace(opts.SegmentNamespace, mark)
+	if err != nil {
+		return fmt.Errorf("lab: segment namespace: %w", err)
+	}
+	defer seg.Close()
+	wanted := map[string]bool{}
+	var errs error
+	for _, g := range guests {
+		if err := ctx.Err(); err != nil {
+			return errors.Join(errs, err)
+		}
+		name := GuestNamespace(opts.GuestPrefix, g)
+		wanted[name] = true
+		if err := labGuestUp(seg, name, mark, g); err != nil {
+			errs = errors.Join(errs, fmt.Errorf("lab guest %s: %w", name, err))
+		}
+	}
+	return errors.Join(errs, sweepGuests(opts, mark, wanted))
+}
+
+func labGuestUp(seg *nsLink, name, mark string, g Guest) error {
+	// The bridge normally comes from Apply; making it here lets the lab run
+	// before (or without) serve.
+	if err := ensureBridge(seg, BridgeName(g.NetworkID), aliasNetwork+g.NetworkID, g.MTU); err != nil {
+		return err
+	}
+	n, err := ensureOwnedNamespace(name, mark)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	ifc := Interface{
+		PortID: g.PortID, NetworkID: g.NetworkID, Name: GuestInterface, Tap: TapName(g.PortID),
+		Bridge: BridgeName(g.NetworkID), MAC: g.MAC, Addrs: g.Addrs, MTU: g.MTU,
+	}
+	if err := ensureVeth(seg, n, ifc, aliasGuest+name); err != nil {
+		return err
+	}
+	return ensureRoutes(n, GuestInterface, g.Routes())
+}
+
+// ensureRoutes makes the static routes on dev exactly rs. Routes the kernel
+// made for the addresses themselves are left alone.
+func ensureRoutes(n *nsLink, dev string, rs []Route) error {
+	l, err := n.linkByName(dev)
+	if err != nil || l == nil {
+		return fmt.Errorf("%s: %s missing: %v", n.name, dev, err)
+	}
+	want := map[string]bool{}
+	for _, r := range rs {
+		_, dst, err := net.ParseCIDR(r.Dst)
+		if err != nil {
+			return fmt.Errorf("%s: route %s: %w", n.name, r.Dst, err)
+		}
+		nr := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: dst, Protocol: unix.RTPROT_STATIC}
+		if r.Via == "" {
+			nr.Scope = netlink.SCOPE_LINK
+		} else if nr.Gw = net.ParseIP(r.Via); nr.Gw == nil {
+			return fmt.Errorf("%s: route %s via %q: bad next hop", n.name, r.Dst, r.Via)
+		}
+		if err := n.h.RouteReplace(nr); err != nil {
+			return fmt.Errorf("%s: route %s via %s: %w", n.name, r.Dst, r.Via, err)
+		}
+		want[dst.String()] = true
+	}
+	have, err := n.h.RouteList(l, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("%s: list routes: %w", n.name, err)
+	}
+	for _, r := range have {
+		if r.Protocol != unix.RTPROT_STATIC || want[routeDst(r)] {
+			continue
+		}
+		if err := n.h.RouteDel(&r); err != nil {
+			return fmt.Errorf("%s: remove stale route %s: %w", n.name, routeDst(r), err)
+		}
+	}
+	return nil
+}
+
+func routeDst(r netlink.Route) string {
+	if r.Dst == nil {
+		if r.Family == netlink.FAMILY_V6 {
+			return "::/0"
+		}
+		return "0.0.0.0/0"
+	}
+	return r.Dst.String()
+}
+
+// LabDown removes every lab guest namespace this mdctl made (their taps go
+// with them).
+func LabDown(ctx context.Context, opts Options) error {
+	opts = opts.withDefaults()
+	return sweepGuests(opts, ownerMark(opts.SegmentNamespace), nil)
+}
+
+func sweepGuests(opts Options, mark string, wanted map[string]bool) error {
+	names, err := ListNamespaces(opts.GuestPrefix)
+	if err != nil {
+		return err
+	}
+	var errs error
+	for _, name := range names {
+		if wanted[name] {
+			continue
+		}
+		if ours, err := ownedBy(name, mark); err != nil || !ours {
+			continue
+		}
+		if err := removeOwnedNamespace(name); err != nil {
+			errs = errors.Join(errs, err)
+		}
+	}
+	return errs
+}
+
+// GuestStatus is what the kernel holds for one lab guest.
+type GuestStatus struct {
+	Namespace string
+	Guest     Guest // zero for a stray
+	Exists    bool
+	// Stray: an mdctl guest namespace no listed guest wants (LabUp removes it).
+	Stray    bool
+	Addrs    []string // on eth0
+	Problems []string // empty when the guest is wired as LabUp would wire it
+}
+
+// OK reports whether the guest exists and is wired as wanted.
+func (s GuestStatus) OK() bool { return s.Exists && !s.Stray && len(s.Problems) == 0 }
+
+// LabStatus inspects each guest (and any stray guest namespaces of this
+// mdctl) without changing anything.
+func LabStatus(ctx context.Context, opts Options, guests []Guest) ([]GuestStatus, error) {
+	opts = opts.withDefaults()
+	mark := ownerMark(opts.SegmentNamespace)
+	var out []GuestStatus
+	listed := map[string]bool{}
+	for _, g := range guests {
+		name := GuestNamespace(opts.GuestPrefix, g)
+		listed[name] = true
+		out = append(out, inspectGuest(opts, name, g))
+	}
+	names, err := ListNamespaces(opts.GuestPrefix)
+	if err != nil {
+		return out, err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if listed[name] {
+			continue
+		}
+		if ours, err := ownedBy(name, mark); err == nil && ours {
+			out = append(out, GuestStatus{Namespace: name, Exists: true, Stray: true})
+		}
+	}
+	return out, nil
+}
+
+func inspectGuest(opts Options, name string, g Guest) GuestStatus {
+	st := GuestStatus{Namespace: name, Guest: g}
+	ok, err := NamespaceExists(name)
+	if err != nil || !ok {
+		st.Problems = append(st.Problems, "namespace missing")
+		return st
+	}
+	st.Exists = true
+	n, err := openNS(name)
+	if err != nil {
+		st.Problems = append(st.Problems, err.Error())
+		return st
+	}
+	defer n.Close()
+	l, err := n.linkByName(GuestInterface)
+	if err != nil || l == nil {
+		st.Problems = append(st.Problems, GuestInterface+" missing")
+		return st
+	}
+	if l.Attrs().Flags&net.FlagUp == 0 {
+		st.Problems = append(st.Problems, GuestInterface+" down")
+	}
+	if mac, _ := net.ParseMAC(g.MAC); mac != nil && l.Attrs().HardwareAddr.String() != mac.String() {
+		st.Problems = append(st.Problems, fmt.Sprintf("%s MAC %s, want %s", GuestInterface, l.Attrs().HardwareAddr, mac))
+	}
+	addrs, _ := n.h.AddrList(l, netlink.FAMILY_ALL)
+	have := map[string]bool{}
+	for _, a := range addrs {
+		if !kernelLinkLocal(a) {
+			st.Addrs = append(st.Addrs, a.IPNet.String())
+			have[a.IPNet.String()] = true
+		}
+	}
+	for _, w := range g.Addrs {
+		if a, err := netlink.ParseAddr(w); err == nil && !have[a.IPNet.String()] {
+			st.Problems = append(st.Problems, "address "+w+" missing")
+		}
+	}
+	st.Problems = append(st.Problems, checkTap(opts.SegmentNamespace, g)...)
+	return st
+}
+
+func checkTap(segNS string, g Guest) []string {
+	seg, err := openNS(segNS)
+	if err != nil {
+		return []string{"segment namespace " + segNS + " missing"}
+	}
+	defer seg.Close()
+	tap, _ := seg.linkByName(TapName(g.PortID))
+	br, _ := seg.linkByName(BridgeName(g.NetworkID))
+	switch {
+	case tap == nil:
+		return []string{TapName(g.PortID) + " missing in " + segNS}
+	case br == nil:
+		return []string{"bridge " + BridgeName(g.NetworkID) + " missing in " + segNS}
+	case tap.Attrs().MasterIndex != br.Attrs().Index:
+		return []string{TapName(g.PortID) + " not on bridge " + BridgeName(g.NetworkID)}
+	}
+	return nil
+}
+
+// LabExec runs cmd inside the guest's namespace and waits for it. cmd is
+// started from a thread switched into the namespace, so the process (and
+// everything it starts) lives there, as under `ip netns exec`.
+func LabExec(opts Options, g Guest, cmd *exec.Cmd) error {
+	opts = opts.withDefaults()
+	return RunIn(GuestNamespace(opts.GuestPrefix, g), cmd)
+}
+
+// RunIn starts cmd inside the named namespace and waits for it.
+func RunIn(nsName string, cmd *exec.Cmd) error {
+	if err := Do(nsName, cmd.Start); err != nil {
+		return err
+	}
+	return cmd.Wait()
+}

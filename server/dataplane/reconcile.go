@@ -1,0 +1,245 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/coreos/go-iptables/iptables"
+)
+
+// Options name the parts of the data plane that belong to one mdctl. Tests
+// give every run its own SegmentNamespace (and so its own owner mark) and
+// GuestPrefix, so they never touch each other's namespaces.
+type Options struct {
+	// SegmentNamespace holds the bridges; default DefaultSegmentNamespace.
+	// It is also the owner mark of every namespace this mdctl makes.
+	SegmentNamespace string
+	// GuestPrefix starts lab guest namespace names; default DefaultGuestPrefix.
+	GuestPrefix string
+	Logger      *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.SegmentNamespace == "" {
+		o.SegmentNamespace = DefaultSegmentNamespace
+	}
+	if o.GuestPrefix == "" {
+		o.GuestPrefix = DefaultGuestPrefix
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Reconciler makes the kernel match a Desired. One Apply runs at a time.
+type Reconciler struct {
+	opts Options
+	mu   sync.Mutex
+	// ruleChanges counts wrapped chains rewritten and jumps added by the
+	// last Apply; tests read it to prove a second Apply changes nothing.
+	ruleChanges int
+}
+
+// NewReconciler returns a Reconciler for the data plane named by opts.
+func NewReconciler(opts Options) *Reconciler {
+	return &Reconciler{opts: opts.withDefaults()}
+}
+
+// Options returns the options in force, defaults filled in.
+func (r *Reconciler) Options() Options { return r.opts }
+
+// Apply makes the kernel match d: it creates what is missing, adopts what
+// already exists (a restart duplicates nothing) and removes the routers, DHCP
+// namespaces, bridges and veths this mdctl made that d no longer wants. It
+// never touches a namespace or link without mdctl's names and owner mark.
+// One broken router or network does not stop the others; all errors are
+// returned joined.
+func (r *Reconciler) Apply(ctx context.Context, d Desired) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ruleChanges = 0
+	mark := ownerMark(r.opts.SegmentNamespace)
+
+	seg, err := ensureOwnedNamespace(r.opts.SegmentNamespace, mark)
+	if err != nil {
+		return fmt.Errorf("segment namespace: %w", err)
+	}
+	defer seg.Close()
+
+	var errs error
+	for _, n := range d.Networks {
+		if err := ensureBridge(seg, n.Bridge, aliasNetwork+n.NetworkID, n.MTU); err != nil {
+			errs = errors.Join(errs, fmt.Errorf("network %s: %w", n.NetworkID, err))
+		}
+	}
+	for _, rt := range d.Routers {
+		if err := ctx.Err(); err != nil {
+			return errors.Join(errs, err)
+		}
+		if err := r.applyRouter(seg, rt, mark); err != nil {
+			errs = errors.Join(errs, fmt.Errorf("router %s: %w", rt.RouterID, err))
+		}
+	}
+	for _, dh := range d.DHCP {
+		if err := ctx.Err(); err != nil {
+			return errors.Join(errs, err)
+		}
+		if err := applyDHCP(seg, dh, mark); err != nil {
+			errs = errors.Join(errs, fmt.Errorf("dhcp %s: %w", dh.NetworkID, err))
+		}
+	}
+	if err := r.sweepNamespaces(d, mark); err != nil {
+		errs = errors.Join(errs, err)
+	}
+	if err := sweepSegment(seg, d); err != nil {
+		errs = errors.Join(errs, err)
+	}
+	return errs
+}
+
+func (r *Reconciler) applyRouter(seg *nsLink, rt RouterNS, mark string) error {
+	n, err := ensureOwnedNamespace(rt.Namespace, mark)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	keep := map[string]bool{}
+	var errs error
+	for _, ifc := range rt.Interfaces {
+		keep[ifc.Name] = true
+		if err := ensureVeth(seg, n, ifc, aliasRouter+rt.RouterID); err != nil {
+			errs = errors.Join(errs, fmt.Errorf("port %s: %w", ifc.PortID, err))
+		}
+	}
+	errs = errors.Join(errs, removeStaleLinks(n, "qr-", keep))
+	errs = errors.Join(errs, writeSysctl(rt.Namespace, "net/ipv4/ip_forward", "1"))
+	if rt.IPv6 {
+		errs = errors.Join(errs, writeSysctl(rt.Namespace, "net/ipv6/conf/all/forwarding", "1"))
+	}
+	errs = errors.Join(errs, Do(rt.Namespace, func() error {
+		return r.syncRules(rt)
+	}))
+	return errs
+}
+
+// syncRules runs inside the router namespace.
+func (r *Reconciler) syncRules(rt RouterNS) error {
+	ipt4, err := iptables.New(iptables.IPFamily(iptables.ProtocolIPv4))
+	if err != nil {
+		return fmt.Errorf("iptables: %w", err)
+	}
+	n, err := syncRouterRules(ipt4, false, true, rt.MetadataProxy)
+	r.ruleChanges += n
+	if err != nil {
+		return fmt.Errorf("iptables: %w", err)
+	}
+	ipt6, err := iptables.New(iptables.IPFamily(iptables.ProtocolIPv6))
+	if err != nil {
+		if rt.IPv6 {
+			return fmt.Errorf("ip6tables: %w", err)
+		}
+		return nil // no ip6tables and nothing to do with it
+	}
+	n, err = syncRouterRules(ipt6, true, rt.IPv6, rt.MetadataProxy)
+	r.ruleChanges += n
+	if err != nil {
+		return fmt.Errorf("ip6tables: %w", err)
+	}
+	return nil
+}
+
+func applyDHCP(seg *nsLink, dh DHCPNS, mark string) error {
+	n, err := ensureOwnedNamespace(dh.Namespace, mark)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	ifc := dh.Interface
+	ifc.Addrs = append(append([]string{}, ifc.Addrs...), dh.MetadataAddrs...)
+	err = ensureVeth(seg, n, ifc, aliasDHCP+dh.NetworkID)
+	return errors.Join(err, removeStaleLinks(n, "ns-", map[string]bool{ifc.Name: true}))
+}
+
+// sweepNamespaces removes qrouter-/qdhcp- namespaces that carry this mdctl's
+// owner mark and are not wanted. Anyone else's (neutron's, another mdctl's)
+// are left alone.
+func (r *Reconciler) sweepNamespaces(d Desired, mark string) error {
+	wanted := map[string]bool{}
+	for _, rt := range d.Routers {
+		wanted[rt.Namespace] = true
+	}
+	for _, dh := range d.DHCP {
+		wanted[dh.Namespace] = true
+	}
+	var errs error
+	for _, prefix := range []string{RouterNSPrefix, DHCPNSPrefix} {
+		names, err := ListNamespaces(prefix)
+		if err != nil {
+			errs = errors.Join(errs, err)
+			continue
+		}
+		for _, name := range names {
+			if wanted[name] {
+				continue
+			}
+			ours, err := ownedBy(name, mark)
+			if err != nil || !ours {
+				continue // not ours, or a leftover file that is no namespace
+			}
+			r.opts.Logger.Info("removing namespace no longer wanted", "namespace", name)
+			if err := removeOwnedNamespace(name); err != nil {
+				errs = errors.Join(errs, err)
+			}
+		}
+	}
+	return errs
+}
+
+// sweepSegment removes bridges and router/DHCP taps in the segment namespace
+// that d no longer wants. Lab guest taps belong to the lab and stay.
+func sweepSegment(seg *nsLink, d Desired) error {
+	wanted := map[string]bool{}
+	for _, n := range d.Networks {
+		wanted[n.Bridge] = true
+	}
+	for _, rt := range d.Routers {
+		for _, ifc := range rt.Interfaces {
+			wanted[ifc.Tap] = true
+		}
+	}
+	for _, dh := range d.DHCP {
+		wanted[dh.Interface.Tap] = true
+	}
+	links, err := seg.h.LinkList()
+	if err != nil {
+		return fmt.Errorf("%s: list links: %w", seg.name, err)
+	}
+	var errs error
+	for _, l := range links {
+		a := l.Attrs()
+		managed := strings.HasPrefix(a.Alias, aliasNetwork) || strings.HasPrefix(a.Alias, aliasRouter) || strings.HasPrefix(a.Alias, aliasDHCP)
+		if !managed || wanted[a.Name] {
+			continue
+		}
+		if err := seg.h.LinkDel(l); err != nil {
+			errs = errors.Join(errs, fmt.Errorf("%s: delete %s: %w", seg.name, a.Name, err))
+		}
+	}
+	return errs
+}
+
+// Teardown removes everything this mdctl's Apply made: its router and DHCP
+// namespaces and the segment namespace (and with it every bridge and tap).
+// Lab guests go with LabDown.
+func (r *Reconciler) Teardown(ctx context.Context) error {
+	if ok, err := NamespaceExists(r.opts.SegmentNamespace); err != nil || !ok {
+		return err
+	}
+	err := r.Apply(ctx, Desired{})
+	return errors.Join(err, DeleteNamespace(r.opts.SegmentNamespace))
+}
