@@ -1,0 +1,197 @@
+// Package agent is mdctl's neutron-metadata-agent: it listens on a unix
+// socket for the namespace proxies, resolves (router|network, source ip) to
+// the one port holding that address, signs the port's instance id with the
+// shared secret and forwards the request to the metadata API.
+//
+// It owns the socket, the lookup cache and the hop to the API. It must never
+// be reachable from a guest (it trusts X-Forwarded-For and X-Neutron-*-ID,
+// which only the proxy may set) and must never pass a guest's own headers on.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/mdctl/mdctl/store"
+)
+
+// Timeouts and limits of the agent's two hops.
+const (
+	// APITimeout bounds a whole request to the API, as neutron's
+	// requests.request(timeout=60).
+	APITimeout = 60 * time.Second
+	// DialTimeout bounds connecting to the API, so an API that is down
+	// answers 503 quickly instead of after APITimeout.
+	DialTimeout = 5 * time.Second
+	// MaxBodyBytes bounds a request body. neutron reads one recv(4096) of
+	// the whole request; the largest legitimate body is the 1020-byte
+	// password POST, so 4096 bytes of body alone is comfortably above it.
+	MaxBodyBytes = 4096
+	// maxHeaderBytes bounds the request head from the proxy.
+	maxHeaderBytes = 16 << 10
+	// idleConnsPerHost sizes the keep-alive pool to the API for a boot
+	// storm: many guests asking at once all go to one host.
+	idleConnsPerHost = 256
+)
+
+// Options configure an Agent.
+type Options struct {
+	// Store is read for ports; Live is built from it when nil.
+	Store store.Reader
+	// Live gives the settings in force (shared secret, API address) and
+	// the store generation, per request.
+	Live *store.Live
+	// SocketPath is the unix socket the proxies connect to.
+	SocketPath string
+	// SocketMode is the socket file's mode; 0 means 0660.
+	SocketMode os.FileMode
+	// SocketOwner and SocketGroup chown the socket; -1 leaves them.
+	SocketOwner, SocketGroup int
+	// Logger receives structured logs; nil means slog.Default().
+	Logger *slog.Logger
+	// APIURL overrides the API's base URL (no trailing slash); by default
+	// it is nova_metadata_protocol://nova_metadata_host:nova_metadata_port.
+	APIURL func(store.Config) string
+}
+
+// Agent is the metadata agent. It is safe for concurrent use.
+type Agent struct {
+	opts    Options
+	log     *slog.Logger
+	live    *store.Live
+	lookup  *resolver
+	client  *http.Client
+	handler http.Handler
+}
+
+// New returns an Agent; it does nothing until Run or Handler is used.
+func New(o Options) *Agent {
+	if o.SocketMode == 0 {
+		o.SocketMode = 0o660
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.APIURL == nil {
+		o.APIURL = DefaultAPIURL
+	}
+	live := o.Live
+	if live == nil {
+		live = store.NewLive(o.Store, nil)
+	}
+	a := &Agent{
+		opts:   o,
+		log:    o.Logger.With("component", "agent"),
+		live:   live,
+		lookup: newResolver(o.Store),
+		client: &http.Client{
+			Transport: newTransport(),
+			// A redirect is an answer to relay per neutron's table (as an
+			// unexpected code), never a hop to somewhere else.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+	a.handler = http.HandlerFunc(a.serve)
+	return a
+}
+
+// DefaultAPIURL is neutron's URL for nova: protocol://host:port.
+func DefaultAPIURL(c store.Config) string {
+	return c.NovaMetadataProtocol + "://" + net.JoinHostPort(c.NovaMetadataHost, strconv.Itoa(c.NovaMetadataPort))
+}
+
+func newTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:       nil, // never an environment proxy between agent and API
+		DialContext: (&net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		// The API's bytes (gzip user data included) are relayed untouched.
+		DisableCompression:    true,
+		MaxIdleConns:          4 * idleConnsPerHost,
+		MaxIdleConnsPerHost:   idleConnsPerHost,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   DialTimeout,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// Handler serves the agent's protocol; Run serves it on the socket.
+func (a *Agent) Handler() http.Handler { return a.handler }
+
+// Run listens on the unix socket (replacing a stale socket file), serves
+// until ctx is cancelled, then removes the socket.
+func (a *Agent) Run(ctx context.Context) error {
+	ln, err := a.listen()
+	if err != nil {
+		return err
+	}
+	defer os.Remove(a.opts.SocketPath)
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 30 * time.Second,
+		ReadTimeout:       APITimeout,
+		WriteTimeout:      APITimeout + 10*time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.log.Info("agent listening", "socket", a.opts.SocketPath, "mode", fmt.Sprintf("%#o", a.opts.SocketMode))
+	select {
+	case err := <-errc:
+		return fmt.Errorf("agent: serve %s: %w", a.opts.SocketPath, err)
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		srv.Close()
+	}
+	a.client.CloseIdleConnections()
+	return nil
+}
+
+// listen opens the socket. A leftover socket file from a previous run is
+// removed first, as neutron's agent unlinks it at start; anything else at
+// that path is an error, so a typo cannot delete a real file.
+func (a *Agent) listen() (net.Listener, error) {
+	p := a.opts.SocketPath
+	if p == "" {
+		return nil, errors.New("agent: no socket path")
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return nil, fmt.Errorf("agent: socket directory: %w", err)
+	}
+	if fi, err := os.Lstat(p); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("agent: %s exists and is not a socket; remove it or choose another path", p)
+		}
+		if err := os.Remove(p); err != nil {
+			return nil, fmt.Errorf("agent: remove stale socket: %w", err)
+		}
+	}
+	ln, err := net.Listen("unix", p)
+	if err != nil {
+		return nil, fmt.Errorf("agent: listen on %s: %w", p, err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(true)
+	if err := os.Chmod(p, a.opts.SocketMode); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("agent: chmod %s: %w", p, err)
+	}
+	if a.opts.SocketOwner >= 0 || a.opts.SocketGroup >= 0 {
+		if err := os.Lchown(p, a.opts.SocketOwner, a.opts.SocketGroup); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("agent: chown %s: %w", p, err)
+		}
+	}
+	return ln, nil
+}

@@ -1,0 +1,230 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Headers the proxy sets and the agent trusts.
+const (
+	hdrXFF       = "X-Forwarded-For"
+	hdrRouterID  = "X-Neutron-Router-ID"
+	hdrNetworkID = "X-Neutron-Network-ID"
+	hdrRequestID = "X-Request-ID"
+)
+
+// Messages neutron answers with.
+const (
+	msgUnavailable = "The remote metadata server is temporarily unavailable. Please try again later."
+	msgUnknown     = "An unknown error has occurred. Please try your request again."
+	msgUnexpected  = "Unexpected response code"
+)
+
+// SignInstanceID is neutron's sign_instance_id: lowercase hex
+// HMAC-SHA256 of the instance id keyed with the shared secret.
+func SignInstanceID(secret, instanceID string) string {
+	h := hmac.New(sha256.New, []byte(secret))
+	h.Write([]byte(instanceID))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// RequestID returns the request's X-Request-ID, or a fresh one in
+// OpenStack's req-<uuid> form.
+func RequestID(r *http.Request) string {
+	if id := r.Header.Get(hdrRequestID); id != "" && len(id) <= 128 {
+		return id
+	}
+	return "req-" + uuid.NewString()
+}
+
+func (a *Agent) serve(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rid := RequestID(r)
+	log := a.log.With("request_id", rid)
+	w.Header().Set(hdrRequestID, rid)
+
+	sc, src, msg := identify(r)
+	if msg != "" {
+		log.Warn("bad proxy request", "reason", msg)
+		plain(w, http.StatusBadRequest, msg)
+		return
+	}
+	log = log.With(sc.Kind, sc.ID, "ip", src.IP.String())
+
+	body, status := readBody(w, r)
+	if status != 0 {
+		log.Warn("request body too large", "limit", MaxBodyBytes)
+		plain(w, status, "Request is too large.")
+		return
+	}
+
+	snap, err := a.live.Snapshot(r.Context())
+	if err != nil {
+		log.Error("read settings", "err", err)
+		plain(w, http.StatusInternalServerError, msgUnknown)
+		return
+	}
+	m, cached, err := a.lookup.resolve(r.Context(), snap.Generation, sc, src)
+	if err != nil {
+		log.Error("port lookup", "err", err)
+		plain(w, http.StatusInternalServerError, msgUnknown)
+		return
+	}
+	if !m.Found() {
+		if m.Ports == 0 {
+			log.Warn(fmt.Sprintf("No port found in network %s with IP address %s", sc.ID, src.IP))
+		} else {
+			log.Warn("several ports hold the address", "ports", m.Ports)
+		}
+		plain(w, http.StatusNotFound, fmt.Sprintf("Instance was not found on %s %s.", sc.Kind, sc.ID))
+		return
+	}
+	log = log.With("instance", m.InstanceID, "project", m.ProjectID, "cached", cached)
+
+	url := strings.TrimRight(a.opts.APIURL(snap.Config), "/") + r.URL.RequestURI()
+	code := a.forward(w, r, log, url, body, fwdHeaders{
+		xff:       src.IP.String(),
+		instance:  m.InstanceID,
+		project:   m.ProjectID,
+		signature: SignInstanceID(snap.Config.SharedSecret, m.InstanceID),
+		requestID: rid,
+	})
+	log.Info("metadata request", "method", r.Method, "path", r.URL.Path, "status", code, "duration", time.Since(start))
+}
+
+// identify reads the proxy's headers: the scope and the guest's address.
+// A non-empty message is a 400 answer.
+func identify(r *http.Request) (scope, source, string) {
+	netID, routerID := r.Header.Get(hdrNetworkID), r.Header.Get(hdrRouterID)
+	var sc scope
+	switch {
+	case netID != "" && routerID != "":
+		return sc, source{}, fmt.Sprintf("Both network %s and router %s defined.", netID, routerID)
+	case netID != "":
+		sc = scope{Kind: "network", ID: netID}
+	case routerID != "":
+		sc = scope{Kind: "router", ID: routerID}
+	default:
+		return sc, source{}, "Neither network nor router defined."
+	}
+	// Several X-Forwarded-For lines are joined as webob joins them, so a
+	// guest-sent value beside the proxy's fails to parse, as in neutron.
+	src, err := parseXFF(strings.Join(r.Header.Values(hdrXFF), ", "))
+	if err != nil {
+		return sc, source{}, err.Error()
+	}
+	return sc, src, ""
+}
+
+// readBody reads a bounded body; a non-zero status is 413.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, int) {
+	if r.ContentLength > MaxBodyBytes {
+		return nil, http.StatusRequestEntityTooLarge
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, http.StatusRequestEntityTooLarge
+	}
+	return b, 0 // a short read is forwarded as neutron forwards what it got
+}
+
+// fwdHeaders are the only headers the API receives.
+type fwdHeaders struct {
+	xff, instance, project, signature, requestID string
+}
+
+// forward sends the request to the API and relays the answer per neutron's
+// table. It returns the status written.
+func (a *Agent) forward(w http.ResponseWriter, r *http.Request, log *slog.Logger, url string, body []byte, h fwdHeaders) int {
+	ctx, cancel := context.WithTimeout(r.Context(), APITimeout)
+	defer cancel()
+	var rd io.Reader = http.NoBody
+	if len(body) > 0 {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.Method, url, rd)
+	if err != nil {
+		log.Error("build API request", "url", url, "err", err)
+		return plain(w, http.StatusInternalServerError, msgUnknown)
+	}
+	// A fresh header map: nothing the guest or proxy sent goes on.
+	req.Header = http.Header{
+		hdrXFF:                    {h.xff},
+		"X-Instance-ID":           {h.instance},
+		"X-Tenant-ID":             {h.project},
+		"X-Instance-ID-Signature": {h.signature},
+		hdrRequestID:              {h.requestID},
+		"User-Agent":              {"mdctl-agent"},
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return a.forwardError(w, log, url, err)
+	}
+	defer resp.Body.Close()
+
+	switch c := resp.StatusCode; c {
+	case http.StatusOK:
+	case http.StatusForbidden:
+		log.Warn("The remote metadata server responded with Forbidden. This response usually occurs when shared secrets do not match.")
+	case http.StatusInternalServerError:
+		log.Warn("Remote metadata server experienced an internal server error.")
+	case http.StatusBadRequest, http.StatusNotFound, http.StatusConflict,
+		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+	default:
+		log.Warn(msgUnexpected, "code", c)
+		return plain(w, http.StatusInternalServerError, msgUnexpected+": "+strconv.Itoa(c))
+	}
+	return relay(w, resp, log)
+}
+
+// forwardError answers a failed hop: 503 when the API cannot be reached
+// (neutron's requests.ConnectionError), 500 otherwise (a read timeout is
+// not a ConnectionError in requests, so neutron answers its generic 500).
+func (a *Agent) forwardError(w http.ResponseWriter, log *slog.Logger, url string, err error) int {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		log.Warn("metadata API unreachable", "url", url, "err", err)
+		return plain(w, http.StatusServiceUnavailable, msgUnavailable)
+	}
+	log.Error("metadata API request failed", "url", url, "err", err)
+	return plain(w, http.StatusInternalServerError, msgUnknown)
+}
+
+// relay writes the API's status, Content-Type and body bytes unchanged.
+func relay(w http.ResponseWriter, resp *http.Response, log *slog.Logger) int {
+	if ct := resp.Header.Get("Content-Type"); ct != "" {
+		w.Header().Set("Content-Type", ct)
+	}
+	if resp.ContentLength >= 0 {
+		w.Header().Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+	}
+	w.WriteHeader(resp.StatusCode)
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		log.Warn("relay API answer", "err", err)
+	}
+	return resp.StatusCode
+}
+
+// plain writes a text answer and returns its status.
+func plain(w http.ResponseWriter, code int, msg string) int {
+	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	io.WriteString(w, msg+"\n")
+	return code
+}
