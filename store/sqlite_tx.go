@@ -1,0 +1,888 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// querier is what *sql.DB and *sql.Tx share, so one set of record
+// functions serves single-statement reads, read snapshots and writes.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// sqlTx reads and writes records through q. dirty records that a write
+// was attempted, so that Update bumps the generation.
+type sqlTx struct {
+	q     querier
+	dirty bool
+}
+
+var _ Tx = (*sqlTx)(nil)
+
+func now() time.Time { return time.Now().UTC() }
+
+func fromNanos(ns int64) time.Time { return time.Unix(0, ns).UTC() }
+
+// nanosOr is t in ns, or def when t is zero (the store stamps it).
+func nanosOr(t time.Time, def time.Time) int64 {
+	if t.IsZero() {
+		return def.UnixNano()
+	}
+	return t.UnixNano()
+}
+
+func notFound(kind, ref string) error {
+	return fmt.Errorf("%s %q: %w", kind, ref, ErrNotFound)
+}
+
+func required(kind, field, v string) error {
+	if v == "" {
+		return fmt.Errorf("%s: %s is required", kind, field)
+	}
+	return nil
+}
+
+// lookupRef finds the ID of the record of table whose id, else whose name,
+// is ref. Names are unique, so the answer is one row or none.
+func (t *sqlTx) lookupRef(ctx context.Context, table, kind, ref string) (string, error) {
+	var id string
+	err := t.q.QueryRowContext(ctx,
+		`SELECT id FROM `+table+` WHERE id = ?1 UNION ALL SELECT id FROM `+table+` WHERE name = ?1 AND name <> '' LIMIT 1`, ref).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", notFound(kind, ref)
+	}
+	if err != nil {
+		return "", fmt.Errorf("%s %q: %w", kind, ref, err)
+	}
+	return id, nil
+}
+
+// checkName refuses a name another record of table already has.
+func (t *sqlTx) checkName(ctx context.Context, table, kind, id, name string) error {
+	if name == "" {
+		return nil
+	}
+	var other string
+	err := t.q.QueryRowContext(ctx, `SELECT id FROM `+table+` WHERE name = ? AND id <> ?`, name, id).Scan(&other)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("%s %q: check name: %w", kind, name, err)
+	}
+	return fmt.Errorf("%s %q: name already used by %s %s: %w", kind, name, kind, other, ErrConflict)
+}
+
+// exists reports whether table has a row with id.
+func (t *sqlTx) exists(ctx context.Context, table, id string) (bool, error) {
+	var n int
+	err := t.q.QueryRowContext(ctx, `SELECT count(*) FROM `+table+` WHERE id = ?`, id).Scan(&n)
+	return n > 0, err
+}
+
+// createdAt is a record's stored creation time, or def for a new record.
+func (t *sqlTx) createdAt(ctx context.Context, table, id string, def int64) (int64, error) {
+	var ns int64
+	err := t.q.QueryRowContext(ctx, `SELECT created_at FROM `+table+` WHERE id = ?`, id).Scan(&ns)
+	if errors.Is(err, sql.ErrNoRows) {
+		return def, nil
+	}
+	return ns, err
+}
+
+func (t *sqlTx) write() { t.dirty = true }
+
+// Generation reads the counter as this transaction sees it.
+func (t *sqlTx) Generation(ctx context.Context) (uint64, error) {
+	var g int64
+	if err := t.q.QueryRowContext(ctx, `SELECT generation FROM counters WHERE id = 1`).Scan(&g); err != nil {
+		return 0, fmt.Errorf("read generation: %w", err)
+	}
+	return uint64(g), nil
+}
+
+// ---- projects
+
+func (t *sqlTx) GetProject(ctx context.Context, ref string) (Project, error) {
+	id, err := t.lookupRef(ctx, "projects", "project", ref)
+	if err != nil {
+		return Project{}, err
+	}
+	var p Project
+	err = t.q.QueryRowContext(ctx, `SELECT id, name FROM projects WHERE id = ?`, id).Scan(&p.ID, &p.Name)
+	if err != nil {
+		return Project{}, fmt.Errorf("project %q: %w", ref, err)
+	}
+	return p, nil
+}
+
+func (t *sqlTx) ListProjects(ctx context.Context) ([]Project, error) {
+	return queryAll(ctx, t.q, "list projects", `SELECT id, name FROM projects ORDER BY name, id`,
+		func(rows *sql.Rows) (Project, error) {
+			var p Project
+			return p, rows.Scan(&p.ID, &p.Name)
+		})
+}
+
+func (t *sqlTx) PutProject(ctx context.Context, p Project) error {
+	t.write()
+	if err := required("project", "id", p.ID); err != nil {
+		return err
+	}
+	if err := t.checkName(ctx, "projects", "project", p.ID, p.Name); err != nil {
+		return err
+	}
+	_, err := t.q.ExecContext(ctx, `INSERT INTO projects (id, name) VALUES (?, ?)
+		ON CONFLICT (id) DO UPDATE SET name = excluded.name`, p.ID, p.Name)
+	if err != nil {
+		return fmt.Errorf("put project %s: %w", p.ID, mapErr(err))
+	}
+	return nil
+}
+
+// ---- networks
+
+const networkCols = `id, name, project_id, mtu, created_at, updated_at`
+
+func scanNetwork(s interface{ Scan(...any) error }) (Network, error) {
+	var n Network
+	var c, u int64
+	if err := s.Scan(&n.ID, &n.Name, &n.ProjectID, &n.MTU, &c, &u); err != nil {
+		return Network{}, err
+	}
+	n.CreatedAt, n.UpdatedAt = fromNanos(c), fromNanos(u)
+	return n, nil
+}
+
+func (t *sqlTx) GetNetwork(ctx context.Context, ref string) (Network, error) {
+	id, err := t.lookupRef(ctx, "networks", "network", ref)
+	if err != nil {
+		return Network{}, err
+	}
+	n, err := scanNetwork(t.q.QueryRowContext(ctx, `SELECT `+networkCols+` FROM networks WHERE id = ?`, id))
+	if err != nil {
+		return Network{}, fmt.Errorf("network %q: %w", ref, err)
+	}
+	return n, nil
+}
+
+func (t *sqlTx) ListNetworks(ctx context.Context) ([]Network, error) {
+	return queryAll(ctx, t.q, "list networks", `SELECT `+networkCols+` FROM networks ORDER BY created_at, rowid`,
+		func(rows *sql.Rows) (Network, error) { return scanNetwork(rows) })
+}
+
+func (t *sqlTx) PutNetwork(ctx context.Context, n Network) error {
+	t.write()
+	if err := required("network", "id", n.ID); err != nil {
+		return err
+	}
+	if err := t.checkName(ctx, "networks", "network", n.ID, n.Name); err != nil {
+		return err
+	}
+	ts := now()
+	_, err := t.q.ExecContext(ctx, `INSERT INTO networks (`+networkCols+`) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET name = excluded.name, project_id = excluded.project_id,
+			mtu = excluded.mtu, updated_at = excluded.updated_at`,
+		n.ID, n.Name, n.ProjectID, n.MTU, nanosOr(n.CreatedAt, ts), ts.UnixNano())
+	if err != nil {
+		return fmt.Errorf("put network %s: %w", n.ID, mapErr(err))
+	}
+	return nil
+}
+
+// DeleteNetwork removes a network with its ports (and their addresses) and
+// its subnets.
+func (t *sqlTx) DeleteNetwork(ctx context.Context, id string) error {
+	t.write()
+	return t.deleteWith(ctx, "network", id,
+		`DELETE FROM fixed_ips WHERE network_id = ?`,
+		`DELETE FROM ports WHERE network_id = ?`,
+		`DELETE FROM subnets WHERE network_id = ?`,
+		`DELETE FROM networks WHERE id = ?`)
+}
+
+// deleteWith runs stmts (each taking id) and reports ErrNotFound when the
+// last, which deletes the record itself, removed nothing.
+func (t *sqlTx) deleteWith(ctx context.Context, kind, id string, stmts ...string) error {
+	var res sql.Result
+	for _, s := range stmts {
+		var err error
+		if res, err = t.q.ExecContext(ctx, s, id); err != nil {
+			return fmt.Errorf("delete %s %s: %w", kind, id, mapErr(err))
+		}
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("delete %s %s: %w", kind, id, err)
+	}
+	if n == 0 {
+		return notFound(kind, id)
+	}
+	return nil
+}
+
+// ---- subnets
+
+const subnetCols = `id, network_id, name, ip_version, cidr, gateway_ip, enable_dhcp, ipv6_address_mode, dns_nameservers, host_routes`
+
+func scanSubnet(s interface{ Scan(...any) error }) (Subnet, error) {
+	var sn Subnet
+	var dns, routes string
+	if err := s.Scan(&sn.ID, &sn.NetworkID, &sn.Name, &sn.IPVersion, &sn.CIDR, &sn.GatewayIP,
+		&sn.EnableDHCP, &sn.IPv6AddressMode, &dns, &routes); err != nil {
+		return Subnet{}, err
+	}
+	if err := json.Unmarshal([]byte(dns), &sn.DNSNameservers); err != nil {
+		return Subnet{}, fmt.Errorf("subnet %s dns_nameservers: %w", sn.ID, err)
+	}
+	if err := json.Unmarshal([]byte(routes), &sn.HostRoutes); err != nil {
+		return Subnet{}, fmt.Errorf("subnet %s host_routes: %w", sn.ID, err)
+	}
+	return sn, nil
+}
+
+func (t *sqlTx) GetSubnet(ctx context.Context, id string) (Subnet, error) {
+	sn, err := scanSubnet(t.q.QueryRowContext(ctx, `SELECT `+subnetCols+` FROM subnets WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Subnet{}, notFound("subnet", id)
+	}
+	if err != nil {
+		return Subnet{}, fmt.Errorf("subnet %q: %w", id, err)
+	}
+	return sn, nil
+}
+
+func (t *sqlTx) ListSubnets(ctx context.Context, networkID string) ([]Subnet, error) {
+	q := `SELECT ` + subnetCols + ` FROM subnets WHERE ?1 = '' OR network_id = ?1 ORDER BY rowid`
+	return queryAll(ctx, t.q, "list subnets", q,
+		func(rows *sql.Rows) (Subnet, error) { return scanSubnet(rows) }, networkID)
+}
+
+// checkSubnet validates what the rest of mdctl relies on: a parseable
+// CIDR whose family matches IPVersion (filled in when 0), and a gateway
+// inside it.
+func checkSubnet(s *Subnet) error {
+	pfx, err := netip.ParsePrefix(s.CIDR)
+	if err != nil {
+		return fmt.Errorf("subnet %s: cidr %q: %w", s.ID, s.CIDR, err)
+	}
+	v := 4
+	if pfx.Addr().Is6() {
+		v = 6
+	}
+	switch s.IPVersion {
+	case 0:
+		s.IPVersion = v
+	case v:
+	default:
+		return fmt.Errorf("subnet %s: ip_version %d does not match cidr %s", s.ID, s.IPVersion, s.CIDR)
+	}
+	if s.GatewayIP != "" {
+		gw, err := netip.ParseAddr(s.GatewayIP)
+		if err != nil || !pfx.Contains(gw) {
+			return fmt.Errorf("subnet %s: gateway_ip %q is not an address in %s", s.ID, s.GatewayIP, s.CIDR)
+		}
+		s.GatewayIP = gw.String()
+	}
+	return nil
+}
+
+func (t *sqlTx) PutSubnet(ctx context.Context, s Subnet) error {
+	t.write()
+	if err := required("subnet", "id", s.ID); err != nil {
+		return err
+	}
+	if err := checkSubnet(&s); err != nil {
+		return err
+	}
+	if ok, err := t.exists(ctx, "networks", s.NetworkID); err != nil {
+		return fmt.Errorf("put subnet %s: %w", s.ID, err)
+	} else if !ok {
+		return fmt.Errorf("put subnet %s: %w", s.ID, notFound("network", s.NetworkID))
+	}
+	dns, err := json.Marshal(s.DNSNameservers)
+	if err != nil {
+		return fmt.Errorf("put subnet %s: %w", s.ID, err)
+	}
+	routes, err := json.Marshal(s.HostRoutes)
+	if err != nil {
+		return fmt.Errorf("put subnet %s: %w", s.ID, err)
+	}
+	_, err = t.q.ExecContext(ctx, `INSERT INTO subnets (`+subnetCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET network_id = excluded.network_id, name = excluded.name,
+			ip_version = excluded.ip_version, cidr = excluded.cidr, gateway_ip = excluded.gateway_ip,
+			enable_dhcp = excluded.enable_dhcp, ipv6_address_mode = excluded.ipv6_address_mode,
+			dns_nameservers = excluded.dns_nameservers, host_routes = excluded.host_routes`,
+		s.ID, s.NetworkID, s.Name, s.IPVersion, s.CIDR, s.GatewayIP, s.EnableDHCP, s.IPv6AddressMode,
+		string(dns), string(routes))
+	if err != nil {
+		return fmt.Errorf("put subnet %s: %w", s.ID, mapErr(err))
+	}
+	return nil
+}
+
+// DeleteSubnet removes a subnet. As in neutron, the addresses DHCP ports
+// hold on it go with it; any other port's address makes it in use.
+func (t *sqlTx) DeleteSubnet(ctx context.Context, id string) error {
+	t.write()
+	if _, err := t.q.ExecContext(ctx, `DELETE FROM fixed_ips WHERE subnet_id = ?
+		AND port_id IN (SELECT id FROM ports WHERE device_owner = ?)`, id, OwnerDHCP); err != nil {
+		return fmt.Errorf("delete subnet %s: %w", id, err)
+	}
+	var port, ip string
+	err := t.q.QueryRowContext(ctx, `SELECT port_id, ip_address FROM fixed_ips WHERE subnet_id = ? LIMIT 1`, id).Scan(&port, &ip)
+	if err == nil {
+		return fmt.Errorf("delete subnet %s: in use by port %s (%s): %w", id, port, ip, ErrConflict)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("delete subnet %s: %w", id, err)
+	}
+	return t.deleteWith(ctx, "subnet", id, `DELETE FROM subnets WHERE id = ?`)
+}
+
+// ---- routers
+
+const routerCols = `id, name, project_id, created_at, updated_at`
+
+func scanRouter(s interface{ Scan(...any) error }) (Router, error) {
+	var r Router
+	var c, u int64
+	if err := s.Scan(&r.ID, &r.Name, &r.ProjectID, &c, &u); err != nil {
+		return Router{}, err
+	}
+	r.CreatedAt, r.UpdatedAt = fromNanos(c), fromNanos(u)
+	return r, nil
+}
+
+func (t *sqlTx) GetRouter(ctx context.Context, ref string) (Router, error) {
+	id, err := t.lookupRef(ctx, "routers", "router", ref)
+	if err != nil {
+		return Router{}, err
+	}
+	r, err := scanRouter(t.q.QueryRowContext(ctx, `SELECT `+routerCols+` FROM routers WHERE id = ?`, id))
+	if err != nil {
+		return Router{}, fmt.Errorf("router %q: %w", ref, err)
+	}
+	return r, nil
+}
+
+func (t *sqlTx) ListRouters(ctx context.Context) ([]Router, error) {
+	return queryAll(ctx, t.q, "list routers", `SELECT `+routerCols+` FROM routers ORDER BY created_at, rowid`,
+		func(rows *sql.Rows) (Router, error) { return scanRouter(rows) })
+}
+
+func (t *sqlTx) PutRouter(ctx context.Context, r Router) error {
+	t.write()
+	if err := required("router", "id", r.ID); err != nil {
+		return err
+	}
+	if err := t.checkName(ctx, "routers", "router", r.ID, r.Name); err != nil {
+		return err
+	}
+	ts := now()
+	_, err := t.q.ExecContext(ctx, `INSERT INTO routers (`+routerCols+`) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET name = excluded.name, project_id = excluded.project_id,
+			updated_at = excluded.updated_at`,
+		r.ID, r.Name, r.ProjectID, nanosOr(r.CreatedAt, ts), ts.UnixNano())
+	if err != nil {
+		return fmt.Errorf("put router %s: %w", r.ID, mapErr(err))
+	}
+	return nil
+}
+
+// routerOwners are the device owners of a router's interfaces in neutron
+// (plain, HA and DVR).
+var routerOwners = []string{OwnerRouterInterface, "network:ha_router_replicated_interface", "network:router_interface_distributed"}
+
+// DeleteRouter removes a router with its interface ports.
+func (t *sqlTx) DeleteRouter(ctx context.Context, id string) error {
+	t.write()
+	if _, err := t.q.ExecContext(ctx, `DELETE FROM ports WHERE device_id = ? AND device_owner IN (?, ?, ?)`,
+		id, routerOwners[0], routerOwners[1], routerOwners[2]); err != nil {
+		return fmt.Errorf("delete router %s: ports: %w", id, err)
+	}
+	return t.deleteWith(ctx, "router", id, `DELETE FROM routers WHERE id = ?`)
+}
+
+// ---- ports
+
+// canonicalIP writes addresses one way so lookups by the guest's address
+// match however the port was written ("fe80::0001" = "fe80::1").
+func canonicalIP(s string) string {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap().String()
+	}
+	return s
+}
+
+func canonicalMAC(s string) string {
+	if hw, err := net.ParseMAC(s); err == nil {
+		return hw.String()
+	}
+	return strings.ToLower(s)
+}
+
+func (t *sqlTx) GetPort(ctx context.Context, id string) (Port, error) {
+	ports, err := t.listPorts(ctx, `p.id = ?`, []any{id})
+	if err != nil {
+		return Port{}, fmt.Errorf("port %q: %w", id, err)
+	}
+	if len(ports) == 0 {
+		return Port{}, notFound("port", id)
+	}
+	return ports[0], nil
+}
+
+// ListPorts selects ports like neutron's get_ports: fields AND, values
+// within a field OR; a port matches IPAddresses if any of its addresses do.
+func (t *sqlTx) ListPorts(ctx context.Context, f PortFilter) ([]Port, error) {
+	var where []string
+	var args []any
+	in := func(col string, vals []string, canon func(string) string) {
+		if len(vals) == 0 {
+			return
+		}
+		where = append(where, col+` IN (`+placeholders(len(vals))+`)`)
+		for _, v := range vals {
+			if canon != nil {
+				v = canon(v)
+			}
+			args = append(args, v)
+		}
+	}
+	in("p.network_id", f.NetworkIDs, nil)
+	in("p.device_id", f.DeviceIDs, nil)
+	in("p.device_owner", f.DeviceOwners, nil)
+	in("p.mac_address", f.MACAddresses, canonicalMAC)
+	if len(f.IPAddresses) > 0 {
+		where = append(where, `p.id IN (SELECT port_id FROM fixed_ips WHERE ip_address IN (`+placeholders(len(f.IPAddresses))+`))`)
+		for _, ip := range f.IPAddresses {
+			args = append(args, canonicalIP(ip))
+		}
+	}
+	cond := "1"
+	if len(where) > 0 {
+		cond = strings.Join(where, " AND ")
+	}
+	ports, err := t.listPorts(ctx, cond, args)
+	if err != nil {
+		return nil, fmt.Errorf("list ports: %w", err)
+	}
+	return ports, nil
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+// listPorts reads the ports matching cond with their addresses in one
+// statement (so one snapshot), in creation order.
+func (t *sqlTx) listPorts(ctx context.Context, cond string, args []any) ([]Port, error) {
+	rows, err := t.q.QueryContext(ctx, `SELECT p.id, p.network_id, p.project_id, p.mac_address, p.device_id,
+			p.device_owner, p.created_at, f.subnet_id, f.ip_address
+		FROM ports p LEFT JOIN fixed_ips f ON f.port_id = p.id
+		WHERE `+cond+`
+		ORDER BY p.created_at, p.rowid, f.pos`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Port
+	for rows.Next() {
+		var p Port
+		var created int64
+		var subnet, ip sql.NullString
+		if err := rows.Scan(&p.ID, &p.NetworkID, &p.ProjectID, &p.MACAddress, &p.DeviceID,
+			&p.DeviceOwner, &created, &subnet, &ip); err != nil {
+			return nil, err
+		}
+		if n := len(out); n == 0 || out[n-1].ID != p.ID {
+			p.CreatedAt = fromNanos(created)
+			out = append(out, p)
+		}
+		if subnet.Valid {
+			last := &out[len(out)-1]
+			last.FixedIPs = append(last.FixedIPs, FixedIP{SubnetID: subnet.String, IPAddress: ip.String})
+		}
+	}
+	return out, rows.Err()
+}
+
+// PutPort creates or replaces a port and its addresses. Each address must
+// lie in its subnet, the subnet on the port's network, and no other port
+// of the network may hold it.
+func (t *sqlTx) PutPort(ctx context.Context, p Port) error {
+	t.write()
+	if err := required("port", "id", p.ID); err != nil {
+		return err
+	}
+	if ok, err := t.exists(ctx, "networks", p.NetworkID); err != nil {
+		return fmt.Errorf("put port %s: %w", p.ID, err)
+	} else if !ok {
+		return fmt.Errorf("put port %s: %w", p.ID, notFound("network", p.NetworkID))
+	}
+	p.MACAddress = canonicalMAC(p.MACAddress)
+	p.FixedIPs = slices.Clone(p.FixedIPs) // canonicalised in place; the caller's stays as it was
+	if err := t.checkPortAddrs(ctx, &p); err != nil {
+		return err
+	}
+	if p.MACAddress != "" {
+		var other string
+		err := t.q.QueryRowContext(ctx, `SELECT id FROM ports WHERE network_id = ? AND mac_address = ? AND id <> ?`,
+			p.NetworkID, p.MACAddress, p.ID).Scan(&other)
+		if err == nil {
+			return fmt.Errorf("put port %s: mac address %s already used by port %s on network %s: %w",
+				p.ID, p.MACAddress, other, p.NetworkID, ErrConflict)
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("put port %s: %w", p.ID, err)
+		}
+	}
+	ts := now()
+	if _, err := t.q.ExecContext(ctx, `INSERT INTO ports (id, network_id, project_id, mac_address, device_id, device_owner, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET network_id = excluded.network_id, project_id = excluded.project_id,
+			mac_address = excluded.mac_address, device_id = excluded.device_id, device_owner = excluded.device_owner`,
+		p.ID, p.NetworkID, p.ProjectID, p.MACAddress, p.DeviceID, p.DeviceOwner, nanosOr(p.CreatedAt, ts)); err != nil {
+		return fmt.Errorf("put port %s: %w", p.ID, mapErr(err))
+	}
+	if _, err := t.q.ExecContext(ctx, `DELETE FROM fixed_ips WHERE port_id = ?`, p.ID); err != nil {
+		return fmt.Errorf("put port %s: %w", p.ID, err)
+	}
+	for i, f := range p.FixedIPs {
+		if _, err := t.q.ExecContext(ctx, `INSERT INTO fixed_ips (port_id, pos, network_id, subnet_id, ip_address)
+			VALUES (?, ?, ?, ?, ?)`, p.ID, i, p.NetworkID, f.SubnetID, f.IPAddress); err != nil {
+			return fmt.Errorf("put port %s: address %s: %w", p.ID, f.IPAddress, mapErr(err))
+		}
+	}
+	return nil
+}
+
+// checkPortAddrs canonicalises p's addresses and checks them against their
+// subnets and the other ports of the network.
+func (t *sqlTx) checkPortAddrs(ctx context.Context, p *Port) error {
+	seen := map[string]bool{}
+	for i := range p.FixedIPs {
+		f := &p.FixedIPs[i]
+		addr, err := netip.ParseAddr(f.IPAddress)
+		if err != nil {
+			return fmt.Errorf("put port %s: ip_address %q: %w", p.ID, f.IPAddress, err)
+		}
+		f.IPAddress = addr.Unmap().String()
+		if seen[f.IPAddress] {
+			return fmt.Errorf("put port %s: address %s listed twice: %w", p.ID, f.IPAddress, ErrConflict)
+		}
+		seen[f.IPAddress] = true
+		var netID, cidr string
+		err = t.q.QueryRowContext(ctx, `SELECT network_id, cidr FROM subnets WHERE id = ?`, f.SubnetID).Scan(&netID, &cidr)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("put port %s: %w", p.ID, notFound("subnet", f.SubnetID))
+		} else if err != nil {
+			return fmt.Errorf("put port %s: %w", p.ID, err)
+		}
+		if netID != p.NetworkID {
+			return fmt.Errorf("put port %s: subnet %s is on network %s, not the port's network %s", p.ID, f.SubnetID, netID, p.NetworkID)
+		}
+		if pfx, err := netip.ParsePrefix(cidr); err == nil && !pfx.Contains(addr.Unmap()) {
+			return fmt.Errorf("put port %s: address %s is not in subnet %s (%s)", p.ID, f.IPAddress, f.SubnetID, cidr)
+		}
+		var other string
+		err = t.q.QueryRowContext(ctx, `SELECT port_id FROM fixed_ips WHERE network_id = ? AND ip_address = ? AND port_id <> ?`,
+			p.NetworkID, f.IPAddress, p.ID).Scan(&other)
+		if err == nil {
+			return fmt.Errorf("put port %s: address %s already used by port %s on network %s: %w",
+				p.ID, f.IPAddress, other, p.NetworkID, ErrConflict)
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("put port %s: %w", p.ID, err)
+		}
+	}
+	return nil
+}
+
+func (t *sqlTx) DeletePort(ctx context.Context, id string) error {
+	t.write()
+	return t.deleteWith(ctx, "port", id, `DELETE FROM fixed_ips WHERE port_id = ?`, `DELETE FROM ports WHERE id = ?`)
+}
+
+// ---- instances
+
+const instanceCols = `id, ec2_id, name, hostname, project_id, availability_zone, flavor, launch_index,
+	meta, keys, user_data, config_drive, admin_pass, created_at, updated_at`
+
+func scanInstance(s interface{ Scan(...any) error }) (Instance, error) {
+	var i Instance
+	var meta, keys string
+	var c, u int64
+	if err := s.Scan(&i.ID, &i.EC2ID, &i.Name, &i.Hostname, &i.ProjectID, &i.AvailabilityZone, &i.Flavor,
+		&i.LaunchIndex, &meta, &keys, &i.UserData, &i.ConfigDrive, &i.AdminPass, &c, &u); err != nil {
+		return Instance{}, err
+	}
+	if len(i.UserData) == 0 {
+		i.UserData = nil
+	}
+	if err := json.Unmarshal([]byte(meta), &i.Meta); err != nil {
+		return Instance{}, fmt.Errorf("instance %s meta: %w", i.ID, err)
+	}
+	if err := json.Unmarshal([]byte(keys), &i.Keys); err != nil {
+		return Instance{}, fmt.Errorf("instance %s keys: %w", i.ID, err)
+	}
+	i.CreatedAt, i.UpdatedAt = fromNanos(c), fromNanos(u)
+	return i, nil
+}
+
+func (t *sqlTx) GetInstance(ctx context.Context, ref string) (Instance, error) {
+	id, err := t.lookupRef(ctx, "instances", "instance", ref)
+	if err != nil {
+		return Instance{}, err
+	}
+	i, err := scanInstance(t.q.QueryRowContext(ctx, `SELECT `+instanceCols+` FROM instances WHERE id = ?`, id))
+	if err != nil {
+		return Instance{}, fmt.Errorf("instance %q: %w", ref, err)
+	}
+	return i, nil
+}
+
+func (t *sqlTx) ListInstances(ctx context.Context) ([]Instance, error) {
+	return queryAll(ctx, t.q, "list instances", `SELECT `+instanceCols+` FROM instances ORDER BY ec2_id`,
+		func(rows *sql.Rows) (Instance, error) { return scanInstance(rows) })
+}
+
+// PutInstance creates or replaces an instance. EC2ID 0 means "assign one":
+// a new instance gets the next integer, an existing one keeps its own.
+func (t *sqlTx) PutInstance(ctx context.Context, i Instance) error {
+	t.write()
+	if err := required("instance", "id", i.ID); err != nil {
+		return err
+	}
+	if err := t.checkName(ctx, "instances", "instance", i.ID, i.Name); err != nil {
+		return err
+	}
+	ec2, err := t.ec2ID(ctx, i)
+	if err != nil {
+		return err
+	}
+	meta, err := json.Marshal(i.Meta)
+	if err != nil {
+		return fmt.Errorf("put instance %s: meta: %w", i.ID, err)
+	}
+	keys, err := json.Marshal(i.Keys)
+	if err != nil {
+		return fmt.Errorf("put instance %s: keys: %w", i.ID, err)
+	}
+	var ud any
+	if len(i.UserData) > 0 {
+		ud = i.UserData
+	}
+	ts := now()
+	_, err = t.q.ExecContext(ctx, `INSERT INTO instances (`+instanceCols+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET ec2_id = excluded.ec2_id, name = excluded.name,
+			hostname = excluded.hostname, project_id = excluded.project_id,
+			availability_zone = excluded.availability_zone, flavor = excluded.flavor,
+			launch_index = excluded.launch_index, meta = excluded.meta, keys = excluded.keys,
+			user_data = excluded.user_data, config_drive = excluded.config_drive,
+			admin_pass = excluded.admin_pass, updated_at = excluded.updated_at`,
+		i.ID, ec2, i.Name, i.Hostname, i.ProjectID, i.AvailabilityZone, i.Flavor, i.LaunchIndex,
+		string(meta), string(keys), ud, i.ConfigDrive, i.AdminPass, nanosOr(i.CreatedAt, ts), ts.UnixNano())
+	if err != nil {
+		return fmt.Errorf("put instance %s: %w", i.ID, mapErr(err))
+	}
+	return nil
+}
+
+// ec2ID picks the instance's EC2 id and records it as handed out, so ids
+// are never reused after a delete (nova's autoincrement instances.id).
+func (t *sqlTx) ec2ID(ctx context.Context, i Instance) (int64, error) {
+	id := i.EC2ID
+	if id < 0 {
+		return 0, fmt.Errorf("put instance %s: ec2_id %d is negative", i.ID, id)
+	}
+	if id == 0 {
+		err := t.q.QueryRowContext(ctx, `SELECT ec2_id FROM instances WHERE id = ?`, i.ID).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			err = t.q.QueryRowContext(ctx, `SELECT last_ec2_id + 1 FROM counters WHERE id = 1`).Scan(&id)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("put instance %s: ec2 id: %w", i.ID, err)
+		}
+	} else {
+		var other string
+		err := t.q.QueryRowContext(ctx, `SELECT id FROM instances WHERE ec2_id = ? AND id <> ?`, id, i.ID).Scan(&other)
+		if err == nil {
+			return 0, fmt.Errorf("put instance %s: ec2_id %d already used by instance %s: %w", i.ID, id, other, ErrConflict)
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return 0, fmt.Errorf("put instance %s: ec2 id: %w", i.ID, err)
+		}
+	}
+	if _, err := t.q.ExecContext(ctx, `UPDATE counters SET last_ec2_id = max(last_ec2_id, ?) WHERE id = 1`, id); err != nil {
+		return 0, fmt.Errorf("put instance %s: ec2 id: %w", i.ID, err)
+	}
+	return id, nil
+}
+
+// DeleteInstance removes an instance with its ports and password.
+func (t *sqlTx) DeleteInstance(ctx context.Context, id string) error {
+	t.write()
+	return t.deleteWith(ctx, "instance", id,
+		`DELETE FROM fixed_ips WHERE port_id IN (SELECT id FROM ports WHERE device_id = ?)`,
+		`DELETE FROM ports WHERE device_id = ?`,
+		`DELETE FROM passwords WHERE instance_id = ?`,
+		`DELETE FROM instances WHERE id = ?`)
+}
+
+// InstanceView reads the instance, its project (just the ID when the
+// project was never recorded: metadata needs only that) and its ports with
+// their networks and subnets. Call it inside one transaction.
+func (t *sqlTx) InstanceView(ctx context.Context, ref string) (InstanceView, error) {
+	inst, err := t.GetInstance(ctx, ref)
+	if err != nil {
+		return InstanceView{}, err
+	}
+	v := InstanceView{Instance: inst, Project: Project{ID: inst.ProjectID}}
+	if inst.ProjectID != "" {
+		p, err := t.GetProject(ctx, inst.ProjectID)
+		switch {
+		case err == nil:
+			v.Project = p
+		case !errors.Is(err, ErrNotFound):
+			return InstanceView{}, fmt.Errorf("instance %q: %w", ref, err)
+		}
+	}
+	ports, err := t.listPorts(ctx, `p.device_id = ?`, []any{inst.ID})
+	if err != nil {
+		return InstanceView{}, fmt.Errorf("instance %q: ports: %w", ref, err)
+	}
+	nets := map[string]Network{}
+	subs := map[string]Subnet{}
+	for _, p := range ports {
+		pv := PortView{Port: p}
+		n, ok := nets[p.NetworkID]
+		if !ok {
+			if n, err = t.GetNetwork(ctx, p.NetworkID); err != nil {
+				return InstanceView{}, fmt.Errorf("instance %q: port %s: %w", ref, p.ID, err)
+			}
+			nets[p.NetworkID] = n
+		}
+		pv.Network = n
+		for _, f := range p.FixedIPs {
+			s, ok := subs[f.SubnetID]
+			if !ok {
+				if s, err = t.GetSubnet(ctx, f.SubnetID); err != nil {
+					return InstanceView{}, fmt.Errorf("instance %q: port %s: %w", ref, p.ID, err)
+				}
+				subs[f.SubnetID] = s
+			}
+			pv.Subnets = append(pv.Subnets, s)
+		}
+		v.Ports = append(v.Ports, pv)
+	}
+	return v, nil
+}
+
+// ---- settings and passwords
+
+func (t *sqlTx) Settings(ctx context.Context) (map[string]string, error) {
+	rows, err := t.q.QueryContext(ctx, `SELECT key, value FROM settings`)
+	if err != nil {
+		return nil, fmt.Errorf("read settings: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, fmt.Errorf("read settings: %w", err)
+		}
+		out[k] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read settings: %w", err)
+	}
+	return out, nil
+}
+
+// SetSetting stores a known setting in its canonical form, so what a
+// server later parses is always valid.
+func (t *sqlTx) SetSetting(ctx context.Context, key, value string) error {
+	t.write()
+	v, err := NormalizeSetting(key, value)
+	if err != nil {
+		return err
+	}
+	if _, err := t.q.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, v); err != nil {
+		return fmt.Errorf("set %s: %w", key, err)
+	}
+	return nil
+}
+
+// UnsetSetting returns a setting to its default; unsetting one that is not
+// set is not an error.
+func (t *sqlTx) UnsetSetting(ctx context.Context, key string) error {
+	t.write()
+	if _, err := t.q.ExecContext(ctx, `DELETE FROM settings WHERE key = ?`, key); err != nil {
+		return fmt.Errorf("unset %s: %w", key, err)
+	}
+	return nil
+}
+
+func (t *sqlTx) Password(ctx context.Context, instanceID string) (string, error) {
+	var pw string
+	err := t.q.QueryRowContext(ctx, `SELECT password FROM passwords WHERE instance_id = ?`, instanceID).Scan(&pw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("instance %s: password: %w", instanceID, err)
+	}
+	return pw, nil
+}
+
+func (t *sqlTx) SetPassword(ctx context.Context, instanceID, password string) error {
+	t.write()
+	if ok, err := t.exists(ctx, "instances", instanceID); err != nil {
+		return fmt.Errorf("instance %s: set password: %w", instanceID, err)
+	} else if !ok {
+		return notFound("instance", instanceID)
+	}
+	res, err := t.q.ExecContext(ctx, `INSERT INTO passwords (instance_id, password, created_at) VALUES (?, ?, ?)
+		ON CONFLICT (instance_id) DO NOTHING`, instanceID, password, now().UnixNano())
+	if err != nil {
+		return fmt.Errorf("instance %s: set password: %w", instanceID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("instance %s: password already set: %w", instanceID, ErrConflict)
+	}
+	return nil
+}
+
+// queryAll runs q and scans every row with scan.
+func queryAll[T any](ctx context.Context, db querier, what, q string, scan func(*sql.Rows) (T, error), args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
+}
