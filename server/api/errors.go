@@ -12,9 +12,9 @@ import (
 const (
 	explainNotFound = "The resource could not be found."
 	explainConflict = "There was a conflict when trying to complete your request."
-	// webob's default for HTTPInternalServerError, after strip_tags turned
-	// its "\r\n" into spaces (the plain page) or left them (html, json).
-	explainServerErrorRaw = "The server has either erred or is incapable of performing\r\nthe requested operation.\r\n"
+	// webob 1.8's default for HTTPInternalServerError, for the bare 500
+	// of an unhandled exception.
+	explainServerError = "The server has either erred or is incapable of performing the requested operation."
 	explainUnknown        = "An unknown error has occurred. Please try your request again."
 	explainBadSignature   = "Invalid proxy request signature."
 	explainTooLarge       = "Request is too large."

@@ -23,7 +23,7 @@ func (s *Server) password(w http.ResponseWriter, r *http.Request, rid, instanceI
 		pw, err := s.store.Password(ctx, instanceID)
 		if err != nil {
 			s.logger(rid).Error("read password", "instance", instanceID, "error", err)
-			writeError(w, r, errorPage{http.StatusInternalServerError, explainServerErrorRaw})
+			writeError(w, r, errorPage{http.StatusInternalServerError, explainServerError})
 			return
 		}
 		writePassword(w, pw)
@@ -31,7 +31,7 @@ func (s *Server) password(w http.ResponseWriter, r *http.Request, rid, instanceI
 		cur, err := s.store.Password(ctx, instanceID)
 		if err != nil {
 			s.logger(rid).Error("read password", "instance", instanceID, "error", err)
-			writeError(w, r, errorPage{http.StatusInternalServerError, explainServerErrorRaw})
+			writeError(w, r, errorPage{http.StatusInternalServerError, explainServerError})
 			return
 		}
 		if cur != "" { // nova checks the conflict before the size
@@ -54,7 +54,7 @@ func (s *Server) password(w http.ResponseWriter, r *http.Request, rid, instanceI
 		if !utf8.Valid(body) {
 			// nova's body.decode('utf-8') raises: an unhandled 500.
 			s.logger(rid).Warn("password is not UTF-8", "instance", instanceID)
-			writeError(w, r, errorPage{http.StatusInternalServerError, explainServerErrorRaw})
+			writeError(w, r, errorPage{http.StatusInternalServerError, explainServerError})
 			return
 		}
 		switch err := s.store.SetPassword(ctx, instanceID, string(body)); {
@@ -62,7 +62,7 @@ func (s *Server) password(w http.ResponseWriter, r *http.Request, rid, instanceI
 			writeError(w, r, errorPage{http.StatusConflict, explainConflict})
 		case err != nil:
 			s.logger(rid).Error("store password", "instance", instanceID, "error", err)
-			writeError(w, r, errorPage{http.StatusInternalServerError, explainServerErrorRaw})
+			writeError(w, r, errorPage{http.StatusInternalServerError, explainServerError})
 		default:
 			s.logger(rid).Info("password set", "instance", instanceID)
 			writePassword(w, "")

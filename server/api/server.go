@@ -114,6 +114,16 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 // ServeHTTP answers one request as nova's MetadataRequestHandler.__call__.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rid := s.ids.echo(w, r)
+	if s.log.Enabled(r.Context(), slog.LevelDebug) {
+		// The access log costs allocations, so only when asked for.
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		start := time.Now()
+		defer func() {
+			s.log.Debug("request", "request_id", rid, "method", r.Method, "path", r.URL.Path,
+				"remote", r.RemoteAddr, "status", rec.status, "bytes", rec.bytes, "duration", time.Since(start))
+		}()
+		w = rec
+	}
 	if r.URL.Path == "/healthz" {
 		s.health(w, r)
 		return
@@ -162,7 +172,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rid string, e *en
 		if !errors.Is(err, metadata.ErrLeafChild) {
 			s.logger(rid).Error("metadata lookup failed", "path", r.URL.Path, "instance", e.instanceID, "error", err)
 		}
-		writeError(w, r, errorPage{http.StatusInternalServerError, explainServerErrorRaw})
+		writeError(w, r, errorPage{http.StatusInternalServerError, explainServerError})
 	}
 }
 
@@ -282,4 +292,21 @@ func pyNormpath(p string) string {
 		return "."
 	}
 	return out
+}
+
+// statusRecorder remembers the status and size for the access log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status, bytes int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += n
+	return n, err
 }
