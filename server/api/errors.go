@@ -14,11 +14,11 @@ const (
 	explainConflict = "There was a conflict when trying to complete your request."
 	// webob 1.8's default for HTTPInternalServerError, for the bare 500
 	// of an unhandled exception.
-	explainServerError = "The server has either erred or is incapable of performing the requested operation."
-	explainUnknown        = "An unknown error has occurred. Please try your request again."
-	explainBadSignature   = "Invalid proxy request signature."
-	explainTooLarge       = "Request is too large."
-	explainMethods        = "GET and POST only are supported."
+	explainServerError  = "The server has either erred or is incapable of performing the requested operation."
+	explainUnknown      = "An unknown error has occurred. Please try your request again."
+	explainBadSignature = "Invalid proxy request signature."
+	explainTooLarge     = "Request is too large."
+	explainMethods      = "GET and POST only are supported."
 )
 
 // webob's "text/plain; charset=UTF-8" style: text types carry the charset

@@ -16,7 +16,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-		"time"
+	"time"
 
 	"github.com/mdctl/mdctl/server/metadata"
 	"github.com/mdctl/mdctl/store"
@@ -31,7 +31,7 @@ type Options struct {
 	Store store.Store
 	// Live gives the generation and settings in force; nil means
 	// store.NewLive(Store, nil) (no process overrides).
-	Live *store.Live
+	Live       *store.Live
 	Logger     *slog.Logger
 	Now        func() time.Time
 	HTTPClient *http.Client // for dynamic vendordata; nil gives one with nova's timeouts
