@@ -43,8 +43,8 @@ func port(id, net, proj, dev, owner, mac string, ips ...string) store.Port {
 	return p
 }
 
-func topology() *fakeStore {
-	return newFakeStore(
+func topology(t *testing.T) *testStore {
+	return newTestStore(t,
 		port("p-ra1", "netA1", projA, "rA", store.OwnerRouterInterface, "fa:16:3e:00:00:01", "10.90.1.1"),
 		port("p-ra2", "netA2", projA, "rA", "network:ha_router_replicated_interface", "fa:16:3e:00:00:02", "10.90.2.1"),
 		port("p-rb", "netB", projB, "rB", store.OwnerRouterInterface, "fa:16:3e:00:00:03", "10.90.1.1"),
@@ -56,7 +56,7 @@ func topology() *fakeStore {
 		port("p-d2", "netA2", projA, instDup2, store.OwnerCompute, "fa:16:3e:00:00:31", "10.90.1.9"),
 		// A dual-stack guest reached by its IPv6 link-local address.
 		port("p-ll", "netA1", projA, instLL, store.OwnerCompute, "fa:16:3e:12:34:56", "10.90.1.20", "fd00:90::20"),
-		// A DHCP port on netB: not a router interface, must not join rB's networks to anything.
+		// A DHCP port: not a router interface, so its device id names no router.
 		port("p-dhcp", "netA1", projA, "dhcp-host", store.OwnerDHCP, "fa:16:3e:00:00:40", "10.90.1.2"),
 	)
 }
@@ -105,13 +105,13 @@ func (a *apiRecorder) count() int {
 }
 
 type harness struct {
-	st    *fakeStore
+	st    *testStore
 	api   *apiRecorder
 	agent *Agent
 	url   string // the agent, served over HTTP on loopback
 }
 
-func newHarness(t *testing.T, st *fakeStore) *harness {
+func newHarness(t *testing.T, st *testStore) *harness {
 	t.Helper()
 	api := &apiRecorder{}
 	apiSrv := httptest.NewServer(api)
@@ -119,7 +119,7 @@ func newHarness(t *testing.T, st *fakeStore) *harness {
 	return newHarnessURL(t, st, api, apiSrv.URL)
 }
 
-func newHarnessURL(t *testing.T, st *fakeStore, api *apiRecorder, apiURL string) *harness {
+func newHarnessURL(t *testing.T, st *testStore, api *apiRecorder, apiURL string) *harness {
 	t.Helper()
 	a := New(Options{
 		Store:  st,
@@ -177,7 +177,7 @@ func sign(secret, id string) string {
 }
 
 func TestLookup(t *testing.T) {
-	h := newHarness(t, topology())
+	h := newHarness(t, topology(t))
 	tests := []struct {
 		name    string
 		hdr     map[string][]string
@@ -227,7 +227,7 @@ func TestLookup(t *testing.T) {
 }
 
 func TestBadProxyHeaders(t *testing.T) {
-	h := newHarness(t, topology())
+	h := newHarness(t, topology(t))
 	tests := []struct {
 		name string
 		hdr  map[string][]string
@@ -260,8 +260,8 @@ func TestBadProxyHeaders(t *testing.T) {
 }
 
 func TestOnlyAllowedHeadersReachAPI(t *testing.T) {
-	st := topology()
-	st.set("metadata_proxy_shared_secret", "s3cr3t")
+	st := topology(t)
+	st.set(t, "metadata_proxy_shared_secret", "s3cr3t")
 	h := newHarness(t, st)
 	hdr := router("rA", "10.90.1.5")
 	for k, v := range map[string]string{
@@ -313,7 +313,7 @@ func equalHeader(a, b http.Header) bool {
 }
 
 func TestRequestIDMadeWhenMissing(t *testing.T) {
-	h := newHarness(t, topology())
+	h := newHarness(t, topology(t))
 	h.do(t, "GET", "/", router("rA", "10.90.1.5"), nil)
 	got, _, _, _ := h.api.last(t)
 	if id := got.Get("X-Request-ID"); !strings.HasPrefix(id, "req-") || len(id) != len("req-")+36 {
@@ -322,11 +322,11 @@ func TestRequestIDMadeWhenMissing(t *testing.T) {
 }
 
 func TestSecretChangeAppliesAtOnce(t *testing.T) {
-	st := topology()
-	st.set("metadata_proxy_shared_secret", "old")
+	st := topology(t)
+	st.set(t, "metadata_proxy_shared_secret", "old")
 	h := newHarness(t, st)
 	for _, secret := range []string{"old", "new", ""} {
-		st.set("metadata_proxy_shared_secret", secret)
+		st.set(t, "metadata_proxy_shared_secret", secret)
 		h.do(t, "GET", "/", router("rA", "10.90.1.5"), nil)
 		got, _, _, _ := h.api.last(t)
 		if sig := got.Get("X-Instance-ID-Signature"); sig != sign(secret, instA) {
@@ -344,7 +344,7 @@ func TestSignInstanceIDKnownAnswer(t *testing.T) {
 }
 
 func TestLookupCacheFollowsGeneration(t *testing.T) {
-	st := topology()
+	st := topology(t)
 	h := newHarness(t, st)
 	h.do(t, "GET", "/", router("rA", "10.90.3.3"), nil)
 	calls := st.listCalls.Load()
@@ -355,7 +355,7 @@ func TestLookupCacheFollowsGeneration(t *testing.T) {
 		t.Fatal("second identical lookup queried the store")
 	}
 	// A new guest appears: the generation moves and the 404 must not stick.
-	st.addPort(port("p-new", "netA2", projA, instDup1, store.OwnerCompute, "fa:16:3e:00:00:50", "10.90.3.3"))
+	st.addPort(t, port("p-new", "netA2", projA, instDup1, store.OwnerCompute, "fa:16:3e:00:00:50", "10.90.3.3"))
 	r := h.do(t, "GET", "/", router("rA", "10.90.3.3"), nil)
 	if r.code != http.StatusOK || string(r.body) != "ok "+instDup1 {
 		t.Fatalf("after the store changed: %d %q", r.code, r.body)
@@ -371,7 +371,7 @@ func TestStatusMapping(t *testing.T) {
 		{500, 500, true}, {502, 502, true}, {503, 503, true}, {504, 504, true},
 		{201, 500, false}, {301, 500, false}, {401, 500, false}, {429, 500, false},
 	}
-	h := newHarness(t, topology())
+	h := newHarness(t, topology(t))
 	for _, tc := range tests {
 		t.Run(http.StatusText(tc.api), func(t *testing.T) {
 			h.api.mu.Lock()
@@ -407,7 +407,7 @@ func TestAPIDownIs503(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now: connect is refused
-	h := newHarnessURL(t, topology(), &apiRecorder{}, "http://"+addr)
+	h := newHarnessURL(t, topology(t), &apiRecorder{}, "http://"+addr)
 	r := h.do(t, "GET", "/latest/meta-data/", router("rA", "10.90.1.5"), nil)
 	if r.code != http.StatusServiceUnavailable || strings.TrimSpace(string(r.body)) != msgUnavailable {
 		t.Fatalf("got %d %q", r.code, r.body)
@@ -415,13 +415,13 @@ func TestAPIDownIs503(t *testing.T) {
 }
 
 func TestDefaultAPIURLFromSettings(t *testing.T) {
-	st := topology()
+	st := topology(t)
 	api := &apiRecorder{}
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	host, portStr, _ := net.SplitHostPort(srv.Listener.Addr().String())
-	st.set("nova_metadata_host", host)
-	st.set("nova_metadata_port", portStr)
+	st.set(t, "nova_metadata_host", host)
+	st.set(t, "nova_metadata_port", portStr)
 	a := New(Options{Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	agentSrv := httptest.NewServer(a.Handler())
 	t.Cleanup(agentSrv.Close)
@@ -443,7 +443,7 @@ func TestGzipRelayedUnchanged(t *testing.T) {
 	zw.Write(bytes.Repeat([]byte("#cloud-config\npackages: [nginx]\n"), 200))
 	zw.Close()
 	gz := buf.Bytes()
-	h := newHarness(t, topology())
+	h := newHarness(t, topology(t))
 	h.api.answer = func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Header().Set("Content-Encoding", "gzip") // must not tempt anyone to decode
@@ -459,7 +459,7 @@ func TestGzipRelayedUnchanged(t *testing.T) {
 }
 
 func TestBodyLimit(t *testing.T) {
-	h := newHarness(t, topology())
+	h := newHarness(t, topology(t))
 	if r := h.do(t, "POST", "/openstack/latest/password", router("rA", "10.90.1.5"), bytes.Repeat([]byte("x"), MaxBodyBytes)); r.code != 200 {
 		t.Fatalf("body at the limit: %d", r.code)
 	}
@@ -486,7 +486,7 @@ func TestRunOnUnixSocket(t *testing.T) {
 	api := &apiRecorder{}
 	apiSrv := httptest.NewServer(api)
 	t.Cleanup(apiSrv.Close)
-	st := topology()
+	st := topology(t)
 	a := New(Options{
 		Store: st, SocketPath: sock, SocketOwner: -1, SocketGroup: -1,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -540,7 +540,7 @@ func TestRunRefusesNonSocket(t *testing.T) {
 	if err := os.WriteFile(p, []byte("precious"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a := New(Options{Store: topology(), SocketPath: p, SocketOwner: -1, SocketGroup: -1})
+	a := New(Options{Store: topology(t), SocketPath: p, SocketOwner: -1, SocketGroup: -1})
 	if err := a.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "not a socket") {
 		t.Fatalf("Run over a regular file: %v", err)
 	}

@@ -2,106 +2,72 @@ package agent
 
 import (
 	"context"
-	"strings"
-	"sync"
+	"net/netip"
+	"path/filepath"
 	"sync/atomic"
+	"testing"
 
 	"github.com/mdctl/mdctl/store"
 )
 
-// fakeStore is an in-memory store.Reader holding ports and settings; the
-// other Reader methods are not used by the agent and panic if called.
-type fakeStore struct {
-	store.Reader
-	mu        sync.Mutex
-	gen       uint64
-	ports     []store.Port
-	settings  map[string]string
+// testStore is a real SQLite store in t.TempDir(), with ListPorts counted
+// so tests can see when the agent's cache answered.
+type testStore struct {
+	*store.SQLite
 	listCalls atomic.Int64
 }
 
-func newFakeStore(ports ...store.Port) *fakeStore {
-	return &fakeStore{gen: 1, ports: ports, settings: map[string]string{}}
+func (s *testStore) ListPorts(ctx context.Context, f store.PortFilter) ([]store.Port, error) {
+	s.listCalls.Add(1)
+	return s.SQLite.ListPorts(ctx, f)
 }
 
-func (f *fakeStore) Generation(context.Context) (uint64, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.gen, nil
-}
-
-func (f *fakeStore) Settings(context.Context) (map[string]string, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := make(map[string]string, len(f.settings))
-	for k, v := range f.settings {
-		out[k] = v
+// newTestStore opens a store holding ports; every network they name is
+// created with a v4 and a v6 subnet wide enough for any test address.
+func newTestStore(t *testing.T, ports ...store.Port) *testStore {
+	t.Helper()
+	db, err := store.OpenSQLite(filepath.Join(t.TempDir(), "mdctl.db"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out, nil
+	t.Cleanup(func() { db.Close() })
+	s := &testStore{SQLite: db}
+	for _, p := range ports {
+		s.addPort(t, p)
+	}
+	return s
 }
 
-func (f *fakeStore) set(key, value string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.settings[key] = value
-	f.gen++
-}
-
-func (f *fakeStore) addPort(p store.Port) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.ports = append(f.ports, p)
-	f.gen++
-}
-
-// ListPorts follows store.PortFilter: empty fields match all, fields AND,
-// values within a field OR.
-func (f *fakeStore) ListPorts(_ context.Context, pf store.PortFilter) ([]store.Port, error) {
-	f.listCalls.Add(1)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []store.Port
-	for _, p := range f.ports {
-		if in(pf.NetworkIDs, p.NetworkID) && in(pf.DeviceIDs, p.DeviceID) && in(pf.DeviceOwners, p.DeviceOwner) &&
-			inFold(pf.MACAddresses, p.MACAddress) && hasIP(pf.IPAddresses, p) {
-			out = append(out, p)
+func (s *testStore) addPort(t *testing.T, p store.Port) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := s.GetNetwork(ctx, p.NetworkID); err != nil {
+		if err := s.PutNetwork(ctx, store.Network{ID: p.NetworkID, ProjectID: p.ProjectID, MTU: 1450}); err != nil {
+			t.Fatal(err)
+		}
+		for _, sn := range []store.Subnet{
+			{ID: "v4-" + p.NetworkID, NetworkID: p.NetworkID, IPVersion: 4, CIDR: "10.90.0.0/16"},
+			{ID: "v6-" + p.NetworkID, NetworkID: p.NetworkID, IPVersion: 6, CIDR: "fd00:90::/64"},
+		} {
+			if err := s.PutSubnet(ctx, sn); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	return out, nil
-}
-
-func in(list []string, v string) bool {
-	if len(list) == 0 {
-		return true
-	}
-	for _, x := range list {
-		if x == v {
-			return true
+	for i, f := range p.FixedIPs {
+		p.FixedIPs[i].SubnetID = "v4-" + p.NetworkID
+		if netip.MustParseAddr(f.IPAddress).Is6() {
+			p.FixedIPs[i].SubnetID = "v6-" + p.NetworkID
 		}
 	}
-	return false
+	if err := s.PutPort(ctx, p); err != nil {
+		t.Fatal(err)
+	}
 }
 
-func inFold(list []string, v string) bool {
-	if len(list) == 0 {
-		return true
+func (s *testStore) set(t *testing.T, key, value string) {
+	t.Helper()
+	if err := s.SetSetting(context.Background(), key, value); err != nil {
+		t.Fatal(err)
 	}
-	for _, x := range list {
-		if strings.EqualFold(x, v) {
-			return true
-		}
-	}
-	return false
-}
-
-func hasIP(list []string, p store.Port) bool {
-	if len(list) == 0 {
-		return true
-	}
-	for _, f := range p.FixedIPs {
-		if in(list, f.IPAddress) {
-			return true
-		}
-	}
-	return false
 }
