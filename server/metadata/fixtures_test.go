@@ -7,14 +7,15 @@ import (
 	"github.com/mdctl/mdctl/store"
 )
 
-// counterReader is a deterministic random source: 0, 1, 2, … wrapping. Each
-// read continues where the last stopped, so two seeds differ.
-type counterReader struct{ next byte }
+// counterReader is a deterministic random source: byte n is n+n/256 (mod
+// 256). Each read continues where the last stopped, so two 512-byte seeds
+// differ.
+type counterReader struct{ n uint64 }
 
 func (r *counterReader) Read(p []byte) (int, error) {
 	for i := range p {
-		p[i] = r.next
-		r.next++
+		p[i] = byte(r.n + r.n>>8)
+		r.n++
 	}
 	return len(p), nil
 }
