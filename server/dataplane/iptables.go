@@ -97,18 +97,24 @@ func syncRouterRules(ipt *iptables.IPTables, ipv6, want, proxy bool) (int, error
 		}
 	}
 	changed := 0
+	// Every chain exists before any rule jumps to one.
+	present := map[string]bool{}
 	for _, c := range chains {
 		exists, err := ipt.ChainExists(c.table, c.chain)
 		if err != nil {
 			return changed, fmt.Errorf("%s %s: %w", c.table, c.chain, err)
 		}
-		if !exists && !want {
-			continue
-		}
-		if !exists {
+		if !exists && want {
 			if err := ipt.NewChain(c.table, c.chain); err != nil {
 				return changed, fmt.Errorf("create %s %s: %w", c.table, c.chain, err)
 			}
+			exists = true
+		}
+		present[c.table+"/"+c.chain] = exists
+	}
+	for _, c := range chains {
+		if !present[c.table+"/"+c.chain] {
+			continue
 		}
 		ok, err := chainHolds(ipt, c)
 		if err != nil {
