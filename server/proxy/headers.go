@@ -1,0 +1,46 @@
+package proxy
+
+import (
+	"net/http"
+	"strings"
+)
+
+// Exact identity headers a guest must never set (lowercase, '-' form).
+var identityHeaders = map[string]bool{
+	"x-forwarded-for":         true,
+	"x-instance-id":           true,
+	"x-instance-id-signature": true,
+	"x-tenant-id":             true,
+	"x-request-id":            true, // the proxy names each request itself
+	"forwarded":               true,
+	"x-real-ip":               true,
+}
+
+// Prefixes of identity header families: neutron's router and network ids,
+// nova's load-balancer provider headers, OVN's network id.
+var identityPrefixes = []string{"x-neutron-", "x-metadata-provider", "x-ovn-"}
+
+// isIdentity says whether a header name claims an identity. Names are
+// compared case-insensitively with '_' as '-': a WSGI server behind a hop
+// maps both to the same HTTP_X_… key.
+func isIdentity(name string) bool {
+	n := strings.ReplaceAll(strings.ToLower(name), "_", "-")
+	if identityHeaders[n] {
+		return true
+	}
+	for _, p := range identityPrefixes {
+		if strings.HasPrefix(n, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// scrub deletes every identity header, in any case and all duplicates.
+func scrub(h http.Header) {
+	for k := range h {
+		if isIdentity(k) {
+			delete(h, k)
+		}
+	}
+}
