@@ -51,12 +51,12 @@ func Inspect(path string) (Report, error) {
 	return r, nil
 }
 
-// nova writes these into openstack/latest on every drive (user_data only
-// when the instance has user data, so it is not required).
+// nova writes these into openstack/latest on every drive. Not required:
+// user_data (only when the instance has some) and vendor_data.json (only
+// with the StaticJSON vendordata provider).
 var latestFiles = []struct{ name, why string }{
 	{"meta_data.json", "cloud-init's ConfigDrive source rejects the drive"},
 	{"network_data.json", "the guest gets no network configuration from the drive"},
-	{"vendor_data.json", "the guest gets no static vendor data"},
 	{"vendor_data2.json", "the guest gets no dynamic vendor data"},
 }
 
