@@ -53,7 +53,8 @@ type Options struct {
 	Files []File
 }
 
-// Response is one servable document.
+// Response is one servable document. Body is shared between Lookups:
+// callers must not modify it.
 type Response struct {
 	Body        []byte
 	ContentType string

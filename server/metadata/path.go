@@ -43,7 +43,10 @@ func pathTokens(p string) []string {
 	if p == "" || p[0] != '/' {
 		p = "/" + p
 	}
-	tokens := strings.Split(pyNormpath(p), "/")[1:]
+	if !isNormal(p) {
+		p = pyNormpath(p)
+	}
+	tokens := strings.Split(p, "/")[1:]
 	switch tokens[0] {
 	case "ec2", "openstack":
 		return tokens
@@ -52,4 +55,13 @@ func pathTokens(p string) []string {
 		return []string{"ec2"}
 	}
 	return append([]string{"ec2"}, tokens...)
+}
+
+// isNormal reports whether p (starting with "/") is already what
+// pyNormpath would return, so the common request skips the rewrite.
+func isNormal(p string) bool {
+	if p == "/" {
+		return true
+	}
+	return !strings.HasSuffix(p, "/") && !strings.Contains(p, "//") && !strings.Contains(p, "/.")
 }
