@@ -82,7 +82,11 @@ func (l *limiter) hit(src netip.Addr, lm limits, now time.Time) bool {
 	s := l.sources[src]
 	if s == nil {
 		if len(l.sources) >= maxSources {
-			l.sweep(now, expire)
+			// A full table is swept at most once a second, so a flood of
+			// new sources costs O(1) each, not a scan each.
+			if now.Sub(l.lastSweep) >= time.Second {
+				l.sweep(now, expire)
+			}
 			if len(l.sources) >= maxSources {
 				l.evictOldest()
 			}
