@@ -1,0 +1,231 @@
+// Package topology owns the "desired world" mdctl seeds its store with: it
+// parses the YAML of `mdctl apply`, validates every field (with the file
+// and line of each mistake), and writes projects, networks, subnets,
+// routers, ports and instances the way neutron and nova would create them,
+// in one store transaction, idempotently.
+//
+// It must never talk to the kernel or serve HTTP; it only reads and writes
+// through store.Store.
+package topology
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Topology is a parsed topology file: everything `mdctl apply` creates or
+// updates. Specs are matched to stored records by name.
+type Topology struct {
+	File      string // for error messages; "" when built in code
+	Settings  []SettingSpec
+	Routers   []RouterSpec
+	Networks  []NetworkSpec
+	Instances []InstanceSpec
+}
+
+// Pos says where a spec came from, so errors can name the field and line.
+// Specs built in code leave it zero and errors then name the field alone.
+type Pos struct {
+	Path  string         // "instances[1]"; "" outside a file
+	Line  int            // line of the record
+	Lines map[string]int // line of each field given
+}
+
+// line returns the line of field, or of the record when field was not given.
+func (p Pos) line(field string) int {
+	if l, ok := p.Lines[field]; ok {
+		return l
+	}
+	return p.Line
+}
+
+// field returns the dotted path of a field ("instances[1].ip").
+func (p Pos) field(name string) string {
+	switch {
+	case p.Path == "":
+		return name
+	case name == "":
+		return p.Path
+	}
+	return p.Path + "." + name
+}
+
+// SettingSpec sets one store setting (nova/neutron option names).
+type SettingSpec struct {
+	Key, Value string
+	Pos
+}
+
+// RouterSpec describes a router.
+type RouterSpec struct {
+	Name    string
+	Project string // name or ID; created when missing
+	Pos
+}
+
+// NetworkSpec describes a network with its subnets.
+type NetworkSpec struct {
+	Name    string
+	Project string
+	Router  string // router name or ID; "" for an isolated network
+	MTU     int    // 0: 1500
+	Subnets []SubnetSpec
+	Pos
+}
+
+// SubnetSpec describes one subnet of a network. Subnets are matched to
+// stored ones by CIDR.
+type SubnetSpec struct {
+	Name            string
+	CIDR            string
+	Gateway         string // "" → the first host address; "none" → no gateway
+	DHCPIP          string // "" → the first host address that is not the gateway
+	DNS             []string
+	HostRoutes      []HostRouteSpec
+	EnableDHCP      *bool  // nil → true
+	IPv6AddressMode string // IPv6 only: slaac, dhcpv6-stateful, dhcpv6-stateless
+	Pos
+}
+
+// HostRouteSpec is a static route handed to guests.
+type HostRouteSpec struct {
+	Destination, NextHop string
+}
+
+// dhcpEnabled applies neutron's default: DHCP is on unless turned off.
+func (s SubnetSpec) dhcpEnabled() bool { return s.EnableDHCP == nil || *s.EnableDHCP }
+
+// InstanceSpec describes an instance and its ports.
+type InstanceSpec struct {
+	Name             string
+	Hostname         string // "" → Name sanitized as nova does
+	Project          string
+	AvailabilityZone string // "" → nova
+	Flavor           string // "" → m1.small
+	LaunchIndex      int
+	Ports            []PortSpec // one compute port per entry, in order
+	UserData         []byte
+	Keys             []KeySpec // in order; the first is EC2's key_name
+	Meta             map[string]string
+	ConfigDrive      bool
+	AdminPass        string
+	Pos
+}
+
+// KeySpec is one public key.
+type KeySpec struct {
+	Name, Type, Data string // Type "" → ssh
+}
+
+// PortSpec is one NIC of an instance.
+type PortSpec struct {
+	Network string // name or ID
+	IP      string // "" → the next free address
+	Pos
+}
+
+// Action says what Apply did to one record.
+type Action string
+
+// The actions Apply reports.
+const (
+	Created   Action = "created"
+	Updated   Action = "updated"
+	Unchanged Action = "unchanged"
+	Deleted   Action = "deleted"
+)
+
+// Change is one record Apply looked at.
+type Change struct {
+	Kind   string `json:"kind" yaml:"kind"` // setting, project, router, network, subnet, port, instance
+	Name   string `json:"name" yaml:"name"`
+	ID     string `json:"id" yaml:"id"`
+	Action Action `json:"action" yaml:"action"`
+	Detail string `json:"detail,omitempty" yaml:"detail,omitempty"`
+}
+
+// Result lists every record Apply created, updated, deleted or left alone,
+// in the order it handled them.
+type Result struct {
+	Changes []Change `json:"changes" yaml:"changes"`
+}
+
+// Changed reports whether Apply wrote anything.
+func (r Result) Changed() bool {
+	for _, c := range r.Changes {
+		if c.Action != Unchanged {
+			return true
+		}
+	}
+	return false
+}
+
+// Count returns how many changes had action a.
+func (r Result) Count(a Action) int {
+	n := 0
+	for _, c := range r.Changes {
+		if c.Action == a {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *Result) add(kind, name, id string, a Action, detail string) {
+	r.Changes = append(r.Changes, Change{Kind: kind, Name: name, ID: id, Action: a, Detail: detail})
+}
+
+// Error is one mistake in a topology, at a field (and a line when the
+// topology came from a file).
+type Error struct {
+	File  string
+	Line  int
+	Field string
+	Msg   string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			fmt.Fprintf(&b, ":%d", e.Line)
+		}
+		b.WriteString(": ")
+	}
+	if e.Field != "" {
+		b.WriteString(e.Field)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// Errors is every mistake found in a topology; a topology with any is
+// refused whole.
+type Errors []*Error
+
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// errs collects errors against one file.
+type errs struct {
+	file string
+	list Errors
+}
+
+func (c *errs) at(p Pos, field string, format string, args ...any) {
+	c.list = append(c.list, &Error{File: c.file, Line: p.line(field), Field: p.field(field), Msg: fmt.Sprintf(format, args...)})
+}
+
+func (c *errs) err() error {
+	if len(c.list) == 0 {
+		return nil
+	}
+	return c.list
+}
