@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mdctl/mdctl/store"
+	"github.com/mdctl/mdctl/store/topology"
+)
+
+type applyOptions struct {
+	IO     *iostreams
+	Store  func(context.Context) (store.Store, error)
+	File   string
+	Output string
+}
+
+func newCmdApply(f *factory, runF func(context.Context, *applyOptions) error) *cobra.Command {
+	opts := &applyOptions{IO: f.IO, Store: f.OpenStore}
+	cmd := &cobra.Command{
+		Use:   "apply -f FILE",
+		Short: "Create or update, idempotently, everything in a topology file",
+		Long: `Apply reads a topology (settings, routers, networks, instances) and makes the
+store match it in one transaction. A file with any mistake is refused whole,
+naming each field and line. Applying the same file again changes nothing.`,
+		Example: `  mdctl apply -f topology.yaml
+  cat topology.yaml | mdctl apply -f -
+  mdctl apply -f topology.yaml -o json   # what was created, updated, unchanged`,
+		Args: exactArgs(0, "no arguments (give the file with -f)"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if opts.File == "" {
+				return usageErrorf("apply needs a file: mdctl apply -f topology.yaml (or -f - for stdin)")
+			}
+			if err := checkOutput(opts.Output); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return applyRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringVarP(&opts.File, "filename", "f", "", "topology file (YAML), or - for stdin")
+	_ = cmd.MarkFlagFilename("filename", "yaml", "yml")
+	addOutputFlag(cmd, &opts.Output)
+	return cmd
+}
+
+func applyRun(ctx context.Context, opts *applyOptions) error {
+	data, err := readInput(opts.IO.In, opts.File)
+	if err != nil {
+		return err
+	}
+	top, err := topology.Parse(data, opts.File)
+	if err != nil {
+		return err
+	}
+	st, err := opts.Store(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	res, err := topology.Apply(ctx, st, top)
+	if err != nil {
+		return err
+	}
+	return printResult(opts.IO, opts.Output, res)
+}
+
+func readInput(in io.Reader, name string) ([]byte, error) {
+	if name == "-" {
+		b, err := io.ReadAll(in)
+		if err != nil {
+			return nil, fmt.Errorf("read stdin: %w", err)
+		}
+		return b, nil
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("read topology: %w", err)
+	}
+	return b, nil
+}
+
+// printResult shows what Apply did: every record for scripts, a table and
+// a one-line summary for people.
+func printResult(io *iostreams, format string, res topology.Result) error {
+	if res.Changes == nil {
+		res.Changes = []topology.Change{}
+	}
+	if format != "table" {
+		return printData(io.Out, format, res)
+	}
+	t := newTable(io.Out, "KIND", "NAME", "ACTION", "ID", "DETAIL")
+	for _, c := range res.Changes {
+		t.row(c.Kind, c.Name, paintAction(io, c.Action), c.ID, c.Detail)
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(io.Out, "%d created, %d updated, %d deleted, %d unchanged\n",
+		res.Count(topology.Created), res.Count(topology.Updated), res.Count(topology.Deleted), res.Count(topology.Unchanged))
+	return err
+}
+
+func paintAction(io *iostreams, a topology.Action) string {
+	switch a {
+	case topology.Created:
+		return io.paint("32", string(a))
+	case topology.Updated:
+		return io.paint("33", string(a))
+	case topology.Deleted:
+		return io.paint("31", string(a))
+	}
+	// Same escape length on every row keeps the table aligned.
+	return io.paint("0", string(a))
+}

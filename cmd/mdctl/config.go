@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mdctl/mdctl/store"
+)
+
+// settingView is one setting as `config list` and `config get` print it.
+type settingView struct {
+	Key     string `json:"key" yaml:"key"`
+	Value   string `json:"value" yaml:"value"` // in force
+	Default string `json:"default" yaml:"default"`
+	Source  string `json:"source" yaml:"source"` // default | store
+	Secret  bool   `json:"secret" yaml:"secret"`
+	Help    string `json:"help" yaml:"help"`
+}
+
+const masked = "********"
+
+func newCmdConfig(f *factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "List, read and switch settings (nova/neutron option names)",
+		Long: `Settings keep nova's and neutron's option names. A running mdctl serve applies
+a change on its next request, without a restart.`,
+		Example: `  mdctl config list
+  mdctl config get force_metadata
+  mdctl config set force_metadata true
+  mdctl config set metadata_proxy_shared_secret s3cret
+  mdctl config unset force_metadata`,
+	}
+	cmd.AddCommand(newCmdConfigList(f, nil), newCmdConfigGet(f, nil), newCmdConfigSet(f, nil), newCmdConfigUnset(f, nil))
+	return cmd
+}
+
+type configOptions struct {
+	IO          *iostreams
+	Store       func(context.Context) (store.Store, error)
+	Key, Value  string
+	ShowSecrets bool
+	Output      string
+}
+
+// completeKeys offers the known setting names.
+func completeKeys(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var keys []string
+	for _, d := range store.SettingDefs() {
+		keys = append(keys, d.Key+"\t"+d.Help)
+	}
+	return keys, cobra.ShellCompDirectiveNoFileComp
+}
+
+func newCmdConfigList(f *factory, runF func(context.Context, *configOptions) error) *cobra.Command {
+	opts := &configOptions{IO: f.IO, Store: f.OpenStore}
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List every setting: value in force, default, source and help",
+		Example: `  mdctl config list
+  mdctl config list --show-secrets -o json`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(opts.Output); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return configListRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.ShowSecrets, "show-secrets", false, "show secret values instead of "+masked)
+	addOutputFlag(cmd, &opts.Output)
+	return cmd
+}
+
+// settingViews resolves every setting against the stored values.
+func settingViews(ctx context.Context, st store.Reader, showSecrets bool) ([]settingView, error) {
+	stored, err := st.Settings(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read settings: %w", err)
+	}
+	inForce, err := store.Resolve(stored, nil)
+	if err != nil {
+		return nil, fmt.Errorf("stored settings: %w (fix it with mdctl config set or unset)", err)
+	}
+	var out []settingView
+	for _, d := range store.SettingDefs() {
+		v := settingView{Key: d.Key, Value: inForce[d.Key], Default: d.Default, Source: "default", Secret: d.Secret, Help: d.Help}
+		if _, ok := stored[d.Key]; ok {
+			v.Source = "store"
+		}
+		if d.Secret && !showSecrets && v.Value != "" {
+			v.Value = masked
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func configListRun(ctx context.Context, opts *configOptions) error {
+	return withStoreFn(ctx, opts.Store, func(st store.Store) error {
+		views, err := settingViews(ctx, st, opts.ShowSecrets)
+		if err != nil {
+			return err
+		}
+		if opts.Output != "table" {
+			return printData(opts.IO.Out, opts.Output, views)
+		}
+		t := newTable(opts.IO.Out, "KEY", "VALUE", "DEFAULT", "SOURCE", "HELP")
+		for _, v := range views {
+			t.row(v.Key, v.Value, v.Default, v.Source, v.Help)
+		}
+		return t.flush()
+	})
+}
+
+func newCmdConfigGet(f *factory, runF func(context.Context, *configOptions) error) *cobra.Command {
+	opts := &configOptions{IO: f.IO, Store: f.OpenStore}
+	cmd := &cobra.Command{
+		Use:               "get KEY",
+		Short:             "Print the value in force of one setting",
+		Example:           `  mdctl config get metadata_cache_expiration`,
+		Args:              exactArgs(1, "one setting KEY"),
+		ValidArgsFunction: completeKeys,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Key = args[0]
+			if err := checkKey(opts.Key); err != nil {
+				return err
+			}
+			if err := checkOutput(opts.Output); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return configGetRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.ShowSecrets, "show-secrets", false, "show a secret value instead of "+masked)
+	addOutputFlag(cmd, &opts.Output)
+	return cmd
+}
+
+// checkKey refuses unknown keys with the list of known ones (exit 2).
+func checkKey(key string) error {
+	if _, ok := store.LookupSetting(key); !ok {
+		_, err := store.NormalizeSetting(key, "")
+		return &exitError{code: exitUsage, err: err}
+	}
+	return nil
+}
+
+func configGetRun(ctx context.Context, opts *configOptions) error {
+	return withStoreFn(ctx, opts.Store, func(st store.Store) error {
+		views, err := settingViews(ctx, st, opts.ShowSecrets)
+		if err != nil {
+			return err
+		}
+		for _, v := range views {
+			if v.Key != opts.Key {
+				continue
+			}
+			if opts.Output != "table" {
+				return printData(opts.IO.Out, opts.Output, v)
+			}
+			_, err := fmt.Fprintln(opts.IO.Out, v.Value)
+			return err
+		}
+		return fmt.Errorf("setting %s vanished", opts.Key)
+	})
+}
+
+func newCmdConfigSet(f *factory, runF func(context.Context, *configOptions) error) *cobra.Command {
+	opts := &configOptions{IO: f.IO, Store: f.OpenStore}
+	cmd := &cobra.Command{
+		Use:   "set KEY VALUE",
+		Short: "Store a setting; a bad value is refused with the allowed ones",
+		Example: `  mdctl config set force_metadata true
+  mdctl config set config_drive_format vfat
+  mdctl config set metadata_rate_limiting.base_query_rate_limit 50`,
+		Args:              exactArgs(2, "a setting KEY and a VALUE"),
+		ValidArgsFunction: completeKeys,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Key = args[0]
+			v, err := store.NormalizeSetting(args[0], args[1])
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			opts.Value = v
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return configSetRun(cmd.Context(), opts)
+		},
+	}
+	return cmd
+}
+
+func configSetRun(ctx context.Context, opts *configOptions) error {
+	return withStoreFn(ctx, opts.Store, func(st store.Store) error {
+		if err := st.SetSetting(ctx, opts.Key, opts.Value); err != nil {
+			return fmt.Errorf("set %s: %w", opts.Key, err)
+		}
+		shown := opts.Value
+		if d, _ := store.LookupSetting(opts.Key); d.Secret {
+			shown = masked
+		}
+		_, err := fmt.Fprintf(opts.IO.Out, "%s = %s\n", opts.Key, shown)
+		return err
+	})
+}
+
+func newCmdConfigUnset(f *factory, runF func(context.Context, *configOptions) error) *cobra.Command {
+	opts := &configOptions{IO: f.IO, Store: f.OpenStore}
+	cmd := &cobra.Command{
+		Use:               "unset KEY",
+		Short:             "Remove a stored setting so its default applies again",
+		Example:           `  mdctl config unset force_metadata`,
+		Args:              exactArgs(1, "one setting KEY"),
+		ValidArgsFunction: completeKeys,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Key = args[0]
+			if err := checkKey(opts.Key); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return configUnsetRun(cmd.Context(), opts)
+		},
+	}
+	return cmd
+}
+
+func configUnsetRun(ctx context.Context, opts *configOptions) error {
+	return withStoreFn(ctx, opts.Store, func(st store.Store) error {
+		if err := st.UnsetSetting(ctx, opts.Key); err != nil {
+			return fmt.Errorf("unset %s: %w", opts.Key, err)
+		}
+		d, _ := store.LookupSetting(opts.Key)
+		_, err := fmt.Fprintf(opts.IO.Out, "%s unset; default %q applies\n", opts.Key, d.Default)
+		return err
+	})
+}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/mdctl/mdctl/store"
+)
+
+// factory carries what commands share: the streams, the environment and
+// the global flags, and opens the store on demand so that commands which
+// never touch it (version, completion) never fail on it.
+type factory struct {
+	IO      *iostreams
+	Getenv  func(string) string
+	DataDir string // --data-dir, after MDCTL_DATA_DIR and the default
+	DB      string // --db
+	Version string
+}
+
+// defaultDataDir follows CLI.md: MDCTL_DATA_DIR, else /var/lib/mdctl for
+// root, else $XDG_DATA_HOME/mdctl.
+func defaultDataDir(getenv func(string) string) string {
+	if d := getenv("MDCTL_DATA_DIR"); d != "" {
+		return d
+	}
+	if os.Geteuid() == 0 {
+		return "/var/lib/mdctl"
+	}
+	if x := getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "mdctl")
+	}
+	if h := getenv("HOME"); h != "" {
+		return filepath.Join(h, ".local", "share", "mdctl")
+	}
+	return "mdctl"
+}
+
+// OpenStore opens the store the global flags name.
+func (f *factory) OpenStore(ctx context.Context) (store.Store, error) {
+	st, err := store.Open(f.DataDir, f.DB)
+	if err != nil {
+		return nil, fmt.Errorf("%w (check --data-dir %s or --db)", err, f.DataDir)
+	}
+	return st, nil
+}

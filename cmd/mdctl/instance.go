@@ -1,0 +1,331 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mdctl/mdctl/store"
+	"github.com/mdctl/mdctl/store/topology"
+)
+
+func newCmdInstance(f *factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "instance",
+		Aliases: []string{"instances", "server"},
+		Short:   "Create, list, show and delete instances",
+		Example: `  mdctl instance create vm1 --project demo --network net1
+  mdctl instance list
+  mdctl instance show vm1 -o json
+  mdctl instance delete vm1`,
+	}
+	cmd.AddCommand(newCmdInstanceCreate(f, nil), newCmdInstanceList(f, nil), newCmdInstanceShow(f, nil), newCmdInstanceDelete(f, nil))
+	return cmd
+}
+
+type instanceCreateOptions struct {
+	IO           *iostreams
+	Store        func(context.Context) (store.Store, error)
+	Spec         topology.InstanceSpec
+	Networks     []string
+	IP           string
+	UserDataFile string
+	Keys         []string
+	Meta         []string
+	Output       string
+}
+
+func newCmdInstanceCreate(f *factory, runF func(context.Context, *instanceCreateOptions) error) *cobra.Command {
+	opts := &instanceCreateOptions{IO: f.IO, Store: f.OpenStore}
+	cmd := &cobra.Command{
+		Use:   "create NAME --project PROJECT --network NETWORK",
+		Short: "Create an instance with a port on each of its networks",
+		Long: `Create an instance as nova would: a UUID, a hostname from its name, and one
+port (MAC fa:16:3e:…, the given or the next free address) per network.
+The project is created when missing.`,
+		Example: `  mdctl instance create vm1 --project demo --network net1
+  mdctl instance create vm2 --project demo --network net1 --ip 10.90.1.20 \
+      --user-data-file cloud-init.yaml --key default="ssh-ed25519 AAAA… me" --meta role=web
+  mdctl instance create vm3 --project demo --network net1 --network net2 --config-drive`,
+		Args: exactArgs(1, "one instance NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Spec.Name = args[0]
+			if err := checkOutput(opts.Output); err != nil {
+				return err
+			}
+			if err := opts.build(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return instanceCreateRun(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&opts.Spec.Project, "project", "", "project name (created when missing)")
+	fl.StringArrayVar(&opts.Networks, "network", nil, "network name or ID (repeat for several NICs)")
+	fl.StringVar(&opts.IP, "ip", "", "fixed IP on the first network (default: the next free address)")
+	fl.StringVar(&opts.Spec.Hostname, "hostname", "", "hostname (default: the name, sanitized as nova does)")
+	fl.StringVar(&opts.UserDataFile, "user-data-file", "", "file served as user_data")
+	fl.StringArrayVar(&opts.Keys, "key", nil, "public key as NAME=KEY (repeatable; the first is EC2's key)")
+	fl.StringArrayVar(&opts.Meta, "meta", nil, "metadata item KEY=VALUE (repeatable)")
+	fl.StringVar(&opts.Spec.AvailabilityZone, "az", "", "availability zone (default nova)")
+	fl.StringVar(&opts.Spec.Flavor, "flavor", "", "flavor name (default m1.small)")
+	fl.IntVar(&opts.Spec.LaunchIndex, "launch-index", 0, "nova's ami-launch-index")
+	fl.StringVar(&opts.Spec.AdminPass, "admin-pass", "", "admin password (config drive only)")
+	fl.BoolVar(&opts.Spec.ConfigDrive, "config-drive", false, "build a config drive for this instance")
+	_ = cmd.MarkFlagRequired("project")
+	_ = cmd.MarkFlagRequired("network")
+	_ = cmd.MarkFlagFilename("user-data-file")
+	addOutputFlag(cmd, &opts.Output)
+	return cmd
+}
+
+// build turns the flags into a spec; bad flag values are usage errors.
+func (o *instanceCreateOptions) build() error {
+	o.Spec.Ports = nil
+	for i, n := range o.Networks {
+		p := topology.PortSpec{Network: n}
+		if i == 0 {
+			p.IP = o.IP
+		}
+		o.Spec.Ports = append(o.Spec.Ports, p)
+	}
+	o.Spec.Keys = nil
+	for _, kv := range o.Keys {
+		name, data, ok := strings.Cut(kv, "=")
+		if !ok || name == "" || data == "" {
+			return usageErrorf("--key %q: use NAME=KEY, e.g. --key default=\"ssh-ed25519 AAAA… me\"", kv)
+		}
+		o.Spec.Keys = append(o.Spec.Keys, topology.KeySpec{Name: name, Type: "ssh", Data: data})
+	}
+	o.Spec.Meta = map[string]string{}
+	for _, kv := range o.Meta {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return usageErrorf("--meta %q: use KEY=VALUE", kv)
+		}
+		o.Spec.Meta[k] = v
+	}
+	if o.UserDataFile != "" {
+		b, err := os.ReadFile(o.UserDataFile)
+		if err != nil {
+			return fmt.Errorf("--user-data-file: %w", err)
+		}
+		o.Spec.UserData = b
+	}
+	return nil
+}
+
+func instanceCreateRun(ctx context.Context, opts *instanceCreateOptions) error {
+	return withStoreFn(ctx, opts.Store, func(st store.Store) error {
+		in, _, err := topology.CreateInstance(ctx, st, opts.Spec)
+		if err != nil {
+			return err
+		}
+		v, err := st.InstanceView(ctx, in.ID)
+		if err != nil {
+			return err
+		}
+		return printInstances(opts.IO, opts.Output, []store.InstanceView{v}, true)
+	})
+}
+
+// withStoreFn opens a store through open, runs fn and closes it.
+func withStoreFn(ctx context.Context, open func(context.Context) (store.Store, error), fn func(st store.Store) error) error {
+	st, err := open(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(st)
+}
+
+type recordOptions struct {
+	IO     *iostreams
+	Store  func(context.Context) (store.Store, error)
+	Ref    string
+	Output string
+}
+
+func newCmdInstanceList(f *factory, runF func(context.Context, *recordOptions) error) *cobra.Command {
+	opts := &recordOptions{IO: f.IO, Store: f.OpenStore}
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List instances with their addresses",
+		Example: `  mdctl instance list
+  mdctl instance list -o json | jq -r '.[].instance.name'`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(opts.Output); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return instanceListRun(cmd.Context(), opts)
+		},
+	}
+	addOutputFlag(cmd, &opts.Output)
+	return cmd
+}
+
+func instanceListRun(ctx context.Context, opts *recordOptions) error {
+	return withStoreFn(ctx, opts.Store, func(st store.Store) error {
+		ins, err := st.ListInstances(ctx)
+		if err != nil {
+			return err
+		}
+		views := make([]store.InstanceView, 0, len(ins))
+		for _, in := range ins {
+			v, err := st.InstanceView(ctx, in.ID)
+			if err != nil {
+				return err
+			}
+			views = append(views, v)
+		}
+		return printInstances(opts.IO, opts.Output, views, false)
+	})
+}
+
+func newCmdInstanceShow(f *factory, runF func(context.Context, *recordOptions) error) *cobra.Command {
+	opts := &recordOptions{IO: f.IO, Store: f.OpenStore}
+	cmd := &cobra.Command{
+		Use:   "show NAME|ID",
+		Short: "Show one instance with its project, ports and networks",
+		Example: `  mdctl instance show vm1
+  mdctl instance show vm1 -o yaml`,
+		Args: exactArgs(1, "one instance NAME or ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Ref = args[0]
+			if err := checkOutput(opts.Output); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return instanceShowRun(cmd.Context(), opts)
+		},
+	}
+	addOutputFlag(cmd, &opts.Output)
+	return cmd
+}
+
+func instanceShowRun(ctx context.Context, opts *recordOptions) error {
+	return withStoreFn(ctx, opts.Store, func(st store.Store) error {
+		v, err := st.InstanceView(ctx, opts.Ref)
+		if err != nil {
+			return notFound(err, "instance", opts.Ref)
+		}
+		return printInstances(opts.IO, opts.Output, []store.InstanceView{v}, true)
+	})
+}
+
+func newCmdInstanceDelete(f *factory, runF func(context.Context, *recordOptions) error) *cobra.Command {
+	opts := &recordOptions{IO: f.IO, Store: f.OpenStore}
+	cmd := &cobra.Command{
+		Use:     "delete NAME|ID",
+		Aliases: []string{"rm"},
+		Short:   "Delete an instance with its ports and password",
+		Example: `  mdctl instance delete vm1`,
+		Args:    exactArgs(1, "one instance NAME or ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Ref = args[0]
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return instanceDeleteRun(cmd.Context(), opts)
+		},
+	}
+	return cmd
+}
+
+func instanceDeleteRun(ctx context.Context, opts *recordOptions) error {
+	return withStoreFn(ctx, opts.Store, func(st store.Store) error {
+		in, err := topology.DeleteInstance(ctx, st, opts.Ref)
+		if err != nil {
+			return notFound(err, "instance", opts.Ref)
+		}
+		fmt.Fprintf(opts.IO.Out, "deleted instance %s (%s)\n", in.Name, in.ID)
+		return nil
+	})
+}
+
+// printInstances prints instance views; one (show) gets a detailed
+// listing, several a table. Data formats print an object for show and an
+// array for list.
+func printInstances(io *iostreams, format string, views []store.InstanceView, one bool) error {
+	if format != "table" {
+		if one {
+			return printData(io.Out, format, views[0])
+		}
+		return printData(io.Out, format, views)
+	}
+	if one {
+		return printInstanceDetail(io, views[0])
+	}
+	t := newTable(io.Out, "NAME", "ID", "PROJECT", "ADDRESSES", "AZ", "CONFIG DRIVE")
+	for _, v := range views {
+		t.row(v.Instance.Name, v.Instance.ID, v.Project.Name, addresses(v), v.Instance.AvailabilityZone, yesNo(v.Instance.ConfigDrive))
+	}
+	return t.flush()
+}
+
+func printInstanceDetail(io *iostreams, v store.InstanceView) error {
+	in := v.Instance
+	t := newTable(io.Out, "FIELD", "VALUE")
+	t.row("name", in.Name)
+	t.row("id", in.ID)
+	t.row("ec2 id", fmt.Sprintf("i-%08x", in.EC2ID))
+	t.row("hostname", in.Hostname)
+	t.row("project", fmt.Sprintf("%s (%s)", v.Project.Name, v.Project.ID))
+	t.row("availability zone", in.AvailabilityZone)
+	t.row("flavor", in.Flavor)
+	t.row("launch index", fmt.Sprint(in.LaunchIndex))
+	t.row("config drive", yesNo(in.ConfigDrive))
+	t.row("user data", fmt.Sprintf("%d bytes", len(in.UserData)))
+	keys := make([]string, 0, len(in.Keys))
+	for _, k := range in.Keys {
+		keys = append(keys, k.Name+" ("+k.Type+")")
+	}
+	t.row("keys", strings.Join(keys, ", "))
+	meta := make([]string, 0, len(in.Meta))
+	for k, val := range in.Meta {
+		meta = append(meta, k+"="+val)
+	}
+	sort.Strings(meta)
+	t.row("meta", strings.Join(meta, ", "))
+	for i, p := range v.Ports {
+		t.row(fmt.Sprintf("port %d", i), fmt.Sprintf("%s %s on %s: %s", p.Port.ID, p.Port.MACAddress, p.Network.Name, fixedIPs(p.Port)))
+	}
+	return t.flush()
+}
+
+func addresses(v store.InstanceView) string {
+	var out []string
+	for _, p := range v.Ports {
+		out = append(out, p.Network.Name+"="+fixedIPs(p.Port))
+	}
+	return strings.Join(out, "; ")
+}
+
+func fixedIPs(p store.Port) string {
+	ips := make([]string, 0, len(p.FixedIPs))
+	for _, f := range p.FixedIPs {
+		ips = append(ips, f.IPAddress)
+	}
+	return strings.Join(ips, ",")
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

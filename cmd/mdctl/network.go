@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mdctl/mdctl/store"
+	"github.com/mdctl/mdctl/store/topology"
+)
+
+// networkView is a network as mdctl prints it: the record, its subnets and
+// the router it is attached to (neutron shows these on separate calls).
+type networkView struct {
+	store.Network `yaml:",inline"`
+	Subnets       []store.Subnet `json:"subnets" yaml:"subnets"`
+	RouterID      string         `json:"router_id" yaml:"router_id"` // "" when isolated
+	Router        string         `json:"router" yaml:"router"`
+}
+
+func newCmdNetwork(f *factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "network",
+		Aliases: []string{"networks", "net"},
+		Short:   "Create, list, show and delete networks",
+		Example: `  mdctl network create net1 --project demo --cidr 10.90.1.0/24 --router r1
+  mdctl network create iso --project demo --cidr 10.90.2.0/24   # isolated: DHCP-namespace metadata
+  mdctl network list
+  mdctl network delete iso`,
+	}
+	cmd.AddCommand(newCmdNetworkCreate(f, nil), newCmdNetworkList(f, nil), newCmdNetworkShow(f, nil), newCmdNetworkDelete(f, nil))
+	return cmd
+}
+
+type networkCreateOptions struct {
+	IO        *iostreams
+	Store     func(context.Context) (store.Store, error)
+	Spec      topology.NetworkSpec
+	Subnet    topology.SubnetSpec
+	IPv6CIDR  string
+	NoDHCP    bool
+	HostRoute []string
+	Output    string
+}
+
+func newCmdNetworkCreate(f *factory, runF func(context.Context, *networkCreateOptions) error) *cobra.Command {
+	opts := &networkCreateOptions{IO: f.IO, Store: f.OpenStore}
+	cmd := &cobra.Command{
+		Use:   "create NAME --project PROJECT --cidr CIDR",
+		Short: "Create a network with a subnet, a DHCP port and optionally a router interface",
+		Long: `Create a network as neutron would: a subnet (gateway .1 and DHCP port .2
+unless given), a DHCP port when DHCP is on, and, with --router, a router
+interface holding the gateway. Without --router the network is isolated and
+guests reach metadata through its DHCP namespace.`,
+		Example: `  mdctl network create net1 --project demo --cidr 10.90.1.0/24 --router r1
+  mdctl network create net2 --project demo --cidr 10.90.2.0/24 --gateway 10.90.2.254 --dns 10.90.0.53
+  mdctl network create net6 --project demo --cidr 10.90.6.0/24 --ipv6-cidr fd00:90:6::/64`,
+		Args: exactArgs(1, "one network NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Spec.Name = args[0]
+			if err := checkOutput(opts.Output); err != nil {
+				return err
+			}
+			if err := opts.build(); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return networkCreateRun(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&opts.Spec.Project, "project", "", "project name (created when missing)")
+	fl.StringVar(&opts.Subnet.CIDR, "cidr", "", "IPv4 (or IPv6) subnet, e.g. 10.90.1.0/24")
+	fl.StringVar(&opts.IPv6CIDR, "ipv6-cidr", "", "an extra SLAAC IPv6 subnet, e.g. fd00:90:1::/64")
+	fl.StringVar(&opts.Spec.Router, "router", "", "router to attach (omit for an isolated network)")
+	fl.StringVar(&opts.Subnet.Gateway, "gateway", "", "gateway address (default: first host; none for no gateway)")
+	fl.StringVar(&opts.Subnet.DHCPIP, "dhcp-ip", "", "DHCP port address (default: first host after the gateway)")
+	fl.StringSliceVar(&opts.Subnet.DNS, "dns", nil, "DNS servers handed to guests (comma-separated or repeated)")
+	fl.StringArrayVar(&opts.HostRoute, "host-route", nil, "static route DEST=NEXTHOP, e.g. 192.168.0.0/16=10.90.1.254 (repeatable)")
+	fl.BoolVar(&opts.NoDHCP, "no-dhcp", false, "turn DHCP off (no DHCP port, no DHCP-namespace metadata)")
+	fl.IntVar(&opts.Spec.MTU, "mtu", 0, "MTU (default 1500)")
+	_ = cmd.MarkFlagRequired("project")
+	_ = cmd.MarkFlagRequired("cidr")
+	addOutputFlag(cmd, &opts.Output)
+	return cmd
+}
+
+func (o *networkCreateOptions) build() error {
+	s := o.Subnet
+	if o.NoDHCP {
+		off := false
+		s.EnableDHCP = &off
+	}
+	for _, hr := range o.HostRoute {
+		dst, nh, ok := strings.Cut(hr, "=")
+		if !ok {
+			return usageErrorf("--host-route %q: use DEST=NEXTHOP, e.g. 192.168.0.0/16=10.90.1.254", hr)
+		}
+		s.HostRoutes = append(s.HostRoutes, topology.HostRouteSpec{Destination: dst, NextHop: nh})
+	}
+	o.Spec.Subnets = []topology.SubnetSpec{s}
+	if o.IPv6CIDR != "" {
+		o.Spec.Subnets = append(o.Spec.Subnets, topology.SubnetSpec{CIDR: o.IPv6CIDR, IPv6AddressMode: "slaac"})
+	}
+	return nil
+}
+
+func networkCreateRun(ctx context.Context, opts *networkCreateOptions) error {
+	return withStoreFn(ctx, opts.Store, func(st store.Store) error {
+		n, _, err := topology.CreateNetwork(ctx, st, opts.Spec)
+		if err != nil {
+			return err
+		}
+		v, err := readNetworkView(ctx, st, n)
+		if err != nil {
+			return err
+		}
+		return printNetworks(opts.IO, opts.Output, []networkView{v}, true)
+	})
+}
+
+func readNetworkView(ctx context.Context, st store.Reader, n store.Network) (networkView, error) {
+	subs, err := st.ListSubnets(ctx, n.ID)
+	if err != nil {
+		return networkView{}, fmt.Errorf("network %s: %w", n.Name, err)
+	}
+	v := networkView{Network: n, Subnets: subs}
+	ri, err := st.ListPorts(ctx, store.PortFilter{NetworkIDs: []string{n.ID}, DeviceOwners: []string{store.OwnerRouterInterface}})
+	if err != nil {
+		return v, fmt.Errorf("network %s: %w", n.Name, err)
+	}
+	if len(ri) > 0 {
+		v.RouterID = ri[0].DeviceID
+		if r, err := st.GetRouter(ctx, v.RouterID); err == nil {
+			v.Router = r.Name
+		}
+	}
+	return v, nil
+}
+
+func newCmdNetworkList(f *factory, runF func(context.Context, *recordOptions) error) *cobra.Command {
+	opts := &recordOptions{IO: f.IO, Store: f.OpenStore}
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List networks with their subnets and routers",
+		Example: `  mdctl network list
+  mdctl network list -o json`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(opts.Output); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return networkListRun(cmd.Context(), opts)
+		},
+	}
+	addOutputFlag(cmd, &opts.Output)
+	return cmd
+}
+
+func networkListRun(ctx context.Context, opts *recordOptions) error {
+	return withStoreFn(ctx, opts.Store, func(st store.Store) error {
+		nets, err := st.ListNetworks(ctx)
+		if err != nil {
+			return err
+		}
+		views := make([]networkView, 0, len(nets))
+		for _, n := range nets {
+			v, err := readNetworkView(ctx, st, n)
+			if err != nil {
+				return err
+			}
+			views = append(views, v)
+		}
+		return printNetworks(opts.IO, opts.Output, views, false)
+	})
+}
+
+func newCmdNetworkShow(f *factory, runF func(context.Context, *recordOptions) error) *cobra.Command {
+	opts := &recordOptions{IO: f.IO, Store: f.OpenStore}
+	cmd := &cobra.Command{
+		Use:     "show NAME|ID",
+		Short:   "Show one network with its subnets and router",
+		Example: `  mdctl network show net1 -o yaml`,
+		Args:    exactArgs(1, "one network NAME or ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Ref = args[0]
+			if err := checkOutput(opts.Output); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return networkShowRun(cmd.Context(), opts)
+		},
+	}
+	addOutputFlag(cmd, &opts.Output)
+	return cmd
+}
+
+func networkShowRun(ctx context.Context, opts *recordOptions) error {
+	return withStoreFn(ctx, opts.Store, func(st store.Store) error {
+		n, err := st.GetNetwork(ctx, opts.Ref)
+		if err != nil {
+			return notFound(err, "network", opts.Ref)
+		}
+		v, err := readNetworkView(ctx, st, n)
+		if err != nil {
+			return err
+		}
+		return printNetworks(opts.IO, opts.Output, []networkView{v}, true)
+	})
+}
+
+func newCmdNetworkDelete(f *factory, runF func(context.Context, *recordOptions) error) *cobra.Command {
+	opts := &recordOptions{IO: f.IO, Store: f.OpenStore}
+	cmd := &cobra.Command{
+		Use:     "delete NAME|ID",
+		Aliases: []string{"rm"},
+		Short:   "Delete a network with its subnets, DHCP and router ports",
+		Long:    "Delete a network. Like neutron, mdctl refuses while instances still have ports on it.",
+		Example: `  mdctl network delete net1`,
+		Args:    exactArgs(1, "one network NAME or ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Ref = args[0]
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return networkDeleteRun(cmd.Context(), opts)
+		},
+	}
+	return cmd
+}
+
+func networkDeleteRun(ctx context.Context, opts *recordOptions) error {
+	return withStoreFn(ctx, opts.Store, func(st store.Store) error {
+		n, err := topology.DeleteNetwork(ctx, st, opts.Ref)
+		if err != nil {
+			return notFound(err, "network", opts.Ref)
+		}
+		fmt.Fprintf(opts.IO.Out, "deleted network %s (%s)\n", n.Name, n.ID)
+		return nil
+	})
+}
+
+func printNetworks(io *iostreams, format string, views []networkView, one bool) error {
+	if format != "table" {
+		if one {
+			return printData(io.Out, format, views[0])
+		}
+		return printData(io.Out, format, views)
+	}
+	t := newTable(io.Out, "NAME", "ID", "SUBNETS", "GATEWAYS", "DHCP", "ROUTER", "MTU")
+	for _, v := range views {
+		var cidrs, gws, dhcp []string
+		for _, s := range v.Subnets {
+			cidrs = append(cidrs, s.CIDR)
+			gws = append(gws, s.GatewayIP)
+			dhcp = append(dhcp, yesNo(s.EnableDHCP))
+		}
+		t.row(v.Name, v.ID, strings.Join(cidrs, ","), strings.Join(gws, ","), strings.Join(dhcp, ","), v.Router, fmt.Sprint(v.MTU))
+	}
+	return t.flush()
+}

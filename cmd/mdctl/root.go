@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mdctl/mdctl/store"
+	"github.com/mdctl/mdctl/store/topology"
+)
+
+// Exit codes, as CLI.md promises scripts.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+// exitError carries an exit code other than exitFail.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageErrorf is a bad-usage error: exit code 2.
+func usageErrorf(format string, args ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+func newRootCmd(f *factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "mdctl",
+		Short: "An OpenStack-compatible instance-metadata service in one binary",
+		Long: `mdctl serves nova's metadata API, neutron's metadata agent and proxies, and
+the operator tools to seed, switch and trace them.`,
+		Example: `  # seed the store from a file and run everything
+  mdctl apply -f topology.yaml
+  mdctl serve
+
+  # look at what is there
+  mdctl instance list
+  mdctl config list`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       f.Version,
+	}
+	cmd.CompletionOptions.DisableDefaultCmd = true // ours is newCmdCompletion
+	cmd.SetIn(f.IO.In)
+	cmd.SetOut(f.IO.Out)
+	cmd.SetErr(f.IO.ErrOut)
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageErrorf("%v (see %s --help)", err, c.CommandPath())
+	})
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&f.DataDir, "data-dir", f.DataDir, "directory of the SQLite store, agent socket and admin socket (env MDCTL_DATA_DIR)")
+	pf.StringVar(&f.DB, "db", f.DB, "another store, e.g. sqlite:///path/mdctl.db or postgres://… (overrides the SQLite file in --data-dir)")
+
+	cmd.AddCommand(
+		newCmdApply(f, nil),
+		newCmdInstance(f),
+		newCmdNetwork(f),
+		newCmdRouter(f),
+		newCmdConfig(f),
+		newCmdServe(f, nil),
+		newCmdVersion(f),
+		newCmdCompletion(f),
+	)
+	return cmd
+}
+
+// run executes mdctl with args and returns the exit code; errors are
+// printed as "mdctl: …" lines on stderr.
+func run(ctx context.Context, args []string, io *iostreams, getenv func(string) string) int {
+	f := &factory{IO: io, Getenv: getenv, DataDir: defaultDataDir(getenv), Version: version()}
+	cmd := newRootCmd(f)
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	for _, line := range strings.Split(strings.TrimRight(err.Error(), "\n"), "\n") {
+		fmt.Fprintf(io.ErrOut, "mdctl: %s\n", line)
+	}
+	return exitCode(err)
+}
+
+func exitCode(err error) int {
+	var ee *exitError
+	var te topology.Errors
+	switch {
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.As(err, &te):
+		return exitUsage // the file or flags describe something impossible
+	case strings.HasPrefix(err.Error(), "unknown command"), strings.HasPrefix(err.Error(), "unknown flag"),
+		strings.HasPrefix(err.Error(), "required flag"):
+		return exitUsage
+	}
+	return exitFail
+}
+
+// exactArgs is cobra.ExactArgs with a usage exit code and a hint.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageErrorf("%s takes %s (got %d arguments); see %s --help", cmd.CommandPath(), what, len(args), cmd.CommandPath())
+		}
+		return nil
+	}
+}
+
+// notFound turns a store miss into an actionable line.
+func notFound(err error, kind, ref string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%s %q not found; list them with mdctl %s list", kind, ref, kind)
+	}
+	return err
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mdctl/mdctl/server"
+	"github.com/mdctl/mdctl/store"
+)
+
+// serve's wiring lives in this one file; server.Run owns the components.
+
+type serveOptions struct {
+	IO         *iostreams
+	Store      func(context.Context) (store.Store, error)
+	DataDir    string
+	Components []string
+	APIListen  string
+	Overrides  map[string]string
+	LogLevel   slog.Level
+}
+
+func newCmdServe(f *factory, runF func(context.Context, *serveOptions) error) *cobra.Command {
+	opts := &serveOptions{IO: f.IO, Store: f.OpenStore}
+	var components, logLevel string
+	var sets []string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the metadata API, agent and proxies in the foreground",
+		Long: `Serve runs the nova-compatible API, the neutron-compatible agent (a unix
+socket in --data-dir) and one proxy per router and DHCP-served network,
+reconciling namespaces and iptables from the store. SIGINT or SIGTERM stop
+it cleanly. Logs go to stderr.`,
+		Example: `  mdctl serve
+  mdctl serve --components api --api-listen 0.0.0.0:8775
+  mdctl serve --components agent,proxy --set nova_metadata_host=10.0.0.5
+  mdctl serve --set metadata_proxy_shared_secret=node-secret`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if opts.Components, err = server.ParseComponents(components); err != nil {
+				return usageErrorf("--components: %v", err)
+			}
+			if opts.Overrides, err = parseSets(sets); err != nil {
+				return err
+			}
+			if err := opts.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
+				return usageErrorf("--log-level %q: use debug, info, warn or error", logLevel)
+			}
+			opts.DataDir = f.DataDir
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return serveRun(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&components, "components", strings.Join(server.AllComponents, ","), "components to run: "+strings.Join(server.AllComponents, ","))
+	fl.StringVar(&opts.APIListen, "api-listen", "127.0.0.1:8775", "address the metadata API listens on")
+	fl.StringArrayVar(&sets, "set", nil, "override a setting for this process only, KEY=VALUE (repeatable)")
+	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+// parseSets checks --set KEY=VALUE flags against the known settings.
+func parseSets(sets []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range sets {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, usageErrorf("--set %q: use KEY=VALUE, e.g. --set force_metadata=true", kv)
+		}
+		nv, err := store.NormalizeSetting(k, v)
+		if err != nil {
+			return nil, usageErrorf("--set: %v", err)
+		}
+		out[k] = nv
+	}
+	return out, nil
+}
+
+func serveRun(ctx context.Context, opts *serveOptions) error {
+	st, err := opts.Store(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	log := slog.New(slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: opts.LogLevel}))
+	log.Info("mdctl serve starting", "components", strings.Join(opts.Components, ","), "data_dir", opts.DataDir)
+	err = server.Run(ctx, server.Options{
+		Store: st, DataDir: opts.DataDir, Components: opts.Components,
+		Overrides: opts.Overrides, APIListen: opts.APIListen, Logger: log,
+	})
+	if err == nil {
+		log.Info("mdctl serve stopped")
+	}
+	return err
+}
