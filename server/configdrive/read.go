@@ -82,15 +82,23 @@ func (b *bounded) read(off int64, n int) ([]byte, error) {
 	return buf, nil
 }
 
+// collector gathers the tree under a budget: a crafted image can point many
+// entries at one big extent, so content read is capped at a few times the
+// image's size.
 type collector struct {
 	img     *Image
 	entries int
+	budget  int64
 }
 
 func (c *collector) add(path string, dir bool, data []byte) error {
 	c.entries++
 	if c.entries > maxReadEntries {
 		return fmt.Errorf("more than %d entries", maxReadEntries)
+	}
+	c.budget -= int64(len(data))
+	if c.budget < 0 {
+		return fmt.Errorf("%s: file contents add up to more than the image holds", path)
 	}
 	if dir {
 		c.img.Dirs = append(c.img.Dirs, path)
@@ -134,6 +142,7 @@ func readISO(b *bounded) (*Image, error) {
 		return nil, fmt.Errorf("iso9660: first volume descriptor is type %d, not primary", pvd[0])
 	}
 	ir := &isoReader{b: b, visited: map[uint32]bool{}}
+	ir.c.budget = 4*b.size + 1<<20
 	ir.c.img = &Image{Format: FormatISO9660, Label: strings.TrimRight(string(pvd[40:72]), " ")}
 	root := pvd[156:190]
 	// Joliet is used only when the primary tree has no Rock Ridge.
@@ -318,13 +327,15 @@ type fatReader struct {
 	rootCluster          uint32
 	kind                 int // 12, 16 or 32
 	clusters             uint32
+	visited              map[uint32]bool // directory clusters, against loops
 	c                    collector
 }
 
 func readFAT(b *bounded, boot []byte) (*Image, error) {
 	le16 := func(o int) int64 { return int64(binary.LittleEndian.Uint16(boot[o:])) }
 	le32 := func(o int) int64 { return int64(binary.LittleEndian.Uint32(boot[o:])) }
-	fr := &fatReader{b: b, bps: le16(11), spc: int64(boot[13])}
+	fr := &fatReader{b: b, bps: le16(11), spc: int64(boot[13]), visited: map[uint32]bool{}}
+	fr.c.budget = 4*b.size + 1<<20
 	if fr.bps < 512 || fr.bps > 4096 || fr.bps&(fr.bps-1) != 0 || fr.spc == 0 || fr.spc&(fr.spc-1) != 0 {
 		return nil, fmt.Errorf("fat: bad geometry (%d bytes a sector, %d sectors a cluster)", fr.bps, fr.spc)
 	}
@@ -517,6 +528,10 @@ func (fr *fatReader) walk(table []byte, path string, depth int, root bool) error
 			if err := fr.c.add(child, true, nil); err != nil {
 				return err
 			}
+			if fr.visited[cluster] {
+				return fmt.Errorf("%s: directory loop at cluster %d", child, cluster)
+			}
+			fr.visited[cluster] = true
 			sub, err := fr.chain(cluster, -1)
 			if err != nil {
 				return fmt.Errorf("%s: %w", child, err)

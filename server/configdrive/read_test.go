@@ -434,3 +434,67 @@ func TestRandomTreesReadByRealTools(t *testing.T) {
 		})
 	}
 }
+
+// FuzzRead: the readers take untrusted images; corrupting a valid one in a
+// few places must give an image or an error, never a panic or a hang.
+func FuzzRead(f *testing.F) {
+	small := []metadata.File{{Path: "openstack/latest/meta_data.json", Data: []byte(`{"uuid":"u"}`)}, {Path: "Long_Name.json", Data: []byte("x")}}
+	for _, format := range []string{FormatISO9660, FormatVFAT} {
+		d := newMemDisk()
+		if format == FormatISO9660 {
+			_ = writeISO(d, small, Label, time.Unix(0, 0))
+		} else {
+			_ = writeVFAT(d, small, Label, time.Unix(0, 0))
+		}
+		f.Add(format == FormatVFAT, uint32(0), []byte{})
+		f.Add(format == FormatVFAT, uint32(16*sector+156), []byte{0xff, 0xff, 0xff, 0xff})
+		f.Add(format == FormatVFAT, uint32(0x0B), []byte{0, 0, 0})
+	}
+	images := map[bool][]byte{}
+	for _, vfat := range []bool{false, true} {
+		d := newMemDisk()
+		if vfat {
+			_ = writeVFAT(d, small, Label, time.Unix(0, 0))
+		} else {
+			_ = writeISO(d, small, Label, time.Unix(0, 0))
+		}
+		// Only the used front of the vfat image matters; keep fuzz inputs small.
+		size := d.size
+		if vfat {
+			size = 1 << 20
+		}
+		buf := make([]byte, size)
+		d.ReadAt(buf, 0)
+		images[vfat] = buf
+	}
+	f.Fuzz(func(t *testing.T, vfat bool, off uint32, patch []byte) {
+		img := bytes.Clone(images[vfat])
+		if len(img) == 0 {
+			t.Skip()
+		}
+		copy(img[int(off)%len(img):], patch)
+		_, _ = readImage(bytes.NewReader(img), int64(len(img)))
+	})
+}
+
+// TestReadRefusesDirectoryLoops: two subdirectory entries pointing back at
+// their own directory would make a naive walk exponential.
+func TestReadRefusesDirectoryLoops(t *testing.T) {
+	d := newMemDisk()
+	if err := writeVFAT(d, []metadata.File{{Path: "A/B", Data: []byte("b")}, {Path: "A/C", Data: []byte("c")}}, Label, time.Unix(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	g := fatGeometry()
+	dirA := int64(g.dataStart) * fatSectorSize // cluster 2: ".", "..", "B", "C"
+	for _, entry := range []int64{2, 3} {
+		e := make([]byte, 32)
+		d.ReadAt(e, dirA+entry*32)
+		e[11] = 0x10
+		e[26], e[27] = 2, 0
+		d.WriteAt(e, dirA+entry*32)
+	}
+	_, err := readImage(d, d.size)
+	if err == nil || !strings.Contains(err.Error(), "loop") {
+		t.Fatalf("err = %v, want a directory loop error", err)
+	}
+}
