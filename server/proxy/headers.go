@@ -1,9 +1,6 @@
 package proxy
 
-import (
-	"net/http"
-	"strings"
-)
+import "net/http"
 
 // Exact identity headers a guest must never set (lowercase, '-' form).
 var identityHeaders = map[string]bool{
@@ -24,12 +21,31 @@ var identityPrefixes = []string{"x-neutron-", "x-metadata-provider", "x-ovn-"}
 // compared case-insensitively with '_' as '-': a WSGI server behind a hop
 // maps both to the same HTTP_X_… key.
 func isIdentity(name string) bool {
-	n := strings.ReplaceAll(strings.ToLower(name), "_", "-")
-	if identityHeaders[n] {
-		return true
+	var buf [64]byte
+	if len(name) > len(buf) {
+		return isIdentity(name[:len(buf)]) // every identity name and prefix is shorter
 	}
+	n := buf[:len(name)]
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '_':
+			c = '-'
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		n[i] = c
+	}
+	if len(name) == len(buf) {
+		// Truncated: only a prefix match can hold.
+		return hasIdentityPrefix(n)
+	}
+	return identityHeaders[string(n)] || hasIdentityPrefix(n)
+}
+
+func hasIdentityPrefix(n []byte) bool {
 	for _, p := range identityPrefixes {
-		if strings.HasPrefix(n, p) {
+		if len(n) >= len(p) && string(n[:len(p)]) == p {
 			return true
 		}
 	}
