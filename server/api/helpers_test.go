@@ -124,6 +124,14 @@ func newEnv(t testing.TB, settings map[string]string) *env {
 	return e
 }
 
+// with returns a view of e reporting to t (fuzz targets must not use the
+// F's helpers).
+func (e *env) with(t testing.TB) *env {
+	c := *e
+	c.t = t
+	return &c
+}
+
 func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {

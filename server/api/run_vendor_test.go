@@ -130,8 +130,9 @@ func TestDynamicVendordata(t *testing.T) {
 		t.Errorf("no warning for the failing target:\n%s", e.logs.String())
 	}
 	mu.Lock()
-	defer mu.Unlock()
-	if len(got) != 1 || agents[0] != "POST openstack-nova-vendordata application/json" {
+	requests := len(got)
+	mu.Unlock()
+	if requests != 1 || agents[0] != "POST openstack-nova-vendordata application/json" {
 		t.Fatalf("requests %v %v", agents, got)
 	}
 	b := got[0]
@@ -148,7 +149,7 @@ func TestDynamicVendordata(t *testing.T) {
 	// vendordata_dynamic_failure_fatal turns the failure into a 500.
 	must(t, e.st.SetSetting(context.Background(), "vendordata_dynamic_failure_fatal", "true"))
 	w = e.get("/openstack/latest/vendor_data2.json", signedHeaders(inst))
-	if w.Code != 500 {
-		t.Fatalf("fatal failure: %d %q", w.Code, w.Body.String())
+	if w.Code != 500 || !strings.Contains(e.logs.String(), "dynamic vendordata bad") {
+		t.Fatalf("fatal failure: %d %q\n%s", w.Code, w.Body.String(), e.logs.String())
 	}
 }
