@@ -1,0 +1,434 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mdctl/mdctl/store"
+	"github.com/mdctl/mdctl/store/topology"
+)
+
+const topo = `settings:
+  force_metadata: true
+routers:
+  - {name: r1, project: demo}
+networks:
+  - {name: net1, project: demo, cidr: 10.90.1.0/24, router: r1}
+  - {name: iso, project: demo, cidr: 10.90.2.0/24}
+instances:
+  - name: vm1
+    project: demo
+    network: net1
+    ip: 10.90.1.5
+    public_keys: {default: "ssh-ed25519 AAAA demo"}
+    meta: {role: web}
+`
+
+// storeAt returns an opener for a fresh SQLite file, as the factory's.
+func storeAt(t *testing.T) (func(context.Context) (store.Store, error), string) {
+	t.Helper()
+	dir := t.TempDir()
+	return func(context.Context) (store.Store, error) { return store.Open(dir, "") }, dir
+}
+
+func seed(t *testing.T, open func(context.Context) (store.Store, error)) {
+	t.Helper()
+	io, in, _, _ := testIO()
+	in.WriteString(topo)
+	if err := applyRun(context.Background(), &applyOptions{IO: io, Store: open, File: "-", Output: "table"}); err != nil {
+		t.Fatalf("seed: %v", err)
+	}
+}
+
+func TestApplyRun(t *testing.T) {
+	open, dir := storeAt(t)
+	file := filepath.Join(dir, "topology.yaml")
+	if err := os.WriteFile(file, []byte(topo), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	io, _, out, _ := testIO()
+	if err := applyRun(context.Background(), &applyOptions{IO: io, Store: open, File: file, Output: "table"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "instance  vm1") || !strings.Contains(out.String(), "0 updated, 0 deleted, 0 unchanged") {
+		t.Errorf("first apply:\n%s", out)
+	}
+
+	io, _, out, _ = testIO()
+	if err := applyRun(context.Background(), &applyOptions{IO: io, Store: open, File: file, Output: "json"}); err != nil {
+		t.Fatal(err)
+	}
+	var res topology.Result
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("json: %v\n%s", err, out)
+	}
+	if res.Changed() || len(res.Changes) == 0 {
+		t.Errorf("second apply changed something: %+v", res)
+	}
+}
+
+func TestApplyRunRefusesBadFile(t *testing.T) {
+	open, _ := storeAt(t)
+	io, in, _, _ := testIO()
+	in.WriteString(strings.Replace(topo, "ip: 10.90.1.5", "ip: 10.90.9.5", 1))
+	err := applyRun(context.Background(), &applyOptions{IO: io, Store: open, File: "-", Output: "table"})
+	if err == nil || !strings.Contains(err.Error(), "-:12: instances[0].ip: 10.90.9.5 is outside net1's 10.90.1.0/24") {
+		t.Fatalf("err = %v", err)
+	}
+	if exitCode(err) != exitUsage {
+		t.Errorf("exit code = %d", exitCode(err))
+	}
+}
+
+func TestInstanceCommands(t *testing.T) {
+	ctx := context.Background()
+	open, dir := storeAt(t)
+	seed(t, open)
+	ud := filepath.Join(dir, "ud")
+	if err := os.WriteFile(ud, []byte("#cloud-config\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	io, _, out, _ := testIO()
+	opts := &instanceCreateOptions{IO: io, Store: open, Output: "json", Networks: []string{"net1", "iso"},
+		UserDataFile: ud, Keys: []string{"k=ssh-rsa AAA"}, Meta: []string{"a=b"}}
+	opts.Spec.Name, opts.Spec.Project, opts.Spec.ConfigDrive = "Web Server", "demo", true
+	if err := opts.build(); err != nil {
+		t.Fatal(err)
+	}
+	if err := instanceCreateRun(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	var v store.InstanceView
+	if err := json.Unmarshal(out.Bytes(), &v); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if v.Instance.Hostname != "web-server" || len(v.Ports) != 2 || string(v.Instance.UserData) != "#cloud-config\n" ||
+		v.Instance.Meta["a"] != "b" || !v.Instance.ConfigDrive || v.Ports[1].Port.FixedIPs[0].IPAddress != "10.90.2.3" {
+		t.Errorf("created %+v", v)
+	}
+
+	io, _, out, _ = testIO()
+	if err := instanceListRun(ctx, &recordOptions{IO: io, Store: open, Output: "table"}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "NAME") || !strings.Contains(lines[2], "net1=10.90.1.3; iso=10.90.2.3") {
+		t.Errorf("list:\n%s", out)
+	}
+	// Columns are aligned: every row has its ID where the header has ID.
+	col := strings.Index(lines[0], "ID")
+	for _, l := range lines[1:] {
+		if len(l) < col || l[col-1] != ' ' || l[col] == ' ' {
+			t.Errorf("misaligned row %q", l)
+		}
+	}
+
+	io, _, out, _ = testIO()
+	if err := instanceShowRun(ctx, &recordOptions{IO: io, Store: open, Ref: "vm1", Output: "yaml"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "ip_address: 10.90.1.5") {
+		t.Errorf("show yaml:\n%s", out)
+	}
+
+	io, _, out, _ = testIO()
+	if err := instanceDeleteRun(ctx, &recordOptions{IO: io, Store: open, Ref: "Web Server"}); err != nil {
+		t.Fatal(err)
+	}
+	err := instanceShowRun(ctx, &recordOptions{IO: io, Store: open, Ref: "Web Server", Output: "table"})
+	if err == nil || err.Error() != `instance "Web Server" not found; list them with mdctl instance list` {
+		t.Errorf("show deleted: %v", err)
+	}
+}
+
+func TestInstanceCreateBadFlags(t *testing.T) {
+	for _, o := range []*instanceCreateOptions{
+		{Keys: []string{"nodata"}},
+		{Meta: []string{"=x"}},
+	} {
+		if err := o.build(); exitCode(err) != exitUsage {
+			t.Errorf("%+v: err %v", o, err)
+		}
+	}
+}
+
+func TestNetworkAndRouterCommands(t *testing.T) {
+	ctx := context.Background()
+	open, _ := storeAt(t)
+	io, _, out, _ := testIO()
+	if err := routerCreateRun(ctx, &routerCreateOptions{IO: io, Store: open, Spec: topology.RouterSpec{Name: "r1", Project: "demo"}, Output: "table"}); err != nil {
+		t.Fatal(err)
+	}
+	nopts := &networkCreateOptions{IO: io, Store: open, Output: "json", HostRoute: []string{"192.168.0.0/16=10.90.1.254"}}
+	nopts.Spec = topology.NetworkSpec{Name: "net1", Project: "demo", Router: "r1"}
+	nopts.Subnet.CIDR = "10.90.1.0/24"
+	nopts.IPv6CIDR = "fd00:90:1::/64"
+	if err := nopts.build(); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := networkCreateRun(ctx, nopts); err != nil {
+		t.Fatal(err)
+	}
+	var nv map[string]any
+	if err := json.Unmarshal(out.Bytes(), &nv); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if nv["name"] != "net1" || nv["router"] != "r1" || len(nv["subnets"].([]any)) != 2 {
+		t.Errorf("network json = %v", nv)
+	}
+
+	out.Reset()
+	if err := routerShowRun(ctx, &recordOptions{IO: io, Store: open, Ref: "r1", Output: "json"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `"networks": [
+    "net1"
+  ]`) {
+		t.Errorf("router show:\n%s", out)
+	}
+
+	out.Reset()
+	if err := networkListRun(ctx, &recordOptions{IO: io, Store: open, Output: "table"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "10.90.1.0/24,fd00:90:1::/64") {
+		t.Errorf("network list:\n%s", out)
+	}
+
+	// A network with an instance on it is not deleted.
+	in := &instanceCreateOptions{IO: io, Store: open, Output: "table", Networks: []string{"net1"}}
+	in.Spec.Name, in.Spec.Project = "vm1", "demo"
+	_ = in.build()
+	if err := instanceCreateRun(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	err := networkDeleteRun(ctx, &recordOptions{IO: io, Store: open, Ref: "net1"})
+	if !errors.Is(err, store.ErrConflict) || exitCode(err) != exitFail {
+		t.Errorf("delete in-use network: %v", err)
+	}
+	out.Reset()
+	if err := routerDeleteRun(ctx, &recordOptions{IO: io, Store: open, Ref: "r1"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "deleted router r1") {
+		t.Errorf("router delete: %q", out)
+	}
+}
+
+func TestConfigCommands(t *testing.T) {
+	ctx := context.Background()
+	open, _ := storeAt(t)
+	io, _, out, _ := testIO()
+	if err := configSetRun(ctx, &configOptions{IO: io, Store: open, Key: "metadata_proxy_shared_secret", Value: "s3cret"}); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "metadata_proxy_shared_secret = ********\n" {
+		t.Errorf("set: %q", out)
+	}
+
+	out.Reset()
+	if err := configListRun(ctx, &configOptions{IO: io, Store: open, Output: "json"}); err != nil {
+		t.Fatal(err)
+	}
+	var views []settingView
+	if err := json.Unmarshal(out.Bytes(), &views); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, v := range views {
+		if v.Key == "metadata_proxy_shared_secret" {
+			found = true
+			if v.Value != masked || v.Source != "store" || !v.Secret {
+				t.Errorf("secret listed as %+v", v)
+			}
+		}
+		if v.Key == "force_metadata" && (v.Source != "default" || v.Value != "false") {
+			t.Errorf("default listed as %+v", v)
+		}
+	}
+	if !found || len(views) != len(store.SettingDefs()) {
+		t.Errorf("list has %d settings", len(views))
+	}
+
+	out.Reset()
+	if err := configGetRun(ctx, &configOptions{IO: io, Store: open, Key: "metadata_proxy_shared_secret", ShowSecrets: true, Output: "table"}); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "s3cret\n" {
+		t.Errorf("get --show-secrets: %q", out)
+	}
+
+	if err := configUnsetRun(ctx, &configOptions{IO: io, Store: open, Key: "metadata_proxy_shared_secret"}); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := configListRun(ctx, &configOptions{IO: io, Store: open, Output: "table"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "KEY") || strings.Contains(out.String(), "store ") {
+		t.Errorf("after unset:\n%s", out)
+	}
+}
+
+// runCLI runs the whole command tree as main would.
+func runCLI(t *testing.T, dataDir string, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	io, in, out, errOut := testIO()
+	in.WriteString(stdin)
+	env := func(k string) string {
+		if k == "MDCTL_DATA_DIR" {
+			return dataDir
+		}
+		return ""
+	}
+	code := run(context.Background(), args, io, env)
+	return code, out.String(), errOut.String()
+}
+
+func TestExitCodesAndErrors(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		args    []string
+		code    int
+		errLine string
+	}{
+		{[]string{"config", "set", "config_drive_format", "ext4"}, 2, `mdctl: config_drive_format: "ext4" is not allowed; allowed: iso9660, vfat`},
+		{[]string{"config", "get", "nope"}, 2, `mdctl: unknown setting "nope"; known settings:`},
+		{[]string{"instance", "show", "ghost"}, 1, `mdctl: instance "ghost" not found; list them with mdctl instance list`},
+		{[]string{"instance", "list", "-o", "xml"}, 2, "mdctl: -o xml: unknown output format; use one of table, json, yaml"},
+		{[]string{"network", "create", "n1", "--project", "p"}, 2, `mdctl: required flag(s) "cidr" not set`},
+		{[]string{"router", "create"}, 2, "mdctl: mdctl router create takes one router NAME (got 0 arguments)"},
+		{[]string{"apply"}, 2, "mdctl: apply needs a file"},
+		{[]string{"apply", "-f", "/nonexistent.yaml"}, 1, "mdctl: read topology: open /nonexistent.yaml"},
+		{[]string{"serve", "--components", "api,dns"}, 2, `mdctl: --components: unknown component "dns"`},
+		{[]string{"serve", "--set", "force_metadata=perhaps"}, 2, `mdctl: --set: force_metadata: "perhaps" is not a boolean`},
+		{[]string{"frobnicate"}, 2, `mdctl: unknown command "frobnicate"`},
+		{[]string{"version", "--bogus"}, 2, "mdctl: unknown flag: --bogus"},
+		{[]string{"completion", "tcsh"}, 2, `mdctl: completion: unknown shell "tcsh"`},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, _, stderr := runCLI(t, dir, "", tc.args...)
+			if code != tc.code || !strings.HasPrefix(stderr, tc.errLine) {
+				t.Errorf("exit %d, stderr %q; want exit %d, %q", code, stderr, tc.code, tc.errLine)
+			}
+			if strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+				t.Errorf("error is not one line: %q", stderr)
+			}
+		})
+	}
+}
+
+func TestEndToEndThroughRun(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, stderr := runCLI(t, dir, topo, "apply", "-f", "-"); code != 0 {
+		t.Fatalf("apply: %d %s", code, stderr)
+	}
+	code, out, _ := runCLI(t, dir, "", "instance", "list", "-o", "json")
+	var views []store.InstanceView
+	if code != 0 || json.Unmarshal([]byte(out), &views) != nil || len(views) != 1 || views[0].Instance.Name != "vm1" {
+		t.Fatalf("list: %d %s", code, out)
+	}
+	if code, out, _ := runCLI(t, dir, "", "config", "get", "force_metadata"); code != 0 || out != "true\n" {
+		t.Errorf("config get: %d %q", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "mdctl.db")); err != nil {
+		t.Errorf("MDCTL_DATA_DIR not used: %v", err)
+	}
+}
+
+func TestEveryCommandHasExamples(t *testing.T) {
+	io, _, _, _ := testIO()
+	root := newRootCmd(&factory{IO: io, Getenv: func(string) string { return "" }})
+	for _, c := range allCommands(root) {
+		if c.Example == "" {
+			t.Errorf("%s has no examples in --help", c.CommandPath())
+		}
+	}
+}
+
+func allCommands(c *cobra.Command) []*cobra.Command {
+	out := []*cobra.Command{c}
+	for _, sub := range c.Commands() {
+		if !sub.Hidden && sub.Name() != "help" {
+			out = append(out, allCommands(sub)...)
+		}
+	}
+	return out
+}
+
+func TestCompletionsUpToDate(t *testing.T) {
+	io, _, _, _ := testIO()
+	root := newRootCmd(&factory{IO: io, Getenv: func(string) string { return "" }})
+	for _, shell := range []string{"bash", "zsh", "fish", "powershell"} {
+		var b bytes.Buffer
+		if err := writeCompletion(root, shell, &b); err != nil {
+			t.Fatal(err)
+		}
+		committed, err := os.ReadFile(filepath.Join("..", "..", "completions", "mdctl."+shell))
+		if err != nil {
+			t.Fatalf("%v (run make completions)", err)
+		}
+		if !bytes.Equal(committed, b.Bytes()) {
+			t.Errorf("completions/mdctl.%s is out of date: run make completions (go generate ./completions)", shell)
+		}
+	}
+}
+
+func TestServeAPIStopsOnCancel(t *testing.T) {
+	open, dir := storeAt(t)
+	seed(t, open)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // serve listens itself; the port was free a moment ago
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	io, _, _, errOut := testIO()
+	done := make(chan error, 1)
+	go func() {
+		done <- serveRun(ctx, &serveOptions{IO: io, Store: open, DataDir: dir, Components: []string{"api"}, APIListen: addr})
+	}()
+	// Wait (bounded) for the API to answer the version list.
+	var resp *http.Response
+	for i := 0; i < 100; i++ {
+		resp, err = http.Get("http://" + addr + "/")
+		if err == nil {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve exited early: %v\n%s", err, errOut)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if err != nil {
+		t.Fatalf("api never answered: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET / = %d", resp.StatusCode)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("serve after cancel: %v", err)
+	}
+	if !strings.Contains(errOut.String(), "mdctl serve stopped") {
+		t.Errorf("logs:\n%s", errOut)
+	}
+}
