@@ -2,40 +2,47 @@ package store
 
 import (
 	"context"
+	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// genCache answers Generation from memory while nothing wrote to the
-// database. Every commit, from any process, writes the -wal file (or, in a
-// rollback-journal mode, the database file), which changes its size, mtime
-// or inode. So when a stat of both files matches the stat taken before the
-// last counter query, that query's answer still holds.
+// genCache answers Generation from memory while nothing committed. In WAL
+// mode every commit, from any process, writes the -wal file, changing its
+// size or mtime (a restart after a checkpoint rewrites it from the start,
+// a TRUNCATE checkpoint empties it). So when an fstat of the -wal file
+// matches the one taken before the last counter query, that answer holds.
+// One fstat is the whole hot path: syscalls are the cost that matters.
 //
 // mtime has the kernel's coarse granularity (a jiffy, or a second on some
-// filesystems), and after a WAL restart a commit can leave the size as it
-// was. A key is therefore trusted only when both mtimes are older than the
-// stat by more than the granularity: any later write then gets a strictly
-// newer mtime. Keys taken right after a write are never cached (git's
-// "racily clean" rule), which costs a query only while writes are recent.
+// filesystems), and a commit after a restart can leave the size as it was.
+// A stat is therefore cached only once the mtime is older than the
+// granularity: any later write then gets a strictly newer mtime. Stats
+// taken right after a write are never cached (git's "racily clean" rule),
+// which costs a query only while writes are recent.
+//
+// The -wal file lives as long as any connection to the database is open,
+// and this process keeps its pools' connections; should it still be
+// removed (its link count drops to 0), the file is opened again. SQLite
+// never locks the -wal file, so this descriptor cannot disturb its locks.
 type genCache struct {
-	db, wal string
-	query   func(context.Context) (uint64, error)
-	cur     atomic.Pointer[genEntry]
+	path  string // the -wal file
+	query func(context.Context) (uint64, error)
+	wal   atomic.Pointer[os.File]
+	cur   atomic.Pointer[genEntry]
+
+	mu    sync.Mutex // serialises reopening
+	old   []*os.File // replaced descriptors, closed with the cache
+	close bool
 }
 
 type genEntry struct {
-	key fileKey
+	key fileStat
 	gen uint64
 }
 
-// fileKey is what a write to either file changes.
-type fileKey struct {
-	db, wal fileStat
-}
-
-// fileStat is the part of a stat a write changes; the zero value means the
-// file does not exist.
+// fileStat is the part of a stat a write changes.
 type fileStat struct {
 	ino, size int64
 	mtime     int64 // ns since the epoch
@@ -49,53 +56,97 @@ const (
 )
 
 func newGenCache(dbPath string, query func(context.Context) (uint64, error)) *genCache {
-	return &genCache{db: dbPath, wal: dbPath + "-wal", query: query}
+	g := &genCache{path: dbPath + "-wal", query: query}
+	g.reopen()
+	return g
 }
 
 func (g *genCache) get(ctx context.Context) (uint64, error) {
+	if e := g.cur.Load(); e != nil {
+		if k, ok := g.stat(); ok && k == e.key {
+			return e.gen, nil
+		}
+	}
+	return g.miss(ctx)
+}
+
+// miss queries the counter and caches it under a stat taken before the
+// query, if that stat is settled.
+func (g *genCache) miss(ctx context.Context) (uint64, error) {
 	now := time.Now().UnixNano()
-	key, ok := g.stat()
-	if e := g.cur.Load(); ok && e != nil && e.key == key {
-		return e.gen, nil
+	k, ok := g.stat()
+	if !ok {
+		g.reopen()
+		k, ok = g.stat()
 	}
 	gen, err := g.query(ctx)
 	if err != nil {
 		return 0, err
 	}
-	if ok && key.settled(now) {
-		g.cur.Store(&genEntry{key: key, gen: gen})
+	if ok && k.settled(now) {
+		g.cur.Store(&genEntry{key: k, gen: gen})
 	}
 	return gen, nil
+}
+
+func (g *genCache) stat() (fileStat, bool) {
+	f := g.wal.Load()
+	if f == nil {
+		return fileStat{}, false
+	}
+	return fstat(f)
+}
+
+// reopen opens the -wal file again (it may not exist yet, or may have been
+// removed and created anew).
+func (g *genCache) reopen() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.close {
+		return
+	}
+	if f := g.wal.Load(); f != nil {
+		if _, ok := fstat(f); ok {
+			return // another caller already did
+		}
+	}
+	f, err := os.Open(g.path)
+	if err != nil {
+		return // no WAL yet: every call queries until there is one
+	}
+	// An old descriptor may be in use by a concurrent stat; close it later.
+	if old := g.wal.Swap(f); old != nil {
+		g.old = append(g.old, old)
+	}
+	g.cur.Store(nil)
 }
 
 // invalidate drops the cached entry; called after this process commits.
 func (g *genCache) invalidate() { g.cur.Store(nil) }
 
-func (g *genCache) stat() (fileKey, bool) {
-	var k fileKey
-	var ok bool
-	if k.db, ok = statFile(g.db); !ok {
-		return k, false
+// closeFiles closes the descriptors; the cache then always queries.
+func (g *genCache) closeFiles() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.close = true
+	g.cur.Store(nil)
+	var first error
+	for _, f := range append(g.old, g.wal.Swap(nil)) {
+		if f != nil {
+			if err := f.Close(); err != nil && first == nil {
+				first = err
+			}
+		}
 	}
-	if k.wal, ok = statFile(g.wal); !ok {
-		return k, false
-	}
-	return k, true
+	g.old = nil
+	return first
 }
 
-// settled reports whether no write after now could leave the key as it is.
-func (k fileKey) settled(now int64) bool {
-	for _, f := range []fileStat{k.db, k.wal} {
-		if f == (fileStat{}) {
-			continue
-		}
-		margin := racyMargin
-		if f.mtime%int64(time.Second) == 0 {
-			margin = racyMarginCoarse
-		}
-		if f.mtime > now-int64(margin) {
-			return false
-		}
+// settled reports whether no write after now could leave the stat as it is.
+func (k fileStat) settled(now int64) bool {
+	margin := racyMargin
+	if k.mtime%int64(time.Second) == 0 {
+		margin = racyMarginCoarse
 	}
-	return true
+	return k.mtime <= now-int64(margin)
 }

@@ -37,6 +37,7 @@ type SQLite struct {
 	wdb  *sql.DB // one connection, BEGIN IMMEDIATE
 	rdb  *sql.DB // readers, query_only
 	gen  *genCache
+	rst  *stmtCache // prepared hot-path reads on rdb
 }
 
 var _ Store = (*SQLite)(nil)
@@ -121,6 +122,7 @@ func OpenSQLite(path string) (*SQLite, error) {
 	n := max(4, runtime.GOMAXPROCS(0))
 	s.rdb.SetMaxOpenConns(n)
 	s.rdb.SetMaxIdleConns(n)
+	s.rst = newStmtCache(s.rdb)
 	s.gen = newGenCache(abs, s.queryGeneration)
 	return s, nil
 }
@@ -156,7 +158,8 @@ func (s *SQLite) Path() string { return s.path }
 
 // Close closes both pools.
 func (s *SQLite) Close() error {
-	return errors.Join(s.rdb.Close(), s.wdb.Close())
+	// The -wal descriptor goes last, after SQLite has let go of the file.
+	return errors.Join(s.rst.close(), s.rdb.Close(), s.wdb.Close(), s.gen.closeFiles())
 }
 
 // migrate applies each embedded migration not yet recorded, in order, each
@@ -261,14 +264,14 @@ func view[T any](ctx context.Context, s *SQLite, fn func(t *sqlTx) (T, error)) (
 }
 
 // direct reads with one statement, which is a snapshot by itself.
-func (s *SQLite) direct() *sqlTx { return &sqlTx{q: s.rdb} }
+func (s *SQLite) direct() *sqlTx { return &sqlTx{q: s.rdb, stmts: s.rst} }
 
 func (s *SQLite) queryGeneration(ctx context.Context) (uint64, error) {
 	return s.direct().Generation(ctx)
 }
 
 // Generation returns the write counter. It answers from memory while the
-// database and WAL files are untouched since the last query, so servers can
+// -wal file is untouched since the last query, so servers can
 // call it on every request; see genCache for why that is never stale.
 func (s *SQLite) Generation(ctx context.Context) (uint64, error) {
 	return s.gen.get(ctx)

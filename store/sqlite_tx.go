@@ -26,6 +26,7 @@ type querier interface {
 type sqlTx struct {
 	q     querier
 	dirty bool
+	stmts *stmtCache // set for reads straight from the reader pool
 }
 
 var _ Tx = (*sqlTx)(nil)
@@ -103,13 +104,30 @@ func (t *sqlTx) createdAt(ctx context.Context, table, id string, def int64) (int
 
 func (t *sqlTx) write() { t.dirty = true }
 
+// query runs a hot-path query, through prepared statements when reading
+// straight from the pool.
+func (t *sqlTx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if t.stmts != nil {
+		return t.stmts.query(ctx, q, args...)
+	}
+	return t.q.QueryContext(ctx, q, args...)
+}
+
 // Generation reads the counter as this transaction sees it.
 func (t *sqlTx) Generation(ctx context.Context) (uint64, error) {
-	var g int64
-	if err := t.q.QueryRowContext(ctx, `SELECT generation FROM counters WHERE id = 1`).Scan(&g); err != nil {
+	rows, err := t.query(ctx, `SELECT generation FROM counters WHERE id = 1`)
+	if err != nil {
 		return 0, fmt.Errorf("read generation: %w", err)
 	}
-	return uint64(g), nil
+	defer rows.Close()
+	var g int64
+	if !rows.Next() {
+		return 0, fmt.Errorf("read generation: no counter row: %w", errors.Join(rows.Err(), sql.ErrNoRows))
+	}
+	if err := rows.Scan(&g); err != nil {
+		return 0, fmt.Errorf("read generation: %w", err)
+	}
+	return uint64(g), rows.Close()
 }
 
 // ---- projects
@@ -449,9 +467,17 @@ func (t *sqlTx) GetPort(ctx context.Context, id string) (Port, error) {
 func (t *sqlTx) ListPorts(ctx context.Context, f PortFilter) ([]Port, error) {
 	var where []string
 	var args []any
-	in := func(col string, vals []string, canon func(string) string) {
+	// Without statistics SQLite would drive a network-and-address lookup
+	// from the network's index (every port of the network). A unary "+"
+	// keeps the less selective columns from being chosen as the index, so
+	// an address, else a MAC, else a device, picks the few rows.
+	byAddr := len(f.IPAddresses) > 0 || len(f.MACAddresses) > 0
+	in := func(col string, vals []string, canon func(string) string, index bool) {
 		if len(vals) == 0 {
 			return
+		}
+		if !index {
+			col = "+" + col
 		}
 		where = append(where, col+` IN (`+placeholders(len(vals))+`)`)
 		for _, v := range vals {
@@ -461,10 +487,10 @@ func (t *sqlTx) ListPorts(ctx context.Context, f PortFilter) ([]Port, error) {
 			args = append(args, v)
 		}
 	}
-	in("p.network_id", f.NetworkIDs, nil)
-	in("p.device_id", f.DeviceIDs, nil)
-	in("p.device_owner", f.DeviceOwners, nil)
-	in("p.mac_address", f.MACAddresses, canonicalMAC)
+	in("p.network_id", f.NetworkIDs, nil, !byAddr && len(f.DeviceIDs) == 0)
+	in("p.device_id", f.DeviceIDs, nil, !byAddr)
+	in("p.device_owner", f.DeviceOwners, nil, false)
+	in("p.mac_address", f.MACAddresses, canonicalMAC, len(f.IPAddresses) == 0)
 	if len(f.IPAddresses) > 0 {
 		where = append(where, `p.id IN (SELECT port_id FROM fixed_ips WHERE ip_address IN (`+placeholders(len(f.IPAddresses))+`))`)
 		for _, ip := range f.IPAddresses {
@@ -489,7 +515,7 @@ func placeholders(n int) string {
 // listPorts reads the ports matching cond with their addresses in one
 // statement (so one snapshot), in creation order.
 func (t *sqlTx) listPorts(ctx context.Context, cond string, args []any) ([]Port, error) {
-	rows, err := t.q.QueryContext(ctx, `SELECT p.id, p.network_id, p.project_id, p.mac_address, p.device_id,
+	rows, err := t.query(ctx, `SELECT p.id, p.network_id, p.project_id, p.mac_address, p.device_id,
 			p.device_owner, p.created_at, f.subnet_id, f.ip_address
 		FROM ports p LEFT JOIN fixed_ips f ON f.port_id = p.id
 		WHERE `+cond+`

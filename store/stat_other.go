@@ -2,18 +2,14 @@
 
 package store
 
-import (
-	"errors"
-	"io/fs"
-	"os"
-)
+import "os"
 
-// statFile stats path; ok is false on errors other than "does not exist".
-// Without an inode number, size and mtime carry the key.
-func statFile(path string) (fileStat, bool) {
-	fi, err := os.Stat(path)
+// fstat stats f; without a portable link count, a removed file is noticed
+// only by its size and mtime.
+func fstat(f *os.File) (fileStat, bool) {
+	fi, err := f.Stat()
 	if err != nil {
-		return fileStat{}, errors.Is(err, fs.ErrNotExist)
+		return fileStat{}, false
 	}
 	return fileStat{size: fi.Size(), mtime: fi.ModTime().UnixNano()}, true
 }
