@@ -63,7 +63,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured run per target, mode and path")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured run before each measured one")
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: 2 s runs after a 1 s warm-up")
-	fs.StringVar(&o.targets, "targets", "", "comma-separated targets to run (default: all); -list shows them")
+	fs.StringVar(&o.targets, "targets", "", "comma-separated targets to run (default: all of bare,haproxy,nova,mdctl-proxy,mdctl-api)")
 	fs.StringVar(&o.modes, "modes", "keepalive,close", "connection modes: keepalive, close")
 	fs.IntVar(&o.threads, "threads", 1, "wrk threads")
 	fs.IntVar(&o.conns, "connections", 64, "wrk connections")
