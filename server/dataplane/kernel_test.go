@@ -261,7 +261,7 @@ func TestApplyRouterDHCPAndLab(t *testing.T) {
 		t.Errorf("second Apply rewrote %d chains/jumps, want 0", rec.ruleChanges)
 	}
 	routerNS := d.Routers[0].Namespace
-	assertRulesOnce(t, routerNS, "iptables-save", RouterRules(false, true))
+	assertRulesOnce(t, routerNS, false, RouterRules(false, true))
 	segLinks := linkNames(t, opts.SegmentNamespace)
 
 	// A restarted mdctl (a new Reconciler, same names) adopts everything.
@@ -272,7 +272,7 @@ func TestApplyRouterDHCPAndLab(t *testing.T) {
 	if rec2.ruleChanges != 0 {
 		t.Errorf("Apply after restart rewrote %d chains/jumps, want 0", rec2.ruleChanges)
 	}
-	assertRulesOnce(t, routerNS, "iptables-save", RouterRules(false, true))
+	assertRulesOnce(t, routerNS, false, RouterRules(false, true))
 	if got := linkNames(t, opts.SegmentNamespace); got != segLinks {
 		t.Errorf("segment links changed on restart:\n%s\nwant\n%s", got, segLinks)
 	}
@@ -306,6 +306,19 @@ func TestApplyRouterDHCPAndLab(t *testing.T) {
 			t.Errorf("vm1 routes lack %q:\n%s", want, out.String())
 		}
 	}
+
+	t.Run("the kernel routes metadata as DHCP would", func(t *testing.T) {
+		for _, c := range []struct{ ns, via string }{{vm1, "10.90.11.1"}, {vm2, "10.90.12.2"}} {
+			ri, err := RouteTo(c.ns, MetadataIPv4)
+			if err != nil || ri.Via != c.via || ri.Dev != GuestInterface {
+				t.Errorf("%s: route to metadata = %+v, %v; want via %s dev eth0", c.ns, ri, err, c.via)
+			}
+		}
+		addrs, err := LinkAddrs(d.DHCP[0].Namespace, d.DHCP[0].Interface.Name)
+		if err != nil || strings.Join(addrs, " ") != "10.90.12.2/24 169.254.169.254/32" {
+			t.Errorf("DHCP port addresses = %v, %v", addrs, err)
+		}
+	})
 
 	t.Run("guest pings its gateway", func(t *testing.T) {
 		if err := ping(vm1, "10.90.11.1"); err != nil {
@@ -419,7 +432,7 @@ func TestApplyIPv6(t *testing.T) {
 	if rec.ruleChanges != 0 {
 		t.Errorf("second Apply rewrote %d chains/jumps", rec.ruleChanges)
 	}
-	assertRulesOnce(t, RouterNamespace(rtr), "ip6tables-save", RouterRules(true, true))
+	assertRulesOnce(t, RouterNamespace(rtr), true, RouterRules(true, true))
 	ifname := d.DHCP[0].Interface.Name
 	ln, err := ListenTCP(DHCPNamespace(nw), "tcp6", fmt.Sprintf("[%s%%%s]:80", MetadataIPv6, ifname))
 	if err != nil {
@@ -428,24 +441,13 @@ func TestApplyIPv6(t *testing.T) {
 	ln.Close()
 }
 
-// assertRulesOnce runs iptables-save inside ns and checks every wanted line
-// appears exactly once.
-func assertRulesOnce(t *testing.T, ns, save string, want map[string][]string) {
+// assertRulesOnce reads the rules inside ns and checks every wanted line
+// appears exactly once in its table.
+func assertRulesOnce(t *testing.T, ns string, ipv6 bool, want map[string][]string) {
 	t.Helper()
-	var out bytes.Buffer
-	cmd := exec.Command(save)
-	cmd.Stdout = &out
-	if err := RunIn(ns, cmd); err != nil {
-		t.Fatalf("%s in %s: %v", save, ns, err)
-	}
-	tables := map[string][]string{}
-	table := ""
-	for _, l := range strings.Split(out.String(), "\n") {
-		if strings.HasPrefix(l, "*") {
-			table = l[1:]
-			continue
-		}
-		tables[table] = append(tables[table], l)
+	tables, err := SaveRules(ns, ipv6)
+	if err != nil {
+		t.Fatal(err)
 	}
 	for table, rules := range want {
 		for _, r := range rules {
@@ -456,7 +458,7 @@ func assertRulesOnce(t *testing.T, ns, save string, want map[string][]string) {
 				}
 			}
 			if n != 1 {
-				t.Errorf("%s table %s: %q appears %d times, want 1\n%s", ns, table, r, n, out.String())
+				t.Errorf("%s table %s: %q appears %d times, want 1\n%s", ns, table, r, n, strings.Join(tables[table], "\n"))
 			}
 		}
 	}
