@@ -113,6 +113,9 @@ func (o *instanceCreateOptions) build() error {
 		o.Spec.Meta[k] = v
 	}
 	if o.UserDataFile != "" {
+		if fi, err := os.Stat(o.UserDataFile); err == nil && !fi.Mode().IsRegular() {
+			return usageErrorf("--user-data-file: %s is not a regular file", o.UserDataFile)
+		}
 		b, err := os.ReadFile(o.UserDataFile)
 		if err != nil {
 			return fmt.Errorf("--user-data-file: %w", err)

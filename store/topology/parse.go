@@ -2,6 +2,7 @@ package topology
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -411,9 +412,31 @@ func (d *decoder) readFile(n *yaml.Node, path string) []byte {
 	if !filepath.IsAbs(name) {
 		name = filepath.Join(d.dir, name)
 	}
-	b, err := os.ReadFile(name)
+	b, err := readSmallFile(name)
 	if err != nil {
 		d.fail(n, path, "%v", err)
 	}
 	return b
+}
+
+// readSmallFile reads a regular file of at most maxUserData bytes, so a
+// path like /dev/zero cannot hang or exhaust an apply.
+func readSmallFile(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", name)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxUserData+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	return b, nil
 }

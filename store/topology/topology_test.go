@@ -513,6 +513,10 @@ instances:
 instances:
   - {name: vm1, project: demo, network: net1, user_data_file: nope.yaml}
 `, "instances[0].user_data_file: open"},
+		{"user data from a device", `
+instances:
+  - {name: vm1, project: demo, network: net1, user_data_file: /dev/zero}
+`, "instances[0].user_data_file: /dev/zero is not a regular file"},
 		{"not a list", `
 routers: r1
 `, "topology.yaml:2: routers: must be a list"},
