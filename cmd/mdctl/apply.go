@@ -55,7 +55,11 @@ func applyRun(ctx context.Context, opts *applyOptions) error {
 	if err != nil {
 		return err
 	}
-	top, err := topology.Parse(data, opts.File)
+	name := opts.File
+	if name == "-" {
+		name = "<stdin>" // errors read "<stdin>:12: …"; paths resolve from the working directory
+	}
+	top, err := topology.Parse(data, name)
 	if err != nil {
 		return err
 	}

@@ -83,7 +83,7 @@ func TestApplyRunRefusesBadFile(t *testing.T) {
 	io, in, _, _ := testIO()
 	in.WriteString(strings.Replace(topo, "ip: 10.90.1.5", "ip: 10.90.9.5", 1))
 	err := applyRun(context.Background(), &applyOptions{IO: io, Store: open, File: "-", Output: "table"})
-	if err == nil || !strings.Contains(err.Error(), "-:12: instances[0].ip: 10.90.9.5 is outside net1's 10.90.1.0/24") {
+	if err == nil || !strings.Contains(err.Error(), "<stdin>:12: instances[0].ip: 10.90.9.5 is outside net1's 10.90.1.0/24") {
 		t.Fatalf("err = %v", err)
 	}
 	if exitCode(err) != exitUsage {
