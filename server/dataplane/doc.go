@@ -33,6 +33,14 @@
 // RouterNS.Namespace on 0.0.0.0:9697 and [::]:9697, and in DHCPNS.Namespace
 // on 169.254.169.254:80 and [fe80::a9fe:a9fe%<DHCPNS.Interface.Name>]:80.
 //
+// A namespace Apply removes lives on while a listener still holds it:
+// callers close the proxies of routers and networks that left Desired.
+//
+// Read-only views for the tracer and `lab status` (they work on a real
+// neutron node too): LinkAddrs(ns, link), RouteTo(ns, dst) (`ip route get`),
+// SaveRules(ns, ipv6) (iptables-save per table), RouterRules(ipv6, proxy)
+// (the lines Apply installs, to compare with).
+//
 // Lab guests (mdctl lab): Guests(d, instance views) gives one Guest per
 // instance port; LabUp builds a namespace per guest (GuestNamespace: prefix
 // + instance name) with eth0 carrying the port's MAC and addresses, its tap

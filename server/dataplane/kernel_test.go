@@ -350,6 +350,43 @@ func TestApplyRouterDHCPAndLab(t *testing.T) {
 		}
 	})
 
+	t.Run("enable_metadata_proxy off drops the REDIRECT, on restores it", func(t *testing.T) {
+		off := *l
+		off.cfg.EnableMetadataProxy = false
+		if err := rec.Apply(ctx, off.plan()); err != nil {
+			t.Fatalf("Apply: %v", err)
+		}
+		tables, err := SaveRules(routerNS, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(strings.Join(tables["nat"], "\n"), "REDIRECT") {
+			t.Errorf("REDIRECT still there with the proxy off:\n%s", strings.Join(tables["nat"], "\n"))
+		}
+		assertRulesOnce(t, routerNS, false, RouterRules(false, false))
+		if err := rec.Apply(ctx, d); err != nil {
+			t.Fatalf("Apply: %v", err)
+		}
+		assertRulesOnce(t, routerNS, false, RouterRules(false, true))
+	})
+
+	t.Run("enable_isolated_metadata off removes the DHCP namespace", func(t *testing.T) {
+		off := *l
+		off.cfg.EnableIsolatedMetadata = false
+		if err := rec.Apply(ctx, off.plan()); err != nil {
+			t.Fatalf("Apply: %v", err)
+		}
+		if ok, _ := NamespaceExists(d.DHCP[0].Namespace); ok {
+			t.Errorf("%s still exists", d.DHCP[0].Namespace)
+		}
+		if err := rec.Apply(ctx, d); err != nil {
+			t.Fatalf("Apply: %v", err)
+		}
+		if ok, _ := NamespaceExists(d.DHCP[0].Namespace); !ok {
+			t.Errorf("%s not rebuilt", d.DHCP[0].Namespace)
+		}
+	})
+
 	t.Run("removing the router removes its namespace", func(t *testing.T) {
 		if err := rec.Apply(ctx, l.withoutRouter()); err != nil {
 			t.Fatalf("Apply: %v", err)

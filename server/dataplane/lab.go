@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os/exec"
 	"sort"
@@ -132,7 +133,7 @@ func guestFor(inst store.Instance, index int, pv store.PortView, seg NetSegment)
 func LabUp(ctx context.Context, opts Options, guests []Guest) error {
 	opts = opts.withDefaults()
 	mark := ownerMark(opts.SegmentNamespace)
-	seg, err := ensureOwnedNamespace(opts.SegmentNamespace, mark)
+	seg, err := ensureOwnedNamespace(opts.SegmentNamespace, mark, opts.Logger)
 	if err != nil {
 		return fmt.Errorf("lab: segment namespace: %w", err)
 	}
@@ -145,20 +146,20 @@ func LabUp(ctx context.Context, opts Options, guests []Guest) error {
 		}
 		name := GuestNamespace(opts.GuestPrefix, g)
 		wanted[name] = true
-		if err := labGuestUp(seg, name, mark, g); err != nil {
+		if err := labGuestUp(seg, name, mark, g, opts.Logger); err != nil {
 			errs = errors.Join(errs, fmt.Errorf("lab guest %s: %w", name, err))
 		}
 	}
 	return errors.Join(errs, sweepGuests(opts, mark, wanted))
 }
 
-func labGuestUp(seg *nsLink, name, mark string, g Guest) error {
+func labGuestUp(seg *nsLink, name, mark string, g Guest, log *slog.Logger) error {
 	// The bridge normally comes from Apply; making it here lets the lab run
 	// before (or without) serve.
 	if err := ensureBridge(seg, BridgeName(g.NetworkID), aliasNetwork+g.NetworkID, g.MTU); err != nil {
 		return err
 	}
-	n, err := ensureOwnedNamespace(name, mark)
+	n, err := ensureOwnedNamespace(name, mark, log)
 	if err != nil {
 		return err
 	}

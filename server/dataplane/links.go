@@ -3,6 +3,7 @@ package dataplane
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -68,9 +69,13 @@ func (n *nsLink) linkByName(name string) (netlink.Link, error) {
 
 // ensureOwnedNamespace creates or adopts a namespace, marks it as this
 // mdctl's and brings lo up.
-func ensureOwnedNamespace(name, mark string) (*nsLink, error) {
-	if _, err := EnsureNamespace(name); err != nil {
+func ensureOwnedNamespace(name, mark string, log *slog.Logger) (*nsLink, error) {
+	created, err := EnsureNamespace(name)
+	if err != nil {
 		return nil, err
+	}
+	if created {
+		log.Info("created namespace", "namespace", name)
 	}
 	n, err := openNS(name)
 	if err != nil {

@@ -65,7 +65,7 @@ func (r *Reconciler) Apply(ctx context.Context, d Desired) error {
 	r.ruleChanges = 0
 	mark := ownerMark(r.opts.SegmentNamespace)
 
-	seg, err := ensureOwnedNamespace(r.opts.SegmentNamespace, mark)
+	seg, err := ensureOwnedNamespace(r.opts.SegmentNamespace, mark, r.opts.Logger)
 	if err != nil {
 		return fmt.Errorf("segment namespace: %w", err)
 	}
@@ -89,7 +89,7 @@ func (r *Reconciler) Apply(ctx context.Context, d Desired) error {
 		if err := ctx.Err(); err != nil {
 			return errors.Join(errs, err)
 		}
-		if err := applyDHCP(seg, dh, mark); err != nil {
+		if err := r.applyDHCP(seg, dh, mark); err != nil {
 			errs = errors.Join(errs, fmt.Errorf("dhcp %s: %w", dh.NetworkID, err))
 		}
 	}
@@ -103,7 +103,7 @@ func (r *Reconciler) Apply(ctx context.Context, d Desired) error {
 }
 
 func (r *Reconciler) applyRouter(seg *nsLink, rt RouterNS, mark string) error {
-	n, err := ensureOwnedNamespace(rt.Namespace, mark)
+	n, err := ensureOwnedNamespace(rt.Namespace, mark, r.opts.Logger)
 	if err != nil {
 		return err
 	}
@@ -153,8 +153,8 @@ func (r *Reconciler) syncRules(rt RouterNS) error {
 	return nil
 }
 
-func applyDHCP(seg *nsLink, dh DHCPNS, mark string) error {
-	n, err := ensureOwnedNamespace(dh.Namespace, mark)
+func (r *Reconciler) applyDHCP(seg *nsLink, dh DHCPNS, mark string) error {
+	n, err := ensureOwnedNamespace(dh.Namespace, mark, r.opts.Logger)
 	if err != nil {
 		return err
 	}
