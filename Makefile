@@ -44,14 +44,13 @@ lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@latest ./...
 
 completions:
-	$(GO) run ./cmd/mdctl completion bash >completions/mdctl.bash
-	$(GO) run ./cmd/mdctl completion zsh >completions/mdctl.zsh
-	$(GO) run ./cmd/mdctl completion fish >completions/mdctl.fish
-	$(GO) run ./cmd/mdctl completion powershell >completions/mdctl.ps1
+	$(GO) generate ./completions
 
 install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/mdctl
 	install -D -m 0644 completions/mdctl.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/mdctl
+	install -D -m 0644 completions/mdctl.zsh $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_mdctl
+	install -D -m 0644 completions/mdctl.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/mdctl.fish
 
 # Seeds the example topology into a local data dir and serves it.
 run: build

@@ -1,0 +1,157 @@
+// Package server ties mdctl's components into one `mdctl serve`: the API,
+// the agent, and the proxies with the data plane they listen in. Each
+// component has Run(ctx) and stops on cancel; an errgroup joins them, so
+// the first one to fail stops the rest. It holds no metadata or kernel
+// logic of its own: that lives in the component packages.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mdctl/mdctl/server/agent"
+	"github.com/mdctl/mdctl/server/api"
+	"github.com/mdctl/mdctl/server/dataplane"
+	"github.com/mdctl/mdctl/server/proxy"
+	"github.com/mdctl/mdctl/store"
+)
+
+// The components `mdctl serve --components` accepts.
+const (
+	ComponentAPI   = "api"
+	ComponentAgent = "agent"
+	ComponentProxy = "proxy"
+)
+
+// AllComponents is what `mdctl serve` runs by default.
+var AllComponents = []string{ComponentAPI, ComponentAgent, ComponentProxy}
+
+// AgentSocketName is the agent's socket file in the data dir (neutron's
+// $state_path/metadata_proxy).
+const AgentSocketName = "metadata_proxy"
+
+// Options configure one serve process.
+type Options struct {
+	Store      store.Store
+	DataDir    string
+	Components []string          // default AllComponents
+	Overrides  map[string]string // --set KEY=VALUE, for this process only
+	// APIListen is the API's address; default 127.0.0.1:8775.
+	APIListen string
+	// APIListener, when set, is used instead of listening on APIListen.
+	APIListener net.Listener
+	// Dataplane names this mdctl's namespaces (tests give each run its own).
+	Dataplane dataplane.Options
+	// Poll is how often store changes are looked for; default 200ms.
+	Poll   time.Duration
+	Logger *slog.Logger
+}
+
+// ParseComponents checks a --components value.
+func ParseComponents(s string) ([]string, error) {
+	var out []string
+	for _, c := range strings.Split(s, ",") {
+		c = strings.TrimSpace(c)
+		if c == "" {
+			continue
+		}
+		if !slices.Contains(AllComponents, c) {
+			return nil, fmt.Errorf("unknown component %q; allowed: %s", c, strings.Join(AllComponents, ", "))
+		}
+		if !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no component given; allowed: %s", strings.Join(AllComponents, ", "))
+	}
+	return out, nil
+}
+
+// Run serves until ctx is cancelled or a component fails.
+func Run(ctx context.Context, o Options) error {
+	if o.Store == nil {
+		return errors.New("serve: no store")
+	}
+	if len(o.Components) == 0 {
+		o.Components = AllComponents
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Poll <= 0 {
+		o.Poll = 200 * time.Millisecond
+	}
+	live := store.NewLive(o.Store, o.Overrides)
+	if _, err := live.Snapshot(ctx); err != nil {
+		return fmt.Errorf("serve: read settings: %w", err)
+	}
+	has := func(c string) bool { return slices.Contains(o.Components, c) }
+	socket := filepath.Join(o.DataDir, AgentSocketName)
+
+	g, ctx := errgroup.WithContext(ctx)
+	var apiURL func(store.Config) string
+	if has(ComponentAPI) {
+		ln, err := o.listenAPI()
+		if err != nil {
+			return err
+		}
+		// An agent in this process talks to this API, wherever it listens.
+		addr := "http://" + ln.Addr().String()
+		apiURL = func(store.Config) string { return addr }
+		srv := api.New(api.Options{Store: o.Store, Live: live, Logger: o.Logger.With("component", "api")})
+		o.Logger.Info("api listening", "addr", ln.Addr().String())
+		g.Go(func() error { return wrap("api", srv.Run(ctx, ln)) })
+	}
+	if has(ComponentAgent) {
+		ag := agent.New(agent.Options{
+			Store: o.Store, Live: live, SocketPath: socket, SocketOwner: -1, SocketGroup: -1,
+			Logger: o.Logger.With("component", "agent"), APIURL: apiURL,
+		})
+		g.Go(func() error { return wrap("agent", ag.Run(ctx)) })
+	}
+	if has(ComponentProxy) {
+		px := proxy.New(proxy.Options{AgentSocket: socket, Live: live, Logger: o.Logger.With("component", "proxy")})
+		mgr := proxy.NewManager(px)
+		loop := &dataplaneLoop{
+			store: o.Store, live: live, rec: dataplane.NewReconciler(o.Dataplane), mgr: mgr,
+			log: o.Logger.With("component", "dataplane"), poll: o.Poll,
+		}
+		g.Go(func() error { return wrap("proxy", mgr.Run(ctx)) })
+		g.Go(func() error { return wrap("dataplane", loop.Run(ctx)) })
+	}
+	return g.Wait()
+}
+
+func (o Options) listenAPI() (net.Listener, error) {
+	if o.APIListener != nil {
+		return o.APIListener, nil
+	}
+	addr := o.APIListen
+	if addr == "" {
+		addr = "127.0.0.1:8775"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("api: listen on %s: %w (another server there? move it with --api-listen)", addr, err)
+	}
+	return ln, nil
+}
+
+// wrap names the component that failed; a clean stop is not an error.
+func wrap(component string, err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", component, err)
+}
