@@ -177,10 +177,31 @@ func (s *SQLite) migrate(ctx context.Context) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	sort.Strings(names)
+	if err := s.checkNotNewer(ctx, names); err != nil {
+		return err
+	}
 	for _, name := range names {
 		if err := s.applyMigration(ctx, name); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkNotNewer refuses a database a newer mdctl has migrated past what
+// this binary knows: its tables may no longer mean what this code thinks.
+func (s *SQLite) checkNotNewer(ctx context.Context, names []string) error {
+	known := 0
+	if len(names) > 0 {
+		num, _, _ := strings.Cut(filepath.Base(names[len(names)-1]), "_")
+		known, _ = strconv.Atoi(num)
+	}
+	var newest int
+	if err := s.wdb.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&newest); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if newest > known {
+		return fmt.Errorf("database schema version %d is newer than this mdctl knows (%d): upgrade mdctl", newest, known)
 	}
 	return nil
 }
@@ -223,6 +244,8 @@ func (s *SQLite) applyMigration(ctx context.Context, name string) error {
 
 // Update runs fn in one IMMEDIATE transaction and bumps the generation in
 // it when fn wrote anything. fn's error (or panic) rolls all of it back.
+// fn must write through tx only: a write through the store itself would
+// wait for this very transaction to end.
 func (s *SQLite) Update(ctx context.Context, fn func(tx Tx) error) error {
 	stx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {

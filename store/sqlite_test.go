@@ -696,3 +696,45 @@ func TestErrorsNameTheRecord(t *testing.T) {
 		}
 	}
 }
+
+func TestOpenConcurrentlyNewFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mdctl.db")
+	const n = 4
+	errs := make(chan error, n)
+	handles := make(chan *SQLite, n)
+	for range n {
+		go func() {
+			s, err := OpenSQLite(path)
+			errs <- err
+			handles <- s
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent open: %v", err)
+		}
+		if s := <-handles; s != nil {
+			defer s.Close()
+		}
+	}
+	s, err := OpenSQLite(path)
+	must(t, err)
+	defer s.Close()
+	var count int
+	must(t, s.rdb.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&count))
+	if names, _ := migrationFS.ReadDir("migrations"); count != len(names) {
+		t.Errorf("%d migrations recorded, want %d", count, len(names))
+	}
+}
+
+func TestRefuseNewerSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mdctl.db")
+	s, err := OpenSQLite(path)
+	must(t, err)
+	_, err = s.wdb.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, '9999_future.sql', 0)`)
+	must(t, err)
+	must(t, s.Close())
+	if _, err := OpenSQLite(path); err == nil || !strings.Contains(err.Error(), "upgrade mdctl") {
+		t.Errorf("open of a newer schema = %v", err)
+	}
+}
