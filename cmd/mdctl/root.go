@@ -68,6 +68,7 @@ the operator tools to seed, switch and trace them.`,
 		newCmdRouter(f),
 		newCmdConfig(f),
 		newCmdServe(f, nil),
+		newCmdLab(f),
 		newCmdVersion(f),
 		newCmdCompletion(f),
 	)

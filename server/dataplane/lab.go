@@ -131,6 +131,11 @@ func guestFor(inst store.Instance, index int, pv store.PortView, seg NetSegment)
 // segment namespace, and the routes DHCP would push. It is idempotent and
 // removes lab guests of this mdctl that guests no longer lists.
 func LabUp(ctx context.Context, opts Options, guests []Guest) error {
+	unlock, err := lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	opts = opts.withDefaults()
 	mark := ownerMark(opts.SegmentNamespace)
 	seg, err := ensureOwnedNamespace(opts.SegmentNamespace, mark, opts.Logger)
@@ -226,6 +231,11 @@ func routeDst(r netlink.Route) string {
 // LabDown removes every lab guest namespace this mdctl made (their taps go
 // with them).
 func LabDown(ctx context.Context, opts Options) error {
+	unlock, err := lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	opts = opts.withDefaults()
 	return sweepGuests(opts, ownerMark(opts.SegmentNamespace), nil)
 }

@@ -60,6 +60,15 @@ func (r *Reconciler) Options() Options { return r.opts }
 // One broken router or network does not stop the others; all errors are
 // returned joined.
 func (r *Reconciler) Apply(ctx context.Context, d Desired) error {
+	unlock, err := lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return r.apply(ctx, d)
+}
+
+func (r *Reconciler) apply(ctx context.Context, d Desired) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ruleChanges = 0
@@ -237,9 +246,14 @@ func sweepSegment(seg *nsLink, d Desired) error {
 // namespaces and the segment namespace (and with it every bridge and tap).
 // Lab guests go with LabDown.
 func (r *Reconciler) Teardown(ctx context.Context) error {
+	unlock, err := lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if ok, err := NamespaceExists(r.opts.SegmentNamespace); err != nil || !ok {
 		return err
 	}
-	err := r.Apply(ctx, Desired{})
+	err = r.apply(ctx, Desired{})
 	return errors.Join(err, DeleteNamespace(r.opts.SegmentNamespace))
 }

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mdctl/mdctl/server"
+	"github.com/mdctl/mdctl/server/dataplane"
+	"github.com/mdctl/mdctl/store"
+)
+
+// The lab's wiring: the store says which guests exist, server.LabGuests
+// plans their routes and dataplane builds them.
+
+func newCmdLab(f *factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "lab",
+		Short: "Simulated guests: one network namespace per instance port",
+		Long: `The lab stands in for VMs: every instance port gets a network namespace whose
+eth0 carries the port's MAC and addresses, plugged into its network's segment,
+with the routes DHCP would push (169.254.169.254 via the router or the DHCP
+port). Run mdctl serve beside it and the guests reach metadata exactly as VMs
+would.`,
+		Example: `  mdctl lab up
+  mdctl lab exec vm1 -- curl -s http://169.254.169.254/openstack/latest/meta_data.json
+  mdctl lab status
+  mdctl lab down`,
+	}
+	cmd.AddCommand(newCmdLabUp(f, nil), newCmdLabDown(f, nil), newCmdLabStatus(f, nil), newCmdLabExec(f, nil))
+	return cmd
+}
+
+type labOptions struct {
+	IO        *iostreams
+	Store     func(context.Context) (store.Store, error)
+	Dataplane dataplane.Options
+	Output    string
+	Instance  string
+	Port      int
+	Argv      []string
+}
+
+func newLabOptions(f *factory) *labOptions {
+	return &labOptions{IO: f.IO, Store: f.OpenStore}
+}
+
+// labGuests reads the store and plans every guest.
+func labGuests(ctx context.Context, opts *labOptions) ([]dataplane.Guest, error) {
+	var guests []dataplane.Guest
+	err := withStoreFn(ctx, opts.Store, func(st store.Store) error {
+		snap, err := store.NewLive(st, nil).Snapshot(ctx)
+		if err != nil {
+			return err
+		}
+		guests, err = server.LabGuests(ctx, st, snap.Config)
+		return err
+	})
+	return guests, err
+}
+
+func newCmdLabUp(f *factory, runF func(context.Context, *labOptions) error) *cobra.Command {
+	opts := newLabOptions(f)
+	cmd := &cobra.Command{
+		Use:     "up",
+		Short:   "Create or update a guest namespace for every instance port",
+		Example: "  mdctl lab up\n  mdctl lab up -o json",
+		Args:    exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(opts.Output); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return labUpRun(cmd.Context(), opts)
+		},
+	}
+	addOutputFlag(cmd, &opts.Output)
+	return cmd
+}
+
+func labUpRun(ctx context.Context, opts *labOptions) error {
+	guests, err := labGuests(ctx, opts)
+	if err != nil {
+		return err
+	}
+	if err := dataplane.LabUp(ctx, opts.Dataplane, guests); err != nil {
+		return fmt.Errorf("lab up: %w", err)
+	}
+	return printGuests(opts, guests)
+}
+
+// guestRow is what lab up and lab status print per guest.
+type guestRow struct {
+	Instance  string   `json:"instance" yaml:"instance"`
+	Namespace string   `json:"namespace" yaml:"namespace"`
+	MAC       string   `json:"mac" yaml:"mac"`
+	Addresses []string `json:"addresses" yaml:"addresses"`
+	Metadata  string   `json:"metadata_via" yaml:"metadata_via"` // "router 10.90.1.1", "dhcp 10.90.2.2", "none"
+	OK        bool     `json:"ok" yaml:"ok"`
+	Problems  []string `json:"problems,omitempty" yaml:"problems,omitempty"`
+}
+
+func rowFor(opts *labOptions, g dataplane.Guest) guestRow {
+	via := "none"
+	switch {
+	case g.MetadataViaDHCP:
+		via = "dhcp " + g.MetadataHop
+	case g.MetadataHop != "":
+		via = "router " + g.MetadataHop
+	}
+	return guestRow{
+		Instance: g.InstanceName, Namespace: dataplane.GuestNamespace(opts.Dataplane.GuestPrefix, g),
+		MAC: g.MAC, Addresses: g.Addrs, Metadata: via, OK: true,
+	}
+}
+
+func printGuests(opts *labOptions, guests []dataplane.Guest) error {
+	rows := make([]guestRow, 0, len(guests))
+	for _, g := range guests {
+		rows = append(rows, rowFor(opts, g))
+	}
+	return printGuestRows(opts, rows)
+}
+
+func printGuestRows(opts *labOptions, rows []guestRow) error {
+	if opts.Output != "table" {
+		return printData(opts.IO.Out, opts.Output, rows)
+	}
+	t := newTable(opts.IO.Out, "INSTANCE", "NAMESPACE", "MAC", "ADDRESSES", "METADATA VIA", "STATE")
+	for _, r := range rows {
+		state := "ok"
+		if !r.OK {
+			state = strings.Join(r.Problems, "; ")
+		}
+		t.row(r.Instance, r.Namespace, r.MAC, strings.Join(r.Addresses, ","), r.Metadata, state)
+	}
+	return t.flush()
+}
+
+func newCmdLabDown(f *factory, runF func(context.Context, *labOptions) error) *cobra.Command {
+	opts := newLabOptions(f)
+	return &cobra.Command{
+		Use:     "down",
+		Short:   "Remove every lab guest namespace",
+		Example: "  mdctl lab down",
+		Args:    exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			if err := dataplane.LabDown(cmd.Context(), opts.Dataplane); err != nil {
+				return fmt.Errorf("lab down: %w", err)
+			}
+			fmt.Fprintln(opts.IO.Out, "lab guests removed")
+			return nil
+		},
+	}
+}
+
+func newCmdLabStatus(f *factory, runF func(context.Context, *labOptions) error) *cobra.Command {
+	opts := newLabOptions(f)
+	cmd := &cobra.Command{
+		Use:     "status",
+		Short:   "Show each guest and whether it is wired as lab up wires it (exit 1 if not)",
+		Example: "  mdctl lab status\n  mdctl lab status -o json",
+		Args:    exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(opts.Output); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return labStatusRun(cmd.Context(), opts)
+		},
+	}
+	addOutputFlag(cmd, &opts.Output)
+	return cmd
+}
+
+func labStatusRun(ctx context.Context, opts *labOptions) error {
+	guests, err := labGuests(ctx, opts)
+	if err != nil {
+		return err
+	}
+	sts, err := dataplane.LabStatus(ctx, opts.Dataplane, guests)
+	if err != nil {
+		return fmt.Errorf("lab status: %w", err)
+	}
+	rows := make([]guestRow, 0, len(sts))
+	bad := 0
+	for _, s := range sts {
+		r := rowFor(opts, s.Guest)
+		r.Namespace = s.Namespace
+		switch {
+		case s.Stray:
+			r.Instance, r.Problems = "-", []string{"stray: no instance wants it (mdctl lab up removes it)"}
+		case !s.Exists:
+			r.Problems = []string{"missing: run mdctl lab up"}
+		default:
+			r.Problems = s.Problems
+		}
+		r.OK = s.OK()
+		if !r.OK {
+			bad++
+		}
+		rows = append(rows, r)
+	}
+	if err := printGuestRows(opts, rows); err != nil {
+		return err
+	}
+	if bad > 0 {
+		return fmt.Errorf("%d of %d lab guests are not wired as wanted", bad, len(rows))
+	}
+	return nil
+}
+
+func newCmdLabExec(f *factory, runF func(context.Context, *labOptions) error) *cobra.Command {
+	opts := newLabOptions(f)
+	cmd := &cobra.Command{
+		Use:   "exec INSTANCE -- CMD [ARGS...]",
+		Short: "Run a command inside an instance's guest namespace",
+		Example: `  mdctl lab exec vm1 -- ip route
+  mdctl lab exec vm1 -- curl -s http://169.254.169.254/latest/meta-data/instance-id
+  mdctl lab exec vm1 --port 1 -- ping -c1 10.90.2.1`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) < 2 || cmd.ArgsLenAtDash() != 1 {
+				return usageErrorf("usage: mdctl lab exec INSTANCE -- CMD [ARGS...]")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Instance, opts.Argv = args[0], args[1:]
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return labExecRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().IntVar(&opts.Port, "port", 0, "which of the instance's ports (0 = its first NIC)")
+	return cmd
+}
+
+func labExecRun(ctx context.Context, opts *labOptions) error {
+	guests, err := labGuests(ctx, opts)
+	if err != nil {
+		return err
+	}
+	for _, g := range guests {
+		if (g.InstanceName == opts.Instance || g.InstanceID == opts.Instance) && g.PortIndex == opts.Port {
+			c := exec.CommandContext(ctx, opts.Argv[0], opts.Argv[1:]...)
+			c.Stdin, c.Stdout, c.Stderr = opts.IO.In, opts.IO.Out, opts.IO.ErrOut
+			err := dataplane.LabExec(opts.Dataplane, g, c)
+			var exit *exec.ExitError
+			if errors.As(err, &exit) {
+				return &exitError{code: exit.ExitCode(), err: fmt.Errorf("%s exited with %d", opts.Argv[0], exit.ExitCode())}
+			}
+			if err != nil {
+				return fmt.Errorf("lab exec %s: %w (is the guest up? mdctl lab up)", opts.Instance, err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("no lab guest for instance %q port %d; list them with mdctl lab status", opts.Instance, opts.Port)
+}
