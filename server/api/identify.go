@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -205,14 +206,14 @@ func (s *Server) viewByAddress(ctx context.Context, ip string) (store.InstanceVi
 func (s *Server) newEntry(ctx context.Context, snap store.Snapshot, now time.Time, view store.InstanceView, remote string) (*entry, error) {
 	cfg := snap.Config
 	log := s.log.With("instance", view.Instance.ID)
-	o := metadata.Options{Now: now, DHCPDomain: cfg.DHCPDomain, RemoteAddr: remote}
-	var err error
-	if slices.Contains(cfg.VendordataProviders, "StaticJSON") {
-		o.StaticEnabled = true
-		if o.StaticVendor, err = staticVendordata(log, cfg); err != nil {
-			return nil, err
-		}
+	o, err := metadata.OptionsFromConfig(cfg, os.ReadFile)
+	if vf := (*metadata.VendordataFileError)(nil); errors.As(err, &vf) {
+		log.Warn(vf.Warning)
 	}
+	if err != nil {
+		return nil, err
+	}
+	o.Now, o.RemoteAddr = now, remote
 	if o.DynamicVendor, err = s.dynamicVendordata(ctx, log, cfg, view.Instance); err != nil {
 		return nil, err
 	}

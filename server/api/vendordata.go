@@ -11,36 +11,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/mdctl/mdctl/store"
 )
-
-// staticVendordata reads vendordata_jsonfile_path as nova's JsonFileVendorData
-// does: no path gives {}, an unreadable or invalid file fails the build.
-func staticVendordata(log *slog.Logger, cfg store.Config) (json.RawMessage, error) {
-	path := cfg.VendordataJSONFile
-	if path == "" {
-		return json.RawMessage("{}"), nil
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			log.Warn(fmt.Sprintf("vendordata_jsonfile_path[%s]: file does not exist", path))
-		} else {
-			log.Warn(fmt.Sprintf("vendordata_jsonfile_path[%s]: unexpected IOError when reading", path))
-		}
-		return nil, fmt.Errorf("read vendordata file %s: %w", path, err)
-	}
-	if !json.Valid(data) {
-		log.Warn(fmt.Sprintf("vendordata_jsonfile_path[%s]: failed to load json", path))
-		return nil, fmt.Errorf("vendordata file %s: invalid JSON", path)
-	}
-	return json.RawMessage(data), nil
-}
 
 // dynamicRequest is the body nova's DynamicVendorData POSTs.
 type dynamicRequest struct {
