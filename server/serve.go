@@ -34,7 +34,7 @@ const (
 )
 
 // AllComponents is what `mdctl serve` runs by default.
-var AllComponents = []string{ComponentAPI, ComponentAgent, ComponentProxy}
+var AllComponents = []string{ComponentAPI, ComponentAgent, ComponentProxy, ComponentConfigDrive}
 
 // AgentSocketName is the agent's socket file in the data dir (neutron's
 // $state_path/metadata_proxy).
@@ -129,6 +129,11 @@ func Run(ctx context.Context, o Options) error {
 		}
 		g.Go(func() error { return wrap("proxy", mgr.Run(ctx)) })
 		g.Go(func() error { return wrap("dataplane", loop.Run(ctx)) })
+	}
+	if has(ComponentConfigDrive) {
+		// Config drives: see configdrives.go.
+		cd := newConfigDriveLoop(o.Store, live, o.DataDir, o.Poll, o.Logger.With("component", ComponentConfigDrive))
+		g.Go(func() error { return wrap(ComponentConfigDrive, cd.Run(ctx)) })
 	}
 	return g.Wait()
 }
