@@ -1,0 +1,183 @@
+package diag
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/charmbracelet/lipgloss"
+	"github.com/muesli/termenv"
+)
+
+// Hop names, in the order a guest's request crosses them (CLI.md).
+const (
+	HopRoute     = "route"
+	HopNamespace = "namespace"
+	HopIPTables  = "iptables"
+	HopProxy     = "proxy"
+	HopSocket    = "socket"
+	HopAgent     = "agent"
+	HopAPI       = "api"
+	HopMetadata  = "metadata"
+)
+
+// HopNames is every hop in order.
+var HopNames = []string{HopRoute, HopNamespace, HopIPTables, HopProxy, HopSocket, HopAgent, HopAPI, HopMetadata}
+
+// Modes: how a guest's metadata request leaves its network.
+const (
+	ModeRouter = "router"
+	ModeDHCP   = "dhcp"
+	ModeNone   = "none"
+)
+
+// Report is one trace: the verdict and every hop, as `mdctl trace --json`
+// prints it.
+type Report struct {
+	Instance   string `json:"instance"`
+	InstanceID string `json:"instance_id"`
+	Mode       string `json:"mode"`
+	ModeReason string `json:"mode_reason,omitempty"`
+	OK         bool   `json:"ok"`
+	// FailedHop is the first hop that failed, "" when none did.
+	FailedHop string `json:"failed_hop"`
+	Hops      []Hop  `json:"hops"`
+	// Error and Hint are set when the trace could not start (the instance
+	// is not in the store, the store cannot be read); Hops is then empty.
+	Error string `json:"error,omitempty"`
+	Hint  string `json:"hint,omitempty"`
+	// MS is the trace's wall time.
+	MS float64 `json:"ms"`
+}
+
+// Hop is one hop's verdict.
+type Hop struct {
+	Name string  `json:"name"`
+	OK   bool    `json:"ok"`
+	MS   float64 `json:"ms"`
+	// Detail says what was found, in one line.
+	Detail string `json:"detail"`
+	// Hint is the fix, with the exact command or setting; "" when OK.
+	Hint string `json:"hint"`
+	// Skipped: the hop could not be checked (what it depends on is
+	// missing); it then counts as failed.
+	Skipped bool `json:"skipped,omitempty"`
+	// Evidence is what the check saw (routes, rules, statuses).
+	Evidence []string `json:"evidence,omitempty"`
+	// RequestIDs are the X-Request-IDs of the probes this hop sent.
+	RequestIDs []string `json:"request_ids,omitempty"`
+}
+
+// finish sets OK and FailedHop from the hops.
+func (r *Report) finish() {
+	r.OK, r.FailedHop = r.Error == "", ""
+	for _, h := range r.Hops {
+		if !h.OK {
+			r.OK = false
+			if r.FailedHop == "" {
+				r.FailedHop = h.Name
+			}
+		}
+	}
+}
+
+// Hop returns the named hop (zero Hop when the report has none).
+func (r Report) Hop(name string) Hop {
+	for _, h := range r.Hops {
+		if h.Name == name {
+			return h
+		}
+	}
+	return Hop{}
+}
+
+// WriteJSON writes the report as one indented JSON object.
+func (r Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r); err != nil {
+		return fmt.Errorf("trace: write json: %w", err)
+	}
+	return nil
+}
+
+// styles are the text rendering's colours; all identity when color is off,
+// so plain output carries no escape codes at all.
+type styles struct {
+	ok, fail, skip, name, dim, hint, verdictOK, verdictFail func(string) string
+}
+
+func newStyles(w io.Writer, color bool) styles {
+	if !color {
+		id := func(s string) string { return s }
+		return styles{id, id, id, id, id, id, id, id}
+	}
+	re := lipgloss.NewRenderer(w)
+	// The caller decided this is a colour terminal; the 16 ANSI colours
+	// follow the user's palette and keep golden files stable.
+	re.SetColorProfile(termenv.ANSI)
+	st := func(s lipgloss.Style) func(string) string { return func(x string) string { return s.Render(x) } }
+	green, red, yellow, grey := lipgloss.Color("2"), lipgloss.Color("1"), lipgloss.Color("3"), lipgloss.Color("8")
+	return styles{
+		ok:          st(re.NewStyle().Foreground(green)),
+		fail:        st(re.NewStyle().Foreground(red).Bold(true)),
+		skip:        st(re.NewStyle().Foreground(yellow)),
+		name:        st(re.NewStyle().Bold(true)),
+		dim:         st(re.NewStyle().Foreground(grey)),
+		hint:        st(re.NewStyle().Foreground(yellow)),
+		verdictOK:   st(re.NewStyle().Foreground(green).Bold(true)),
+		verdictFail: st(re.NewStyle().Foreground(red).Bold(true)),
+	}
+}
+
+// WriteText writes the report for a person: a header with the mode, one
+// line per hop (mark, name, time, detail), the hint under each failed hop,
+// and a verdict. color false (not a TTY, NO_COLOR) writes plain text.
+func (r Report) WriteText(w io.Writer, color bool) error {
+	s := newStyles(w, color)
+	var b strings.Builder
+	id := r.InstanceID
+	if id == "" {
+		id = "?"
+	}
+	fmt.Fprintf(&b, "trace %s (%s)", r.Instance, id)
+	if r.Mode != "" {
+		fmt.Fprintf(&b, " mode %s", r.Mode)
+	}
+	b.WriteString("\n")
+	if r.ModeReason != "" {
+		b.WriteString("  " + s.dim(r.ModeReason) + "\n")
+	}
+	for _, h := range r.Hops {
+		mark := s.ok("✓")
+		switch {
+		case h.Skipped:
+			mark = s.skip("-")
+		case !h.OK:
+			mark = s.fail("✗")
+		}
+		name := s.name(fmt.Sprintf("%-9s", h.Name))
+		fmt.Fprintf(&b, "%s %s %s  %s\n", mark, name, s.dim(fmt.Sprintf("%7.1fms", h.MS)), h.Detail)
+		if !h.OK && h.Hint != "" {
+			b.WriteString("    " + s.hint("fix: "+h.Hint) + "\n")
+		}
+	}
+	switch {
+	case r.Error != "":
+		b.WriteString(s.verdictFail("FAIL") + ": " + r.Error + "\n")
+		if r.Hint != "" {
+			b.WriteString("    " + s.hint("fix: "+r.Hint) + "\n")
+		}
+	case r.OK:
+		fmt.Fprintf(&b, "%s: every hop passed (%.1fms)\n", s.verdictOK("OK"), r.MS)
+	default:
+		h := r.Hop(r.FailedHop)
+		fmt.Fprintf(&b, "%s: first failure at %s: %s (%.1fms)\n", s.verdictFail("FAIL"), r.FailedHop, h.Detail, r.MS)
+	}
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("trace: write text: %w", err)
+	}
+	return nil
+}
