@@ -181,6 +181,10 @@ func TestSubnetsCRUD(t *testing.T) {
 			t.Errorf("PutSubnet(%+v) accepted", b)
 		}
 	}
+	// A subnet with addresses cannot move to another network.
+	if err := s.PutSubnet(ctx, Subnet{ID: "s1", NetworkID: "n2", CIDR: "10.90.1.0/24"}); !errors.Is(err, ErrConflict) {
+		t.Errorf("moving a used subnet = %v, want ErrConflict", err)
+	}
 	// Instance ports hold addresses on s1: neutron says in use.
 	if err := s.DeleteSubnet(ctx, "s1"); !errors.Is(err, ErrConflict) {
 		t.Errorf("DeleteSubnet(in use) = %v, want ErrConflict", err)

@@ -329,6 +329,17 @@ func (t *sqlTx) PutSubnet(ctx context.Context, s Subnet) error {
 	} else if !ok {
 		return fmt.Errorf("put subnet %s: %w", s.ID, notFound("network", s.NetworkID))
 	}
+	// Addresses on the subnet belong to ports of its network; moving it
+	// would leave them on the wrong network.
+	var port string
+	err := t.q.QueryRowContext(ctx, `SELECT port_id FROM fixed_ips WHERE subnet_id = ? AND network_id <> ? LIMIT 1`,
+		s.ID, s.NetworkID).Scan(&port)
+	if err == nil {
+		return fmt.Errorf("put subnet %s: cannot move to network %s while port %s has an address on it: %w",
+			s.ID, s.NetworkID, port, ErrConflict)
+	} else if !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("put subnet %s: %w", s.ID, err)
+	}
 	dns, err := json.Marshal(s.DNSNameservers)
 	if err != nil {
 		return fmt.Errorf("put subnet %s: %w", s.ID, err)
