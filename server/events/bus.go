@@ -1,0 +1,120 @@
+package events
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// DefaultBuffer is a subscriber's channel size when Subscribe is given 0:
+// a second of a busy boot storm, so a reader that redraws a screen now
+// and then does not lose events.
+const DefaultBuffer = 4096
+
+// Bus fans events out to subscribers without ever blocking a publisher,
+// and counts them into its Metrics. A nil *Bus is valid and does nothing,
+// so a component built without one pays only a nil check.
+type Bus struct {
+	metrics *Metrics
+	mu      sync.Mutex // serialises Subscribe and Close; Publish never takes it
+	subs    atomic.Pointer[[]*Subscription]
+}
+
+// NewBus returns a Bus with fresh metrics.
+func NewBus() *Bus {
+	b := &Bus{metrics: NewMetrics()}
+	b.subs.Store(&[]*Subscription{})
+	return b
+}
+
+// Metrics returns the bus's metrics; nil for a nil bus (whose counters
+// ignore increments).
+func (b *Bus) Metrics() *Metrics {
+	if b == nil {
+		return nil
+	}
+	return b.metrics
+}
+
+// Publish counts e and hands it to every subscriber whose filter it
+// passes. It never waits: a subscriber whose buffer is full misses the
+// event and its drop counter (and the bus-wide one) goes up.
+func (b *Bus) Publish(e Event) {
+	if b == nil {
+		return
+	}
+	b.metrics.observe(&e)
+	for _, s := range *b.subs.Load() {
+		if !s.filter.Match(e) {
+			continue
+		}
+		select {
+		case s.ch <- e:
+		default:
+			s.dropped.Add(1)
+			b.metrics.drops.Add(1)
+		}
+	}
+}
+
+// Subscription receives the events that pass its filter on C, until
+// Close. C is never closed (a publisher may hold it while Close runs);
+// readers select on Done too.
+type Subscription struct {
+	C       <-chan Event
+	ch      chan Event
+	filter  Filter
+	dropped atomic.Uint64
+	done    chan struct{}
+	once    sync.Once
+	bus     *Bus
+}
+
+// Subscribe starts a subscription with a buffer of buf events
+// (DefaultBuffer when buf <= 0).
+func (b *Bus) Subscribe(f Filter, buf int) *Subscription {
+	if buf <= 0 {
+		buf = DefaultBuffer
+	}
+	ch := make(chan Event, buf)
+	s := &Subscription{C: ch, ch: ch, filter: f, done: make(chan struct{}), bus: b}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	old := *b.subs.Load()
+	next := make([]*Subscription, 0, len(old)+1)
+	next = append(append(next, old...), s)
+	b.subs.Store(&next)
+	return s
+}
+
+// Subscribers counts the open subscriptions.
+func (b *Bus) Subscribers() int {
+	if b == nil {
+		return 0
+	}
+	return len(*b.subs.Load())
+}
+
+// Dropped is how many events this subscriber missed because its buffer
+// was full.
+func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
+
+// Done is closed by Close.
+func (s *Subscription) Done() <-chan struct{} { return s.done }
+
+// Close stops delivery; it is safe to call more than once.
+func (s *Subscription) Close() {
+	s.once.Do(func() {
+		b := s.bus
+		b.mu.Lock()
+		old := *b.subs.Load()
+		next := make([]*Subscription, 0, len(old))
+		for _, o := range old {
+			if o != s {
+				next = append(next, o)
+			}
+		}
+		b.subs.Store(&next)
+		b.mu.Unlock()
+		close(s.done)
+	})
+}
