@@ -14,6 +14,12 @@ type Desired struct {
 	Networks []NetSegment
 	Routers  []RouterNS
 	DHCP     []DHCPNS
+	// DHCPServers is one dnsmasq per network with a DHCP port and an IPv4
+	// DHCP subnet, as neutron's DHCP agent runs one whether or not it serves
+	// metadata: guests get their routes (option 121) from it either way.
+	// Its namespace is the same qdhcp-<network>; DHCP lists the subset that
+	// also serves metadata.
+	DHCPServers []DHCPServer
 }
 
 // NetSegment is one tenant network: a bridge in the segment namespace, and
@@ -50,7 +56,14 @@ type SubnetPlan struct {
 	MetadataHop string
 	// MetadataVia is "dhcp", "router" or "" to match MetadataHop.
 	MetadataVia string
-	HostRoutes  []store.HostRoute
+	// MetadataHop6 is, on a routed IPv6 subnet, the link-local address of
+	// the router port owning the gateway: radvd announces
+	// fe80::a9fe:a9fe/128 via it (facts §5). "" elsewhere: on an isolated
+	// network the DHCP port holds fe80::a9fe:a9fe on the link itself.
+	MetadataHop6    string
+	HostRoutes      []store.HostRoute
+	DNSNameservers  []string
+	IPv6AddressMode string
 }
 
 // Interface is one veth: Name inside a router/DHCP/guest namespace, Tap on
@@ -101,14 +114,19 @@ func Plan(networks []store.Network, subnets []store.Subnet, ports []store.Port, 
 		netByID[n.ID] = n
 	}
 	routerIPs := routerOwnedIPs(ports)
+	routerMACs := routerOwnedMACs(ports)
 
 	nets := append([]store.Network(nil), networks...)
 	sort.Slice(nets, func(i, j int) bool { return nets[i].ID < nets[j].ID })
 	for _, n := range nets {
 		seg, dhcp := planNetwork(n, subnets, ports, routerIPs, subnetByID, cfg)
+		setMetadataHops6(seg.Subnets, routerMACs)
 		d.Networks = append(d.Networks, seg)
 		if dhcp != nil {
 			d.DHCP = append(d.DHCP, *dhcp)
+		}
+		if srv := planDHCPServer(n, seg, ports, subnetByID); srv != nil {
+			d.DHCPServers = append(d.DHCPServers, *srv)
 		}
 	}
 
@@ -144,6 +162,7 @@ func planNetwork(n store.Network, subnets []store.Subnet, ports []store.Port, ro
 		sp := SubnetPlan{
 			SubnetID: s.ID, IPVersion: s.IPVersion, CIDR: s.CIDR, GatewayIP: s.GatewayIP,
 			EnableDHCP: s.EnableDHCP, HostRoutes: s.HostRoutes,
+			DNSNameservers: s.DNSNameservers, IPv6AddressMode: s.IPv6AddressMode,
 			Isolated: s.GatewayIP == "" || !routerIPs[s.ID+"|"+s.GatewayIP],
 		}
 		seg.Subnets = append(seg.Subnets, sp)

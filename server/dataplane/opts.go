@@ -1,0 +1,143 @@
+package dataplane
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"time"
+)
+
+// DHCP option names and codes as neutron writes them for dnsmasq
+// (neutron/agent/linux/dhcp.py, Dnsmasq._generate_opts_per_subnet).
+const (
+	subnetTagPrefix = "subnet-"
+	portTagPrefix   = "port-"
+	// optWin2k3StaticRoutes is option 249, Microsoft's twin of 121, which
+	// neutron writes beside classless-static-route for old Windows guests.
+	optWin2k3StaticRoutes = "249"
+	ipv4Any               = "0.0.0.0/0"
+)
+
+// DefaultDHCPLease is short so that a guest's renewal (at half the lease)
+// picks up a switched metadata route soon; neutron's default is a day.
+const DefaultDHCPLease = 120 * time.Second
+
+// DHCPOpts is the dnsmasq opts file for a network, line by line, in
+// neutron's order per subnet: dns-server (when the subnet names servers),
+// then for IPv4 the classless static routes (121) and their 249 twin, then
+// the router. The route list is neutron's: same-segment subnets on-link
+// (each inserted at the front, so in reverse), the host routes (a 0.0.0.0/0
+// host route only supplies a missing gateway), 169.254.169.254/32 via the
+// metadata hop Plan chose, and 0.0.0.0/0 via the gateway when any route
+// precedes it. Subnets without DHCP and SLAAC IPv6 subnets get no lines.
+func DHCPOpts(subnets []SubnetPlan) []string {
+	var out []string
+	for _, s := range subnets {
+		if !s.EnableDHCP || (s.IPVersion == 6 && s.IPv6AddressMode == "slaac") {
+			continue
+		}
+		tag := subnetTagPrefix + s.SubnetID
+		if len(s.DNSNameservers) > 0 {
+			out = append(out, formatOption(s.IPVersion, tag, "dns-server", literalAddrs(s.IPVersion, s.DNSNameservers)...))
+		}
+		if s.IPVersion != 4 {
+			continue
+		}
+		gateway := s.GatewayIP
+		var routes []string
+		for _, hr := range s.HostRoutes {
+			if hr.Destination == ipv4Any {
+				if gateway == "" {
+					gateway = hr.NextHop
+				}
+				continue
+			}
+			routes = append(routes, hr.Destination+","+hr.NextHop)
+		}
+		if s.MetadataHop != "" {
+			routes = append(routes, MetadataIPv4+"/32,"+s.MetadataHop)
+		}
+		for _, o := range subnets {
+			if o.IPVersion == 4 && o.CIDR != s.CIDR {
+				routes = append([]string{o.CIDR + ",0.0.0.0"}, routes...)
+			}
+		}
+		if len(routes) > 0 {
+			if gateway != "" {
+				routes = append(routes, ipv4Any+","+gateway)
+			}
+			out = append(out,
+				formatOption(4, tag, "classless-static-route", strings.Join(routes, ",")),
+				formatOption(4, tag, optWin2k3StaticRoutes, strings.Join(routes, ",")))
+		}
+		if gateway != "" {
+			out = append(out, formatOption(4, tag, "router", gateway))
+		} else {
+			out = append(out, formatOption(4, tag, "router"))
+		}
+	}
+	return out
+}
+
+// formatOption is neutron's _format_option: IPv6 options are option6:NAME,
+// named IPv4 options option:NAME, numbered IPv4 options bare.
+func formatOption(ipVersion int, tag, option string, args ...string) string {
+	switch {
+	case ipVersion == 6:
+		option = "option6:" + option
+	case !isDigits(option):
+		option = "option:" + option
+	}
+	return strings.Join(append([]string{"tag:" + tag, option}, args...), ",")
+}
+
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+func literalAddrs(ipVersion int, ips []string) []string {
+	if ipVersion == 4 {
+		return ips
+	}
+	out := make([]string, len(ips))
+	for i, ip := range ips {
+		out[i] = "[" + ip + "]"
+	}
+	return out
+}
+
+// DHCPHostsFile is dnsmasq's --dhcp-hostsfile: one line per port address,
+// "<mac>,host-<ip with dashes>,<ip>,set:port-<port id>" as neutron writes
+// it (without a domain, which mdctl's dnsmasq does not serve).
+func DHCPHostsFile(hosts []DHCPHost) []string {
+	out := make([]string, 0, len(hosts))
+	for _, h := range hosts {
+		name := "host-" + strings.NewReplacer(".", "-", ":", "-").Replace(h.IP)
+		out = append(out, fmt.Sprintf("%s,%s,%s,set:%s%s", h.MAC, name, h.IP, portTagPrefix, h.PortID))
+	}
+	return out
+}
+
+// DHCPRanges are the --dhcp-range values for the server's IPv4 DHCP
+// subnets: static (only hosts-file addresses are handed out), tagged
+// set:subnet-<id> so the opts file's tags select them.
+func DHCPRanges(subnets []SubnetPlan, lease time.Duration) []string {
+	var out []string
+	for _, s := range subnets {
+		if s.IPVersion != 4 || !s.EnableDHCP {
+			continue
+		}
+		_, n, err := net.ParseCIDR(s.CIDR)
+		if err != nil {
+			continue
+		}
+		out = append(out, fmt.Sprintf("set:%s%s,%s,static,%s,%ds",
+			subnetTagPrefix, s.SubnetID, n.IP, net.IP(n.Mask), int(lease/time.Second)))
+	}
+	return out
+}
