@@ -279,7 +279,7 @@ func view[T any](ctx context.Context, s *SQLite, fn func(t *sqlTx) (T, error)) (
 		return zero, fmt.Errorf("begin read: %w", mapErr(err))
 	}
 	defer stx.Rollback()
-	v, err := fn(&sqlTx{q: stx})
+	v, err := fn(&sqlTx{q: stx, stmts: s.rst, tx: stx})
 	if err != nil {
 		return zero, err
 	}

@@ -22,31 +22,29 @@ func newStmtCache(db *sql.DB) *stmtCache {
 	return &stmtCache{db: db, m: map[string]*sql.Stmt{}}
 }
 
-// query runs q through a cached statement, or directly once the cache is
-// full.
-func (c *stmtCache) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+// stmt returns q prepared on the pool, or nil once the cache is full or
+// q does not prepare (the caller then runs it directly, which reports the
+// error).
+func (c *stmtCache) stmt(ctx context.Context, q string) *sql.Stmt {
 	c.mu.Lock()
 	st, ok := c.m[q]
 	full := len(c.m) >= stmtCacheMax
 	c.mu.Unlock()
-	if !ok {
-		if full {
-			return c.db.QueryContext(ctx, q, args...)
-		}
-		var err error
-		if st, err = c.db.PrepareContext(ctx, q); err != nil {
-			return nil, err
-		}
-		c.mu.Lock()
-		if prev, ok := c.m[q]; ok {
-			st.Close()
-			st = prev
-		} else {
-			c.m[q] = st
-		}
-		c.mu.Unlock()
+	if ok || full {
+		return st
 	}
-	return st.QueryContext(ctx, args...)
+	st, err := c.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if prev, ok := c.m[q]; ok {
+		st.Close()
+		return prev
+	}
+	c.m[q] = st
+	return st
 }
 
 func (c *stmtCache) close() error {
