@@ -48,6 +48,11 @@ func checkRoute(ctx context.Context, o Options, t *target) Hop {
 			Evidence: []string{wantLine}}
 	}
 	h := Hop{Evidence: []string{"guest namespace " + t.guestNS, wantLine}}
+	if src := guestSource(t.guestNS); src != "" && src != t.ip {
+		// The agent sees the address the guest really sends from.
+		h.Evidence = append(h.Evidence, fmt.Sprintf("the guest's %s holds %s, the store gives its port %s: probing as %s", dataplane.GuestInterface, src, t.ip, src))
+		t.ip = src
+	}
 	routes, _ := guestRoutes(t.guestNS)
 	h.Evidence = append(h.Evidence, routes...)
 	fixRoute := fmt.Sprintf("ip netns exec %s ip route replace 169.254.169.254/32 via %s dev %s (a real VM: renew its DHCP lease; it must honour option 121); or mdctl lab up",
@@ -72,6 +77,20 @@ func checkRoute(ctx context.Context, o Options, t *target) Hop {
 		h.Detail = fmt.Sprintf("169.254.169.254 via %s dev %s (%s)", got.Via, got.Dev, via)
 	}
 	return h
+}
+
+// guestSource is the guest's IPv4 address on its NIC, "" when unknown.
+func guestSource(ns string) string {
+	addrs, err := dataplane.LinkAddrs(ns, dataplane.GuestInterface)
+	if err != nil {
+		return ""
+	}
+	for _, a := range addrs {
+		if ip, _, err := net.ParseCIDR(a); err == nil && ip.To4() != nil {
+			return ip.String()
+		}
+	}
+	return ""
 }
 
 // guestRoutes lists the guest's IPv4 routes as `ip route` would.

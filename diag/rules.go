@@ -209,6 +209,8 @@ var builtinTargets = map[string]bool{
 	"TCPMSS": true, "TOS": true, "DSCP": true, "TTL": true, "HL": true, "NFQUEUE": true, "AUDIT": true,
 }
 
+var builtinChains = map[string]bool{"PREROUTING": true, "INPUT": true, "FORWARD": true, "OUTPUT": true, "POSTROUTING": true}
+
 // shadowing says whether a matching rule with this target stops the packet
 // before mdctl's rule in a chain of table: for nat and mangle anything that
 // ends the chain early (the packet is never redirected or marked), for
@@ -249,7 +251,7 @@ func findShadow(list lister, table, chain string, p packet, stop func(rule) bool
 	if err != nil {
 		return "", false, err
 	}
-	builtin := strings.ToUpper(chain) == chain
+	builtin := builtinChains[chain]
 	n := 0
 	for _, l := range lines {
 		if !strings.HasPrefix(l, "-A ") {
@@ -267,6 +269,9 @@ func findShadow(list lister, table, chain string, p packet, stop func(rule) bool
 		may := ""
 		if !sure {
 			may = "may "
+		}
+		if r.target == "RETURN" && !builtin {
+			return "", false, nil // back to the caller's chain: nothing here stops it
 		}
 		if shadowing(table, r, builtin) {
 			return fmt.Sprintf("%s %s rule %d %s%s it first: %s", table, chain, n, may, verb(r.target), l), false, nil

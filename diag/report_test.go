@@ -1,0 +1,118 @@
+package diag
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// fixedReport is a broken router-mode trace with every kind of hop line.
+func fixedReport() Report {
+	r := Report{
+		Instance: "vm1", InstanceID: "6f1c2b1e-7a55-4d38-9a52-3c0d2e8f7a11", Mode: ModeRouter,
+		ModeReason: "subnet 1b2c is routed: a router interface owns gateway 10.90.1.1 (force_metadata and enable_isolated_metadata are both off)",
+		MS:         12.3,
+		Hops: []Hop{
+			{Name: HopRoute, OK: true, MS: 0.4, Detail: "169.254.169.254 via 10.90.1.1 dev eth0 (the router's gateway)"},
+			{Name: HopNamespace, OK: true, MS: 0.6, Detail: "qrouter-r1 holds qr-1234 10.90.1.1/24, up"},
+			{Name: HopIPTables, MS: 6.2, Detail: "iptables nat PREROUTING rule 1 ACCEPTs it first: -A PREROUTING -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j ACCEPT (ahead of mdctl's metadata rule)",
+				Hint: "mdctl trace vm1 --fix (rewrites mdctl's rules); remove any rule ahead of them; inspect: ip netns exec qrouter-r1 iptables -t nat -S",
+				Evidence: []string{"iptables -t nat: -A PREROUTING -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j ACCEPT"}},
+			{Name: HopProxy, OK: true, MS: 1.1, Detail: "a proxy answers on 0.0.0.0:9697 in qrouter-r1 (HTTP 404)", RequestIDs: []string{"trace-000000000001"}},
+			{Name: HopSocket, Skipped: true, MS: 0, Detail: "not checked: example of a skipped hop", Hint: "start the agent"},
+			{Name: HopAgent, OK: true, MS: 1.5, Detail: "10.90.1.5 on router r1 resolves to this instance"},
+			{Name: HopAPI, OK: true, MS: 1.0, Detail: "the API at 127.0.0.1:8775 accepts the signed request"},
+			{Name: HopMetadata, OK: true, MS: 2.0, Detail: "meta_data.json uuid ok, hostname vm1.novalocal; network_data.json 1 links; user_data 30 bytes"},
+		},
+	}
+	r.finish()
+	return r
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	p := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(p, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("%v (run go test ./diag -run Golden -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs:\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+func TestGoldenText(t *testing.T) {
+	r := fixedReport()
+	var plain, color bytes.Buffer
+	if err := r.WriteText(&plain, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteText(&color, true); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(plain.String(), "\x1b[") {
+		t.Error("plain text carries escape codes")
+	}
+	if !strings.Contains(color.String(), "\x1b[") {
+		t.Error("coloured text has no escape codes")
+	}
+	golden(t, "report.txt", plain.Bytes())
+	golden(t, "report-color.txt", color.Bytes())
+}
+
+func TestGoldenJSON(t *testing.T) {
+	var b bytes.Buffer
+	if err := fixedReport().WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "report.json", b.Bytes())
+	// The CLI.md contract: these keys, failed_hop the first failure, hops in order.
+	var m struct {
+		Instance   *string `json:"instance"`
+		InstanceID *string `json:"instance_id"`
+		Mode       *string `json:"mode"`
+		OK         *bool   `json:"ok"`
+		FailedHop  *string `json:"failed_hop"`
+		Hops       []map[string]any
+	}
+	if err := json.Unmarshal(b.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Instance == nil || m.InstanceID == nil || m.Mode == nil || m.OK == nil || m.FailedHop == nil {
+		t.Fatalf("missing top-level keys: %s", b.String())
+	}
+	if *m.OK || *m.FailedHop != HopIPTables {
+		t.Errorf("ok=%v failed_hop=%q, want false iptables", *m.OK, *m.FailedHop)
+	}
+	for i, h := range m.Hops {
+		for _, k := range []string{"name", "ok", "ms", "detail", "hint"} {
+			if _, ok := h[k]; !ok {
+				t.Errorf("hop %d lacks %q", i, k)
+			}
+		}
+		if h["name"] != HopNames[i] {
+			t.Errorf("hop %d is %v, want %s", i, h["name"], HopNames[i])
+		}
+	}
+}
+
+func TestReportNotFoundText(t *testing.T) {
+	r := Report{Instance: "ghost", Error: `instance "ghost" not found in the store: not found`, Hint: "mdctl instance list"}
+	r.finish()
+	var b bytes.Buffer
+	r.WriteText(&b, false)
+	if r.OK || !strings.Contains(b.String(), "FAIL: instance \"ghost\" not found") || !strings.Contains(b.String(), "fix: mdctl instance list") {
+		t.Errorf("ok=%v text:\n%s", r.OK, b.String())
+	}
+}

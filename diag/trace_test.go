@@ -1,0 +1,430 @@
+package diag
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mdctl/mdctl/server"
+	"github.com/mdctl/mdctl/server/dataplane"
+	"github.com/mdctl/mdctl/store"
+)
+
+const routedTopo = `
+settings:
+  metadata_proxy_shared_secret: s3cret
+routers:
+  - name: r1
+    project: demo
+networks:
+  - name: net1
+    project: demo
+    cidr: 10.90.1.0/24
+    router: r1
+instances:
+  - name: vm1
+    project: demo
+    network: net1
+    ip: 10.90.1.5
+    user_data: |
+      #cloud-config
+      hostname: vm1
+`
+
+const isolatedTopo = `
+settings:
+  metadata_proxy_shared_secret: s3cret
+networks:
+  - name: iso1
+    project: demo
+    cidr: 10.90.2.0/24
+instances:
+  - name: vm2
+    project: demo
+    network: iso1
+    ip: 10.90.2.5
+`
+
+// trace runs one trace, logs its wall time and text, and returns it.
+func trace(t *testing.T, o Options, ref string) Report {
+	t.Helper()
+	start := time.Now()
+	r := Trace(context.Background(), o, ref)
+	wall := time.Since(start)
+	var b bytes.Buffer
+	r.WriteText(&b, false)
+	t.Logf("trace %s: wall %v\n%s", ref, wall, b.String())
+	return r
+}
+
+// waitHealthy traces until every hop passes: serve builds the data plane
+// and opens its listeners asynchronously.
+func waitHealthy(t *testing.T, o Options, ref string) Report {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	var r Report
+	for time.Now().Before(deadline) {
+		if r = Trace(context.Background(), o, ref); r.OK {
+			return trace(t, o, ref)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var b bytes.Buffer
+	r.WriteText(&b, false)
+	t.Fatalf("%s not healthy within 15s:\n%s", ref, b.String())
+	return r
+}
+
+// wantFailure checks the first failing hop and that it carries a hint.
+func wantFailure(t *testing.T, r Report, hop string, detailHas ...string) {
+	t.Helper()
+	if r.OK || r.FailedHop != hop {
+		t.Fatalf("ok=%v failed_hop=%q, want %q", r.OK, r.FailedHop, hop)
+	}
+	h := r.Hop(hop)
+	if h.Hint == "" {
+		t.Errorf("%s failed without a hint", hop)
+	}
+	for _, s := range detailHas {
+		if !strings.Contains(h.Detail+" "+h.Hint, s) {
+			t.Errorf("%s: detail %q / hint %q lacks %q", hop, h.Detail, h.Hint, s)
+		}
+	}
+	if len(r.Hops) != len(HopNames) {
+		t.Errorf("%d hops, want %d", len(r.Hops), len(HopNames))
+	}
+}
+
+func TestTraceHealthyRouter(t *testing.T) {
+	w := newWorld(t, routedTopo)
+	api := w.serveAll()
+	guests := w.labUp()
+	r := waitHealthy(t, w.opts(api), "vm1")
+	if r.Mode != ModeRouter || !strings.Contains(r.ModeReason, "routed") {
+		t.Errorf("mode %q (%s), want router because routed", r.Mode, r.ModeReason)
+	}
+	for i, h := range r.Hops {
+		if h.Name != HopNames[i] || !h.OK || h.Detail == "" {
+			t.Errorf("hop %d: %+v", i, h)
+		}
+	}
+	if !labGuestTraced(r) || !strings.Contains(r.Hop(HopRoute).Detail, "via 10.90.1.1") {
+		t.Errorf("route hop did not read the lab guest %s: %+v", guests["vm1"], r.Hop(HopRoute))
+	}
+	// Every probe carries its own request id.
+	seen := map[string]bool{}
+	for _, h := range r.Hops {
+		for _, id := range h.RequestIDs {
+			if !strings.HasPrefix(id, "trace-") || seen[id] {
+				t.Errorf("request id %q reused or malformed", id)
+			}
+			seen[id] = true
+		}
+	}
+	if len(seen) < 5 {
+		t.Errorf("%d probe request ids, want one per request (>= 5)", len(seen))
+	}
+	// The same trace by id names the instance.
+	if r2 := trace(t, w.opts(api), r.InstanceID); !r2.OK || r2.Instance != "vm1" {
+		t.Errorf("trace by id: ok=%v instance=%q", r2.OK, r2.Instance)
+	}
+}
+
+func TestTraceNoLabGuest(t *testing.T) {
+	w := newWorld(t, routedTopo)
+	api := w.serveAll()
+	r := waitHealthy(t, w.opts(api), "vm1")
+	if h := r.Hop(HopRoute); !h.OK || !strings.Contains(h.Detail, "no lab guest") {
+		t.Errorf("route hop without a guest: %+v", h)
+	}
+}
+
+// TestTraceFaults injects one fault at a time into a healthy routed world
+// and checks the first failing hop and its hint.
+func TestTraceFaults(t *testing.T) {
+	requireRoot(t)
+	tests := []struct {
+		name   string
+		inject func(t *testing.T, w *world, guests map[string]string)
+		hop    string
+		says   []string
+		fix    bool // Fix brings the chain back
+	}{
+		{"guest route deleted", func(t *testing.T, w *world, g map[string]string) {
+			inNS(t, g["vm1"], "ip", "route", "del", "169.254.169.254/32")
+			inNS(t, g["vm1"], "ip", "route", "del", "default")
+		}, HopRoute, []string{"no route", "ip route replace 169.254.169.254/32 via 10.90.1.1"}, true},
+		{"route via a wrong gateway", func(t *testing.T, w *world, g map[string]string) {
+			inNS(t, g["vm1"], "ip", "route", "replace", "169.254.169.254/32", "via", "10.90.1.99", "dev", "eth0")
+		}, HopRoute, []string{"via 10.90.1.99, not 10.90.1.1"}, true},
+		{"link-local route shadows the host route", func(t *testing.T, w *world, g map[string]string) {
+			inNS(t, g["vm1"], "ip", "route", "del", "169.254.169.254/32")
+			inNS(t, g["vm1"], "ip", "route", "add", "169.254.0.0/16", "dev", "eth0", "scope", "link")
+		}, HopRoute, []string{"on-link", "169.254.0.0/16"}, false},
+		{"router namespace deleted", func(t *testing.T, w *world, g map[string]string) {
+			if err := dataplane.DeleteNamespace(w.routerNS("r1")); err != nil {
+				t.Fatal(err)
+			}
+		}, HopNamespace, []string{"does not exist", "--fix"}, true},
+		{"REDIRECT rule deleted", func(t *testing.T, w *world, g map[string]string) {
+			inNS(t, w.routerNS("r1"), "iptables", "-t", "nat", "-D", dataplane.ChainPrerouting,
+				"-d", "169.254.169.254/32", "-i", "qr-+", "-p", "tcp", "-m", "tcp", "--dport", "80", "-j", "REDIRECT", "--to-ports", "9697")
+		}, HopIPTables, []string{"missing", "REDIRECT", "--fix"}, true},
+		{"ACCEPT inserted ahead of the REDIRECT", func(t *testing.T, w *world, g map[string]string) {
+			inNS(t, w.routerNS("r1"), "iptables", "-t", "nat", "-I", "PREROUTING", "1",
+				"-d", "169.254.169.254/32", "-p", "tcp", "--dport", "80", "-j", "ACCEPT")
+		}, HopIPTables, []string{"rule 1 ACCEPTs"}, false},
+		{"socket removed", func(t *testing.T, w *world, g map[string]string) {
+			if err := os.Remove(filepath.Join(w.dir, server.AgentSocketName)); err != nil {
+				t.Fatal(err)
+			}
+		}, HopSocket, []string{"no agent socket", "mdctl serve"}, false},
+		{"socket mode 0000", func(t *testing.T, w *world, g map[string]string) {
+			if err := os.Chmod(filepath.Join(w.dir, server.AgentSocketName), 0); err != nil {
+				t.Fatal(err)
+			}
+		}, HopSocket, []string{"mode 0000", "chmod 0660"}, true},
+		{"guest IP not on any port", func(t *testing.T, w *world, g map[string]string) {
+			ctx := context.Background()
+			in, err := w.st.InstanceView(ctx, "vm1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := in.Ports[0].Port
+			p.FixedIPs[0].IPAddress = "10.90.1.50" // the guest still has .5
+			if err := w.st.PutPort(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+		}, HopAgent, []string{"0 ports hold 10.90.1.5"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t, routedTopo)
+			api := w.serveAll()
+			guests := w.labUp()
+			o := w.opts(api)
+			waitHealthy(t, o, "vm1")
+			tt.inject(t, w, guests)
+			r := trace(t, o, "vm1")
+			wantFailure(t, r, tt.hop, tt.says...)
+			if !tt.fix {
+				return
+			}
+			var out bytes.Buffer
+			if err := Fix(context.Background(), o, r, &out); err != nil {
+				t.Fatalf("fix: %v\n%s", err, out.String())
+			}
+			t.Logf("fix said:\n%s", out.String())
+			if out.Len() == 0 {
+				t.Error("fix said nothing about what it does")
+			}
+			waitHealthy(t, o, "vm1")
+		})
+	}
+}
+
+// TestTraceProxyGone: the data plane is there but no serve runs a proxy.
+func TestTraceProxyGone(t *testing.T) {
+	w := newWorld(t, routedTopo)
+	ctx := context.Background()
+	stored, _ := w.st.Settings(ctx)
+	cfg, err := store.ParseConfig(stored, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := plan(ctx, w.st, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dataplane.NewReconciler(w.dp).Apply(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	ln := w.listen()
+	w.startServe([]string{server.ComponentAPI, server.ComponentAgent}, nil, ln)
+	w.labUp()
+	o := w.opts("http://" + ln.Addr().String())
+	var r Report
+	for range 50 { // until the agent's socket is up
+		if r = Trace(ctx, o, "vm1"); r.Hop(HopSocket).OK {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	r = trace(t, o, "vm1")
+	wantFailure(t, r, HopProxy, "nothing listens on 0.0.0.0:9697", "mdctl serve")
+	for _, name := range []string{HopSocket, HopAgent, HopAPI, HopMetadata} {
+		if !r.Hop(name).OK {
+			t.Errorf("hop %s after the proxy failed: %+v", name, r.Hop(name))
+		}
+	}
+}
+
+// splitWorld runs the API and the agent (with the proxy) as separate
+// serves, as on separate nodes; agentSet is the agent's own --set.
+func splitWorld(t *testing.T, apiSet, agentSet map[string]string) (w *world, o Options, stopAPI, stopAgent func()) {
+	w = newWorld(t, routedTopo)
+	ln := w.listen()
+	stopAPI = w.startServe([]string{server.ComponentAPI}, apiSet, ln)
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	set := map[string]string{"nova_metadata_port": port}
+	for k, v := range agentSet {
+		set[k] = v
+	}
+	stopAgent = w.startServe([]string{server.ComponentAgent, server.ComponentProxy}, set, nil)
+	w.labUp()
+	return w, w.opts("http://" + ln.Addr().String()), stopAPI, stopAgent
+}
+
+func TestTraceAgentStopped(t *testing.T) {
+	w := newWorld(t, routedTopo)
+	ln := w.listen()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	w.startServe([]string{server.ComponentAPI, server.ComponentProxy}, nil, ln)
+	stopAgent := w.startServe([]string{server.ComponentAgent}, map[string]string{"nova_metadata_port": port}, nil)
+	w.labUp()
+	o := w.opts("http://" + ln.Addr().String())
+	waitHealthy(t, o, "vm1")
+	stopAgent()
+	r := trace(t, o, "vm1")
+	wantFailure(t, r, HopSocket, "mdctl serve")
+	if h := r.Hop(HopAgent); h.OK {
+		t.Errorf("agent hop passed with the agent stopped: %+v", h)
+	}
+	if h := r.Hop(HopProxy); !h.OK {
+		t.Errorf("the proxy still answers (5xx) with the agent gone: %+v", h)
+	}
+}
+
+func TestTraceAPIStopped(t *testing.T) {
+	_, o, stopAPI, _ := splitWorld(t, nil, nil)
+	waitHealthy(t, o, "vm1")
+	stopAPI()
+	r := trace(t, o, "vm1")
+	wantFailure(t, r, HopAPI, "not reachable", "mdctl serve")
+	if !r.Hop(HopAgent).OK {
+		t.Errorf("the agent resolved the port; its hop should pass: %+v", r.Hop(HopAgent))
+	}
+}
+
+func TestTraceSecretMismatch(t *testing.T) {
+	// The API keeps the stored secret; the agent signs with its own.
+	_, o, _, _ := splitWorld(t, nil, map[string]string{"metadata_proxy_shared_secret": "other"})
+	var r Report
+	for range 50 {
+		if r = Trace(context.Background(), o, "vm1"); r.Hop(HopProxy).OK && r.Hop(HopSocket).OK {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	r = trace(t, o, "vm1")
+	wantFailure(t, r, HopAPI, "secret mismatch", "metadata_proxy_shared_secret")
+	if !strings.Contains(r.Hop(HopAPI).Detail, "agent") {
+		t.Errorf("the mismatch should name the agent's side: %s", r.Hop(HopAPI).Detail)
+	}
+
+	// The reverse: the API runs with its own secret; this trace's (the
+	// stored one) is the agent's.
+	_, o2, _, _ := splitWorld(t, map[string]string{"metadata_proxy_shared_secret": "api-only"}, nil)
+	for range 50 {
+		if r = Trace(context.Background(), o2, "vm1"); r.Hop(HopProxy).OK && r.Hop(HopSocket).OK {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	r = trace(t, o2, "vm1")
+	wantFailure(t, r, HopAPI, "secret mismatch", "refused a signature", "and the agent's too")
+}
+
+func TestTraceInstanceDeleted(t *testing.T) {
+	w := newWorld(t, routedTopo)
+	api := w.serveAll()
+	w.labUp()
+	o := w.opts(api)
+	r0 := waitHealthy(t, o, "vm1")
+	if err := w.st.DeleteInstance(context.Background(), r0.InstanceID); err != nil {
+		t.Fatal(err)
+	}
+	r := trace(t, o, "vm1")
+	if r.OK || !strings.Contains(r.Error, "not found") || r.Hint == "" {
+		t.Fatalf("ok=%v error=%q hint=%q, want instance not found with a hint", r.OK, r.Error, r.Hint)
+	}
+}
+
+func TestTraceIsolated(t *testing.T) {
+	t.Run("both off", func(t *testing.T) {
+		t.Parallel()
+		w := newWorld(t, isolatedTopo)
+		api := w.serveAll()
+		w.labUp()
+		r := trace(t, w.opts(api), "vm2")
+		wantFailure(t, r, HopRoute, "enable_isolated_metadata", "force_metadata")
+		if r.Mode != ModeNone || !strings.Contains(r.ModeReason, "both off") {
+			t.Errorf("mode %q (%s), want none: both settings off", r.Mode, r.ModeReason)
+		}
+	})
+	t.Run("isolated metadata on", func(t *testing.T) {
+		t.Parallel()
+		w := newWorld(t, isolatedTopo)
+		if err := w.st.SetSetting(context.Background(), "enable_isolated_metadata", "true"); err != nil {
+			t.Fatal(err)
+		}
+		api := w.serveAll()
+		guests := w.labUp()
+		o := w.opts(api)
+		r := waitHealthy(t, o, "vm2")
+		if r.Mode != ModeDHCP || !strings.Contains(r.ModeReason, "enable_isolated_metadata is on") {
+			t.Errorf("mode %q (%s), want dhcp because of enable_isolated_metadata", r.Mode, r.ModeReason)
+		}
+		// The DHCP port loses its metadata address.
+		in, _ := w.st.InstanceView(context.Background(), "vm2")
+		ports, _ := w.st.ListPorts(context.Background(), store.PortFilter{NetworkIDs: []string{in.Ports[0].Port.NetworkID}, DeviceOwners: []string{store.OwnerDHCP}})
+		if len(ports) != 1 {
+			t.Fatalf("%d DHCP ports", len(ports))
+		}
+		ns := dataplane.DHCPNamespace(in.Ports[0].Port.NetworkID)
+		inNS(t, ns, "ip", "addr", "del", "169.254.169.254/32", "dev", dataplane.DHCPInterfaceName(ports[0].ID))
+		r = trace(t, o, "vm2")
+		wantFailure(t, r, HopIPTables, "169.254.169.254/32", "ip addr add")
+		var out bytes.Buffer
+		if err := Fix(context.Background(), o, r, &out); err != nil {
+			t.Fatal(err)
+		}
+		waitHealthy(t, o, "vm2")
+		_ = guests
+	})
+}
+
+func TestTraceIPv6(t *testing.T) {
+	w := newWorld(t, `
+settings:
+  metadata_proxy_shared_secret: s3cret
+routers:
+  - {name: r6, project: demo}
+networks:
+  - name: net6
+    project: demo
+    cidr: 10.90.6.0/24
+    ipv6_cidr: fd00:90:6::/64
+    router: r6
+instances:
+  - {name: vm6, project: demo, network: net6, ip: 10.90.6.5}
+`)
+	api := w.serveAll()
+	w.labUp()
+	o := w.opts(api)
+	r := waitHealthy(t, o, "vm6")
+	if !strings.Contains(r.Hop(HopIPTables).Detail, "IPv6") {
+		t.Skipf("dataplane has no IPv6 path for this router yet: %s", r.Hop(HopIPTables).Detail)
+	}
+	inNS(t, w.routerNS("r6"), "ip6tables", "-t", "nat", "-D", dataplane.ChainPrerouting,
+		"-d", "fe80::a9fe:a9fe/128", "-i", "qr-+", "-p", "tcp", "-m", "tcp", "--dport", "80", "-j", "REDIRECT", "--to-ports", "9697")
+	r = trace(t, o, "vm6")
+	wantFailure(t, r, HopIPTables, "ip6tables", "REDIRECT")
+}
