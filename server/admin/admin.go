@@ -1,0 +1,271 @@
+// Package admin is serve's operator endpoint: a small HTTP server on
+// <data-dir>/admin.sock (and optionally a TCP address) that streams
+// request events as NDJSON, serves Prometheus metrics, health, and the
+// component status `mdctl status` prints; and the client the CLI and the
+// TUI use to read it.
+//
+// It owns the admin listeners and the wire shapes of /events and /status.
+// It must never be reachable from a guest (it listens on a unix socket
+// and, when asked, on an operator-chosen address), and never slows a
+// request: it only reads from server/events.
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/mdctl/mdctl/server/events"
+)
+
+// SocketName is the admin socket's file name in the data dir.
+const SocketName = "admin.sock"
+
+// Component is one part of serve as /status reports it.
+type Component struct {
+	Name    string            `json:"name" yaml:"name"`
+	Up      bool              `json:"up" yaml:"up"`
+	Address string            `json:"address,omitempty" yaml:"address,omitempty"`
+	Counts  map[string]uint64 `json:"counts,omitempty" yaml:"counts,omitempty"`
+	Error   string            `json:"error,omitempty" yaml:"error,omitempty"`
+}
+
+// Status is the /status answer.
+type Status struct {
+	PID        int         `json:"pid" yaml:"pid"`
+	Started    time.Time   `json:"started" yaml:"started"`
+	Components []Component `json:"components" yaml:"components"`
+	// Subscribers and Dropped describe the event stream.
+	Subscribers int    `json:"event_subscribers" yaml:"event_subscribers"`
+	Dropped     uint64 `json:"events_dropped" yaml:"events_dropped"`
+}
+
+// Options configure the admin Server.
+type Options struct {
+	Bus *events.Bus
+	// SocketPath is the unix socket (mode 0660); empty means none.
+	SocketPath string
+	// TCPAddr is an optional extra address, e.g. 127.0.0.1:8776.
+	TCPAddr string
+	// Status reports the components; nil reports none.
+	Status func(context.Context) []Component
+	// Names fills an event's instance name from its id, off the request
+	// path; nil leaves names as the hops set them.
+	Names  func(ctx context.Context, instanceID string) string
+	Logger *slog.Logger
+}
+
+// Server is the admin endpoint.
+type Server struct {
+	o       Options
+	log     *slog.Logger
+	started time.Time
+}
+
+// New returns a Server; nothing listens until Run.
+func New(o Options) *Server {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Server{o: o, log: o.Logger, started: time.Now()}
+}
+
+// Run serves until ctx ends, then removes the socket.
+func (s *Server) Run(ctx context.Context) error {
+	var lns []net.Listener
+	closeAll := func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}
+	if s.o.SocketPath != "" {
+		ln, err := listenUnix(s.o.SocketPath)
+		if err != nil {
+			return err
+		}
+		lns = append(lns, ln)
+	}
+	if s.o.TCPAddr != "" {
+		ln, err := net.Listen("tcp", s.o.TCPAddr)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("admin: listen on %s: %w", s.o.TCPAddr, err)
+		}
+		lns = append(lns, ln)
+	}
+	if len(lns) == 0 {
+		return errors.New("admin: neither a socket path nor a TCP address to listen on")
+	}
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, len(lns))
+	for _, ln := range lns {
+		s.log.Info("admin endpoint listening", "addr", ln.Addr().String())
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	var err error
+	select {
+	case err = <-errc:
+		err = fmt.Errorf("admin: %w", err)
+	case <-ctx.Done():
+	}
+	// Streams never end by themselves, so no graceful wait: close.
+	srv.Close()
+	if s.o.SocketPath != "" {
+		os.Remove(s.o.SocketPath)
+	}
+	return err
+}
+
+// listenUnix listens on path, replacing a stale socket file but refusing
+// to steal one a live serve answers on.
+func listenUnix(path string) (net.Listener, error) {
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("admin: %s: another mdctl serve is answering there; stop it or use another --data-dir", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("admin: remove stale socket: %w", err)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("admin: listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("admin: chmod %s: %w", path, err)
+	}
+	return ln, nil
+}
+
+// Handler serves /events, /metrics, /healthz and /status.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /events", s.events)
+	mux.HandleFunc("GET /metrics", s.metrics)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /status", s.status)
+	return mux
+}
+
+func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	if _, err := s.o.Bus.Metrics().WriteTo(w); err != nil {
+		s.log.Debug("write metrics", "err", err)
+	}
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	st := Status{PID: os.Getpid(), Started: s.started, Components: []Component{},
+		Subscribers: s.o.Bus.Subscribers(), Dropped: s.o.Bus.Metrics().Drops()}
+	if s.o.Status != nil {
+		st.Components = s.o.Status(r.Context())
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(st)
+}
+
+// events streams one JSON event per line, flushing each, until the
+// client goes away or serve stops.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := events.Filter{Instance: q.Get("instance"), Hop: q.Get("hop"), Status: q.Get("status")}
+	if !events.ValidStatusFilter(f.Status) {
+		http.Error(w, fmt.Sprintf("status=%s: want a code (404), a class (5xx) or error", f.Status), http.StatusBadRequest)
+		return
+	}
+	if f.Hop != "" && !validHop(f.Hop) {
+		http.Error(w, fmt.Sprintf("hop=%s: want proxy, agent or api", f.Hop), http.StatusBadRequest)
+		return
+	}
+	if s.o.Bus == nil {
+		http.Error(w, "no event bus in this serve", http.StatusServiceUnavailable)
+		return
+	}
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
+		return
+	}
+	// The filter is applied here, after names are filled, so a filter by
+	// instance name matches events whose hop only knew the id.
+	sub := s.o.Bus.Subscribe(events.Filter{Hop: f.Hop}, 0)
+	defer sub.Close()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	fl.Flush() // the client knows it is connected before the first event
+	enc := json.NewEncoder(w)
+	names := newNameCache(s.o.Names)
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case e := <-sub.C:
+			if e.InstanceName == "" && e.InstanceID != "" {
+				e.InstanceName = names.get(r.Context(), e.InstanceID)
+			}
+			if !f.Match(e) {
+				continue
+			}
+			if err := enc.Encode(e); err != nil {
+				return
+			}
+			fl.Flush()
+		}
+	}
+}
+
+func validHop(h string) bool {
+	for _, x := range events.Hops {
+		if x == h {
+			return true
+		}
+	}
+	return false
+}
+
+// nameCache remembers instance names for one stream for a few seconds,
+// so a boot storm costs one store read per instance, not per event.
+type nameCache struct {
+	lookup func(context.Context, string) string
+	names  map[string]string
+	reset  time.Time
+}
+
+const nameTTL = 5 * time.Second
+
+func newNameCache(lookup func(context.Context, string) string) *nameCache {
+	return &nameCache{lookup: lookup, names: map[string]string{}, reset: time.Now().Add(nameTTL)}
+}
+
+func (c *nameCache) get(ctx context.Context, id string) string {
+	if c.lookup == nil {
+		return ""
+	}
+	if time.Now().After(c.reset) {
+		clear(c.names)
+		c.reset = time.Now().Add(nameTTL)
+	}
+	n, ok := c.names[id]
+	if !ok {
+		n = c.lookup(ctx, id)
+		c.names[id] = n
+	}
+	return n
+}

@@ -1,0 +1,245 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/mdctl/mdctl/server/events"
+)
+
+// start runs an admin server on a fresh socket and returns a client.
+func start(t *testing.T, o Options) (*Client, string) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), SocketName)
+	o.SocketPath = sock
+	o.Logger = slog.New(slog.DiscardHandler)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- New(o).Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not stop")
+		}
+	})
+	c, err := NewClient(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Bounded wait for the listener.
+	for i := 0; ; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if i == 500 {
+			t.Fatal("admin socket never appeared")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return c, sock
+}
+
+func TestEventsStreamOverUnixSocket(t *testing.T) {
+	bus := events.NewBus()
+	names := map[string]string{"id-a": "vm-a", "id-b": "vm-b"}
+	c, sock := start(t, Options{Bus: bus, Names: func(_ context.Context, id string) string { return names[id] }})
+
+	fi, err := os.Stat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o660 {
+		t.Errorf("socket mode %v, want a socket with 0660", fi.Mode())
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Filter by a name the hops never set: the server fills it in first.
+	st, err := c.Events(ctx, events.Filter{Instance: "vm-b", Status: "4xx"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	bus.Publish(events.Event{RequestID: "r1", Hop: events.HopAPI, InstanceID: "id-a", Status: 404, Path: "/x"})
+	bus.Publish(events.Event{RequestID: "r2", Hop: events.HopAPI, InstanceID: "id-b", Status: 200, Path: "/x"})
+	bus.Publish(events.Event{RequestID: "r3", Hop: events.HopAgent, InstanceID: "id-b", Status: 404, Path: "/y", Duration: 5 * time.Millisecond})
+	e, err := st.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.RequestID != "r3" || e.InstanceName != "vm-b" || e.Hop != events.HopAgent || e.Duration != 5*time.Millisecond {
+		t.Errorf("got %+v, want r3 for vm-b from the agent", e)
+	}
+}
+
+func TestEventsStreamEndsWhenServeStops(t *testing.T) {
+	bus := events.NewBus()
+	sock := filepath.Join(t.TempDir(), SocketName)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- New(Options{Bus: bus, SocketPath: sock, Logger: slog.New(slog.DiscardHandler)}).Run(ctx)
+	}()
+	c, _ := NewClient(sock)
+	var st *Stream
+	for i := 0; ; i++ {
+		var err error
+		if st, err = c.Events(context.Background(), events.Filter{}); err == nil {
+			break
+		}
+		if i == 500 {
+			t.Fatalf("never connected: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	defer st.Close()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if _, err := st.Next(); err == nil {
+		t.Fatal("stream still open after serve stopped")
+	}
+	if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket left behind: %v", err)
+	}
+	if _, err := c.Status(context.Background()); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("Status after stop: %v, want ErrNotRunning", err)
+	}
+}
+
+func TestBadFilters(t *testing.T) {
+	c, _ := start(t, Options{Bus: events.NewBus()})
+	for _, f := range []events.Filter{{Status: "abc"}, {Status: "9xx"}, {Hop: "router"}} {
+		if _, err := c.Events(context.Background(), f); err == nil || !strings.Contains(err.Error(), "400") {
+			t.Errorf("filter %+v: %v, want a 400", f, err)
+		}
+	}
+}
+
+func TestStatusAndMetricsAndHealth(t *testing.T) {
+	bus := events.NewBus()
+	reg := NewRegistry(bus)
+	stop := make(chan struct{})
+	runAPI := reg.Track("api", "127.0.0.1:8775", func() error { <-stop; return nil })
+	runAgent := reg.Track("agent", "/x/metadata_proxy", func() error { return errors.New("socket busy") })
+	go runAPI()
+	defer close(stop)
+	if err := runAgent(); err == nil {
+		t.Fatal("agent run should fail")
+	}
+	c, _ := start(t, Options{Bus: bus, Status: reg.Components})
+	bus.Publish(events.Event{Hop: events.HopAPI, Status: 200, Path: "/"})
+	bus.Publish(events.Event{Hop: events.HopAPI, Status: 500, Path: "/"})
+
+	st, err := c.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.PID != os.Getpid() || len(st.Components) != 2 {
+		t.Fatalf("status %+v", st)
+	}
+	api, agent := st.Components[0], st.Components[1]
+	if api.Name != "api" || !api.Up || api.Address != "127.0.0.1:8775" || api.Counts["requests"] != 2 || api.Counts["failed"] != 1 {
+		t.Errorf("api %+v", api)
+	}
+	if agent.Name != "agent" || agent.Up || agent.Error != "socket busy" {
+		t.Errorf("agent %+v", agent)
+	}
+
+	resp, err := c.get(context.Background(), "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	var n float64
+	for _, m := range fams["mdctl_requests_total"].GetMetric() {
+		n += m.GetCounter().GetValue()
+	}
+	if n != 2 {
+		t.Errorf("mdctl_requests_total sums to %v, want 2", n)
+	}
+
+	h, err := c.get(context.Background(), "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(h.Body)
+	h.Body.Close()
+	if string(b) != "ok\n" {
+		t.Errorf("healthz %q", b)
+	}
+}
+
+func TestSocketTakeover(t *testing.T) {
+	_, sock := start(t, Options{Bus: events.NewBus()})
+	// A live serve keeps its socket.
+	if _, err := listenUnix(sock); err == nil || !strings.Contains(err.Error(), "another mdctl serve") {
+		t.Errorf("second listener on a live socket: %v", err)
+	}
+	// A stale file (nobody listening) is replaced.
+	stale := filepath.Join(t.TempDir(), SocketName)
+	ln, err := net.Listen("unix", stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.Close()
+	ln2, err := listenUnix(stale)
+	if err != nil {
+		t.Fatalf("stale socket not replaced: %v", err)
+	}
+	ln2.Close()
+}
+
+func TestNewClientAddresses(t *testing.T) {
+	for addr, ok := range map[string]bool{"/run/x.sock": true, "http://10.0.0.1:8776": true, "http://": false, "": false} {
+		if _, err := NewClient(addr); (err == nil) != ok {
+			t.Errorf("NewClient(%q) err=%v", addr, err)
+		}
+	}
+}
+
+func TestTCPAddress(t *testing.T) {
+	bus := events.NewBus()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go New(Options{Bus: bus, TCPAddr: addr, Logger: slog.New(slog.DiscardHandler)}).Run(ctx)
+	c, _ := NewClient("http://" + addr)
+	for i := 0; ; i++ {
+		if _, err = c.Status(context.Background()); err == nil {
+			break
+		}
+		if i == 500 {
+			t.Fatalf("status over TCP: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,125 @@
+package admin
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/mdctl/mdctl/server/events"
+)
+
+// ErrNotRunning says no serve answers at the address.
+var ErrNotRunning = errors.New("no mdctl serve is answering")
+
+// Client reads one serve's admin endpoint.
+type Client struct {
+	addr string // as given: a socket path or http://host:port
+	base string // http://… the requests go to
+	hc   *http.Client
+}
+
+// NewClient returns a client for addr: a unix socket path, or an
+// http://host:port URL.
+func NewClient(addr string) (*Client, error) {
+	if strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://") {
+		u, err := url.Parse(addr)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("admin address %q: want a socket path or http://host:port", addr)
+		}
+		return &Client{addr: addr, base: strings.TrimRight(addr, "/"), hc: &http.Client{
+			Transport: &http.Transport{Proxy: nil, DialContext: (&net.Dialer{Timeout: 3 * time.Second}).DialContext},
+		}}, nil
+	}
+	if addr == "" {
+		return nil, errors.New("admin address is empty")
+	}
+	path := addr
+	return &Client{addr: addr, base: "http://admin", hc: &http.Client{Transport: &http.Transport{
+		Proxy: nil,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{Timeout: 3 * time.Second}).DialContext(ctx, "unix", path)
+		},
+	}}}, nil
+}
+
+// Addr is the address as given.
+func (c *Client) Addr() string { return c.addr }
+
+func (c *Client) get(ctx context.Context, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return nil, fmt.Errorf("%s: %w", c.addr, ErrNotRunning)
+		}
+		return nil, fmt.Errorf("%s: %w", c.addr, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s%s: %s: %s", c.addr, path, resp.Status, strings.TrimSpace(string(b)))
+	}
+	return resp, nil
+}
+
+// Status reads /status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var st Status
+	resp, err := c.get(ctx, "/status")
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return st, fmt.Errorf("%s/status: %w", c.addr, err)
+	}
+	return st, nil
+}
+
+// Stream is an open /events stream.
+type Stream struct {
+	body io.ReadCloser
+	dec  *json.Decoder
+}
+
+// Events opens /events with the filter.
+func (c *Client) Events(ctx context.Context, f events.Filter) (*Stream, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"instance": f.Instance, "hop": f.Hop, "status": f.Status} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	path := "/events"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	resp, err := c.get(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	return &Stream{body: resp.Body, dec: json.NewDecoder(bufio.NewReader(resp.Body))}, nil
+}
+
+// Next blocks for the next event; an error ends the stream (io.EOF when
+// serve closed it).
+func (s *Stream) Next() (events.Event, error) {
+	var e events.Event
+	err := s.dec.Decode(&e)
+	return e, err
+}
+
+// Close ends the stream.
+func (s *Stream) Close() error { return s.body.Close() }
