@@ -370,20 +370,21 @@ func TestApplyRouterDHCPAndLab(t *testing.T) {
 		assertRulesOnce(t, routerNS, false, RouterRules(false, true))
 	})
 
-	t.Run("enable_isolated_metadata off removes the DHCP namespace", func(t *testing.T) {
+	t.Run("enable_isolated_metadata off takes the metadata address away, DHCP stays", func(t *testing.T) {
 		off := *l
 		off.cfg.EnableIsolatedMetadata = false
 		if err := rec.Apply(ctx, off.plan()); err != nil {
 			t.Fatalf("Apply: %v", err)
 		}
-		if ok, _ := NamespaceExists(d.DHCP[0].Namespace); ok {
-			t.Errorf("%s still exists", d.DHCP[0].Namespace)
+		ns, port := d.DHCP[0].Namespace, d.DHCP[0].Interface.Name
+		if addrs, err := LinkAddrs(ns, port); err != nil || strings.Join(addrs, " ") != "10.90.12.2/24" {
+			t.Errorf("DHCP port addresses with the switch off = %v, %v; want the DHCP IP only", addrs, err)
 		}
 		if err := rec.Apply(ctx, d); err != nil {
 			t.Fatalf("Apply: %v", err)
 		}
-		if ok, _ := NamespaceExists(d.DHCP[0].Namespace); !ok {
-			t.Errorf("%s not rebuilt", d.DHCP[0].Namespace)
+		if addrs, err := LinkAddrs(ns, port); err != nil || strings.Join(addrs, " ") != "10.90.12.2/24 169.254.169.254/32" {
+			t.Errorf("DHCP port addresses with the switch on again = %v, %v", addrs, err)
 		}
 	})
 

@@ -75,7 +75,7 @@ func TestDHCPOptsOrdering(t *testing.T) {
 			},
 		},
 		{
-			name: "no gateway: routes without a default and a bare router option",
+			name:    "no gateway: routes without a default and a bare router option",
 			subnets: []SubnetPlan{{SubnetID: "s1", IPVersion: 4, CIDR: "10.90.1.0/24", EnableDHCP: true, MetadataHop: "10.90.1.2"}},
 			want: []string{
 				"tag:subnet-s1,option:classless-static-route,169.254.169.254/32,10.90.1.2",
@@ -84,7 +84,7 @@ func TestDHCPOptsOrdering(t *testing.T) {
 			},
 		},
 		{
-			name: "no route at all: only the router",
+			name:    "no route at all: only the router",
 			subnets: []SubnetPlan{{SubnetID: "s1", IPVersion: 4, CIDR: "10.90.1.0/24", GatewayIP: "10.90.1.1", EnableDHCP: true}},
 			want:    []string{"tag:subnet-s1,option:router,10.90.1.1"},
 		},

@@ -94,7 +94,7 @@ func (r *Reconciler) apply(ctx context.Context, d Desired) error {
 			errs = errors.Join(errs, fmt.Errorf("router %s: %w", rt.RouterID, err))
 		}
 	}
-	for _, dh := range d.DHCP {
+	for _, dh := range dhcpNamespaces(d) {
 		if err := ctx.Err(); err != nil {
 			return errors.Join(errs, err)
 		}
@@ -174,6 +174,24 @@ func (r *Reconciler) applyDHCP(seg *nsLink, dh DHCPNS, mark string) error {
 	return errors.Join(err, removeStaleLinks(n, "ns-", map[string]bool{ifc.Name: true}))
 }
 
+// dhcpNamespaces is every qdhcp namespace d wants: those serving metadata
+// (d.DHCP, with the metadata addresses) and those only serving DHCP
+// (d.DHCPServers not in d.DHCP, whose port holds no metadata address, so a
+// switch turned off takes 169.254.169.254 away while dnsmasq stays).
+func dhcpNamespaces(d Desired) []DHCPNS {
+	out := append([]DHCPNS(nil), d.DHCP...)
+	have := map[string]bool{}
+	for _, dh := range d.DHCP {
+		have[dh.Namespace] = true
+	}
+	for _, srv := range d.DHCPServers {
+		if !have[srv.Namespace] {
+			out = append(out, DHCPNS{NetworkID: srv.NetworkID, Namespace: srv.Namespace, Interface: srv.Interface})
+		}
+	}
+	return out
+}
+
 // sweepNamespaces removes qrouter-/qdhcp- namespaces that carry this mdctl's
 // owner mark and are not wanted. Anyone else's (neutron's, another mdctl's)
 // are left alone.
@@ -182,7 +200,7 @@ func (r *Reconciler) sweepNamespaces(d Desired, mark string) error {
 	for _, rt := range d.Routers {
 		wanted[rt.Namespace] = true
 	}
-	for _, dh := range d.DHCP {
+	for _, dh := range dhcpNamespaces(d) {
 		wanted[dh.Namespace] = true
 	}
 	var errs error
@@ -221,7 +239,7 @@ func sweepSegment(seg *nsLink, d Desired) error {
 			wanted[ifc.Tap] = true
 		}
 	}
-	for _, dh := range d.DHCP {
+	for _, dh := range dhcpNamespaces(d) {
 		wanted[dh.Interface.Tap] = true
 	}
 	links, err := seg.h.LinkList()
