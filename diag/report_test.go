@@ -22,7 +22,7 @@ func fixedReport() Report {
 			{Name: HopRoute, OK: true, MS: 0.4, Detail: "169.254.169.254 via 10.90.1.1 dev eth0 (the router's gateway)"},
 			{Name: HopNamespace, OK: true, MS: 0.6, Detail: "qrouter-r1 holds qr-1234 10.90.1.1/24, up"},
 			{Name: HopIPTables, MS: 6.2, Detail: "iptables nat PREROUTING rule 1 ACCEPTs it first: -A PREROUTING -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j ACCEPT (ahead of mdctl's metadata rule)",
-				Hint: "mdctl trace vm1 --fix (rewrites mdctl's rules); remove any rule ahead of them; inspect: ip netns exec qrouter-r1 iptables -t nat -S",
+				Hint:     "mdctl trace vm1 --fix (rewrites mdctl's rules); remove any rule ahead of them; inspect: ip netns exec qrouter-r1 iptables -t nat -S",
 				Evidence: []string{"iptables -t nat: -A PREROUTING -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j ACCEPT"}},
 			{Name: HopProxy, OK: true, MS: 1.1, Detail: "a proxy answers on 0.0.0.0:9697 in qrouter-r1 (HTTP 404)", RequestIDs: []string{"trace-000000000001"}},
 			{Name: HopSocket, Skipped: true, MS: 0, Detail: "not checked: example of a skipped hop", Hint: "start the agent"},
