@@ -69,6 +69,7 @@ the operator tools to seed, switch and trace them.`,
 		newCmdConfig(f),
 		newCmdServe(f, nil),
 		newCmdLab(f),
+		newCmdConfigDrive(f),
 		newCmdVersion(f),
 		newCmdCompletion(f),
 	)

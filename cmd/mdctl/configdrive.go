@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mdctl/mdctl/server"
+	"github.com/mdctl/mdctl/server/configdrive"
+	"github.com/mdctl/mdctl/store"
+)
+
+var configDriveFormats = []string{configdrive.FormatISO9660, configdrive.FormatVFAT}
+
+func newCmdConfigDrive(f *factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "configdrive",
+		Aliases: []string{"config-drive"},
+		Short:   "Build and inspect config drives (iso9660 or vfat images labelled config-2)",
+		Long: `A config drive carries an instance's metadata for guests that cannot reach
+169.254.169.254: nova's layout (openstack/<version>/..., ec2/...), labelled
+config-2, built from the same metadata the API serves. mdctl serve keeps one
+per instance that needs it in <data-dir>/config-drives; these commands build
+one by hand and check any image as a guest would read it.`,
+		Example: `  mdctl configdrive build vm1 -o disk.config
+  mdctl configdrive inspect disk.config`,
+	}
+	cmd.AddCommand(newCmdConfigDriveBuild(f, nil), newCmdConfigDriveInspect(f, nil))
+	return cmd
+}
+
+type configDriveBuildOptions struct {
+	IO       *iostreams
+	Store    func(context.Context) (store.Store, error)
+	Ref      string // instance name or id
+	File     string
+	Format   string // "" means config_drive_format in force
+	Now      func() time.Time
+	ReadFile func(string) ([]byte, error) // reads vendordata_jsonfile_path
+}
+
+func newCmdConfigDriveBuild(f *factory, runF func(context.Context, *configDriveBuildOptions) error) *cobra.Command {
+	opts := &configDriveBuildOptions{IO: f.IO, Store: f.OpenStore, Now: time.Now, ReadFile: os.ReadFile}
+	cmd := &cobra.Command{
+		Use:   "build INSTANCE -o FILE [--format iso9660|vfat]",
+		Short: "Write an instance's config drive to a file",
+		Long: `Build writes the config drive nova would attach to INSTANCE (a name or id):
+its metadata, user data, vendor data, network data and admin password (which
+only the drive carries, never the API). The file is written atomically.
+The format defaults to the config_drive_format setting in force.`,
+		Example: `  mdctl configdrive build vm1 -o disk.config
+  mdctl configdrive build vm1 -o vm1.img --format vfat
+  mdctl configdrive build 8b0a3fd4-2c0e-4d8b-9a4b-0d0c6a1f3e21 -o /tmp/cd.iso`,
+		Args: exactArgs(1, "one INSTANCE (name or id)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Ref = args[0]
+			if opts.Format != "" && !slices.Contains(configDriveFormats, opts.Format) {
+				return usageErrorf("--format %s: use %s", opts.Format, strings.Join(configDriveFormats, " or "))
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return configDriveBuildRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringVarP(&opts.File, "output", "o", "", "image file to write")
+	_ = cmd.MarkFlagRequired("output")
+	cmd.Flags().StringVar(&opts.Format, "format", "", "iso9660 or vfat (default: the config_drive_format setting)")
+	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions(configDriveFormats, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func configDriveBuildRun(ctx context.Context, opts *configDriveBuildOptions) error {
+	return withStoreFn(ctx, opts.Store, func(st store.Store) error {
+		view, err := st.InstanceView(ctx, opts.Ref)
+		if err != nil {
+			return notFound(err, "instance", opts.Ref)
+		}
+		snap, err := store.NewLive(st, nil).Snapshot(ctx)
+		if err != nil {
+			return err
+		}
+		format := opts.Format
+		if format == "" {
+			format = snap.Config.ConfigDriveFormat
+		}
+		files, err := server.ConfigDriveFiles(view, snap.Config, opts.ReadFile, opts.Now(), nil)
+		if err != nil {
+			return err
+		}
+		if err := configdrive.WriteFile(opts.File, format, files); err != nil {
+			return fmt.Errorf("%w (is the folder of -o %s writable?)", err, opts.File)
+		}
+		fi, err := os.Stat(opts.File)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(opts.IO.Out, "wrote %s: %s, label %s, %d files, %d bytes, instance %s (%s)\n",
+			opts.File, format, configdrive.Label, len(files), fi.Size(), view.Instance.Name, view.Instance.ID)
+		if !server.NeedsConfigDrive(view.Instance, snap.Config) {
+			fmt.Fprintf(opts.IO.ErrOut, "note: %s has config_drive off and force_config_drive is false, so serve keeps no drive for it\n", view.Instance.Name)
+		}
+		return nil
+	})
+}
+
+type configDriveInspectOptions struct {
+	IO     *iostreams
+	File   string
+	Output string
+}
+
+func newCmdConfigDriveInspect(f *factory, runF func(context.Context, *configDriveInspectOptions) error) *cobra.Command {
+	opts := &configDriveInspectOptions{IO: f.IO}
+	cmd := &cobra.Command{
+		Use:   "inspect FILE",
+		Short: "List a config drive's tree and what a guest would miss on it",
+		Long: `Inspect reads an iso9660 or vfat image (any tool's, not only mdctl's) without
+mounting it, lists its tree with sizes, its format and label, and checks what
+cloud-init needs: the config-2 label, meta_data.json with a uuid in every
+version, network_data.json, vendor_data2.json, EC2 metadata, and every file
+meta_data.json points at. Exit status 1 when a guest would hit a problem.`,
+		Example: `  mdctl configdrive inspect disk.config
+  mdctl configdrive inspect /var/lib/mdctl/config-drives/8b0a3fd4-2c0e-4d8b-9a4b-0d0c6a1f3e21.iso -o json`,
+		Args: exactArgs(1, "one image FILE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.File = args[0]
+			if err := checkOutput(opts.Output); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return configDriveInspectRun(cmd.Context(), opts)
+		},
+	}
+	addOutputFlag(cmd, &opts.Output)
+	return cmd
+}
+
+func configDriveInspectRun(_ context.Context, opts *configDriveInspectOptions) error {
+	r, err := configdrive.Inspect(opts.File)
+	if err != nil {
+		return err
+	}
+	if r.Problems == nil {
+		r.Problems = []string{} // scripts get [] rather than null
+	}
+	if opts.Output == "table" {
+		err = printDriveReport(opts.IO, r)
+	} else {
+		err = printData(opts.IO.Out, opts.Output, r)
+	}
+	if err != nil {
+		return err
+	}
+	if !r.OK() {
+		return &exitError{code: exitFail, err: fmt.Errorf("%s: %d problem(s) a guest would hit", opts.File, len(r.Problems))}
+	}
+	return nil
+}
+
+// printDriveReport prints the report for people: a header, the tree, the
+// problems.
+func printDriveReport(ios *iostreams, r configdrive.Report) error {
+	w := ios.Out
+	fmt.Fprintf(w, "image:   %s\nformat:  %s\nlabel:   %s\n\n", r.Path, r.Format, r.Label)
+	t := newTable(w, "PATH", "SIZE", "SHA256")
+	for _, e := range r.Entries {
+		if e.Dir {
+			t.row(e.Path+"/", "", "")
+			continue
+		}
+		sum := e.SHA256
+		if len(sum) > 12 {
+			sum = sum[:12]
+		}
+		t.row(e.Path, strconv.Itoa(e.Size), sum)
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	printProblems(ios, w, r.Problems)
+	return nil
+}
+
+func printProblems(ios *iostreams, w io.Writer, problems []string) {
+	if len(problems) == 0 {
+		fmt.Fprintf(w, "\n%s a guest finds everything it looks for\n", ios.paint("32", "ok:"))
+		return
+	}
+	fmt.Fprintf(w, "\n%s\n", ios.paint("31", fmt.Sprintf("%d problem(s):", len(problems))))
+	for _, p := range problems {
+		fmt.Fprintf(w, "  - %s\n", p)
+	}
+}
