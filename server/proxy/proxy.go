@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/mdctl/mdctl/server/events"
 	"github.com/mdctl/mdctl/store"
 )
 
@@ -71,6 +72,8 @@ type Options struct {
 	// MaxConns caps concurrent connections per listener (DefaultMaxConns
 	// when 0); past it new connections wait in the kernel's backlog.
 	MaxConns int
+	// Events receives one event per request; nil means none.
+	Events *events.Bus
 }
 
 // Proxy forwards guests' requests to the agent. One Proxy serves any
@@ -174,6 +177,8 @@ func (p *Proxy) handler(id Identity, lim *limiter) http.Handler {
 		if p.limited(r.Context(), lim, peer) {
 			log.Warn("rate limited", "method", r.Method, "path", r.URL.Path)
 			haproxyError(w, http.StatusTooManyRequests)
+			p.opts.Events.Metrics().Counter(events.RateLimited, "Requests the proxy refused with 429.").Inc()
+			p.emit(id, r, rid, peer, start, http.StatusTooManyRequests, 0)
 			return
 		}
 		// The handler's view of the request carries the peer and the id
@@ -182,6 +187,23 @@ func (p *Proxy) handler(id Identity, lim *limiter) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		rp.ServeHTTP(sw, r)
 		log.Info("metadata request", "method", r.Method, "path", r.URL.Path, "status", sw.status(), "duration", time.Since(start))
+		p.emit(id, r, rid, peer, start, sw.status(), sw.bytes)
+	})
+}
+
+// emit publishes the proxy hop's event; without a bus it costs a nil check.
+func (p *Proxy) emit(id Identity, r *http.Request, rid string, peer netip.Addr, start time.Time, status int, bytes int64) {
+	bus := p.opts.Events
+	if bus == nil {
+		return
+	}
+	mode := events.ModeRouter
+	if id.NetworkID != "" {
+		mode = events.ModeDHCP
+	}
+	bus.Publish(events.Event{
+		Time: start, RequestID: rid, Hop: events.HopProxy, Mode: mode, SourceIP: peer.String(),
+		Method: r.Method, Path: r.URL.Path, Status: status, Bytes: bytes, Duration: time.Since(start),
 	})
 }
 
@@ -258,7 +280,8 @@ func haproxyError(w http.ResponseWriter, code int) {
 // statusWriter remembers the status for the access log.
 type statusWriter struct {
 	http.ResponseWriter
-	code int
+	code  int
+	bytes int64
 }
 
 func (s *statusWriter) WriteHeader(code int) {
@@ -272,7 +295,9 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 	if s.code == 0 {
 		s.code = http.StatusOK
 	}
-	return s.ResponseWriter.Write(b)
+	n, err := s.ResponseWriter.Write(b)
+	s.bytes += int64(n)
+	return n, err
 }
 
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
