@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mdctl/mdctl/server/events"
 	"github.com/mdctl/mdctl/store"
 )
 
@@ -60,6 +61,8 @@ type Options struct {
 	// APIURL overrides the API's base URL (no trailing slash); by default
 	// it is nova_metadata_protocol://nova_metadata_host:nova_metadata_port.
 	APIURL func(store.Config) string
+	// Events receives one event per request; nil means none.
+	Events *events.Bus
 }
 
 // Agent is the metadata agent. It is safe for concurrent use.

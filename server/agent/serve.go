@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/mdctl/mdctl/server/events"
 )
 
 // Headers the proxy sets and the agent trusts.
@@ -56,8 +58,20 @@ func (a *Agent) serve(w http.ResponseWriter, r *http.Request) {
 	rid := RequestID(r)
 	log := a.log.With("request_id", rid)
 	w.Header().Set(hdrRequestID, rid)
+	var (
+		sc     scope
+		src    source
+		msg    string
+		m      match
+		cached bool
+	)
+	if a.opts.Events != nil {
+		rec := &eventRecorder{ResponseWriter: w}
+		w = rec
+		defer func() { a.emit(r, rid, start, rec, sc, src, m, cached) }()
+	}
 
-	sc, src, msg := identify(r)
+	sc, src, msg = identify(r)
 	if msg != "" {
 		log.Warn("bad proxy request", "reason", msg)
 		plain(w, http.StatusBadRequest, msg)
@@ -78,7 +92,7 @@ func (a *Agent) serve(w http.ResponseWriter, r *http.Request) {
 		plain(w, http.StatusInternalServerError, msgUnknown)
 		return
 	}
-	m, cached, err := a.lookup.resolve(r.Context(), snap.Generation, sc, src)
+	m, cached, err = a.lookup.resolve(r.Context(), snap.Generation, sc, src)
 	if err != nil {
 		log.Error("port lookup", "err", err)
 		plain(w, http.StatusInternalServerError, msgUnknown)
@@ -227,4 +241,63 @@ func plain(w http.ResponseWriter, code int, msg string) int {
 	w.WriteHeader(code)
 	io.WriteString(w, msg+"\n")
 	return code
+}
+
+// emit publishes the agent hop's event from what serve learnt.
+func (a *Agent) emit(r *http.Request, rid string, start time.Time, rec *eventRecorder, sc scope, src source, m match, cached bool) {
+	bus := a.opts.Events
+	e := events.Event{
+		Time: start, RequestID: rid, Hop: events.HopAgent, Method: r.Method, Path: r.URL.Path,
+		Status: rec.status(), Bytes: rec.bytes, InstanceID: m.InstanceID, ProjectID: m.ProjectID,
+	}
+	switch sc.Kind {
+	case "router":
+		e.Mode = events.ModeRouter
+	case "network":
+		e.Mode = events.ModeDHCP
+	}
+	if src.IP.IsValid() {
+		e.SourceIP = src.IP.String()
+	}
+	if m.Found() {
+		name := events.CacheMisses
+		if cached {
+			name = events.CacheHits
+		}
+		bus.Metrics().Counter(name, "Lookups answered (hits) or not (misses) from a cache.", "cache", "agent").Inc()
+	}
+	e.Duration = time.Since(start)
+	bus.Publish(e)
+}
+
+// eventRecorder remembers the status and size for the event.
+type eventRecorder struct {
+	http.ResponseWriter
+	code  int
+	bytes int64
+}
+
+func (r *eventRecorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *eventRecorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *eventRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (r *eventRecorder) status() int {
+	if r.code == 0 {
+		return http.StatusOK
+	}
+	return r.code
 }
