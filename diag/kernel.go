@@ -264,7 +264,7 @@ func checkIPTables(ctx context.Context, o Options, t *target) Hop {
 	if t.mode == ModeDHCP {
 		return checkDHCPAddrs(t)
 	}
-	return checkRouterRules(t)
+	return checkRouterRules(ctx, t)
 }
 
 // checkDHCPAddrs: in DHCP mode the proxy answers on 169.254.169.254 held
@@ -297,7 +297,7 @@ func checkDHCPAddrs(t *target) Hop {
 // checkRouterRules compares the router namespace's rules with neutron's
 // (dataplane.RouterRules) and looks for anything ahead of them that keeps
 // the request from being marked, redirected or accepted.
-func checkRouterRules(t *target) Hop {
+func checkRouterRules(ctx context.Context, t *target) Hop {
 	rt := t.router
 	ns := rt.Namespace
 	h := Hop{}
@@ -310,22 +310,44 @@ func checkRouterRules(t *target) Hop {
 	if rt.IPv6 {
 		families = append(families, true)
 	}
-	var problems []string
-	for _, v6 := range families {
-		ps, ev, err := routerFamily(ns, t, v6)
-		h.Evidence = append(h.Evidence, ev...)
-		if err != nil {
-			problems = append(problems, err.Error())
-		}
-		problems = append(problems, ps...)
+	type result struct {
+		problems, evidence []string
 	}
-	if len(problems) > 0 {
+	done := make(chan result, 1)
+	go func() {
+		var res result
+		for _, v6 := range families {
+			ps, ev, err := routerFamily(ns, t, v6)
+			res.evidence = append(res.evidence, ev...)
+			if err != nil {
+				res.problems = append(res.problems, err.Error())
+			}
+			res.problems = append(res.problems, ps...)
+		}
+		done <- res
+	}()
+	var res result
+	select {
+	case res = <-done:
+	case <-ctx.Done():
+		// iptables waits for the xtables lock; a holder that never lets
+		// go must not hang the trace.
+		h.Detail = "iptables did not answer in " + ns + " in time (is another process holding the xtables lock?)"
+		h.Hint = "ip netns exec " + ns + " iptables -t nat -S; look for a stuck iptables process"
+		return h
+	}
+	h.Evidence = append(h.Evidence, res.evidence...)
+	if problems := res.problems; len(problems) > 0 {
 		h.Detail = problems[0]
 		if len(problems) > 1 {
 			h.Detail += fmt.Sprintf(" (and %d more)", len(problems)-1)
 		}
 		h.Evidence = append(h.Evidence, problems...)
-		h.Hint = fmt.Sprintf("%s (rewrites mdctl's rules); remove any rule ahead of them; inspect: ip netns exec %s iptables -t nat -S", t.fixHint(), ns)
+		bin := "iptables"
+		if strings.HasPrefix(problems[0], "ip6tables") {
+			bin = "ip6tables"
+		}
+		h.Hint = fmt.Sprintf("%s (rewrites mdctl's rules); remove any rule ahead of them; inspect: ip netns exec %s %s -t nat -S", t.fixHint(), ns, bin)
 		return h
 	}
 	h.OK = true

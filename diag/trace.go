@@ -132,7 +132,12 @@ func Trace(ctx context.Context, o Options, instanceRef string) Report {
 
 // timed runs one check under its own deadline and records its duration.
 func timed(ctx context.Context, name string, o Options, t *target, fn func(context.Context, Options, *target) Hop) Hop {
-	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	limit := o.Timeout
+	if name == HopIPTables {
+		// Several iptables runs (each a fork and exec) per address family.
+		limit *= 3
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	start := time.Now()
 	h := fn(ctx, o, t)

@@ -363,7 +363,14 @@ func TestTraceIsolated(t *testing.T) {
 		w := newWorld(t, isolatedTopo)
 		api := w.serveAll()
 		w.labUp()
-		r := trace(t, w.opts(api), "vm2")
+		var r Report
+		for range 50 { // until the agent's socket is up
+			if r = Trace(context.Background(), w.opts(api), "vm2"); r.Hop(HopSocket).OK {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		r = trace(t, w.opts(api), "vm2")
 		wantFailure(t, r, HopRoute, "enable_isolated_metadata", "force_metadata")
 		if r.Mode != ModeNone || !strings.Contains(r.ModeReason, "both off") {
 			t.Errorf("mode %q (%s), want none: both settings off", r.Mode, r.ModeReason)
@@ -397,7 +404,9 @@ func TestTraceIsolated(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitHealthy(t, o, "vm2")
-		_ = guests
+		if _, ok := guests["vm2"]; !ok {
+			t.Error("no lab guest for vm2")
+		}
 	})
 }
 
@@ -426,5 +435,10 @@ instances:
 	inNS(t, w.routerNS("r6"), "ip6tables", "-t", "nat", "-D", dataplane.ChainPrerouting,
 		"-d", "fe80::a9fe:a9fe/128", "-i", "qr-+", "-p", "tcp", "-m", "tcp", "--dport", "80", "-j", "REDIRECT", "--to-ports", "9697")
 	r = trace(t, o, "vm6")
-	wantFailure(t, r, HopIPTables, "ip6tables", "REDIRECT")
+	wantFailure(t, r, HopIPTables, "ip6tables -t nat: missing", "REDIRECT", "ip6tables -t nat -S")
+	for _, name := range []string{HopRoute, HopNamespace, HopProxy, HopSocket, HopAgent, HopAPI, HopMetadata} {
+		if !r.Hop(name).OK {
+			t.Errorf("hop %s failed with only the IPv6 rule gone: %+v", name, r.Hop(name))
+		}
+	}
 }
