@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mdctl/mdctl/server/events"
 	"github.com/mdctl/mdctl/server/metadata"
 	"github.com/mdctl/mdctl/store"
 )
@@ -37,6 +38,8 @@ type Options struct {
 	HTTPClient *http.Client // for dynamic vendordata; nil gives one with nova's timeouts
 	// CacheEntries bounds the metadata cache; 0 means DefaultCacheEntries.
 	CacheEntries int
+	// Events receives one event per request; nil means none.
+	Events *events.Bus
 }
 
 // Server is the metadata API. It is safe for concurrent use.
@@ -46,6 +49,7 @@ type Server struct {
 	log        *slog.Logger
 	now        func() time.Time
 	httpClient *http.Client
+	events     *events.Bus
 
 	byID, byIP *cache
 	signers    signers
@@ -60,6 +64,7 @@ func New(o Options) *Server {
 		log:        o.Logger,
 		now:        o.Now,
 		httpClient: o.HTTPClient,
+		events:     o.Events,
 		ids:        newRequestIDs(),
 	}
 	if s.live == nil {
@@ -114,6 +119,13 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 // ServeHTTP answers one request as nova's MetadataRequestHandler.__call__.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rid := s.ids.echo(w, r)
+	var e *entry // the instance identified, for the event
+	if s.events != nil {
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		start := time.Now()
+		defer func() { s.emit(r, rid, start, rec, e) }()
+		w = rec
+	}
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
 		// The access log costs allocations, so only when asked for.
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
@@ -140,7 +152,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errorPage{http.StatusInternalServerError, explainUnknown})
 		return
 	}
-	var e *entry
 	if snap.Config.ServiceMetadataProxy {
 		e = s.identifyByHeaders(w, r, rid, snap, now)
 	} else {
