@@ -19,9 +19,11 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/mdctl/mdctl/server/admin"
 	"github.com/mdctl/mdctl/server/agent"
 	"github.com/mdctl/mdctl/server/api"
 	"github.com/mdctl/mdctl/server/dataplane"
+	"github.com/mdctl/mdctl/server/events"
 	"github.com/mdctl/mdctl/server/proxy"
 	"github.com/mdctl/mdctl/store"
 )
@@ -55,6 +57,9 @@ type Options struct {
 	// Poll is how often store changes are looked for; default 200ms.
 	Poll   time.Duration
 	Logger *slog.Logger
+	// AdminListen is an optional TCP address for the admin endpoint,
+	// beside <data-dir>/admin.sock (for `mdctl tui --server` from elsewhere).
+	AdminListen string
 }
 
 // ParseComponents checks a --components value.
@@ -100,6 +105,12 @@ func Run(ctx context.Context, o Options) error {
 	socket := filepath.Join(o.DataDir, AgentSocketName)
 
 	g, ctx := errgroup.WithContext(ctx)
+	// The live view: every hop publishes to bus, the admin endpoint serves it.
+	bus := events.NewBus()
+	reg := admin.NewRegistry(bus)
+	adm := admin.New(admin.Options{Bus: bus, SocketPath: filepath.Join(o.DataDir, admin.SocketName), TCPAddr: o.AdminListen,
+		Status: reg.Components, Names: admin.StoreNames(o.Store), Logger: o.Logger.With("component", "admin")})
+	g.Go(func() error { return wrap("admin", adm.Run(ctx)) })
 	var apiURL func(store.Config) string
 	if has(ComponentAPI) {
 		ln, err := o.listenAPI()
@@ -109,26 +120,26 @@ func Run(ctx context.Context, o Options) error {
 		// An agent in this process talks to this API, wherever it listens.
 		addr := "http://" + ln.Addr().String()
 		apiURL = func(store.Config) string { return addr }
-		srv := api.New(api.Options{Store: o.Store, Live: live, Logger: o.Logger.With("component", "api")})
+		srv := api.New(api.Options{Store: o.Store, Live: live, Logger: o.Logger.With("component", "api"), Events: bus})
 		o.Logger.Info("api listening", "addr", ln.Addr().String())
-		g.Go(func() error { return wrap("api", srv.Run(ctx, ln)) })
+		g.Go(reg.Track("api", ln.Addr().String(), func() error { return wrap("api", srv.Run(ctx, ln)) }))
 	}
 	if has(ComponentAgent) {
 		ag := agent.New(agent.Options{
 			Store: o.Store, Live: live, SocketPath: socket, SocketOwner: -1, SocketGroup: -1,
-			Logger: o.Logger.With("component", "agent"), APIURL: apiURL,
+			Logger: o.Logger.With("component", "agent"), APIURL: apiURL, Events: bus,
 		})
-		g.Go(func() error { return wrap("agent", ag.Run(ctx)) })
+		g.Go(reg.Track("agent", socket, func() error { return wrap("agent", ag.Run(ctx)) }))
 	}
 	if has(ComponentProxy) {
-		px := proxy.New(proxy.Options{AgentSocket: socket, Live: live, Logger: o.Logger.With("component", "proxy")})
+		px := proxy.New(proxy.Options{AgentSocket: socket, Live: live, Logger: o.Logger.With("component", "proxy"), Events: bus})
 		mgr := proxy.NewManager(px)
 		loop := &dataplaneLoop{
 			store: o.Store, live: live, rec: dataplane.NewReconciler(o.Dataplane), mgr: mgr,
 			log: o.Logger.With("component", "dataplane"), poll: o.Poll,
 		}
-		g.Go(func() error { return wrap("proxy", mgr.Run(ctx)) })
-		g.Go(func() error { return wrap("dataplane", loop.Run(ctx)) })
+		g.Go(reg.Track("proxy", "", func() error { return wrap("proxy", mgr.Run(ctx)) }))
+		g.Go(reg.Track("dataplane", "", func() error { return wrap("dataplane", loop.Run(ctx)) }))
 	}
 	if has(ComponentConfigDrive) {
 		// Config drives: see configdrives.go.
