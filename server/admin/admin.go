@@ -84,12 +84,19 @@ func (s *Server) Run(ctx context.Context) error {
 			ln.Close()
 		}
 	}
+	ownSocket := false
 	if s.o.SocketPath != "" {
 		ln, err := listenUnix(s.o.SocketPath)
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrSocketBusy):
+			// Several serves may share a data dir (one per component set);
+			// the first one's endpoint stays, this one goes without.
+			s.log.Warn("admin endpoint off: another serve holds the socket", "socket", s.o.SocketPath)
+		case err != nil:
 			return err
+		default:
+			lns, ownSocket = append(lns, ln), true
 		}
-		lns = append(lns, ln)
 	}
 	if s.o.TCPAddr != "" {
 		ln, err := net.Listen("tcp", s.o.TCPAddr)
@@ -100,7 +107,11 @@ func (s *Server) Run(ctx context.Context) error {
 		lns = append(lns, ln)
 	}
 	if len(lns) == 0 {
-		return errors.New("admin: neither a socket path nor a TCP address to listen on")
+		if s.o.SocketPath == "" {
+			return errors.New("admin: neither a socket path nor a TCP address to listen on")
+		}
+		<-ctx.Done()
+		return nil
 	}
 	srv := &http.Server{
 		Handler:           s.Handler(),
@@ -121,18 +132,21 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	// Streams never end by themselves, so no graceful wait: close.
 	srv.Close()
-	if s.o.SocketPath != "" {
+	if ownSocket {
 		os.Remove(s.o.SocketPath)
 	}
 	return err
 }
+
+// ErrSocketBusy says a live serve answers on the admin socket already.
+var ErrSocketBusy = errors.New("another mdctl serve answers on the admin socket")
 
 // listenUnix listens on path, replacing a stale socket file but refusing
 // to steal one a live serve answers on.
 func listenUnix(path string) (net.Listener, error) {
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		c.Close()
-		return nil, fmt.Errorf("admin: %s: another mdctl serve is answering there; stop it or use another --data-dir", path)
+		return nil, fmt.Errorf("admin: %s: %w", path, ErrSocketBusy)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("admin: remove stale socket: %w", err)

@@ -195,8 +195,22 @@ func TestStatusAndMetricsAndHealth(t *testing.T) {
 func TestSocketTakeover(t *testing.T) {
 	_, sock := start(t, Options{Bus: events.NewBus()})
 	// A live serve keeps its socket.
-	if _, err := listenUnix(sock); err == nil || !strings.Contains(err.Error(), "another mdctl serve") {
+	if _, err := listenUnix(sock); !errors.Is(err, ErrSocketBusy) {
 		t.Errorf("second listener on a live socket: %v", err)
+	}
+	// A second serve in the same data dir runs without an endpoint, and
+	// leaves the first one's socket alone when it stops.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- New(Options{Bus: events.NewBus(), SocketPath: sock, Logger: slog.New(slog.DiscardHandler)}).Run(ctx)
+	}()
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("second serve's admin: %v", err)
+	}
+	if _, err := os.Stat(sock); err != nil {
+		t.Errorf("first serve's socket gone: %v", err)
 	}
 	// A stale file (nobody listening) is replaced.
 	stale := filepath.Join(t.TempDir(), SocketName)
