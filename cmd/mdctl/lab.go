@@ -46,7 +46,9 @@ type labOptions struct {
 }
 
 func newLabOptions(f *factory) *labOptions {
-	return &labOptions{IO: f.IO, Store: f.OpenStore}
+	return &labOptions{IO: f.IO, Store: f.OpenStore, Dataplane: dataplane.Options{
+		SegmentNamespace: dataplane.DefaultSegmentNamespace, GuestPrefix: dataplane.DefaultGuestPrefix,
+	}}
 }
 
 // labGuests reads the store and plans every guest.

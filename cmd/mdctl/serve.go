@@ -31,9 +31,12 @@ func newCmdServe(f *factory, runF func(context.Context, *serveOptions) error) *c
 		Use:   "serve",
 		Short: "Run the metadata API, agent and proxies in the foreground",
 		Long: `Serve runs the nova-compatible API, the neutron-compatible agent (a unix
-socket in --data-dir) and one proxy per router and DHCP-served network,
-reconciling namespaces and iptables from the store. SIGINT or SIGTERM stop
-it cleanly. Logs go to stderr.`,
+socket in --data-dir), one proxy per router and DHCP-served network
+(reconciling namespaces and iptables from the store), and keeps a config
+drive in --data-dir/config-drives for every instance that needs one.
+Changes to the store, settings included, apply within a second without a
+restart. SIGINT or SIGTERM stop it cleanly; namespaces and rules stay for
+the next start to adopt (mdctl cleanup removes them). Logs go to stderr.`,
 		Example: `  mdctl serve
   mdctl serve --components api --api-listen 0.0.0.0:8775
   mdctl serve --components agent,proxy --set nova_metadata_host=10.0.0.5

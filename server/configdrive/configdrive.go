@@ -53,7 +53,8 @@ func WriteFile(path, format string, files []metadata.File) (err error) {
 	if err := write(tmp); err != nil {
 		return err
 	}
-	if err := tmp.Chmod(0o644); err != nil {
+	// 0600: the drive holds the admin password; only the hypervisor reads it.
+	if err := tmp.Chmod(0o600); err != nil {
 		return fmt.Errorf("configdrive: %w", err)
 	}
 	if err := tmp.Sync(); err != nil {

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mdctl/mdctl/server"
+	"github.com/mdctl/mdctl/server/dataplane"
+)
+
+// cleanup is mdctl's neutron-netns-cleanup: it removes what serve and the
+// lab made in the kernel, and nothing it did not make.
+
+type cleanupOptions struct {
+	IO        *iostreams
+	DataDir   string
+	Dataplane dataplane.Options
+	Force     bool
+}
+
+func newCmdCleanup(f *factory, runF func(context.Context, *cleanupOptions) error) *cobra.Command {
+	opts := &cleanupOptions{IO: f.IO, Dataplane: dataplane.Options{
+		SegmentNamespace: dataplane.DefaultSegmentNamespace, GuestPrefix: dataplane.DefaultGuestPrefix,
+	}}
+	cmd := &cobra.Command{
+		Use:   "cleanup",
+		Short: "Remove the namespaces, links and rules mdctl made (lab guests included)",
+		Long: `Cleanup removes every lab guest and every namespace, bridge, veth and
+iptables rule mdctl's data plane made (qrouter-…, qdhcp-… and the segment
+namespace carrying mdctl's owner mark). Namespaces another tool made are
+never touched. The store is kept: the next mdctl serve builds it all again.`,
+		Example: "  mdctl cleanup\n  mdctl cleanup --force   # even while serve seems to run",
+		Args:    exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.DataDir = f.DataDir
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return cleanupRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.Force, "force", false, "clean up even when a serve answers on the agent socket")
+	return cmd
+}
+
+func cleanupRun(ctx context.Context, opts *cleanupOptions) error {
+	if !opts.Force && serveRunning(opts.DataDir) {
+		return errors.New("mdctl serve is running on this data dir and would rebuild it all; stop it first (or --force)")
+	}
+	if err := dataplane.LabDown(ctx, opts.Dataplane); err != nil {
+		return fmt.Errorf("cleanup: lab guests: %w", err)
+	}
+	if err := dataplane.NewReconciler(opts.Dataplane).Teardown(ctx); err != nil {
+		return fmt.Errorf("cleanup: data plane: %w", err)
+	}
+	fmt.Fprintln(opts.IO.Out, "removed mdctl's lab guests, namespaces, links and rules")
+	return nil
+}
+
+// serveRunning reports whether an agent answers on the data dir's socket.
+func serveRunning(dataDir string) bool {
+	c, err := net.DialTimeout("unix", filepath.Join(dataDir, server.AgentSocketName), 200*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
