@@ -151,6 +151,22 @@ type Report struct {
 	Config   Config
 	Lines    []Line
 	Failures []Failure
+	// LoadBefore and LoadAfter are /proc/loadavg's 1/5/15-minute figures
+	// around the run: other work on the machine is what makes ratios drift.
+	LoadBefore, LoadAfter string
+}
+
+// LoadAvg returns the first three fields of /proc/loadavg ("?" if unreadable).
+func LoadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // WriteMarkdown writes the results file.
@@ -166,6 +182,9 @@ func WriteMarkdown(w io.Writer, r Report) error {
 	c := r.Config
 	fmt.Fprintf(&b, "- load: wrk -t%d -c%d, %v per run after a %v warm-up; servers on CPU %s, wrk on CPU %s\n",
 		c.Threads, c.Connections, c.Duration, c.Warmup, c.Tools.ServerCPU, c.Tools.LoadCPU)
+	if r.LoadBefore != "" {
+		fmt.Fprintf(&b, "- load average (1/5/15 min): %s before, %s after\n", r.LoadBefore, r.LoadAfter)
+	}
 	b.WriteString("- CPU µs/req: utime+stime (with reaped children) of the measured process tree over the run ÷ requests; peak RSS: VmHWM after clear_refs=5. A proxy hop's figures are the hop's alone (its constant backend is not counted).\n\n")
 	b.WriteString("| " + strings.Join(header, " | ") + " |\n")
 	b.WriteString("|" + strings.Repeat("---|", len(header)) + "\n")

@@ -59,11 +59,12 @@ func TestWriteMarkdown(t *testing.T) {
 	rows[1].PeakRSS = 15 << 20
 	var b strings.Builder
 	err := WriteMarkdown(&b, Report{
-		When:     time.Date(2026, 11, 23, 18, 0, 0, 0, time.UTC),
-		Machine:  Machine{Host: "vm", NProc: 2, CPUModel: "Xeon", Kernel: "6.1", GoVersion: "go1.26", Versions: map[string]string{"wrk": "wrk 4.1.0", "haproxy": "2.6"}},
-		Config:   Config{Duration: 10 * time.Second, Warmup: 2 * time.Second, Threads: 1, Connections: 64, Tools: Tools{ServerCPU: "0", LoadCPU: "1"}},
-		Lines:    Lines(rows),
-		Failures: []Failure{{Target: "nova", Err: errors.New("missing python3-nova")}},
+		When:       time.Date(2026, 11, 23, 18, 0, 0, 0, time.UTC),
+		Machine:    Machine{Host: "vm", NProc: 2, CPUModel: "Xeon", Kernel: "6.1", GoVersion: "go1.26", Versions: map[string]string{"wrk": "wrk 4.1.0", "haproxy": "2.6"}},
+		Config:     Config{Duration: 10 * time.Second, Warmup: 2 * time.Second, Threads: 1, Connections: 64, Tools: Tools{ServerCPU: "0", LoadCPU: "1"}},
+		Lines:      Lines(rows),
+		Failures:   []Failure{{Target: "nova", Err: errors.New("missing python3-nova")}},
+		LoadBefore: "0.50 0.40 0.30", LoadAfter: "1.10 0.60 0.35",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -75,6 +76,7 @@ func TestWriteMarkdown(t *testing.T) {
 		"- haproxy: 2.6\n- wrk: wrk 4.1.0\n", // sorted
 		"wrk -t1 -c64, 10s per run after a 2s warm-up; servers on CPU 0, wrk on CPU 1",
 		"| haproxy | keepalive | /a | 25000 | 1.50ms | 800µs | 40.0 | 15.0 | 0.25× | – | – | 0 |",
+		"- load average (1/5/15 min): 0.50 0.40 0.30 before, 1.10 0.60 0.35 after",
 		"## Not measured\n\n- nova: missing python3-nova",
 	} {
 		if !strings.Contains(out, want) {

@@ -152,18 +152,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Modes: modes, Scratch: scratch, Tools: tools, Proc: rig.Proc{Root: "/proc"},
 		ClockTicks: rig.ClockTicks(), Log: log,
 	}
-	started := time.Now()
+	started, loadBefore := time.Now(), rig.LoadAvg()
 	rows, fails := rig.Run(ctx, cfg, chosen)
+	loadAfter := rig.LoadAvg()
 	lines := rig.Lines(rows)
 	if err := rig.WriteText(stdout, lines); err != nil {
 		return err
 	}
+	fmt.Fprintf(stdout, "load average: %s before, %s after\n", loadBefore, loadAfter)
 	for _, f := range fails {
 		fmt.Fprintf(stdout, "not measured: %s: %v\n", f.Target, f.Err)
 	}
 	if o.outDir != "" {
 		path, err := writeResults(o.outDir, rig.Report{
 			When: started, Machine: rig.ReadMachine(versions(tools)), Config: cfg, Lines: lines, Failures: fails,
+			LoadBefore: loadBefore, LoadAfter: loadAfter,
 		})
 		if err != nil {
 			return err
