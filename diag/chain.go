@@ -24,7 +24,8 @@ const metaDataPath = "/openstack/latest/meta_data.json"
 func checkSocket(ctx context.Context, o Options, t *target) Hop {
 	h := Hop{Evidence: []string{"socket " + t.socket}}
 	restart := "start the agent: mdctl serve (its components must include agent) or systemctl restart mdctl; it makes " + t.socket + " on start"
-	fi, err := os.Lstat(t.socket)
+	// Stat follows a link: the proxies connect through it just the same.
+	fi, err := os.Stat(t.socket)
 	if err != nil {
 		h.Detail = "no agent socket at " + t.socket
 		h.Hint = restart

@@ -69,7 +69,7 @@ func Fix(ctx context.Context, o Options, r Report, out io.Writer) error {
 	}
 	if failed(HopSocket) {
 		sock := filepath.Join(o.DataDir, server.AgentSocketName)
-		fi, err := os.Lstat(sock)
+		fi, err := os.Stat(sock)
 		switch {
 		case err == nil && fi.Mode()&os.ModeSocket != 0 && fi.Mode().Perm()&0o600 != 0o600:
 			fmt.Fprintf(out, "chmod %#o %s (was %#o)\n", SocketMode, sock, fi.Mode().Perm())

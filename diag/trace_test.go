@@ -271,7 +271,7 @@ func TestTraceProxyGone(t *testing.T) {
 func splitWorld(t *testing.T, apiSet, agentSet map[string]string) (w *world, o Options, stopAPI, stopAgent func()) {
 	w = newWorld(t, routedTopo)
 	ln := w.listen()
-	stopAPI = w.startServe([]string{server.ComponentAPI}, apiSet, ln)
+	stopAPI = w.startServeIn(t.TempDir(), []string{server.ComponentAPI}, apiSet, ln)
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	set := map[string]string{"nova_metadata_port": port}
 	for k, v := range agentSet {
@@ -287,7 +287,13 @@ func TestTraceAgentStopped(t *testing.T) {
 	ln := w.listen()
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	w.startServe([]string{server.ComponentAPI, server.ComponentProxy}, nil, ln)
-	stopAgent := w.startServe([]string{server.ComponentAgent}, map[string]string{"nova_metadata_port": port}, nil)
+	// The agent runs from a data dir of its own; the proxies reach its
+	// socket through a link, as with a shared state_path.
+	agentDir := t.TempDir()
+	if err := os.Symlink(filepath.Join(agentDir, server.AgentSocketName), filepath.Join(w.dir, server.AgentSocketName)); err != nil {
+		t.Fatal(err)
+	}
+	stopAgent := w.startServeIn(agentDir, []string{server.ComponentAgent}, map[string]string{"nova_metadata_port": port}, nil)
 	w.labUp()
 	o := w.opts("http://" + ln.Addr().String())
 	waitHealthy(t, o, "vm1")

@@ -105,8 +105,15 @@ func (w *world) listen() net.Listener {
 // apiLn, when given, is the API's listener.
 func (w *world) startServe(components []string, overrides map[string]string, apiLn net.Listener) (stop func()) {
 	w.t.Helper()
+	return w.startServeIn(w.dir, components, overrides, apiLn)
+}
+
+// startServeIn runs a serve with its own data dir: two serves cannot share
+// one (each has its admin socket there).
+func (w *world) startServeIn(dir string, components []string, overrides map[string]string, apiLn net.Listener) (stop func()) {
+	w.t.Helper()
 	o := server.Options{
-		Store: w.st, DataDir: w.dir, Components: components, Overrides: overrides,
+		Store: w.st, DataDir: dir, Components: components, Overrides: overrides,
 		Dataplane: w.dp, Poll: 50 * time.Millisecond, Logger: w.log, APIListener: apiLn,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
