@@ -24,8 +24,11 @@ type dataplaneLoop struct {
 	live  *store.Live
 	rec   *dataplane.Reconciler
 	mgr   *proxy.Manager
-	log   *slog.Logger
-	poll  time.Duration
+	// dhcp runs a dnsmasq per DHCP server the plan wants; made in Run from
+	// the reconciler's options when serve did not set it.
+	dhcp *dataplane.Dnsmasq
+	log  *slog.Logger
+	poll time.Duration
 
 	desired  dataplane.Desired
 	lastErr  string
@@ -35,6 +38,10 @@ type dataplaneLoop struct {
 func (l *dataplaneLoop) Run(ctx context.Context) error {
 	t := time.NewTicker(l.poll)
 	defer t.Stop()
+	if l.dhcp == nil {
+		l.dhcp = dataplane.NewDnsmasq(dataplane.DnsmasqOptions{StateDir: l.rec.Options().DHCPStateDir(), Logger: l.log})
+	}
+	defer l.dhcp.Close()
 	applied := uint64(0)
 	first := true
 	for {
@@ -49,7 +56,8 @@ func (l *dataplaneLoop) Run(ctx context.Context) error {
 				applied, first = snap.Generation, false
 			}
 		default:
-			l.report(l.mgr.Sync(l.listeners()))
+			// Each tick also restarts a dnsmasq that died.
+			l.report(errors.Join(l.mgr.Sync(l.listeners()), l.dhcp.Sync(l.desired.DHCPServers)))
 		}
 		select {
 		case <-ctx.Done():
@@ -84,8 +92,9 @@ func (l *dataplaneLoop) apply(ctx context.Context, cfg store.Config) error {
 	}
 	l.desired = d
 	err = l.rec.Apply(ctx, d)
-	// Listeners follow even a partial apply: the routers that worked serve.
-	return errors.Join(err, l.mgr.Sync(l.listeners()))
+	// Listeners and DHCP servers follow even a partial apply: the routers
+	// and networks that worked serve.
+	return errors.Join(err, l.mgr.Sync(l.listeners()), l.dhcp.Sync(d.DHCPServers))
 }
 
 // planFromStore reads what the data plane needs and plans it.

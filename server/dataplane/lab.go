@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"os/exec"
 	"sort"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -36,6 +36,13 @@ type Guest struct {
 	HostRoutes      []store.HostRoute
 	OnLink          []string // other IPv4 subnets of the same segment (option 121 "<cidr>,0.0.0.0")
 	MTU             int
+	// MetadataHop6 is the router's link-local address that radvd would
+	// announce fe80::a9fe:a9fe/128 via; "" on an isolated network, where
+	// the DHCP port holds that address on the link.
+	MetadataHop6 string
+	// DHCPServer is the network's DHCP port IP on the guest's IPv4 subnet
+	// when a dnsmasq serves it ("" for none): LabUp then runs a DHCP client.
+	DHCPServer string
 }
 
 // Route is one route a guest gets; Via "" means on-link.
@@ -61,6 +68,9 @@ func (g Guest) Routes() []Route {
 	if g.Gateway != "" {
 		rs = append(rs, Route{Dst: "0.0.0.0/0", Via: g.Gateway})
 	}
+	if g.MetadataHop6 != "" {
+		rs = append(rs, Route{Dst: MetadataIPv6 + "/128", Via: g.MetadataHop6})
+	}
 	if g.Gateway6 != "" {
 		rs = append(rs, Route{Dst: "::/0", Via: g.Gateway6})
 	}
@@ -74,10 +84,16 @@ func Guests(d Desired, views []store.InstanceView) []Guest {
 	for _, n := range d.Networks {
 		segs[n.NetworkID] = n
 	}
+	servers := map[string]DHCPServer{}
+	for _, srv := range d.DHCPServers {
+		servers[srv.NetworkID] = srv
+	}
 	var out []Guest
 	for _, v := range views {
 		for i, pv := range v.Ports {
-			out = append(out, guestFor(v.Instance, i, pv, segs[pv.Port.NetworkID]))
+			g := guestFor(v.Instance, i, pv, segs[pv.Port.NetworkID])
+			g.DHCPServer = dhcpServerFor(g, pv, servers)
+			out = append(out, g)
 		}
 	}
 	return out
@@ -107,6 +123,7 @@ func guestFor(inst store.Instance, index int, pv store.PortView, seg NetSegment)
 		switch {
 		case sub.IPVersion == 6 && g.Gateway6 == "":
 			g.Gateway6 = sub.GatewayIP
+			g.MetadataHop6 = p.MetadataHop6
 		case sub.IPVersion == 4 && !have4:
 			// The first IPv4 subnet's DHCP answer is the one the guest keeps.
 			have4 = true
@@ -151,14 +168,15 @@ func LabUp(ctx context.Context, opts Options, guests []Guest) error {
 		}
 		name := GuestNamespace(opts.GuestPrefix, g)
 		wanted[name] = true
-		if err := labGuestUp(seg, name, mark, g, opts.Logger); err != nil {
+		if err := labGuestUp(ctx, opts, seg, name, mark, g); err != nil {
 			errs = errors.Join(errs, fmt.Errorf("lab guest %s: %w", name, err))
 		}
 	}
 	return errors.Join(errs, sweepGuests(opts, mark, wanted))
 }
 
-func labGuestUp(seg *nsLink, name, mark string, g Guest, log *slog.Logger) error {
+func labGuestUp(ctx context.Context, opts Options, seg *nsLink, name, mark string, g Guest) error {
+	log := opts.Logger
 	// The bridge normally comes from Apply; making it here lets the lab run
 	// before (or without) serve.
 	if err := ensureBridge(seg, BridgeName(g.NetworkID), aliasNetwork+g.NetworkID, g.MTU); err != nil {
@@ -176,7 +194,61 @@ func labGuestUp(seg *nsLink, name, mark string, g Guest, log *slog.Logger) error
 	if err := ensureVeth(seg, n, ifc, aliasGuest+name); err != nil {
 		return err
 	}
+	return guestRoutes(ctx, opts, n, name, g)
+}
+
+// guestRoutes gives the guest its routes: IPv4 from a real DHCP lease when
+// it can (IPv6 stays static, as RAs would give it), else all static.
+func guestRoutes(ctx context.Context, opts Options, n *nsLink, name string, g Guest) error {
+	client, why := useDHCP(opts, g)
+	if client != "" {
+		var v6 []Route
+		for _, r := range g.Routes() {
+			if strings.Contains(r.Dst, ":") {
+				v6 = append(v6, r)
+			}
+		}
+		if err := ensureRoutes(n, GuestInterface, v6); err != nil {
+			return err
+		}
+		err := runDHCPClient(ctx, opts, name, client)
+		if err == nil {
+			return nil
+		}
+		why = err.Error()
+	}
+	if why != "" {
+		opts.Logger.Warn("lab guest gets static routes instead of DHCP", "guest", name, "why", why)
+	}
+	stopDHCPClient(opts, name)
+	if err := flushDHCPRoutes(n, GuestInterface); err != nil {
+		return err
+	}
 	return ensureRoutes(n, GuestInterface, g.Routes())
+}
+
+// dhcpServerFor is the DHCP port's IP on the guest's first IPv4 DHCP
+// subnet, when the network has a DHCP server.
+func dhcpServerFor(g Guest, pv store.PortView, servers map[string]DHCPServer) string {
+	srv, ok := servers[g.NetworkID]
+	if !ok {
+		return ""
+	}
+	for _, ip := range pv.Port.FixedIPs {
+		for _, s := range srv.Subnets {
+			if s.SubnetID != ip.SubnetID || s.IPVersion != 4 || !s.EnableDHCP {
+				continue
+			}
+			for _, a := range srv.Interface.Addrs {
+				if p, _, err := net.ParseCIDR(a); err == nil {
+					if _, cidr, err := net.ParseCIDR(s.CIDR); err == nil && cidr.Contains(p) {
+						return p.String()
+					}
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // ensureRoutes makes the static routes on dev exactly rs. Routes the kernel
@@ -253,6 +325,8 @@ func sweepGuests(opts Options, mark string, wanted map[string]bool) error {
 		if ours, err := ownedBy(name, mark); err != nil || !ours {
 			continue
 		}
+		// Its DHCP client would otherwise hold the namespace alive.
+		removeGuestState(opts, name)
 		if err := removeOwnedNamespace(name); err != nil {
 			errs = errors.Join(errs, err)
 		}

@@ -11,7 +11,6 @@ import (
 // (neutron/agent/linux/dhcp.py, Dnsmasq._generate_opts_per_subnet).
 const (
 	subnetTagPrefix = "subnet-"
-	portTagPrefix   = "port-"
 	// optWin2k3StaticRoutes is option 249, Microsoft's twin of 121, which
 	// neutron writes beside classless-static-route for old Windows guests.
 	optWin2k3StaticRoutes = "249"
@@ -112,13 +111,17 @@ func literalAddrs(ipVersion int, ips []string) []string {
 }
 
 // DHCPHostsFile is dnsmasq's --dhcp-hostsfile: one line per port address,
-// "<mac>,host-<ip with dashes>,<ip>,set:port-<port id>" as neutron writes
-// it (without a domain, which mdctl's dnsmasq does not serve).
+// "<mac>,host-<ip with dashes>,<ip>" — neutron's line without its domain
+// (mdctl's dnsmasq serves no names) and without neutron's
+// "set:port-<id>" tag: that tag only selects per-port extra DHCP options,
+// which mdctl has none of, and Debian's dnsmasq 2.90 crashes on SIGHUP
+// when a host line carries a tag and a lease exists — the very reload a
+// live switch needs.
 func DHCPHostsFile(hosts []DHCPHost) []string {
 	out := make([]string, 0, len(hosts))
 	for _, h := range hosts {
 		name := "host-" + strings.NewReplacer(".", "-", ":", "-").Replace(h.IP)
-		out = append(out, fmt.Sprintf("%s,%s,%s,set:%s%s", h.MAC, name, h.IP, portTagPrefix, h.PortID))
+		out = append(out, fmt.Sprintf("%s,%s,%s", h.MAC, name, h.IP))
 	}
 	return out
 }

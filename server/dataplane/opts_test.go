@@ -142,10 +142,10 @@ func TestDHCPServerPlan(t *testing.T) {
 			// Every port of the network, router and DHCP ports too, by port id.
 			var wantHosts []string
 			if tt.fx.routerIP != "" {
-				wantHosts = append(wantHosts, "fa:16:3e:00:00:01,host-10-90-1-1,10.90.1.1,set:port-"+rportA)
+				wantHosts = append(wantHosts, "fa:16:3e:00:00:01,host-10-90-1-1,10.90.1.1")
 			}
-			wantHosts = append(wantHosts, "fa:16:3e:00:00:02,host-10-90-1-2,10.90.1.2,set:port-"+dportA,
-				"fa:16:3e:00:00:10,host-10-90-1-10,10.90.1.10,set:port-"+vmportA)
+			wantHosts = append(wantHosts, "fa:16:3e:00:00:02,host-10-90-1-2,10.90.1.2",
+				"fa:16:3e:00:00:10,host-10-90-1-10,10.90.1.10")
 			if got := DHCPHostsFile(srv.Hosts); !reflect.DeepEqual(got, wantHosts) {
 				t.Errorf("hosts = %q, want %q", got, wantHosts)
 			}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -20,7 +22,15 @@ type Options struct {
 	SegmentNamespace string
 	// GuestPrefix starts lab guest namespace names; default DefaultGuestPrefix.
 	GuestPrefix string
-	Logger      *slog.Logger
+	// StateDir holds the files of DHCP servers and lab DHCP clients (pid,
+	// lease, config); default /run/mdctl/<SegmentNamespace>.
+	StateDir string
+	// GuestRoutes is GuestRoutesDHCP (default) or GuestRoutesStatic: how
+	// LabUp gives lab guests their IPv4 routes.
+	GuestRoutes string
+	// DHCPClient is the lab guests' DHCP client; default DHCPClientBinary.
+	DHCPClient string
+	Logger     *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -29,6 +39,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.GuestPrefix == "" {
 		o.GuestPrefix = DefaultGuestPrefix
+	}
+	if o.StateDir == "" {
+		o.StateDir = filepath.Join("/run/mdctl", o.SegmentNamespace)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -273,5 +286,6 @@ func (r *Reconciler) Teardown(ctx context.Context) error {
 		return err
 	}
 	err = r.apply(ctx, Desired{})
+	err = errors.Join(err, os.RemoveAll(r.opts.DHCPStateDir()))
 	return errors.Join(err, DeleteNamespace(r.opts.SegmentNamespace))
 }

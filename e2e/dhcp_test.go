@@ -1,0 +1,327 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mdctl/mdctl/server"
+	"github.com/mdctl/mdctl/server/dataplane"
+	"github.com/mdctl/mdctl/store"
+)
+
+// One router, a routed and an isolated network, a guest on each. Both
+// networks have a DHCP port (the topology gives one to every DHCP network).
+const dhcpTopo = `
+settings:
+  metadata_proxy_shared_secret: s3cret
+routers:
+  - {name: r1, project: demo}
+networks:
+  - {name: routed, project: demo, cidr: 10.90.21.0/24, router: r1}
+  - {name: iso, project: demo, cidr: 10.90.22.0/24}
+instances:
+  - {name: vm-routed, project: demo, network: routed, ip: 10.90.21.10}
+  - name: vm-iso
+    project: demo
+    network: iso
+    ip: 10.90.22.10
+    user_data: |
+      #cloud-config
+      hostname: vm-iso
+`
+
+func requireDHCP(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(dataplane.DnsmasqBinary); err != nil {
+		t.Skip("needs dnsmasq (make test installs dnsmasq-base)")
+	}
+	if _, err := exec.LookPath(dataplane.DHCPClientBinary); err != nil {
+		t.Skip("needs dhclient (make test installs isc-dhcp-client)")
+	}
+}
+
+func (w *world) networkID(name string) string {
+	w.t.Helper()
+	n, err := w.st.GetNetwork(w.t.Context(), name)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return n.ID
+}
+
+// waitDHCPServer waits until a DHCP server listens in the network's qdhcp
+// namespace (the kernel's socket table, not mdctl's word for it).
+func (w *world) waitDHCPServer(network string) {
+	w.t.Helper()
+	ns := dataplane.DHCPNamespace(w.networkID(network))
+	waitFor(w.t, 10*time.Second, "dnsmasq in "+ns, func() error {
+		out, err := exec.Command("ip", "netns", "exec", ns, "cat", "/proc/net/udp").Output()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(out), ":0043 ") {
+			return fmt.Errorf("nothing on udp 67")
+		}
+		return nil
+	})
+}
+
+// waitOpts waits until the network's dnsmasq opts file holds (or, with
+// want false, no longer holds) a metadata route via hop.
+func (w *world) waitOpts(network, hop string, want bool) {
+	w.t.Helper()
+	path := filepath.Join(w.dp.DHCPStateDir(), w.networkID(network), "opts")
+	route := "169.254.169.254/32," + hop
+	waitFor(w.t, 2*time.Second, fmt.Sprintf("opts with %s = %v", route, want), func() error {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if strings.Contains(string(b), route) != want {
+			return fmt.Errorf("opts:\n%s", b)
+		}
+		return nil
+	})
+}
+
+// metadataRoute is the guest's kernel route for 169.254.169.254.
+func metadataRoute(t *testing.T, ns string) string {
+	t.Helper()
+	out, _, err := inGuest(t, ns, 5*time.Second, "ip", "-4", "route", "show", "169.254.169.254/32")
+	if err != nil {
+		t.Fatalf("ip route in %s: %v", ns, err)
+	}
+	return strings.TrimSpace(out)
+}
+
+// leaseFile is the guest's dhclient lease database.
+func (w *world) leaseFile(guestNS string) string {
+	b, err := os.ReadFile(filepath.Join(w.dp.GuestStateDir(guestNS), "dhclient.leases"))
+	if err != nil {
+		w.t.Fatalf("lease file of %s: %v", guestNS, err)
+	}
+	return string(b)
+}
+
+// rfc3442 is how dhclient's lease file spells a /32 route via hop in
+// option 121: width, the four octets, the router's four octets.
+func rfc3442(hop string) string {
+	return "32,169,254,169,254," + strings.ReplaceAll(hop, ".", ",")
+}
+
+// assertDHCPRoute checks the guest's metadata route came from a real
+// option 121 lease: the kernel route carries proto dhcp and the lease
+// file holds the classless route.
+func (w *world) assertDHCPRoute(ns, hop string) {
+	w.t.Helper()
+	r := metadataRoute(w.t, ns)
+	if !strings.Contains(r, "via "+hop) || !strings.Contains(r, "proto dhcp") {
+		w.t.Errorf("%s: metadata route %q, want via %s proto dhcp", ns, r, hop)
+	}
+	if lease := w.leaseFile(ns); !strings.Contains(lease, rfc3442(hop)) {
+		w.t.Errorf("%s: lease lacks option 121 route %s:\n%s", ns, rfc3442(hop), lease)
+	}
+}
+
+// TestIsolatedMetadataThroughDHCP: with enable_isolated_metadata, the
+// isolated guest's DHCP lease routes 169.254.169.254 via the DHCP port,
+// and cloud-init reads its metadata through qdhcp-…; the routed guest still
+// goes through its router.
+func TestIsolatedMetadataThroughDHCP(t *testing.T) {
+	requireDHCP(t)
+	w := newWorld(t, dhcpTopo)
+	w.set("enable_isolated_metadata", "true")
+	w.startServe(server.AllComponents, nil)
+	w.waitDHCPServer("iso")
+	w.waitDHCPServer("routed")
+	w.waitOpts("iso", "10.90.22.2", true)
+	guests := w.labUp()
+	iso, routed := w.guestNS("vm-iso", guests), w.guestNS("vm-routed", guests)
+
+	w.assertDHCPRoute(iso, "10.90.22.2")
+	w.assertDHCPRoute(routed, "10.90.21.1")
+	waitServing(t, iso)
+	c := runCrawl(t, iso, "openstack")
+	if c.Name != "vm-iso" || c.Hostname != "vm-iso.novalocal" {
+		t.Errorf("isolated guest read name=%q hostname=%q", c.Name, c.Hostname)
+	}
+	if ec2 := runCrawl(t, iso, "ec2"); ec2.Hostname != "vm-iso.novalocal" {
+		t.Errorf("isolated guest's ec2 reader got hostname %q", ec2.Hostname)
+	}
+	waitServing(t, routed)
+	if c := runCrawl(t, routed, "openstack"); c.Name != "vm-routed" {
+		t.Errorf("routed guest read %q", c.Name)
+	}
+}
+
+// TestBothSwitchesOffIsolatedGetsNothing: an isolated guest with both
+// switches off gets a lease without a metadata route, and no answer —
+// neutron's third failure mode ("No route to metadata").
+func TestBothSwitchesOffIsolatedGetsNothing(t *testing.T) {
+	requireDHCP(t)
+	w := newWorld(t, dhcpTopo)
+	w.startServe(server.AllComponents, nil)
+	w.waitDHCPServer("iso")
+	guests := w.labUp()
+	iso := w.guestNS("vm-iso", guests)
+	if r := metadataRoute(t, iso); r != "" {
+		t.Errorf("isolated guest has a metadata route with both switches off: %q", r)
+	}
+	lease := w.leaseFile(iso)
+	if !strings.Contains(lease, "fixed-address 10.90.22.10") {
+		t.Errorf("isolated guest got no lease:\n%s", lease)
+	}
+	if strings.Contains(lease, "32,169,254,169,254") {
+		t.Errorf("lease carries a metadata route with both switches off:\n%s", lease)
+	}
+	ok, err := dataplane.NamespaceExists(dataplane.DHCPNamespace(w.networkID("iso")))
+	if err != nil || !ok {
+		t.Errorf("the DHCP namespace should still serve DHCP: exists=%v %v", ok, err)
+	}
+	if code, body := curl(t, iso, "http://169.254.169.254/openstack/latest/meta_data.json"); code != 0 {
+		t.Errorf("isolated guest got an answer (%d %.100s) with both switches off", code, body)
+	}
+}
+
+// TestForceMetadataLiveSwitch: on a running serve, force_metadata moves a
+// routed guest's metadata to the DHCP namespace on its next lease (the
+// route says so), and turning it off moves it back to the router.
+func TestForceMetadataLiveSwitch(t *testing.T) {
+	requireDHCP(t)
+	w := newWorld(t, dhcpTopo)
+	w.startServe(server.AllComponents, nil)
+	w.waitDHCPServer("routed")
+	guests := w.labUp()
+	ns := w.guestNS("vm-routed", guests)
+	w.assertDHCPRoute(ns, "10.90.21.1")
+	waitServing(t, ns)
+
+	w.set("force_metadata", "true")
+	w.waitOpts("routed", "10.90.21.2", true)
+	dhcpNS := dataplane.DHCPNamespace(w.networkID("routed"))
+	waitFor(t, 2*time.Second, "169.254.169.254 on the DHCP port", func() error {
+		return hasAddr(dhcpNS, "169.254.169.254/32")
+	})
+	if v := configGet(t, w, "force_metadata"); v != "true" {
+		t.Errorf("config get force_metadata = %q", v)
+	}
+	guests = w.labUp() // the guest renews its lease
+	w.assertDHCPRoute(ns, "10.90.21.2")
+	waitServing(t, ns)
+	if c := runCrawl(t, ns, "openstack"); c.Name != "vm-routed" {
+		t.Errorf("through the DHCP namespace the guest read %q", c.Name)
+	}
+
+	w.set("force_metadata", "false")
+	w.waitOpts("routed", "10.90.21.1", true)
+	waitFor(t, 2*time.Second, "169.254.169.254 gone from the DHCP port", func() error {
+		if hasAddr(dhcpNS, "169.254.169.254/32") == nil {
+			return fmt.Errorf("still there")
+		}
+		return nil
+	})
+	w.labUp()
+	w.assertDHCPRoute(ns, "10.90.21.1")
+	waitServing(t, ns)
+	if c := runCrawl(t, ns, "openstack"); c.Name != "vm-routed" {
+		t.Errorf("back through the router the guest read %q", c.Name)
+	}
+}
+
+// TestIsolatedMetadataLiveSwitch: enable_isolated_metadata turned on and
+// off on a running serve brings the isolated guest's metadata and takes it
+// away, through its lease.
+func TestIsolatedMetadataLiveSwitch(t *testing.T) {
+	requireDHCP(t)
+	w := newWorld(t, dhcpTopo)
+	w.startServe(server.AllComponents, nil)
+	w.waitDHCPServer("iso")
+	guests := w.labUp()
+	ns := w.guestNS("vm-iso", guests)
+	if r := metadataRoute(t, ns); r != "" {
+		t.Fatalf("metadata route before the switch: %q", r)
+	}
+	w.set("enable_isolated_metadata", "true")
+	w.waitOpts("iso", "10.90.22.2", true)
+	w.labUp()
+	w.assertDHCPRoute(ns, "10.90.22.2")
+	waitServing(t, ns)
+
+	w.set("enable_isolated_metadata", "false")
+	w.waitOpts("iso", "10.90.22.2", false)
+	w.labUp()
+	if r := metadataRoute(t, ns); r != "" {
+		t.Errorf("metadata route after the switch went off: %q", r)
+	}
+	if code, _ := curl(t, ns, "http://169.254.169.254/openstack"); code != 0 {
+		t.Errorf("answer %d after the switch went off", code)
+	}
+}
+
+// TestStaticRoutesOption: GuestRoutes static keeps DHCP out of the guest
+// (no lease, routes proto static), and the chain still works.
+func TestStaticRoutesOption(t *testing.T) {
+	requireDHCP(t)
+	w := newWorld(t, dhcpTopo)
+	w.dp.GuestRoutes = dataplane.GuestRoutesStatic
+	w.set("enable_isolated_metadata", "true")
+	w.startServe(server.AllComponents, nil)
+	w.waitDHCPServer("iso")
+	guests := w.labUp()
+	ns := w.guestNS("vm-iso", guests)
+	if r := metadataRoute(t, ns); !strings.Contains(r, "via 10.90.22.2") || !strings.Contains(r, "proto static") {
+		t.Errorf("static metadata route = %q", r)
+	}
+	if _, err := os.Stat(filepath.Join(w.dp.GuestStateDir(ns), "dhclient.leases")); err == nil {
+		t.Error("a lease file exists though routes are static")
+	}
+	waitServing(t, ns)
+}
+
+// TestNoDHCPClientFallsBack: with no DHCP client installed the lab says so
+// and gives static routes.
+func TestNoDHCPClientFallsBack(t *testing.T) {
+	requireDHCP(t)
+	w := newWorld(t, dhcpTopo)
+	w.dp.DHCPClient = "mdctl-no-such-dhclient"
+	w.set("enable_isolated_metadata", "true")
+	w.startServe(server.AllComponents, nil)
+	w.waitDHCPServer("iso")
+	guests := w.labUp()
+	ns := w.guestNS("vm-iso", guests)
+	if r := metadataRoute(t, ns); !strings.Contains(r, "via 10.90.22.2") || !strings.Contains(r, "proto static") {
+		t.Errorf("fallback metadata route = %q", r)
+	}
+	waitServing(t, ns)
+}
+
+func hasAddr(ns, cidr string) error {
+	out, err := exec.Command("ip", "netns", "exec", ns, "ip", "-o", "addr", "show").Output()
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(string(out), " "+cidr+" ") {
+		return fmt.Errorf("%s lacks %s", ns, cidr)
+	}
+	return nil
+}
+
+// configGet is what `mdctl config get KEY` prints: the stored settings
+// resolved with defaults.
+func configGet(t *testing.T, w *world, key string) string {
+	t.Helper()
+	stored, err := w.st.Settings(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := store.Resolve(stored, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw[key]
+}

@@ -1,0 +1,240 @@
+package dataplane
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// How lab guests get their IPv4 routes (Options.GuestRoutes).
+const (
+	// GuestRoutesDHCP (the default) runs a real DHCP client in the guest
+	// against the network's dnsmasq, so the metadata route comes from an
+	// option 121 lease exactly as a VM's would. A guest falls back to
+	// static routes, with a warning, when no DHCP client is installed, its
+	// network has no DHCP server, or no dnsmasq answers yet (serve not
+	// running).
+	GuestRoutesDHCP = "dhcp"
+	// GuestRoutesStatic writes the routes DHCP would give (Guest.Routes).
+	GuestRoutesStatic = "static"
+)
+
+// DHCPClientBinary is ISC dhclient (Debian isc-dhcp-client). It is chosen
+// over busybox udhcpc because Debian installs it by default with option
+// 121 support, and it keeps renewing like a VM's client does; mdctl gives
+// it its own config and script (dhclient -cf/-sf) so the host's
+// resolv.conf and hooks are never run from a guest.
+const DHCPClientBinary = "dhclient"
+
+// dhclientTimeout bounds one lab guest's wait for a lease before falling
+// back to static routes.
+const dhclientTimeout = 15 * time.Second
+
+const dhclientConf = `# mdctl lab guest: ask for the classless static routes (RFC 3442).
+option rfc3442-classless-static-routes code 121 = array of unsigned integer 8;
+request subnet-mask, broadcast-address, routers, interface-mtu, rfc3442-classless-static-routes;
+timeout 15;
+retry 30;
+initial-interval 1;
+backoff-cutoff 2;
+`
+
+// dhclientScript applies a lease to the guest: the address, and the
+// option 121 routes (RFC 3442: the router option is ignored when 121 is
+// present), all with proto dhcp so anyone can tell them from static ones.
+const dhclientScript = `#!/bin/sh
+# mdctl lab guest DHCP script (dhclient -sf). Never touches the host.
+mask2len() {
+	l=0
+	for o in $(echo "$1" | tr . ' '); do
+		case $o in 255) l=$((l+8));; 254) l=$((l+7));; 252) l=$((l+6));; 248) l=$((l+5));;
+		240) l=$((l+4));; 224) l=$((l+3));; 192) l=$((l+2));; 128) l=$((l+1));; esac
+	done
+	echo $l
+}
+case "$reason" in
+PREINIT)
+	ip link set dev "$interface" up ;;
+BOUND|RENEW|REBIND|REBOOT)
+	ip -4 addr replace "$new_ip_address/$(mask2len "$new_subnet_mask")" dev "$interface"
+	ip -4 route flush dev "$interface" proto dhcp
+	if [ -n "$new_rfc3442_classless_static_routes" ]; then
+		set -- $new_rfc3442_classless_static_routes
+		while [ $# -ge 5 ]; do
+			w=$1; shift
+			n=$(( (w + 7) / 8 )); i=0; dst=""
+			while [ $i -lt 4 ]; do
+				if [ $i -lt $n ]; then o=$1; shift; else o=0; fi
+				dst="$dst${dst:+.}$o"; i=$((i+1))
+			done
+			gw="$1.$2.$3.$4"; shift 4
+			if [ "$gw" = 0.0.0.0 ]; then
+				ip -4 route replace "$dst/$w" dev "$interface" scope link proto dhcp
+			else
+				ip -4 route replace "$dst/$w" via "$gw" dev "$interface" proto dhcp
+			fi
+		done
+	elif [ -n "$new_routers" ]; then
+		set -- $new_routers
+		ip -4 route replace default via "$1" dev "$interface" proto dhcp
+	fi ;;
+EXPIRE|FAIL|RELEASE)
+	ip -4 route flush dev "$interface" proto dhcp ;;
+esac
+exit 0
+`
+
+// useDHCP says whether guest g gets its IPv4 routes from a DHCP client,
+// and why not when it does not.
+func useDHCP(opts Options, g Guest) (client string, why string) {
+	if opts.GuestRoutes == GuestRoutesStatic {
+		return "", ""
+	}
+	if g.DHCPServer == "" {
+		return "", "its network has no DHCP server (no DHCP port or no IPv4 DHCP subnet)"
+	}
+	client = opts.DHCPClient
+	if client == "" {
+		client = DHCPClientBinary
+	}
+	path, err := exec.LookPath(client)
+	if err != nil {
+		return "", fmt.Sprintf("no DHCP client installed (%s; Debian: apt-get install isc-dhcp-client)", client)
+	}
+	up, err := dhcpServerListening(DHCPNamespace(g.NetworkID))
+	if err != nil || !up {
+		return "", "no DHCP server answers in " + DHCPNamespace(g.NetworkID) + " yet (is mdctl serve running?)"
+	}
+	return path, ""
+}
+
+// dhcpServerListening reports whether a UDP socket on port 67 exists in ns.
+func dhcpServerListening(ns string) (bool, error) {
+	if ok, err := NamespaceExists(ns); err != nil || !ok {
+		return false, err
+	}
+	found := false
+	err := Do(ns, func() error {
+		f, err := os.Open("/proc/thread-self/net/udp")
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			if len(fields) > 1 && strings.HasSuffix(fields[1], ":0043") {
+				found = true
+			}
+		}
+		return sc.Err()
+	})
+	return found, err
+}
+
+func guestStateDir(opts Options, guestNS string) string { return opts.GuestStateDir(guestNS) }
+
+// GuestStateDir is where a lab guest's DHCP client keeps its config,
+// script, lease file (dhclient.leases) and pid.
+func (o Options) GuestStateDir(guestNS string) string {
+	return filepath.Join(o.withDefaults().StateDir, "lab", guestNS)
+}
+
+// runDHCPClient (re)starts the guest's DHCP client and waits for its first
+// lease: dhclient -1 returns once bound (or fails after its timeout) and
+// leaves a daemon renewing the lease, as a VM's client would.
+func runDHCPClient(ctx context.Context, opts Options, guestNS, client string) error {
+	dir := guestStateDir(opts, guestNS)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	stopDHCPClient(opts, guestNS)
+	conf, script := filepath.Join(dir, "dhclient.conf"), filepath.Join(dir, "dhclient-script")
+	if err := os.WriteFile(conf, []byte(dhclientConf), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(script, []byte(dhclientScript), 0o755); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, dhclientTimeout+5*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, client, "-1", "-v", "-cf", conf, "-sf", script,
+		"-lf", filepath.Join(dir, "dhclient.leases"), "-pf", filepath.Join(dir, "dhclient.pid"), GuestInterface)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := RunIn(guestNS, cmd); err != nil {
+		return fmt.Errorf("%s: %w: %s", filepath.Base(client), err, lastLines(out.String(), 3))
+	}
+	return nil
+}
+
+// stopDHCPClient ends the guest's DHCP client, if one runs.
+func stopDHCPClient(opts Options, guestNS string) {
+	pidFile := filepath.Join(guestStateDir(opts, guestNS), "dhclient.pid")
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return
+	}
+	os.Remove(pidFile)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !bytes.Contains(cmdline, []byte(guestStateDir(opts, guestNS))) {
+		return // gone, or the pid was reused by someone else
+	}
+	syscall.Kill(pid, syscall.SIGTERM)
+	for range 100 {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+}
+
+// removeGuestState stops the guest's DHCP client and forgets its lease.
+func removeGuestState(opts Options, guestNS string) {
+	stopDHCPClient(opts, guestNS)
+	os.RemoveAll(guestStateDir(opts, guestNS))
+}
+
+// flushDHCPRoutes removes routes a DHCP client installed (proto dhcp).
+func flushDHCPRoutes(n *nsLink, dev string) error {
+	l, err := n.linkByName(dev)
+	if err != nil || l == nil {
+		return err
+	}
+	rs, err := n.h.RouteList(l, netlink.FAMILY_V4)
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		if r.Protocol == unix.RTPROT_DHCP {
+			if err := n.h.RouteDel(&r); err != nil {
+				return fmt.Errorf("%s: remove DHCP route %s: %w", n.name, routeDst(r), err)
+			}
+		}
+	}
+	return nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
