@@ -1,0 +1,243 @@
+package tui
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/exp/teatest"
+
+	"github.com/mdctl/mdctl/server/events"
+)
+
+var t0 = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+
+func newTest(t *testing.T, o Options) *teatest.TestModel {
+	t.Helper()
+	if o.Nodes == nil {
+		o.Nodes = []string{"node1"}
+	}
+	o.Now = func() time.Time { return t0 }
+	o.Styles = NewStyles(io.Discard, false)
+	return teatest.NewTestModel(t, New(o), teatest.WithInitialTermSize(180, 40))
+}
+
+// hops sends the three events of one request, as serve's hops would.
+func hops(tm *teatest.TestModel, rid, inst, path string, status int, at time.Time) {
+	for i, h := range []string{events.HopAPI, events.HopAgent, events.HopProxy} { // innermost finishes first
+		e := events.Event{Time: at.Add(time.Duration(2-i) * time.Millisecond), RequestID: rid, Hop: h, Method: "GET", Path: path,
+			Status: status, Duration: time.Duration(i+1) * time.Millisecond, Mode: events.ModeRouter, SourceIP: "10.90.1.5"}
+		if h != events.HopProxy {
+			e.InstanceID, e.InstanceName = "id-"+inst, inst
+		}
+		tm.Send(EventMsg{Node: "node1", Event: e})
+	}
+}
+
+func waitFor(t *testing.T, tm *teatest.TestModel, subs ...string) {
+	t.Helper()
+	teatest.WaitFor(t, tm.Output(), func(b []byte) bool {
+		for _, s := range subs {
+			if !bytes.Contains(b, []byte(s)) {
+				return false
+			}
+		}
+		return true
+	}, teatest.WithDuration(5*time.Second), teatest.WithCheckInterval(20*time.Millisecond))
+}
+
+func final(t *testing.T, tm *teatest.TestModel) Model {
+	t.Helper()
+	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("q")})
+	return tm.FinalModel(t, teatest.WithFinalTimeout(5*time.Second)).(Model)
+}
+
+func rowInstances(m Model) []string {
+	var out []string
+	for _, r := range m.table.rows {
+		out = append(out, r.instance())
+	}
+	return out
+}
+
+func TestEventsJoinIntoRequestsNewestFirst(t *testing.T) {
+	tm := newTest(t, Options{})
+	hops(tm, "req-1", "vm-a", "/openstack/latest/meta_data.json", 200, t0.Add(-2*time.Second))
+	hops(tm, "req-2", "vm-b", "/latest/meta-data/", 404, t0.Add(-time.Second))
+	waitFor(t, tm, "vm-a", "vm-b", "/latest/meta-data/", "404")
+	m := final(t, tm)
+	if got := rowInstances(m); strings.Join(got, ",") != "vm-b,vm-a" {
+		t.Fatalf("rows %v, want vm-b then vm-a", got)
+	}
+	row := m.table.row(m.table.rows[1])
+	// TIME INSTANCE SOURCE MODE METHOD PATH STATUS TOTAL PROXY AGENT API
+	want := []string{"vm-a", "10.90.1.5", "router", "GET", "/openstack/latest/meta_data.json", "200", "3.0ms", "3.0ms", "2.0ms", "1.0ms"}
+	if strings.Join(row[1:], "|") != strings.Join(want, "|") {
+		t.Errorf("row %v, want %v", row[1:], want)
+	}
+	s := m.log.stats(t0, Window)
+	if s.n != 2 || s.errRate != 0 || s.p99 != 3*time.Millisecond {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+func TestFilter(t *testing.T) {
+	tests := []struct {
+		typed string
+		want  string
+	}{
+		{"instance=vm-b", "vm-b"},
+		{"status=404", "vm-b"},
+		{"status=2xx", "vm-c,vm-a"},
+		{"path=/openstack", "vm-c,vm-a"},
+		{"vm-c", "vm-c"},
+		{"meta-data status=4xx", "vm-b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.typed, func(t *testing.T) {
+			tm := newTest(t, Options{})
+			hops(tm, "req-1", "vm-a", "/openstack/latest/meta_data.json", 200, t0.Add(-3*time.Second))
+			hops(tm, "req-2", "vm-b", "/latest/meta-data/", 404, t0.Add(-2*time.Second))
+			hops(tm, "req-3", "vm-c", "/openstack/latest/user_data", 200, t0.Add(-time.Second))
+			waitFor(t, tm, "vm-c")
+			tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("/")})
+			tm.Type(tt.typed)
+			tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+			waitFor(t, tm, "filter: "+tt.typed)
+			m := final(t, tm)
+			if got := strings.Join(rowInstances(m), ","); got != tt.want {
+				t.Errorf("filter %q shows %s, want %s", tt.typed, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestBadFilterIsRefused(t *testing.T) {
+	tm := newTest(t, Options{})
+	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("/")})
+	tm.Type("status=abc")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "status=abc: use a code")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEsc})
+	m := final(t, tm)
+	if m.editing || m.filter.text != "" {
+		t.Errorf("editing=%v filter=%q after esc", m.editing, m.filter.text)
+	}
+}
+
+func TestPause(t *testing.T) {
+	tm := newTest(t, Options{})
+	hops(tm, "req-1", "vm-a", "/", 200, t0.Add(-2*time.Second))
+	waitFor(t, tm, "vm-a")
+	tm.Send(tea.KeyMsg{Type: tea.KeySpace, Runes: []rune(" ")})
+	hops(tm, "req-2", "vm-b", "/", 200, t0.Add(-time.Second))
+	waitFor(t, tm, "PAUSED (3 new)") // three hops' events
+	// Still paused: the table has not moved.
+	tm.Send(tea.KeyMsg{Type: tea.KeySpace, Runes: []rune(" ")})
+	waitFor(t, tm, "vm-b")
+	m := final(t, tm)
+	if m.head.paused || strings.Join(rowInstances(m), ",") != "vm-b,vm-a" {
+		t.Errorf("after unpause: paused=%v rows %v", m.head.paused, rowInstances(m))
+	}
+}
+
+func TestPausedTableDoesNotMove(t *testing.T) {
+	tm := newTest(t, Options{})
+	hops(tm, "req-1", "vm-a", "/", 200, t0.Add(-2*time.Second))
+	waitFor(t, tm, "vm-a")
+	tm.Send(tea.KeyMsg{Type: tea.KeySpace, Runes: []rune(" ")})
+	hops(tm, "req-2", "vm-b", "/", 200, t0.Add(-time.Second))
+	waitFor(t, tm, "PAUSED (3 new)")
+	m := final(t, tm)
+	if got := strings.Join(rowInstances(m), ","); got != "vm-a" {
+		t.Errorf("paused table shows %s, want only vm-a", got)
+	}
+}
+
+func TestDetailPane(t *testing.T) {
+	tm := newTest(t, Options{})
+	hops(tm, "req-1", "vm-a", "/openstack", 200, t0.Add(-2*time.Second))
+	tm.Send(EventMsg{Node: "node1", Event: events.Event{Time: t0.Add(-time.Second), RequestID: "req-2", Hop: events.HopProxy,
+		Method: "GET", Path: "/x", Status: 503, Duration: time.Millisecond, Mode: events.ModeDHCP, SourceIP: "10.90.2.9"}})
+	waitFor(t, tm, "10.90.2.9")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	// The newest (selected) request failed at the proxy: no agent or API event.
+	waitFor(t, tm, "request req-2", "GET /x → 503", "no event (not on this path")
+	tm.Send(tea.KeyMsg{Type: tea.KeyDown})
+	waitFor(t, tm, "request req-1", "id-vm-a")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEsc})
+	m := final(t, tm)
+	if m.showDet {
+		t.Error("detail pane still open after esc")
+	}
+	if r := m.table.selected(); r == nil || r.ID != "req-1" {
+		t.Errorf("selected %+v, want req-1", r)
+	}
+}
+
+func TestResize(t *testing.T) {
+	tm := newTest(t, Options{})
+	hops(tm, "req-1", "vm-a", "/openstack/latest/meta_data.json", 200, t0.Add(-time.Second))
+	waitFor(t, tm, "vm-a")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(tea.WindowSizeMsg{Width: 90, Height: 24})
+	waitFor(t, tm, "request req-1")
+	m := final(t, tm)
+	v := m.View()
+	if h := lipgloss.Height(v); h > 24 {
+		t.Errorf("view is %d lines in a 24-line window", h)
+	}
+	for i, l := range strings.Split(v, "\n") {
+		if w := lipgloss.Width(l); w > 90 {
+			t.Errorf("line %d is %d wide in a 90-column window: %q", i, w, l)
+		}
+	}
+	if m.table.t.Width() != 90 {
+		t.Errorf("table width %d", m.table.t.Width())
+	}
+}
+
+func TestReconnectMessage(t *testing.T) {
+	tm := newTest(t, Options{Nodes: []string{"/var/lib/mdctl/admin.sock"}})
+	waitFor(t, tm, "connecting to /var/lib/mdctl/admin.sock")
+	tm.Send(ConnMsg{Node: "/var/lib/mdctl/admin.sock", Up: true})
+	tm.Send(ConnMsg{Node: "/var/lib/mdctl/admin.sock", Err: errors.New("unexpected EOF")})
+	waitFor(t, tm, "lost /var/lib/mdctl/admin.sock: unexpected EOF; reconnecting")
+	tm.Send(ConnMsg{Node: "/var/lib/mdctl/admin.sock", Up: true, Reconnected: true})
+	waitFor(t, tm, "reconnected to /var/lib/mdctl/admin.sock (serve restarted)")
+	final(t, tm)
+}
+
+func TestTraceKey(t *testing.T) {
+	called := make(chan string, 1)
+	trace := func(_ context.Context, inst string) TraceResult {
+		called <- inst
+		return TraceResult{FailedHop: "iptables", Lines: []string{"iptables: no redirect rule for 169.254.169.254:80"}}
+	}
+	tm := newTest(t, Options{Trace: trace})
+	hops(tm, "req-1", "vm-a", "/", 200, t0.Add(-time.Second))
+	waitFor(t, tm, "vm-a")
+	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("t")})
+	waitFor(t, tm, "trace id-vm-a: fails at iptables", "no redirect rule")
+	if got := <-called; got != "id-vm-a" {
+		t.Errorf("traced %q, want the instance id", got)
+	}
+	final(t, tm)
+}
+
+func TestHelpAndNoTracer(t *testing.T) {
+	tm := newTest(t, Options{})
+	hops(tm, "req-1", "vm-a", "/", 200, t0.Add(-time.Second))
+	waitFor(t, tm, "vm-a")
+	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("t")})
+	waitFor(t, tm, "tracing is not available")
+	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("?")})
+	waitFor(t, tm, "trace instance", "details", "close")
+	final(t, tm)
+}

@@ -1,0 +1,138 @@
+package tui
+
+import (
+	"slices"
+	"time"
+
+	"github.com/mdctl/mdctl/server/events"
+)
+
+// request is one guest request as the hops saw it, joined by request id.
+type request struct {
+	ID    string
+	Node  string // the admin endpoint its first event came from
+	First time.Time
+	Hops  map[string]events.Event
+}
+
+// pick returns the field from the outermost hop that knows it: the proxy
+// saw what the guest saw, the agent knows who the guest is.
+func (r *request) pick(f func(events.Event) string) string {
+	for _, h := range [...]string{events.HopProxy, events.HopAgent, events.HopAPI} {
+		if e, ok := r.Hops[h]; ok {
+			if v := f(e); v != "" {
+				return v
+			}
+		}
+	}
+	return ""
+}
+
+func (r *request) instance() string {
+	if n := r.pick(func(e events.Event) string { return e.InstanceName }); n != "" {
+		return n
+	}
+	return r.pick(func(e events.Event) string { return e.InstanceID })
+}
+
+func (r *request) outer() events.Event {
+	for _, h := range events.Hops {
+		if e, ok := r.Hops[h]; ok {
+			return e
+		}
+	}
+	return events.Event{}
+}
+
+// status is what the guest got: the outermost hop's status.
+func (r *request) status() int { return r.outer().Status }
+
+// total is the outermost hop's time, which includes the hops behind it.
+func (r *request) total() time.Duration { return r.outer().Duration }
+
+func (r *request) failed() bool {
+	for _, e := range r.Hops {
+		if e.Failed() {
+			return true
+		}
+	}
+	return false
+}
+
+// requestLog keeps the newest requests, bounded.
+type requestLog struct {
+	max   int
+	byID  map[string]*request
+	order []*request // oldest first
+}
+
+func newRequestLog(max int) *requestLog {
+	return &requestLog{max: max, byID: map[string]*request{}}
+}
+
+// add files e under its request, making the request on its first event.
+func (l *requestLog) add(node string, e events.Event) {
+	id := e.RequestID
+	if id == "" {
+		id = node + "/" + e.Hop + "/" + e.Time.String() // no id: its own request
+	}
+	r, ok := l.byID[id]
+	if !ok {
+		r = &request{ID: id, Node: node, First: e.Time, Hops: map[string]events.Event{}}
+		l.byID[id] = r
+		l.order = append(l.order, r)
+		if len(l.order) > l.max {
+			drop := len(l.order) - l.max
+			for _, old := range l.order[:drop] {
+				delete(l.byID, old.ID)
+			}
+			l.order = slices.Delete(l.order, 0, drop)
+		}
+	}
+	if e.Time.Before(r.First) {
+		r.First = e.Time
+	}
+	r.Hops[e.Hop] = e
+}
+
+// newestFirst returns the requests passing f, newest first.
+func (l *requestLog) newestFirst(f filter) []*request {
+	out := make([]*request, 0, len(l.order))
+	for i := len(l.order) - 1; i >= 0; i-- {
+		if f.match(l.order[i]) {
+			out = append(out, l.order[i])
+		}
+	}
+	slices.SortStableFunc(out, func(a, b *request) int { return b.First.Compare(a.First) })
+	return out
+}
+
+// stats are the header's numbers over a window.
+type stats struct {
+	rate, errRate float64
+	p99           time.Duration
+	n             int
+}
+
+func (l *requestLog) stats(now time.Time, window time.Duration) stats {
+	var lat []time.Duration
+	failed := 0
+	for i := len(l.order) - 1; i >= 0; i-- {
+		r := l.order[i]
+		if now.Sub(r.First) > window {
+			continue // not break: several nodes' clocks interleave
+		}
+		lat = append(lat, r.total())
+		if r.failed() {
+			failed++
+		}
+	}
+	s := stats{n: len(lat), rate: float64(len(lat)) / window.Seconds()}
+	if len(lat) == 0 {
+		return s
+	}
+	s.errRate = float64(failed) / float64(len(lat))
+	slices.Sort(lat)
+	s.p99 = lat[(len(lat)*99+99)/100-1]
+	return s
+}
