@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -347,7 +348,7 @@ func checkRouterRules(ctx context.Context, t *target) Hop {
 		if strings.HasPrefix(problems[0], "ip6tables") {
 			bin = "ip6tables"
 		}
-		h.Hint = fmt.Sprintf("%s (rewrites mdctl's rules); remove any rule ahead of them; inspect: ip netns exec %s %s -t nat -S", t.fixHint(), ns, bin)
+		h.Hint = iptablesHint(problems[0], bin, ns, t.fixHint())
 		return h
 	}
 	h.OK = true
@@ -407,6 +408,28 @@ func routerFamily(ns string, t *target, v6 bool) (problems, evidence []string, e
 		return nil
 	})
 	return problems, evidence, err
+}
+
+// shadowRef finds "<table> <chain> rule <n>" in a finding; the last one
+// is the rule that stops the packet (after any jumps that led to it).
+var shadowRef = regexp.MustCompile(`(mangle|nat|filter) (\S+) rule (\d+) `)
+
+// iptablesHint: a foreign rule ahead of mdctl's gets its exact delete
+// command (mdctl does not own it, so Fix leaves it); missing rules are
+// Fix's to rewrite.
+func iptablesHint(problem, bin, ns, fix string) string {
+	if m := shadowRef.FindAllStringSubmatch(problem, -1); len(m) > 0 {
+		last := m[len(m)-1]
+		return fmt.Sprintf("if that rule is not needed: ip netns exec %s %s -t %s -D %s %s (mdctl does not own it; --fix leaves it); inspect: ip netns exec %s %s -t %s -S %s",
+			ns, bin, last[1], last[2], last[3], ns, bin, last[1], last[2])
+	}
+	table := "nat"
+	for _, tb := range []string{"mangle", "filter"} {
+		if strings.Contains(problem, " -t "+tb+":") {
+			table = tb
+		}
+	}
+	return fmt.Sprintf("%s (rewrites mdctl's rules); inspect: ip netns exec %s %s -t %s -S", fix, ns, bin, table)
 }
 
 func containsLine(have []string, want string) bool {
@@ -483,12 +506,14 @@ func checkProxy(ctx context.Context, o Options, t *target) Hop {
 		switch {
 		case errors.Is(err, unix.ECONNREFUSED):
 			h.Detail = fmt.Sprintf("nothing listens on %s in %s (connection refused)", where, ns)
+			h.Hint = "run the proxy: mdctl serve (its components must include proxy), or systemctl restart mdctl; serve re-opens a lost listener within one poll"
 		case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 			h.Detail = fmt.Sprintf("no answer from %s in %s within %v", where, ns, o.Timeout)
+			h.Hint = "something drops or holds the connection: ip netns exec " + ns + " iptables -S INPUT; if the proxy hangs, restart serve (systemctl restart mdctl)"
 		default:
 			h.Detail = fmt.Sprintf("probe of %s in %s failed: %s", where, ns, rootCause(err))
+			h.Hint = "ip netns exec " + ns + " ip -br addr; " + t.fixHint()
 		}
-		h.Hint = "run the proxy: mdctl serve (its components must include proxy), or systemctl restart mdctl; serve re-opens a lost listener within one poll"
 		return h
 	}
 	h.OK = true

@@ -175,11 +175,17 @@ func TestTraceFaults(t *testing.T) {
 		{"REDIRECT rule deleted", func(t *testing.T, w *world, g map[string]string) {
 			inNS(t, w.routerNS("r1"), "iptables", "-t", "nat", "-D", dataplane.ChainPrerouting,
 				"-d", "169.254.169.254/32", "-i", "qr-+", "-p", "tcp", "-m", "tcp", "--dport", "80", "-j", "REDIRECT", "--to-ports", "9697")
-		}, HopIPTables, []string{"missing", "REDIRECT", "--fix"}, true},
+		}, HopIPTables, []string{"missing", "REDIRECT", "--fix", "iptables -t nat -S"}, true},
 		{"ACCEPT inserted ahead of the REDIRECT", func(t *testing.T, w *world, g map[string]string) {
 			inNS(t, w.routerNS("r1"), "iptables", "-t", "nat", "-I", "PREROUTING", "1",
 				"-d", "169.254.169.254/32", "-p", "tcp", "--dport", "80", "-j", "ACCEPT")
-		}, HopIPTables, []string{"rule 1 ACCEPTs"}, false},
+		}, HopIPTables, []string{"nat PREROUTING rule 1 ACCEPTs", "iptables -t nat -D PREROUTING 1"}, false},
+		{"INPUT drops the redirected request", func(t *testing.T, w *world, g map[string]string) {
+			inNS(t, w.routerNS("r1"), "iptables", "-I", "INPUT", "1", "-p", "tcp", "--dport", "9697", "-j", "DROP")
+		}, HopIPTables, []string{"filter INPUT rule 1 DROPs", "iptables -t filter -D INPUT 1"}, false},
+		{"mangle ACCEPT ahead of the MARK", func(t *testing.T, w *world, g map[string]string) {
+			inNS(t, w.routerNS("r1"), "iptables", "-t", "mangle", "-I", "PREROUTING", "1", "-i", "qr-+", "-j", "ACCEPT")
+		}, HopIPTables, []string{"mangle PREROUTING rule 1 ACCEPTs", "iptables -t mangle -D PREROUTING 1"}, false},
 		{"socket removed", func(t *testing.T, w *world, g map[string]string) {
 			if err := os.Remove(filepath.Join(w.dir, server.AgentSocketName)); err != nil {
 				t.Fatal(err)
