@@ -1,0 +1,71 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mdctl/mdctl/server"
+	"github.com/mdctl/mdctl/server/dataplane"
+)
+
+// Dual-stack networks with ULA SLAAC subnets: a routed one and an isolated one.
+const ipv6Topo = `
+settings:
+  metadata_proxy_shared_secret: s3cret
+  enable_isolated_metadata: "true"
+routers:
+  - {name: r1, project: demo}
+networks:
+  - {name: routed6, project: demo, cidr: 10.90.31.0/24, ipv6_cidr: "fd90:31::/64", router: r1}
+  - {name: iso6, project: demo, cidr: 10.90.32.0/24, ipv6_cidr: "fd90:32::/64"}
+instances:
+  - {name: vm6-routed, project: demo, network: routed6, ip: 10.90.31.10}
+  - {name: vm6-iso, project: demo, network: iso6, ip: 10.90.32.10}
+`
+
+// metadataURL6 is what a guest asks over IPv6: the link-local metadata
+// address scoped to its NIC.
+const metadataURL6 = "http://[" + dataplane.MetadataIPv6 + "%" + dataplane.GuestInterface + "]/openstack/latest/meta_data.json"
+
+func waitServing6(t *testing.T, ns, wantName string) {
+	t.Helper()
+	waitFor(t, 15*time.Second, "IPv6 metadata in "+ns, func() error {
+		out, stderr, err := inGuest(t, ns, 10*time.Second, "curl", "-g", "-sf", "-m", "5", metadataURL6)
+		if err != nil || !strings.Contains(out, `"name": "`+wantName+`"`) {
+			return fmt.Errorf("curl -g %s: %v %s %.200s", metadataURL6, err, stderr, out)
+		}
+		return nil
+	})
+}
+
+// TestIPv6MetadataBothPaths: curl -g http://[fe80::a9fe:a9fe%eth0]/… works
+// through the router (ip6tables REDIRECT; the guest routes
+// fe80::a9fe:a9fe/128 via the router's link-local address, as neutron's
+// radvd announces) and through the DHCP namespace of an isolated network
+// (fe80::a9fe:a9fe/128 on the DHCP port, reached on-link).
+func TestIPv6MetadataBothPaths(t *testing.T) {
+	w := newWorld(t, ipv6Topo)
+	w.startServe(server.AllComponents, nil)
+	guests := w.labUp()
+	routed, iso := w.guestNS("vm6-routed", guests), w.guestNS("vm6-iso", guests)
+
+	t.Run("router", func(t *testing.T) {
+		g := guests["vm6-routed"]
+		if g.MetadataHop6 == "" {
+			t.Fatalf("routed guest has no IPv6 metadata hop: %+v", g)
+		}
+		out, _, err := inGuest(t, routed, 5*time.Second, "ip", "-6", "route", "show", dataplane.MetadataIPv6)
+		if err != nil || !strings.Contains(out, "via "+g.MetadataHop6) {
+			t.Fatalf("route to %s: %q %v; want via the router's link-local %s", dataplane.MetadataIPv6, out, err, g.MetadataHop6)
+		}
+		waitServing6(t, routed, "vm6-routed")
+	})
+	t.Run("dhcp", func(t *testing.T) {
+		if g := guests["vm6-iso"]; g.MetadataHop6 != "" {
+			t.Errorf("isolated guest routes IPv6 metadata via %s, want on-link", g.MetadataHop6)
+		}
+		waitServing6(t, iso, "vm6-iso")
+	})
+}
