@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mdctl/mdctl/tui"
+)
+
+type tuiOptions struct {
+	IO      *iostreams
+	DataDir string
+	Servers []string
+	// Trace runs the tracer on `t`.
+	Trace tui.TraceFunc
+}
+
+func newCmdTUI(f *factory, runF func(context.Context, *tuiOptions) error) *cobra.Command {
+	opts := &tuiOptions{IO: f.IO}
+	cmd := &cobra.Command{
+		Use:   "tui",
+		Short: "Watch serve's requests live",
+		Long: `Tui shows every metadata request a running mdctl serve handles, newest
+first, with its instance, source, mode, path, status and the time spent at
+each hop (proxy, agent, API), and a header with requests/s, error rate and
+p99 over the last 10 seconds. It reconnects when serve restarts.
+
+Keys: / filter (instance=NAME path=PREFIX status=404|5xx|error, or words),
+space pause, enter details, t trace the selected instance, ? help, q quit.
+Colours follow the terminal and NO_COLOR.`,
+		Example: `  mdctl tui
+  mdctl tui --server /var/lib/mdctl/admin.sock --server http://10.0.0.6:8776`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.DataDir = f.DataDir
+			if len(opts.Servers) == 0 {
+				opts.Servers = []string{adminAddr(f.DataDir, "")}
+			}
+			opts.Trace = traceCommand(f.DataDir, f.DB)
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			_, noColor := os.LookupEnv("NO_COLOR")
+			return tui.Run(cmd.Context(), opts.Servers, opts.Trace, os.Stdin, os.Stdout, !noColor)
+		},
+	}
+	cmd.Flags().StringArrayVar(&opts.Servers, "server", nil, "admin endpoint to watch: a socket path or http://host:port (repeatable; default <data-dir>/admin.sock)")
+	return cmd
+}
+
+// traceJSON is `mdctl trace --json`'s contract (CLI.md).
+type traceJSON struct {
+	OK        bool   `json:"ok"`
+	FailedHop string `json:"failed_hop"`
+	Hops      []struct {
+		Name   string  `json:"name"`
+		OK     bool    `json:"ok"`
+		MS     float64 `json:"ms"`
+		Detail string  `json:"detail"`
+		Hint   string  `json:"hint"`
+	} `json:"hops"`
+}
+
+// traceCommand runs this binary's `mdctl trace INSTANCE --json`, so the
+// TUI shows exactly what the command says, as the issue asks.
+func traceCommand(dataDir, db string) tui.TraceFunc {
+	return func(ctx context.Context, instance string) tui.TraceResult {
+		exe, err := os.Executable()
+		if err != nil {
+			return tui.TraceResult{Err: fmt.Errorf("find mdctl: %w", err)}
+		}
+		args := []string{"--data-dir", dataDir, "trace", instance, "--json"}
+		if db != "" {
+			args = append([]string{"--db", db}, args...)
+		}
+		var out, errOut bytes.Buffer
+		c := exec.CommandContext(ctx, exe, args...)
+		c.Stdout, c.Stderr = &out, &errOut
+		runErr := c.Run() // exit 1 is a failed hop, with JSON all the same
+		return parseTrace(out.Bytes(), errOut.String(), runErr)
+	}
+}
+
+func parseTrace(out []byte, errOut string, runErr error) tui.TraceResult {
+	var tj traceJSON
+	if err := json.Unmarshal(out, &tj); err != nil {
+		msg := strings.TrimSpace(errOut)
+		if msg == "" && runErr != nil {
+			msg = runErr.Error()
+		}
+		return tui.TraceResult{Err: fmt.Errorf("mdctl trace: %s", orText(msg, "no JSON answer"))}
+	}
+	tr := tui.TraceResult{OK: tj.OK, FailedHop: tj.FailedHop}
+	for _, h := range tj.Hops {
+		mark := "ok  "
+		if !h.OK {
+			mark = "FAIL"
+		}
+		l := fmt.Sprintf("%s %-9s %6.1fms  %s", mark, h.Name, h.MS, h.Detail)
+		if h.Hint != "" {
+			l += " — " + h.Hint
+		}
+		tr.Lines = append(tr.Lines, l)
+	}
+	return tr
+}
+
+func orText(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestTUIFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		want func(dir string) []string
+	}{
+		{nil, func(dir string) []string { return []string{filepath.Join(dir, "admin.sock")} }},
+		{[]string{"--server", "/a.sock", "--server", "http://10.0.0.6:8776"}, func(string) []string {
+			return []string{"/a.sock", "http://10.0.0.6:8776"}
+		}},
+	}
+	for _, tt := range tests {
+		dir := t.TempDir()
+		io, _, _, _ := testIO()
+		f := &factory{IO: io, DataDir: dir}
+		var got *tuiOptions
+		cmd := newCmdTUI(f, func(_ context.Context, o *tuiOptions) error { got = o; return nil })
+		cmd.SetArgs(tt.args)
+		if err := cmd.Execute(); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(got.Servers, ",") != strings.Join(tt.want(dir), ",") || got.Trace == nil {
+			t.Errorf("%v: servers %v, want %v", tt.args, got.Servers, tt.want(dir))
+		}
+	}
+}
+
+func TestParseTrace(t *testing.T) {
+	out := `{"instance":"vm1","instance_id":"u","mode":"router","ok":false,"failed_hop":"iptables",
+	 "hops":[{"name":"route","ok":true,"ms":0.4,"detail":"via qr-1","hint":""},
+	         {"name":"iptables","ok":false,"ms":1.2,"detail":"no redirect","hint":"run mdctl serve"}]}`
+	tr := parseTrace([]byte(out), "", errors.New("exit status 1"))
+	if tr.Err != nil || tr.OK || tr.FailedHop != "iptables" || len(tr.Lines) != 2 ||
+		!strings.Contains(tr.Lines[1], "FAIL iptables") || !strings.Contains(tr.Lines[1], "run mdctl serve") {
+		t.Errorf("%+v", tr)
+	}
+	tr = parseTrace(nil, "mdctl: unknown command \"trace\"\n", errors.New("exit status 2"))
+	if tr.Err == nil || !strings.Contains(tr.Err.Error(), "unknown command") {
+		t.Errorf("%+v", tr)
+	}
+}
