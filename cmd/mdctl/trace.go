@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mdctl/mdctl/diag"
+	"github.com/mdctl/mdctl/server/dataplane"
+	"github.com/mdctl/mdctl/store"
+)
+
+// trace's wiring: diag walks the hops; this file only parses flags and prints.
+
+type traceOptions struct {
+	IO        *iostreams
+	Store     func(context.Context) (store.Store, error)
+	DataDir   string
+	Instance  string
+	JSON      bool
+	Fix       bool
+	Timeout   time.Duration
+	Overrides map[string]string
+	Dataplane dataplane.Options
+}
+
+func newCmdTrace(f *factory, runF func(context.Context, *traceOptions) error) *cobra.Command {
+	opts := &traceOptions{IO: f.IO, Store: f.OpenStore, Dataplane: dataplane.Options{
+		SegmentNamespace: dataplane.DefaultSegmentNamespace, GuestPrefix: dataplane.DefaultGuestPrefix,
+	}}
+	var sets []string
+	cmd := &cobra.Command{
+		Use:   "trace INSTANCE",
+		Short: "Walk a guest's metadata request hop by hop and name the hop that fails",
+		Long: `Trace checks, in order, the hops a guest's request to 169.254.169.254 crosses:
+route, namespace, iptables, proxy, socket, agent, api, metadata. Each hop says
+what it saw, how long it took and, when it fails, the command or setting that
+fixes it. Hops after the first failure are still checked where they can be.
+It reads the guest's route from its lab namespace when there is one.
+
+Read-only unless --fix: then it repairs what mdctl owns (namespaces, rules,
+addresses, the socket's mode, lab guests) after saying what it will do.
+Exit 0 when every hop passes, 1 when one fails.`,
+		Example: `  mdctl trace vm1
+  mdctl trace vm1 --json | jq .failed_hop
+  mdctl trace vm1 --fix
+  mdctl trace vm1 --set metadata_proxy_shared_secret=node-b-secret   # sign as another node would`,
+		Args: exactArgs(1, "one INSTANCE (name or id)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Instance, opts.DataDir = args[0], f.DataDir
+			var err error
+			if opts.Overrides, err = parseSets(sets); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return traceRun(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&opts.JSON, "json", false, "print one JSON object (CLI.md's shape) instead of text")
+	fl.BoolVar(&opts.Fix, "fix", false, "repair what mdctl owns, then trace again")
+	fl.DurationVar(&opts.Timeout, "timeout", diag.DefaultTimeout, "time limit of each check")
+	fl.StringArrayVar(&sets, "set", nil, "trace with a setting overridden, KEY=VALUE (as serve --set)")
+	return cmd
+}
+
+func traceRun(ctx context.Context, opts *traceOptions) error {
+	st, err := opts.Store(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	o := diag.Options{
+		Store: st, DataDir: opts.DataDir, Overrides: opts.Overrides,
+		Dataplane: opts.Dataplane, Timeout: opts.Timeout,
+	}
+	r := diag.Trace(ctx, o, opts.Instance)
+	if opts.Fix && !r.OK && r.Error == "" {
+		if err := printTrace(opts, r); err != nil {
+			return err
+		}
+		if err := diag.Fix(ctx, o, r, opts.IO.ErrOut); err != nil {
+			return fmt.Errorf("trace --fix: %w", err)
+		}
+		// serve's loop re-opens a recreated namespace's listener within a
+		// tick or two, so the verdict after a fix gets a few short tries.
+		for try := 0; try < 8; try++ {
+			if r = diag.Trace(ctx, o, opts.Instance); r.OK {
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	if err := printTrace(opts, r); err != nil {
+		return err
+	}
+	if !r.OK {
+		return &exitError{code: exitFail, err: traceFailure(r)}
+	}
+	return nil
+}
+
+func printTrace(opts *traceOptions, r diag.Report) error {
+	if opts.JSON {
+		return r.WriteJSON(opts.IO.Out)
+	}
+	return r.WriteText(opts.IO.Out, opts.IO.Color)
+}
+
+// traceFailure is the one-line summary on stderr; the report itself says more.
+func traceFailure(r diag.Report) error {
+	if r.Error != "" {
+		return fmt.Errorf("trace %s: %s", r.Instance, r.Error)
+	}
+	return fmt.Errorf("trace %s: hop %q fails: %s", r.Instance, r.FailedHop, r.Hop(r.FailedHop).Detail)
+}
