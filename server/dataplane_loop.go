@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mdctl/mdctl/server/dataplane"
+	"github.com/mdctl/mdctl/server/events"
 	"github.com/mdctl/mdctl/server/proxy"
 	"github.com/mdctl/mdctl/store"
 )
@@ -30,9 +31,11 @@ type dataplaneLoop struct {
 	log  *slog.Logger
 	poll time.Duration
 
-	desired  dataplane.Desired
-	lastErr  string
-	reported bool
+	// failures counts every failed reconcile attempt for /metrics.
+	failures *events.Counter
+
+	desired dataplane.Desired
+	lastErr string
 }
 
 func (l *dataplaneLoop) Run(ctx context.Context) error {
@@ -73,6 +76,7 @@ func (l *dataplaneLoop) report(err error) {
 	msg := ""
 	if err != nil {
 		msg = err.Error()
+		l.failures.Inc()
 	}
 	if msg == l.lastErr {
 		return

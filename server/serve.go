@@ -137,6 +137,7 @@ func Run(ctx context.Context, o Options) error {
 		loop := &dataplaneLoop{
 			store: o.Store, live: live, rec: dataplane.NewReconciler(o.Dataplane), mgr: mgr,
 			log: o.Logger.With("component", "dataplane"), poll: o.Poll,
+			failures: bus.Metrics().Counter(events.ReconcileErrors, "Failed data-plane reconcile attempts."),
 		}
 		g.Go(reg.Track("proxy", "", func() error { return wrap("proxy", mgr.Run(ctx)) }))
 		g.Go(reg.Track("dataplane", "", func() error { return wrap("dataplane", loop.Run(ctx)) }))
@@ -144,7 +145,8 @@ func Run(ctx context.Context, o Options) error {
 	if has(ComponentConfigDrive) {
 		// Config drives: see configdrives.go.
 		cd := newConfigDriveLoop(o.Store, live, o.DataDir, o.Poll, o.Logger.With("component", ComponentConfigDrive))
-		g.Go(func() error { return wrap(ComponentConfigDrive, cd.Run(ctx)) })
+		dir := filepath.Join(o.DataDir, ConfigDrivesDirName)
+		g.Go(reg.Track(ComponentConfigDrive, dir, func() error { return wrap(ComponentConfigDrive, cd.Run(ctx)) }))
 	}
 	return g.Wait()
 }
