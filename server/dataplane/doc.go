@@ -26,6 +26,16 @@
 // is not DHCP-served and SubnetPlan.MetadataHop is the option 121 next hop.
 // Every veth's other end is tap<port[:11]> on brq<network[:11]>.
 //
+// DHCP: Desired.DHCPServers has one entry per network with a DHCP port and
+// an IPv4 DHCP subnet, whether or not it serves metadata (guests need their
+// routes either way), so a qdhcp namespace exists for each; the switches
+// only add or remove the metadata addresses. Dnsmasq (Sync/Close) runs
+// one /usr/sbin/dnsmasq per server inside its namespace with neutron's
+// hosts file, opts file (DHCPOpts: option 121 and 249 as neutron orders
+// them) and static --dhcp-range per subnet, and sends SIGHUP when a switch
+// rewrites the opts, so a guest's next renewal carries the new route.
+// Files live under Options.DHCPStateDir().
+//
 // Reconciler.Apply(ctx, d) makes the kernel match: idempotent, adopting what
 // exists, and removing only what carries this mdctl's owner mark (an alias
 // on lo of each namespace it made, and on each segment link), so neutron's
@@ -44,6 +54,11 @@
 // Lab guests (mdctl lab): Guests(d, instance views) gives one Guest per
 // instance port; LabUp builds a namespace per guest (GuestNamespace: prefix
 // + instance name) with eth0 carrying the port's MAC and addresses, its tap
-// on the network's bridge, and the routes DHCP would push (Guest.Routes);
+// on the network's bridge, and its IPv4 routes from a real DHCP lease
+// (dhclient with mdctl's own config and script, routes proto dhcp) or,
+// with Options.GuestRoutes static or when no client or server is there,
+// the static routes DHCP would push (Guest.Routes). IPv6 routes are
+// static, as RAs would give them, fe80::a9fe:a9fe/128 via the router's
+// link-local address on routed networks (neutron's radvd route);
 // LabStatus inspects, LabExec runs a command inside, LabDown removes them.
 package dataplane

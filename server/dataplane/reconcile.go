@@ -287,5 +287,7 @@ func (r *Reconciler) Teardown(ctx context.Context) error {
 	}
 	err = r.apply(ctx, Desired{})
 	err = errors.Join(err, os.RemoveAll(r.opts.DHCPStateDir()))
+	os.Remove(filepath.Join(r.opts.StateDir, "lab")) // only when no guest is left
+	os.Remove(r.opts.StateDir)
 	return errors.Join(err, DeleteNamespace(r.opts.SegmentNamespace))
 }
