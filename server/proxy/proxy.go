@@ -16,12 +16,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/netip"
 	"net/url"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/mdctl/mdctl/server/events"
 	"github.com/mdctl/mdctl/store"
 )
@@ -40,6 +38,10 @@ const (
 	DefaultMaxConns = 1024
 	// maxHeaderBytes is haproxy's default tune.bufsize.
 	maxHeaderBytes = 16 << 10
+	// maxIdleAgentConns keeps a keep-alive connection to the agent for
+	// every guest connection a busy listener serves at once, so a load of
+	// many guests reuses connections instead of dialing per request.
+	maxIdleAgentConns = 256
 )
 
 // Identity says whose listener this is; exactly one field is set.
@@ -81,9 +83,10 @@ type Options struct {
 type Proxy struct {
 	opts      Options
 	log       *slog.Logger
-	transport *http.Transport
+	transport *agentTransport
 	rt        http.RoundTripper // transport, unless a test captures requests
-	now       func() time.Time  // the rate limiter's clock; tests move it
+	ids       *requestIDs
+	now       func() time.Time // the rate limiter's clock; tests move it
 }
 
 // agentURL is where requests go; the transport dials the socket whatever
@@ -100,20 +103,11 @@ func New(o Options) *Proxy {
 	}
 	sock := o.AgentSocket
 	p := &Proxy{
-		opts: o,
-		log:  o.Logger.With("component", "proxy"),
-		now:  time.Now,
-		transport: &http.Transport{
-			Proxy: nil,
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				return (&net.Dialer{Timeout: DialTimeout}).DialContext(ctx, "unix", sock)
-			},
-			DisableCompression:    true,
-			MaxIdleConns:          256,
-			MaxIdleConnsPerHost:   256,
-			IdleConnTimeout:       KeepAliveTimeout,
-			ResponseHeaderTimeout: ServerTimeout,
-		},
+		opts:      o,
+		log:       o.Logger.With("component", "proxy"),
+		now:       time.Now,
+		transport: newAgentTransport(sock, maxIdleAgentConns),
+		ids:       newRequestIDs(),
 	}
 	p.rt = p.transport
 	return p
@@ -156,14 +150,12 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, id Identity) error {
 func (p *Proxy) Handler(id Identity) http.Handler { return p.handler(id, newLimiter()) }
 
 func (p *Proxy) handler(id Identity, lim *limiter) http.Handler {
-	rp := &httputil.ReverseProxy{
-		Transport: p.rt,
-		Rewrite:   func(pr *httputil.ProxyRequest) { rewrite(pr, id) },
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			p.agentError(w, r, err)
-		},
-		ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+	// The identity headers are the same on every request of a listener.
+	idName, idValue := []string{"X-Neutron-Router-ID"}, []string{id.RouterID}
+	if id.RouterID == "" {
+		idName, idValue = []string{"X-Neutron-Network-ID"}, []string{id.NetworkID}
 	}
+	key := http.CanonicalHeaderKey(idName[0])
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		peer, err := peerIP(r.RemoteAddr)
@@ -172,22 +164,22 @@ func (p *Proxy) handler(id Identity, lim *limiter) http.Handler {
 			haproxyError(w, http.StatusBadRequest)
 			return
 		}
-		rid := "req-" + uuid.NewString()
-		log := p.log.With("request_id", rid, "listener", id.String(), "src", peer.String())
+		rid := p.ids.next()
 		if p.limited(r.Context(), lim, peer) {
-			log.Warn("rate limited", "method", r.Method, "path", r.URL.Path)
+			p.log.Warn("rate limited", "request_id", rid, "listener", id.String(), "src", peer.String(),
+				"method", r.Method, "path", r.URL.Path)
 			haproxyError(w, http.StatusTooManyRequests)
 			p.opts.Events.Metrics().Counter(events.RateLimited, "Requests the proxy refused with 429.").Inc()
 			p.emit(id, r, rid, peer, start, http.StatusTooManyRequests, 0)
 			return
 		}
-		// The handler's view of the request carries the peer and the id
-		// to Rewrite, which sees only the clone.
-		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, reqInfo{peer: peer, rid: rid}))
-		sw := &statusWriter{ResponseWriter: w}
-		rp.ServeHTTP(sw, r)
-		log.Info("metadata request", "method", r.Method, "path", r.URL.Path, "status", sw.status(), "duration", time.Since(start))
-		p.emit(id, r, rid, peer, start, sw.status(), sw.bytes)
+		out := outRequest(r, peer, key, idValue, rid)
+		status, n := p.forward(w, r, out)
+		if p.log.Enabled(r.Context(), slog.LevelDebug) {
+			p.log.Debug("metadata request", "request_id", rid, "listener", id.String(), "src", peer.String(),
+				"method", r.Method, "path", r.URL.Path, "status", status, "duration", time.Since(start))
+		}
+		p.emit(id, r, rid, peer, start, status, n)
 	})
 }
 
@@ -207,28 +199,6 @@ func (p *Proxy) emit(id Identity, r *http.Request, rid string, peer netip.Addr, 
 	})
 }
 
-type ctxKey struct{}
-
-type reqInfo struct {
-	peer netip.Addr
-	rid  string
-}
-
-// rewrite builds the agent's request: the guest's identity headers go,
-// the proxy's own take their place.
-func rewrite(pr *httputil.ProxyRequest, id Identity) {
-	info, _ := pr.In.Context().Value(ctxKey{}).(reqInfo)
-	pr.SetURL(agentURL)
-	scrub(pr.Out.Header)
-	pr.Out.Header.Set("X-Forwarded-For", info.peer.String())
-	if id.RouterID != "" {
-		pr.Out.Header.Set("X-Neutron-Router-ID", id.RouterID)
-	} else {
-		pr.Out.Header.Set("X-Neutron-Network-ID", id.NetworkID)
-	}
-	pr.Out.Header.Set("X-Request-ID", info.rid)
-}
-
 // peerIP is the guest's address, unmapped (a dual-stack listener sees
 // IPv4 guests as ::ffff:a.b.c.d).
 func peerIP(remote string) (netip.Addr, error) {
@@ -242,7 +212,7 @@ func peerIP(remote string) (netip.Addr, error) {
 // agentError answers as haproxy does when its server fails: 503 when the
 // agent cannot be reached, 504 when it does not answer in time, 502 for a
 // broken answer.
-func (p *Proxy) agentError(w http.ResponseWriter, r *http.Request, err error) {
+func (p *Proxy) agentError(w http.ResponseWriter, r *http.Request, err error) int {
 	code := http.StatusBadGateway
 	var op *net.OpError
 	var ne net.Error
@@ -252,10 +222,11 @@ func (p *Proxy) agentError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		code = http.StatusGatewayTimeout
 	case errors.Is(err, context.Canceled):
-		return // the guest went away; nobody to answer
+		return 0 // the guest went away; nobody to answer
 	}
 	p.log.Warn("agent hop failed", "socket", p.opts.AgentSocket, "status", code, "err", err)
 	haproxyError(w, code)
+	return code
 }
 
 // haproxy's built-in error pages, so a guest sees what it would see in
@@ -275,36 +246,4 @@ func haproxyError(w http.ResponseWriter, code int) {
 	h.Set("Connection", "close")
 	w.WriteHeader(code)
 	fmt.Fprint(w, haproxyPages[code])
-}
-
-// statusWriter remembers the status for the access log.
-type statusWriter struct {
-	http.ResponseWriter
-	code  int
-	bytes int64
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if s.code == 0 {
-		s.code = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	if s.code == 0 {
-		s.code = http.StatusOK
-	}
-	n, err := s.ResponseWriter.Write(b)
-	s.bytes += int64(n)
-	return n, err
-}
-
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-func (s *statusWriter) status() int {
-	if s.code == 0 {
-		return http.StatusOK
-	}
-	return s.code
 }
