@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 
@@ -210,9 +211,15 @@ func serveAPI(ctx context.Context, args []string, log *slog.Logger) error {
 	fs := flag.NewFlagSet(MdctlAPI, flag.ContinueOnError)
 	db := fs.String("db", "", "SQLite store")
 	listen := fs.String("listen", "127.0.0.1:8775", "address")
+	prof := fs.String("cpuprofile", "", "write a CPU profile here while serving")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	stop, err := startProfile(*prof)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	s, err := store.OpenSQLite(*db)
 	if err != nil {
 		return err
@@ -230,9 +237,15 @@ func serveProxy(ctx context.Context, args []string, log *slog.Logger) error {
 	fs := flag.NewFlagSet(MdctlProxy, flag.ContinueOnError)
 	sock := fs.String("agent-socket", "", "unix socket to forward to")
 	listen := fs.String("listen", "127.0.0.1:9697", "address")
+	prof := fs.String("cpuprofile", "", "write a CPU profile here while serving")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	stop, err := startProfile(*prof)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	if strings.TrimSpace(*sock) == "" {
 		return fmt.Errorf("%s: -agent-socket is required", MdctlProxy)
 	}
@@ -242,4 +255,23 @@ func serveProxy(ctx context.Context, args []string, log *slog.Logger) error {
 	}
 	p := proxy.New(proxy.Options{AgentSocket: *sock, Logger: childLogger()})
 	return p.Serve(ctx, ln, proxy.Identity{RouterID: routerID})
+}
+
+// startProfile writes a CPU profile to path until the returned func is
+// called (when the child is stopped); "" profiles nothing. It is how the
+// hot paths under wrk load are found: `mdbench -child mdctl-proxy --
+// -cpuprofile /tmp/p.out ...`, then `go tool pprof`.
+func startProfile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
