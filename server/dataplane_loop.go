@@ -132,7 +132,7 @@ func (l *dataplaneLoop) listeners() map[string]proxy.Listen {
 		}
 		ns := rt.Namespace
 		want["router:"+rt.RouterID+"@"+nsInode(ns)] = proxy.Listen{
-			ID:   proxy.Identity{RouterID: rt.RouterID},
+			ID:   proxy.Identity{RouterID: rt.RouterID, Namespace: ns},
 			Open: openIn(ns, []addr{{"tcp4", "0.0.0.0:9697", true}, {"tcp6", "[::]:9697", false}}),
 		}
 	}
@@ -143,7 +143,7 @@ func (l *dataplaneLoop) listeners() map[string]proxy.Listen {
 			addrs = append(addrs, addr{"tcp6", "[" + dataplane.MetadataIPv6 + "%" + dh.Interface.Name + "]:80", false})
 		}
 		want["network:"+dh.NetworkID+"@"+nsInode(ns)] = proxy.Listen{
-			ID:   proxy.Identity{NetworkID: dh.NetworkID},
+			ID:   proxy.Identity{NetworkID: dh.NetworkID, Namespace: ns},
 			Open: openIn(ns, addrs),
 		}
 	}

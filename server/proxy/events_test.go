@@ -19,8 +19,8 @@ func TestProxyPublishesEvent(t *testing.T) {
 		id   Identity
 		mode string
 	}{
-		{Identity{NetworkID: "net-1"}, events.ModeDHCP},
-		{Identity{RouterID: "r-1"}, events.ModeRouter},
+		{Identity{NetworkID: "net-1", Namespace: "qdhcp-net-1"}, events.ModeDHCP},
+		{Identity{RouterID: "r-1", Namespace: "qrouter-r-1"}, events.ModeRouter},
 	}
 	for _, tt := range tests {
 		rec := httptest.NewRecorder()
@@ -30,7 +30,7 @@ func TestProxyPublishesEvent(t *testing.T) {
 		}
 		e := <-sub.C
 		want := a.last(t).Get("X-Request-ID")
-		if e.Hop != events.HopProxy || e.Mode != tt.mode || e.RequestID != want || e.SourceIP != "192.0.2.1" ||
+		if e.Hop != events.HopProxy || e.Mode != tt.mode || e.Namespace != tt.id.Namespace || e.RequestID != want || e.SourceIP != "192.0.2.1" ||
 			e.Status != 200 || e.Bytes != int64(rec.Body.Len()) || e.Path != "/openstack/latest" || e.Method != "GET" {
 			t.Errorf("%v: event %+v (agent got request id %q, body %d bytes)", tt.id, e, want, rec.Body.Len())
 		}

@@ -44,9 +44,13 @@ const (
 	maxIdleAgentConns = 256
 )
 
-// Identity says whose listener this is; exactly one field is set.
+// Identity says whose listener this is; exactly one of RouterID and
+// NetworkID is set, and that one decides the mode (router or dhcp).
 type Identity struct {
 	RouterID, NetworkID string
+	// Namespace is the network namespace the listener lives in, for the
+	// live view's events only; it plays no part in forwarding.
+	Namespace string
 }
 
 func (id Identity) valid() error {
@@ -194,7 +198,7 @@ func (p *Proxy) emit(id Identity, r *http.Request, rid string, peer netip.Addr, 
 		mode = events.ModeDHCP
 	}
 	bus.Publish(events.Event{
-		Time: start, RequestID: rid, Hop: events.HopProxy, Mode: mode, SourceIP: peer.String(),
+		Time: start, RequestID: rid, Hop: events.HopProxy, Namespace: id.Namespace, Mode: mode, SourceIP: peer.String(),
 		Method: r.Method, Path: r.URL.Path, Status: status, Bytes: bytes, Duration: time.Since(start),
 	})
 }
