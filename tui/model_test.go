@@ -164,11 +164,11 @@ func TestDetailPane(t *testing.T) {
 	tm := newTest(t, Options{})
 	hops(tm, "req-1", "vm-a", "/openstack", 200, t0.Add(-2*time.Second))
 	tm.Send(EventMsg{Node: "node1", Event: events.Event{Time: t0.Add(-time.Second), RequestID: "req-2", Hop: events.HopProxy,
-		Method: "GET", Path: "/x", Status: 503, Duration: time.Millisecond, Mode: events.ModeDHCP, SourceIP: "10.90.2.9"}})
+		Method: "GET", Path: "/x", Status: 503, Duration: time.Millisecond, Mode: events.ModeDHCP, Namespace: "qdhcp-n1", SourceIP: "10.90.2.9"}})
 	waitFor(t, tm, "10.90.2.9")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
 	// The newest (selected) request failed at the proxy: no agent or API event.
-	waitFor(t, tm, "request req-2", "GET /x → 503", "no event (not on this path")
+	waitFor(t, tm, "request req-2", "GET /x → 503", "no event (not on this path", "mode dhcp  namespace qdhcp-n1")
 	tm.Send(tea.KeyMsg{Type: tea.KeyDown})
 	waitFor(t, tm, "request req-1", "id-vm-a")
 	tm.Send(tea.KeyMsg{Type: tea.KeyEsc})

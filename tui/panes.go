@@ -168,7 +168,8 @@ func (d detailPane) view(r *request, tr *TraceResult, tracing string, width int)
 	lines := []string{
 		d.st.PaneTitle.Render("request " + r.ID),
 		label("instance", orDash(r.instance())+"  "+d.st.Dim.Render(r.pick(func(e events.Event) string { return e.InstanceID }))),
-		label("source", orDash(r.pick(func(e events.Event) string { return e.SourceIP }))+"  mode "+orDash(r.pick(func(e events.Event) string { return e.Mode }))+"  node "+r.Node),
+		label("source", orDash(r.pick(func(e events.Event) string { return e.SourceIP }))+"  mode "+orDash(r.pick(func(e events.Event) string { return e.Mode }))+
+			"  namespace "+orDash(r.pick(func(e events.Event) string { return e.Namespace }))+"  node "+r.Node),
 		"",
 	}
 	for _, h := range events.Hops {
