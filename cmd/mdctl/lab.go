@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os/exec"
 	"strings"
 
@@ -67,26 +68,39 @@ func labGuests(ctx context.Context, opts *labOptions) ([]dataplane.Guest, error)
 
 func newCmdLabUp(f *factory, runF func(context.Context, *labOptions) error) *cobra.Command {
 	opts := newLabOptions(f)
+	var routes string
 	cmd := &cobra.Command{
-		Use:     "up",
-		Short:   "Create or update a guest namespace for every instance port",
-		Example: "  mdctl lab up\n  mdctl lab up -o json",
+		Use:   "up",
+		Short: "Create or update a guest namespace for every instance port",
+		Long: `Up builds a namespace per instance port. With mdctl serve running, each guest
+takes its address and routes from a real DHCP lease (dnsmasq in the network's
+qdhcp namespace, option 121 as neutron writes it; dhclient in the guest), so a
+switch such as force_metadata reaches it on the next renewal. Without a DHCP
+client, or without serve, guests get the same routes statically.`,
+		Example: "  mdctl lab up\n  mdctl lab up --routes static\n  mdctl lab up -o json",
 		Args:    exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(opts.Output); err != nil {
 				return err
 			}
+			if routes != dataplane.GuestRoutesDHCP && routes != dataplane.GuestRoutesStatic {
+				return usageErrorf("--routes %q: use %s or %s", routes, dataplane.GuestRoutesDHCP, dataplane.GuestRoutesStatic)
+			}
+			opts.Dataplane.GuestRoutes = routes
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
 			return labUpRun(cmd.Context(), opts)
 		},
 	}
+	cmd.Flags().StringVar(&routes, "routes", dataplane.GuestRoutesDHCP, "how guests get their routes: dhcp (a real lease, static when none can be had) or static")
 	addOutputFlag(cmd, &opts.Output)
 	return cmd
 }
 
 func labUpRun(ctx context.Context, opts *labOptions) error {
+	// Warnings (no DHCP client, no lease: static routes instead) reach the operator.
+	opts.Dataplane.Logger = slog.New(slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	guests, err := labGuests(ctx, opts)
 	if err != nil {
 		return err

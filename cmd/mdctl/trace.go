@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mdctl/mdctl/diag"
+	"github.com/mdctl/mdctl/server"
+	"github.com/mdctl/mdctl/server/admin"
 	"github.com/mdctl/mdctl/server/dataplane"
 	"github.com/mdctl/mdctl/store"
 )
@@ -77,6 +80,7 @@ func traceRun(ctx context.Context, opts *traceOptions) error {
 	o := diag.Options{
 		Store: st, DataDir: opts.DataDir, Overrides: opts.Overrides,
 		Dataplane: opts.Dataplane, Timeout: opts.Timeout,
+		APIURL: runningAPIURL(ctx, opts.DataDir),
 	}
 	r := diag.Trace(ctx, o, opts.Instance)
 	if opts.Fix && !r.OK && r.Error == "" {
@@ -117,4 +121,26 @@ func traceFailure(r diag.Report) error {
 		return fmt.Errorf("trace %s: %s", r.Instance, r.Error)
 	}
 	return fmt.Errorf("trace %s: hop %q fails: %s", r.Instance, r.FailedHop, r.Hop(r.FailedHop).Detail)
+}
+
+// runningAPIURL asks the data dir's serve where its API listens: its agent
+// uses that address whatever nova_metadata_port says, so the trace must too.
+// "" (the settings decide) when no serve answers or it runs no API.
+func runningAPIURL(ctx context.Context, dataDir string) string {
+	c, err := admin.NewClient(filepath.Join(dataDir, admin.SocketName))
+	if err != nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	st, err := c.Status(ctx)
+	if err != nil {
+		return ""
+	}
+	for _, comp := range st.Components {
+		if comp.Name == server.ComponentAPI && comp.Up && comp.Address != "" {
+			return "http://" + comp.Address
+		}
+	}
+	return ""
 }
