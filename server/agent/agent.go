@@ -73,6 +73,7 @@ type Agent struct {
 	lookup  *resolver
 	client  *http.Client
 	handler http.Handler
+	sigs    signer
 }
 
 // New returns an Agent; it does nothing until Run or Handler is used.

@@ -56,7 +56,9 @@ func RequestID(r *http.Request) string {
 func (a *Agent) serve(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rid := RequestID(r)
-	log := a.log.With("request_id", rid)
+	// The request's logger is built only when something is logged: the
+	// common, successful request logs at debug, which is usually off.
+	rl := &reqLog{base: a.log, rid: rid}
 	w.Header().Set(hdrRequestID, rid)
 	var (
 		sc     scope
@@ -73,51 +75,80 @@ func (a *Agent) serve(w http.ResponseWriter, r *http.Request) {
 
 	sc, src, msg = identify(r)
 	if msg != "" {
-		log.Warn("bad proxy request", "reason", msg)
+		rl.get().Warn("bad proxy request", "reason", msg)
 		plain(w, http.StatusBadRequest, msg)
 		return
 	}
-	log = log.With(sc.Kind, sc.ID, "ip", src.IP.String())
+	rl.sc, rl.src = &sc, &src
 
 	body, status := readBody(w, r)
 	if status != 0 {
-		log.Warn("request body too large", "limit", MaxBodyBytes)
+		rl.get().Warn("request body too large", "limit", MaxBodyBytes)
 		plain(w, status, "Request is too large.")
 		return
 	}
 
 	snap, err := a.live.Snapshot(r.Context())
 	if err != nil {
-		log.Error("read settings", "err", err)
+		rl.get().Error("read settings", "err", err)
 		plain(w, http.StatusInternalServerError, msgUnknown)
 		return
 	}
 	m, cached, err = a.lookup.resolve(r.Context(), snap.Generation, sc, src)
 	if err != nil {
-		log.Error("port lookup", "err", err)
+		rl.get().Error("port lookup", "err", err)
 		plain(w, http.StatusInternalServerError, msgUnknown)
 		return
 	}
 	if !m.Found() {
 		if m.Ports == 0 {
-			log.Warn(fmt.Sprintf("No port found in network %s with IP address %s", sc.ID, src.IP))
+			rl.get().Warn(fmt.Sprintf("No port found in network %s with IP address %s", sc.ID, src.IP))
 		} else {
-			log.Warn("several ports hold the address", "ports", m.Ports)
+			rl.get().Warn("several ports hold the address", "ports", m.Ports)
 		}
 		plain(w, http.StatusNotFound, fmt.Sprintf("Instance was not found on %s %s.", sc.Kind, sc.ID))
 		return
 	}
-	log = log.With("instance", m.InstanceID, "project", m.ProjectID, "cached", cached)
+	rl.m, rl.cached = &m, cached
 
 	url := strings.TrimRight(a.opts.APIURL(snap.Config), "/") + r.URL.RequestURI()
-	code := a.forward(w, r, log, url, body, fwdHeaders{
+	code := a.forward(w, r, rl, url, body, fwdHeaders{
 		xff:       src.IP.String(),
 		instance:  m.InstanceID,
 		project:   m.ProjectID,
-		signature: SignInstanceID(snap.Config.SharedSecret, m.InstanceID),
+		signature: a.sign(snap.Config.SharedSecret, m.InstanceID),
 		requestID: rid,
 	})
-	log.Info("metadata request", "method", r.Method, "path", r.URL.Path, "status", code, "duration", time.Since(start))
+	if a.log.Enabled(r.Context(), slog.LevelDebug) {
+		rl.get().Debug("metadata request", "method", r.Method, "path", r.URL.Path, "status", code, "duration", time.Since(start))
+	}
+}
+
+// reqLog is one request's logger, with what is known of the request so
+// far (scope and source, then the instance), built on first use.
+type reqLog struct {
+	base   *slog.Logger
+	rid    string
+	sc     *scope
+	src    *source
+	m      *match
+	cached bool
+	l      *slog.Logger
+}
+
+func (r *reqLog) get() *slog.Logger {
+	if r.l != nil {
+		return r.l
+	}
+	attrs := []any{"request_id", r.rid}
+	if r.sc != nil {
+		attrs = append(attrs, r.sc.Kind, r.sc.ID, "ip", r.src.IP.String())
+	}
+	if r.m != nil {
+		attrs = append(attrs, "instance", r.m.InstanceID, "project", r.m.ProjectID, "cached", r.cached)
+	}
+	r.l = r.base.With(attrs...)
+	return r.l
 }
 
 // identify reads the proxy's headers: the scope and the guest's address.
@@ -164,7 +195,7 @@ type fwdHeaders struct {
 
 // forward sends the request to the API and relays the answer per neutron's
 // table. It returns the status written.
-func (a *Agent) forward(w http.ResponseWriter, r *http.Request, log *slog.Logger, url string, body []byte, h fwdHeaders) int {
+func (a *Agent) forward(w http.ResponseWriter, r *http.Request, rl *reqLog, url string, body []byte, h fwdHeaders) int {
 	ctx, cancel := context.WithTimeout(r.Context(), APITimeout)
 	defer cancel()
 	var rd io.Reader = http.NoBody
@@ -173,7 +204,7 @@ func (a *Agent) forward(w http.ResponseWriter, r *http.Request, log *slog.Logger
 	}
 	req, err := http.NewRequestWithContext(ctx, r.Method, url, rd)
 	if err != nil {
-		log.Error("build API request", "url", url, "err", err)
+		rl.get().Error("build API request", "url", url, "err", err)
 		return plain(w, http.StatusInternalServerError, msgUnknown)
 	}
 	// A fresh header map: nothing the guest or proxy sent goes on.
@@ -187,23 +218,23 @@ func (a *Agent) forward(w http.ResponseWriter, r *http.Request, log *slog.Logger
 	}
 	resp, err := a.client.Do(req)
 	if err != nil {
-		return a.forwardError(w, log, url, err)
+		return a.forwardError(w, rl.get(), url, err)
 	}
 	defer resp.Body.Close()
 
 	switch c := resp.StatusCode; c {
 	case http.StatusOK:
 	case http.StatusForbidden:
-		log.Warn("The remote metadata server responded with Forbidden. This response usually occurs when shared secrets do not match.")
+		rl.get().Warn("The remote metadata server responded with Forbidden. This response usually occurs when shared secrets do not match.")
 	case http.StatusInternalServerError:
-		log.Warn("Remote metadata server experienced an internal server error.")
+		rl.get().Warn("Remote metadata server experienced an internal server error.")
 	case http.StatusBadRequest, http.StatusNotFound, http.StatusConflict,
 		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 	default:
-		log.Warn(msgUnexpected, "code", c)
+		rl.get().Warn(msgUnexpected, "code", c)
 		return plain(w, http.StatusInternalServerError, msgUnexpected+": "+strconv.Itoa(c))
 	}
-	return relay(w, resp, log)
+	return relay(w, resp, rl)
 }
 
 // forwardError answers a failed hop: 503 when the API cannot be reached
@@ -220,7 +251,7 @@ func (a *Agent) forwardError(w http.ResponseWriter, log *slog.Logger, url string
 }
 
 // relay writes the API's status, Content-Type and body bytes unchanged.
-func relay(w http.ResponseWriter, resp *http.Response, log *slog.Logger) int {
+func relay(w http.ResponseWriter, resp *http.Response, rl *reqLog) int {
 	if ct := resp.Header.Get("Content-Type"); ct != "" {
 		w.Header().Set("Content-Type", ct)
 	}
@@ -229,7 +260,7 @@ func relay(w http.ResponseWriter, resp *http.Response, log *slog.Logger) int {
 	}
 	w.WriteHeader(resp.StatusCode)
 	if _, err := io.Copy(w, resp.Body); err != nil {
-		log.Warn("relay API answer", "err", err)
+		rl.get().Warn("relay API answer", "err", err)
 	}
 	return resp.StatusCode
 }
