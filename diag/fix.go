@@ -45,7 +45,7 @@ func Fix(ctx context.Context, o Options, r Report, out io.Writer) error {
 	failed := func(name string) bool { h := r.Hop(name); return h.Name != "" && !h.OK }
 
 	if failed(HopNamespace) || failed(HopIPTables) || failed(HopProxy) {
-		d, err := plan(ctx, o.Store, cfg)
+		d, err := server.PlanFromStore(ctx, o.Store, cfg)
 		if err != nil {
 			return fmt.Errorf("fix: plan: %w", err)
 		}

@@ -174,7 +174,7 @@ func resolve(ctx context.Context, o Options, ref string) (*target, error) {
 	if len(view.Ports) == 0 {
 		return nil, fmt.Errorf("instance %q has no port: no network path to metadata (config drive only)", ref)
 	}
-	d, err := plan(ctx, o.Store, cfg)
+	d, err := server.PlanFromStore(ctx, o.Store, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -207,26 +207,6 @@ func guestIP(pv store.PortView) string {
 		return pv.Port.FixedIPs[0].IPAddress
 	}
 	return ""
-}
-
-func plan(ctx context.Context, st store.Reader, cfg store.Config) (dataplane.Desired, error) {
-	nets, err := st.ListNetworks(ctx)
-	if err != nil {
-		return dataplane.Desired{}, fmt.Errorf("list networks: %w", err)
-	}
-	subs, err := st.ListSubnets(ctx, "")
-	if err != nil {
-		return dataplane.Desired{}, fmt.Errorf("list subnets: %w", err)
-	}
-	ports, err := st.ListPorts(ctx, store.PortFilter{})
-	if err != nil {
-		return dataplane.Desired{}, fmt.Errorf("list ports: %w", err)
-	}
-	routers, err := st.ListRouters(ctx)
-	if err != nil {
-		return dataplane.Desired{}, fmt.Errorf("list routers: %w", err)
-	}
-	return dataplane.Plan(nets, subs, ports, routers, cfg), nil
 }
 
 // decideMode is how the guest's request leaves its network, and why: from

@@ -245,7 +245,7 @@ func TestTraceProxyGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := plan(ctx, w.st, cfg)
+	d, err := server.PlanFromStore(ctx, w.st, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

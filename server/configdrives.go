@@ -103,8 +103,7 @@ type configDriveLoop struct {
 	now      func() time.Time
 	readFile func(string) ([]byte, error)
 
-	built   map[string]builtDrive // instance id → drive on disk
-	lastErr string
+	built map[string]builtDrive // instance id → drive on disk
 }
 
 func newConfigDriveLoop(st store.Reader, live *store.Live, dataDir string, poll time.Duration, log *slog.Logger) *configDriveLoop {
@@ -122,46 +121,14 @@ func (l *configDriveLoop) Run(ctx context.Context) error {
 		return fmt.Errorf("config drives: %w", err)
 	}
 	l.sweepTemp()
-	t := time.NewTicker(l.poll)
-	defer t.Stop()
-	var applied uint64
-	var last time.Time
-	first := true
-	for {
-		snap, err := l.live.Snapshot(ctx)
-		switch {
-		case err != nil:
-			l.report(fmt.Errorf("read store: %w", err))
-		case first || snap.Generation != applied || l.now().Sub(last) >= configDriveResync:
-			err := l.reconcile(ctx, snap.Config)
-			l.report(err)
-			if err == nil {
-				applied, first, last = snap.Generation, false, l.now()
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
-}
-
-// report logs an error once until it changes.
-func (l *configDriveLoop) report(err error) {
-	msg := ""
-	if err != nil {
-		msg = err.Error()
-	}
-	if msg == l.lastErr {
-		return
-	}
-	l.lastErr = msg
-	if err != nil {
-		l.log.Error("config drives", "err", err)
-	} else {
-		l.log.Info("config drives in step", "drives", len(l.built), "dir", l.dir)
-	}
+	errs := errorLog{log: l.log, what: "config drives"}
+	return storeWatch{
+		live: l.live, poll: l.poll, resync: configDriveResync, now: l.now,
+		full: l.reconcile,
+		report: func(err error) {
+			errs.report(err, "config drives in step", "drives", len(l.built), "dir", l.dir)
+		},
+	}.run(ctx)
 }
 
 // reconcile writes the drives that are missing or stale and removes the

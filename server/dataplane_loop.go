@@ -35,62 +35,30 @@ type dataplaneLoop struct {
 	failures *events.Counter
 
 	desired dataplane.Desired
-	lastErr string
 }
 
 func (l *dataplaneLoop) Run(ctx context.Context) error {
-	t := time.NewTicker(l.poll)
-	defer t.Stop()
 	if l.dhcp == nil {
 		l.dhcp = dataplane.NewDnsmasq(dataplane.DnsmasqOptions{StateDir: l.rec.Options().DHCPStateDir(), Logger: l.log})
 	}
 	defer l.dhcp.Close()
-	applied := uint64(0)
-	first := true
-	for {
-		snap, err := l.live.Snapshot(ctx)
-		switch {
-		case err != nil:
-			l.report(fmt.Errorf("read store: %w", err))
-		case first || snap.Generation != applied:
-			err := l.apply(ctx, snap.Config)
-			l.report(err)
-			if err == nil {
-				applied, first = snap.Generation, false
-			}
-		default:
-			// Each tick also restarts a dnsmasq that died.
-			l.report(errors.Join(l.mgr.Sync(l.listeners()), l.dhcp.Sync(l.desired.DHCPServers)))
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
-}
-
-// report logs an error once until it changes, so a broken namespace does
-// not flood the log five times a second.
-func (l *dataplaneLoop) report(err error) {
-	msg := ""
-	if err != nil {
-		msg = err.Error()
-		l.failures.Inc()
-	}
-	if msg == l.lastErr {
-		return
-	}
-	l.lastErr = msg
-	if err != nil {
-		l.log.Error("reconcile", "err", err)
-	} else {
-		l.log.Info("reconciled", "routers", len(l.desired.Routers), "dhcp", len(l.desired.DHCP))
-	}
+	errs := errorLog{log: l.log, what: "reconcile", failures: l.failures}
+	return storeWatch{
+		live: l.live, poll: l.poll,
+		full: l.apply,
+		// Each tick re-syncs listeners (a dead one restarts, a recreated
+		// namespace gets fresh ones) and restarts a dnsmasq that died.
+		tick: func(context.Context) error {
+			return errors.Join(l.mgr.Sync(l.listeners()), l.dhcp.Sync(l.desired.DHCPServers))
+		},
+		report: func(err error) {
+			errs.report(err, "reconciled", "routers", len(l.desired.Routers), "dhcp", len(l.desired.DHCP))
+		},
+	}.run(ctx)
 }
 
 func (l *dataplaneLoop) apply(ctx context.Context, cfg store.Config) error {
-	d, err := planFromStore(ctx, l.store, cfg)
+	d, err := PlanFromStore(ctx, l.store, cfg)
 	if err != nil {
 		return err
 	}
@@ -101,8 +69,9 @@ func (l *dataplaneLoop) apply(ctx context.Context, cfg store.Config) error {
 	return errors.Join(err, l.mgr.Sync(l.listeners()), l.dhcp.Sync(d.DHCPServers))
 }
 
-// planFromStore reads what the data plane needs and plans it.
-func planFromStore(ctx context.Context, st store.Reader, cfg store.Config) (dataplane.Desired, error) {
+// PlanFromStore reads what the data plane needs and plans it: what serve
+// builds, what the lab wires guests to, what trace checks against.
+func PlanFromStore(ctx context.Context, st store.Reader, cfg store.Config) (dataplane.Desired, error) {
 	nets, err := st.ListNetworks(ctx)
 	if err != nil {
 		return dataplane.Desired{}, fmt.Errorf("list networks: %w", err)

@@ -12,7 +12,7 @@ import (
 // the metadata routes the plan for cfg gives them: what `mdctl lab up`
 // builds and what `mdctl trace` looks into.
 func LabGuests(ctx context.Context, st store.Reader, cfg store.Config) ([]dataplane.Guest, error) {
-	d, err := planFromStore(ctx, st, cfg)
+	d, err := PlanFromStore(ctx, st, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,86 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/mdctl/mdctl/server/events"
+	"github.com/mdctl/mdctl/store"
+)
+
+// storeWatch is the loop every reconciling component runs: each poll it
+// reads the Live snapshot; when the store generation moved since the last
+// successful full pass (or resync has passed since it) it runs full, else
+// tick. A failed full pass is retried on the next poll.
+type storeWatch struct {
+	live   *store.Live
+	poll   time.Duration
+	resync time.Duration // 0: only on changes
+	now    func() time.Time
+	full   func(ctx context.Context, cfg store.Config) error
+	tick   func(ctx context.Context) error // may be nil
+	report func(err error)
+}
+
+func (w storeWatch) run(ctx context.Context) error {
+	t := time.NewTicker(w.poll)
+	defer t.Stop()
+	now := w.now
+	if now == nil {
+		now = time.Now
+	}
+	var applied uint64
+	var last time.Time
+	first := true
+	for {
+		snap, err := w.live.Snapshot(ctx)
+		switch {
+		case err != nil:
+			w.report(fmt.Errorf("read store: %w", err))
+		case first || snap.Generation != applied || (w.resync > 0 && now().Sub(last) >= w.resync):
+			err := w.full(ctx, snap.Config)
+			w.report(err)
+			if err == nil {
+				applied, first, last = snap.Generation, false, now()
+			}
+		case w.tick != nil:
+			w.report(w.tick(ctx))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// errorLog logs a component's error once until it changes, so a broken
+// namespace does not flood the log five times a second, and counts every
+// failure for /metrics.
+type errorLog struct {
+	log      *slog.Logger
+	what     string
+	failures *events.Counter // may be nil
+	last     string
+}
+
+// report logs err if it differs from the last; ok, when the state turns
+// good, logs okMsg with okArgs.
+func (e *errorLog) report(err error, okMsg string, okArgs ...any) {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+		e.failures.Inc()
+	}
+	if msg == e.last {
+		return
+	}
+	e.last = msg
+	if err != nil {
+		e.log.Error(e.what, "err", err)
+	} else {
+		e.log.Info(okMsg, okArgs...)
+	}
+}
