@@ -210,7 +210,7 @@ func TestForceMetadataLiveSwitch(t *testing.T) {
 	if v := configGet(t, w, "force_metadata"); v != "true" {
 		t.Errorf("config get force_metadata = %q", v)
 	}
-	guests = w.labUp() // the guest renews its lease
+	w.labUp() // the guest renews its lease
 	w.assertDHCPRoute(ns, "10.90.21.2")
 	waitServing(t, ns)
 	if c := runCrawl(t, ns, "openstack"); c.Name != "vm-routed" {

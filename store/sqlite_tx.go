@@ -93,16 +93,6 @@ func (t *sqlTx) exists(ctx context.Context, table, id string) (bool, error) {
 	return n > 0, err
 }
 
-// createdAt is a record's stored creation time, or def for a new record.
-func (t *sqlTx) createdAt(ctx context.Context, table, id string, def int64) (int64, error) {
-	var ns int64
-	err := t.q.QueryRowContext(ctx, `SELECT created_at FROM `+table+` WHERE id = ?`, id).Scan(&ns)
-	if errors.Is(err, sql.ErrNoRows) {
-		return def, nil
-	}
-	return ns, err
-}
-
 func (t *sqlTx) write() { t.dirty = true }
 
 // stmt is q prepared for this read, or nil to run it unprepared. Reads

@@ -49,17 +49,6 @@ func (o obj) get(key string) (any, bool) {
 	return nil, false
 }
 
-// without returns a copy of o lacking key.
-func (o obj) without(key string) obj {
-	out := make(obj, 0, len(o))
-	for _, m := range o {
-		if m.key != key {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 // rawJSON is written as is: numbers read from vendor files, and the
 // placeholder where a fresh random_seed goes.
 type rawJSON string

@@ -15,15 +15,14 @@ import (
 
 // portPlan is one compute port Apply is about to write.
 type portPlan struct {
-	spec   *PortSpec
-	inst   store.Instance
-	net    store.Network
-	subs   []store.Subnet
-	old    *store.Port
-	port   store.Port
-	index  int // position in the instance's spec, for creation order
-	fixed  []store.FixedIP
-	newMAC bool
+	spec  *PortSpec
+	inst  store.Instance
+	net   store.Network
+	subs  []store.Subnet
+	old   *store.Port
+	port  store.Port
+	index int // position in the instance's spec, for creation order
+	fixed []store.FixedIP
 }
 
 // instances writes instance records, then removes ports no longer wanted,
