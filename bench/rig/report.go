@@ -150,6 +150,7 @@ type Report struct {
 	Machine  Machine
 	Config   Config
 	Lines    []Line
+	Findings []Finding
 	Failures []Failure
 	// LoadBefore and LoadAfter are /proc/loadavg's 1/5/15-minute figures
 	// around the run: other work on the machine is what makes ratios drift.
@@ -191,6 +192,14 @@ func WriteMarkdown(w io.Writer, r Report) error {
 	for _, l := range r.Lines {
 		b.WriteString("| " + strings.Join(l.cells(), " | ") + " |\n")
 	}
+	if len(r.Findings) > 0 {
+		b.WriteString("\n## Targets and scenarios\n\n")
+		b.WriteString("| " + strings.Join(findingHeader, " | ") + " |\n")
+		b.WriteString("|" + strings.Repeat("---|", len(findingHeader)) + "\n")
+		for _, f := range r.Findings {
+			b.WriteString("| " + strings.Join(f.cells(), " | ") + " |\n")
+		}
+	}
 	if len(r.Failures) > 0 {
 		b.WriteString("\n## Not measured\n\n")
 		for _, f := range r.Failures {
@@ -199,4 +208,65 @@ func WriteMarkdown(w io.Writer, r Report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// Finding is one figure outside the wrk table (a boot storm's duration, a
+// start-up RSS) or one target checked against the table, with its verdict.
+type Finding struct {
+	Name   string // what was measured: "storm: 200 guests, last answer"
+	Value  string // the figure, formatted
+	Goal   string // the target it is judged against ("" for none)
+	Met    Verdict
+	Detail string // how it was measured, what bounds it
+}
+
+// Verdict says whether a finding meets its goal.
+type Verdict int
+
+// Verdicts.
+const (
+	NoGoal Verdict = iota
+	Met
+	Missed
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Met:
+		return "met"
+	case Missed:
+		return "MISSED"
+	}
+	return "–"
+}
+
+// Judge is Met when ok, else Missed.
+func Judge(ok bool) Verdict {
+	if ok {
+		return Met
+	}
+	return Missed
+}
+
+var findingHeader = []string{"figure", "value", "target", "verdict", "detail"}
+
+func (f Finding) cells() []string {
+	goal := f.Goal
+	if goal == "" {
+		goal = "–"
+	}
+	return []string{f.Name, f.Value, goal, f.Met.String(), f.Detail}
+}
+
+// WriteFindings prints the findings for a terminal.
+func WriteFindings(w io.Writer, finds []Finding) error {
+	if len(finds) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(findingHeader, "\t")+"\t")
+	for _, f := range finds {
+		fmt.Fprintln(tw, strings.Join(f.cells(), "\t")+"\t")
+	}
+	return tw.Flush()
 }

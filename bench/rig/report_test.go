@@ -103,3 +103,25 @@ func TestCheckRequirements(t *testing.T) {
 		t.Errorf("message does not list each tool once with its install command:\n%s", msg)
 	}
 }
+
+func TestMarkdownFindings(t *testing.T) {
+	var b strings.Builder
+	err := WriteMarkdown(&b, Report{Findings: []Finding{
+		{Name: "storm", Value: "3.1 s, 0 errors", Goal: "< 5 s, 0 errors", Met: Met, Detail: "released"},
+		{Name: "chain p99", Value: "9ms", Goal: "< 5 ms", Met: Missed},
+		{Name: "baseline", Value: "0.2 s"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"## Targets and scenarios",
+		"| storm | 3.1 s, 0 errors | < 5 s, 0 errors | met | released |",
+		"| chain p99 | 9ms | < 5 ms | MISSED |  |",
+		"| baseline | 0.2 s | – | – |  |",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("missing %q in:\n%s", want, b.String())
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -45,42 +46,45 @@ type Failure struct {
 // Run starts each target in turn, loads each of its paths in each mode, and
 // stops it. A target that fails is recorded and the next one runs: one broken
 // server must not cost the figures of the others.
-func Run(ctx context.Context, cfg Config, targets []Target) ([]Row, []Failure) {
+func Run(ctx context.Context, cfg Config, targets []Target) ([]Row, []Finding, []Failure) {
 	var rows []Row
+	var finds []Finding
 	var fails []Failure
 	for _, t := range targets {
 		if ctx.Err() != nil {
 			fails = append(fails, Failure{t.Name, ctx.Err()})
 			continue
 		}
-		r, err := runTarget(ctx, cfg, t)
+		r, f, err := runTarget(ctx, cfg, t)
 		rows = append(rows, r...)
+		finds = append(finds, f...)
 		if err != nil {
 			cfg.Log.Error("target failed", "target", t.Name, "err", err)
 			fails = append(fails, Failure{t.Name, err})
 		}
 	}
-	return rows, fails
+	return rows, finds, fails
 }
 
-func runTarget(ctx context.Context, cfg Config, t Target) ([]Row, error) {
+func runTarget(ctx context.Context, cfg Config, t Target) ([]Row, []Finding, error) {
 	env, err := NewEnv(cfg.Scratch, t.Name, cfg.Tools, cfg.Log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer env.Stop()
 	cfg.Log.Info("starting", "target", t.Name)
 	running, err := t.Start(ctx, env)
 	if err != nil {
-		return nil, fmt.Errorf("start: %w", err)
+		return nil, nil, fmt.Errorf("start: %w", err)
 	}
 	if len(running.PIDs) == 0 {
-		return nil, errNoPIDs
+		return nil, nil, errNoPIDs
 	}
+	finds := running.Findings
 	client := &http.Client{Timeout: 5 * time.Second}
 	for _, p := range t.Paths {
-		if err := Probe(ctx, client, running.URL+p, running.Headers); err != nil {
-			return nil, fmt.Errorf("probe before load: %w", err)
+		if err := ProbeIn(ctx, running.LoadPrefix, client, running.URL+p, running.Headers); err != nil {
+			return nil, finds, fmt.Errorf("probe before load: %w", err)
 		}
 	}
 	var rows []Row
@@ -88,7 +92,7 @@ func runTarget(ctx context.Context, cfg Config, t Target) ([]Row, error) {
 		for _, path := range t.Paths {
 			row, err := measure(ctx, cfg, env, running, mode, path)
 			if err != nil {
-				return rows, fmt.Errorf("%s %s: %w", mode, path, err)
+				return rows, finds, fmt.Errorf("%s %s: %w", mode, path, err)
 			}
 			row.Target, row.Peer = t.Name, t.Peer
 			cfg.Log.Info("measured", "target", t.Name, "mode", mode, "path", path,
@@ -96,7 +100,7 @@ func runTarget(ctx context.Context, cfg Config, t Target) ([]Row, error) {
 			rows = append(rows, row)
 		}
 	}
-	return rows, nil
+	return rows, finds, nil
 }
 
 // measure runs the warm-up, then the measured run between two CPU samples
@@ -108,7 +112,7 @@ func measure(ctx context.Context, cfg Config, env *Env, r *Running, mode Mode, p
 	}
 	url := r.URL + path
 	if cfg.Warmup > 0 {
-		if _, err := runWrk(ctx, cfg, script, r.Headers, url, cfg.Warmup); err != nil {
+		if _, err := runWrk(ctx, cfg, r.LoadPrefix, script, r.Headers, url, cfg.Warmup); err != nil {
 			return Row{}, fmt.Errorf("warm-up: %w", err)
 		}
 	}
@@ -119,7 +123,7 @@ func measure(ctx context.Context, cfg Config, env *Env, r *Running, mode Mode, p
 	if err != nil {
 		return Row{}, fmt.Errorf("CPU before: %w", err)
 	}
-	res, err := runWrk(ctx, cfg, script, r.Headers, url, cfg.Duration)
+	res, err := runWrk(ctx, cfg, r.LoadPrefix, script, r.Headers, url, cfg.Duration)
 	if err != nil {
 		return Row{}, err
 	}
@@ -141,8 +145,9 @@ func measure(ctx context.Context, cfg Config, env *Env, r *Running, mode Mode, p
 	return row, nil
 }
 
-// runWrk runs wrk pinned to the load CPU and parses its output.
-func runWrk(ctx context.Context, cfg Config, script string, headers []string, url string, d time.Duration) (WrkResult, error) {
+// runWrk runs wrk pinned to the load CPU (under prefix, when set) and
+// parses its output.
+func runWrk(ctx context.Context, cfg Config, prefix []string, script string, headers []string, url string, d time.Duration) (WrkResult, error) {
 	secs := int(d.Round(time.Second) / time.Second)
 	if secs < 1 {
 		secs = 1
@@ -154,9 +159,49 @@ func runWrk(ctx context.Context, cfg Config, script string, headers []string, ur
 		args = append(args, "-H", h)
 	}
 	args = append(args, url)
-	out, err := exec.CommandContext(ctx, cfg.Tools.Taskset, args...).CombinedOutput()
+	argv := append(append(slices.Clone(prefix), cfg.Tools.Taskset), args...)
+	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
 	if err != nil {
 		return WrkResult{}, fmt.Errorf("wrk %s: %w: %s", url, err, truncate(string(out)))
 	}
 	return ParseWrk(string(out))
+}
+
+// Scenario is a measurement that is not a wrk run of one server (a boot
+// storm of lab guests): it gets an Env like a target and returns its
+// figures as findings.
+type Scenario struct {
+	Name  string
+	Needs []Requirement
+	Run   func(ctx context.Context, env *Env) ([]Finding, error)
+}
+
+// RunScenarios runs each scenario in turn with its own Env, stopped after
+// it; a failed one is recorded and the next runs.
+func RunScenarios(ctx context.Context, cfg Config, scens []Scenario) ([]Finding, []Failure) {
+	var finds []Finding
+	var fails []Failure
+	for _, s := range scens {
+		if ctx.Err() != nil {
+			fails = append(fails, Failure{s.Name, ctx.Err()})
+			continue
+		}
+		f, err := runScenario(ctx, cfg, s)
+		finds = append(finds, f...)
+		if err != nil {
+			cfg.Log.Error("scenario failed", "scenario", s.Name, "err", err)
+			fails = append(fails, Failure{s.Name, err})
+		}
+	}
+	return finds, fails
+}
+
+func runScenario(ctx context.Context, cfg Config, s Scenario) ([]Finding, error) {
+	env, err := NewEnv(cfg.Scratch, s.Name, cfg.Tools, cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	defer env.Stop()
+	cfg.Log.Info("starting", "scenario", s.Name)
+	return s.Run(ctx, env)
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -48,6 +50,12 @@ type Running struct {
 	URL string
 	// Headers are "Name: value" lines sent with every request (signatures).
 	Headers []string
+	// LoadPrefix, when set, is the command wrk and the probes run under:
+	// `ip netns exec <guest>` loads the chain from inside a lab guest.
+	LoadPrefix []string
+	// Findings are figures the target measured while starting (a
+	// start-up peak RSS), reported beside the table.
+	Findings []Finding
 }
 
 // Env is what a target's Start gets: a scratch directory, the tools, and a
@@ -61,6 +69,14 @@ type Env struct {
 	mu       sync.Mutex
 	procs    []*proc
 	cleanups []func()
+
+	// Children die with the rig through Pdeathsig, which Linux ties to
+	// the thread that forked them, not the process: a goroutine that
+	// locks its thread (netns work) and exits takes its thread along and
+	// would kill a child forked there. So every child is forked on one
+	// locked thread that lives until Stop.
+	spawnOnce sync.Once
+	spawnc    chan func()
 }
 
 // Tools are the paths the targets use.
@@ -70,9 +86,12 @@ type Tools struct {
 	SharedDir                     string // /work/shared/bench: reference configs and servers
 	// Self is the running mdbench executable: targets whose server is Go
 	// code linked into mdbench run it as a child, `Self -child NAME args`.
-	Self      string
-	ServerCPU string // CPU list servers are pinned to (taskset -c)
-	LoadCPU   string // CPU list wrk is pinned to
+	Self string
+	// ProfileDir, when set, makes mdctl's child servers write a CPU
+	// profile there (<child>.prof) while they serve.
+	ProfileDir string
+	ServerCPU  string // CPU list servers are pinned to (taskset -c)
+	LoadCPU    string // CPU list wrk is pinned to
 }
 
 type proc struct {
@@ -106,7 +125,7 @@ func (e *Env) Spawn(name string, extraEnv []string, bin string, args ...string) 
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own process group so Stop reaches grandchildren; die with the rig.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	if err := e.onSpawnThread(cmd.Start); err != nil {
 		logf.Close()
 		return 0, fmt.Errorf("start %s (%s): %w", name, bin, err)
 	}
@@ -123,9 +142,30 @@ func (e *Env) Spawn(name string, extraEnv []string, bin string, args ...string) 
 	return cmd.Process.Pid, nil
 }
 
+// onSpawnThread runs start on the Env's spawning thread (see spawnc).
+func (e *Env) onSpawnThread(start func() error) error {
+	e.spawnOnce.Do(func() {
+		e.spawnc = make(chan func())
+		go func() {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			for fn := range e.spawnc {
+				fn()
+			}
+		}()
+	})
+	errc := make(chan error, 1)
+	e.spawnc <- func() { errc <- start() }
+	return <-errc
+}
+
 // SpawnSelf starts a child server linked into mdbench:
 // `Self -child NAME -- args`; mdbench's main hands args to the child func.
+// With Tools.ProfileDir set, the child gets -cpuprofile DIR/<name>.prof.
 func (e *Env) SpawnSelf(name string, extraEnv []string, child string, args ...string) (int, error) {
+	if e.Tools.ProfileDir != "" {
+		args = append(slices.Clone(args), "-cpuprofile", filepath.Join(e.Tools.ProfileDir, name+".prof"))
+	}
 	return e.Spawn(name, extraEnv, e.Tools.Self, append([]string{"-child", child, "--"}, args...)...)
 }
 
@@ -173,6 +213,12 @@ func (e *Env) Stop() {
 	for i := len(cleanups) - 1; i >= 0; i-- {
 		cleanups[i]()
 	}
+	e.mu.Lock()
+	if e.spawnc != nil {
+		close(e.spawnc)
+		e.spawnc = nil
+	}
+	e.mu.Unlock()
 }
 
 // WaitReady polls GET url until it answers 200 (with headers), a spawned
@@ -194,6 +240,51 @@ func (e *Env) WaitReady(ctx context.Context, url string, headers []string, timeo
 		case <-ctx.Done():
 			return fmt.Errorf("%s not ready after %v: %w", url, timeout, last)
 		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// ProbeIn is Probe from where the load runs: with a prefix, curl runs
+// under it (inside a guest namespace, where mdbench's own client cannot
+// go); without one it is Probe.
+func ProbeIn(ctx context.Context, prefix []string, client *http.Client, url string, headers []string) error {
+	if len(prefix) == 0 {
+		return Probe(ctx, client, url, headers)
+	}
+	argv := append(slices.Clone(prefix), "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "5")
+	for _, h := range headers {
+		argv = append(argv, "-H", h)
+	}
+	argv = append(argv, url)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).Output()
+	if err != nil {
+		return fmt.Errorf("GET %s via %s: %w", url, strings.Join(prefix, " "), err)
+	}
+	if code := strings.TrimSpace(string(out)); code != "200" {
+		return fmt.Errorf("GET %s via %s: status %s", url, strings.Join(prefix, " "), code)
+	}
+	return nil
+}
+
+// WaitReadyIn is WaitReady from under a load prefix (see ProbeIn).
+func (e *Env) WaitReadyIn(ctx context.Context, prefix []string, url string, headers []string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	client := &http.Client{Timeout: 2 * time.Second}
+	var last error
+	for {
+		if err := e.Exited(); err != nil {
+			return err
+		}
+		if last = ProbeIn(ctx, prefix, client, url, headers); last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready after %v: %w", url, timeout, last)
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }

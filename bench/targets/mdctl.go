@@ -38,12 +38,12 @@ const (
 
 // mdctlTargets are mdctl's own servers, each judged against its peer.
 func mdctlTargets() []rig.Target {
-	return []rig.Target{MdctlProxyTarget(), MdctlAPITarget()}
+	return []rig.Target{MdctlProxyTarget(), MdctlAPITarget(), NovaHAProxyTarget(), ChainTarget()}
 }
 
 // mdctlChildren are the child servers mdctl's targets spawn.
 func mdctlChildren() map[string]ChildFunc {
-	return map[string]ChildFunc{MdctlAPI: serveAPI, MdctlProxy: serveProxy}
+	return map[string]ChildFunc{MdctlAPI: serveAPI, MdctlProxy: serveProxy, MdctlServe: serveChild}
 }
 
 // MdctlAPITarget is mdctl's metadata API (server/api) over a SQLite store

@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -170,4 +171,74 @@ func ParseHeaderLines(s string) ([]string, error) {
 		return nil, fmt.Errorf("no header lines in %q", s)
 	}
 	return hs, nil
+}
+
+// NovaHAProxyTarget is the chain's peer, OpenStack's best case for a
+// guest's request: haproxy as neutron configures it, forwarding straight
+// to nova's handler (cache hit) on TCP, without neutron's metadata agent
+// between them (which would only add a Python hop). haproxy-neutron.cfg's
+// unix-socket server line becomes nova's address in a copy in env.Dir.
+// Requests carry nova's signed headers, as the agent would have added
+// them; haproxy appends X-Forwarded-For (option forwardfor). Both
+// processes are measured.
+func NovaHAProxyTarget() rig.Target {
+	return rig.Target{
+		Name:  NovaHAProxy,
+		Paths: []string{PathMetaData, PathInstanceID},
+		Needs: []rig.Requirement{rig.NeedNova(), rig.NeedBinary("haproxy", rig.InstallWrkHAProxy)},
+		Start: func(ctx context.Context, env *rig.Env) (*rig.Running, error) {
+			if err := rig.PortFree(haproxyListen); err != nil {
+				return nil, err
+			}
+			script := filepath.Join(env.Tools.SharedDir, "nova_md_server.py")
+			headers, err := novaHeaders(ctx, env.Tools.Python, script)
+			if err != nil {
+				return nil, err
+			}
+			port, err := rig.FreePort()
+			if err != nil {
+				return nil, err
+			}
+			novaAddr := "127.0.0.1:" + strconv.Itoa(port)
+			cfg, err := haproxyToTCP(filepath.Join(env.Tools.SharedDir, "haproxy-neutron.cfg"), env.Dir, novaAddr)
+			if err != nil {
+				return nil, err
+			}
+			novaPID, err := env.Spawn("nova", nil, env.Tools.Python, script, "--port", strconv.Itoa(port))
+			if err != nil {
+				return nil, err
+			}
+			if err := env.WaitReady(ctx, "http://"+novaAddr+PathMetaData, headers, startTimeout); err != nil {
+				return nil, err
+			}
+			hapPID, err := env.Spawn("haproxy", nil, env.Tools.HAProxy, "-db", "-f", cfg)
+			if err != nil {
+				return nil, err
+			}
+			url := "http://" + haproxyListen
+			if err := env.WaitReady(ctx, url+PathMetaData, headers, startTimeout); err != nil {
+				return nil, err
+			}
+			return &rig.Running{PIDs: []int{hapPID, novaPID}, URL: url, Headers: headers}, nil
+		},
+	}
+}
+
+// haproxyToTCP copies haproxy-neutron.cfg into dir with its server line
+// pointing at addr instead of the unix socket, and returns the copy's path.
+func haproxyToTCP(src, dir, addr string) (string, error) {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return "", fmt.Errorf("haproxy config: %w", err)
+	}
+	const from = `server metadata "${MD_SOCK}"`
+	if !strings.Contains(string(b), from) {
+		return "", fmt.Errorf("haproxy config %s: no line %q to point at nova", src, from)
+	}
+	out := filepath.Join(dir, "haproxy-neutron-nova.cfg")
+	cfg := strings.Replace(string(b), from, "server metadata "+addr, 1)
+	if err := os.WriteFile(out, []byte(cfg), 0o644); err != nil {
+		return "", fmt.Errorf("haproxy config: %w", err)
+	}
+	return out, nil
 }

@@ -154,7 +154,7 @@ func TestRunBareAndMdctlProxy(t *testing.T) {
 		Tools: rig.Tools{Wrk: wrk, Taskset: taskset, Constsrv: constsrv, Self: self,
 			SharedDir: "/work/shared/bench", ServerCPU: "0", LoadCPU: "0-1"},
 	}
-	rows, fails := rig.Run(ctx, cfg, []rig.Target{BareTarget(), MdctlProxyTarget()})
+	rows, _, fails := rig.Run(ctx, cfg, []rig.Target{BareTarget(), MdctlProxyTarget()})
 	if len(fails) > 0 {
 		for _, name := range []string{"constsrv", "constsrv-backend", "mdctl-proxy"} {
 			for _, dir := range []string{Bare, MdctlProxy} {

@@ -29,6 +29,9 @@ type options struct {
 	duration, warmup time.Duration
 	quick            bool
 	targets          string
+	scenarios        string
+	mdctl            string
+	profileDir       string
 	modes            string
 	threads, conns   int
 	serverCPU        string
@@ -63,7 +66,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured run per target, mode and path")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured run before each measured one")
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: 2 s runs after a 1 s warm-up")
-	fs.StringVar(&o.targets, "targets", "", "comma-separated targets to run (default: all of bare,haproxy,nova,mdctl-proxy,mdctl-api)")
+	fs.StringVar(&o.targets, "targets", "", "comma-separated targets to run (default: all of bare,haproxy,nova,mdctl-proxy,mdctl-api,nova-haproxy,chain)")
+	fs.StringVar(&o.scenarios, "scenarios", "storm", "comma-separated scenarios to run after the targets (\"\" for none)")
+	fs.StringVar(&o.mdctl, "mdctl", "", "the mdctl binary `make bench` built: its version goes in the results (serve runs linked into mdbench, the same code)")
 	fs.StringVar(&o.modes, "modes", "keepalive,close", "connection modes: keepalive, close")
 	fs.IntVar(&o.threads, "threads", 1, "wrk threads")
 	fs.IntVar(&o.conns, "connections", 64, "wrk connections")
@@ -71,6 +76,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.loadCPU, "load-cpu", "1", "CPU list wrk is pinned to")
 	fs.StringVar(&o.shared, "shared", "/work/shared/bench", "directory of the reference servers (constsrv, haproxy cfg, nova script)")
 	fs.StringVar(&o.outDir, "out", "bench/results", "directory for the Markdown results file (\"\" to skip)")
+	fs.StringVar(&o.profileDir, "cpuprofile-dir", "", "write CPU profiles of mdctl's servers here (<child>.prof), for go tool pprof")
 	fs.BoolVar(&o.keep, "keep", false, "keep the scratch directory (server logs) after the run")
 	fs.BoolVar(&o.verbose, "v", false, "debug logs")
 	fs.StringVar(&o.child, "child", "", "internal: run the named child server (see bench/README.md)")
@@ -109,6 +115,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
+	scens, err := chooseScenarios(targets.Scenarios(), o.scenarios)
+	if err != nil {
+		return usageError{err}
+	}
 	modes, err := parseModes(o.modes)
 	if err != nil {
 		return usageError{err}
@@ -120,6 +130,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	for _, t := range chosen {
 		reqs = append(reqs, t.Needs...)
+	}
+	for _, sc := range scens {
+		reqs = append(reqs, sc.Needs...)
 	}
 	if err := rig.CheckRequirements(reqs); err != nil {
 		return err
@@ -144,7 +157,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	tools := rig.Tools{
 		Wrk: lookPath("wrk"), HAProxy: lookPath("haproxy"), Python: rig.Python, Taskset: lookPath("taskset"),
-		Constsrv: constsrv, SharedDir: o.shared, Self: self,
+		Constsrv: constsrv, SharedDir: o.shared, Self: self, ProfileDir: o.profileDir,
 		ServerCPU: o.serverCPU, LoadCPU: o.loadCPU,
 	}
 	cfg := rig.Config{
@@ -153,10 +166,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ClockTicks: rig.ClockTicks(), Log: log,
 	}
 	started, loadBefore := time.Now(), rig.LoadAvg()
-	rows, fails := rig.Run(ctx, cfg, chosen)
+	rows, finds, fails := rig.Run(ctx, cfg, chosen)
+	sfinds, sfails := rig.RunScenarios(ctx, cfg, scens)
 	loadAfter := rig.LoadAvg()
 	lines := rig.Lines(rows)
+	finds = append(append(finds, sfinds...), targets.Goals(lines)...)
+	fails = append(fails, sfails...)
 	if err := rig.WriteText(stdout, lines); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout)
+	if err := rig.WriteFindings(stdout, finds); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "load average: %s before, %s after\n", loadBefore, loadAfter)
@@ -165,7 +185,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if o.outDir != "" {
 		path, err := writeResults(o.outDir, rig.Report{
-			When: started, Machine: rig.ReadMachine(versions(tools)), Config: cfg, Lines: lines, Failures: fails,
+			When: started, Machine: rig.ReadMachine(versions(tools, o.mdctl)), Config: cfg, Lines: lines, Findings: finds, Failures: fails,
 			LoadBefore: loadBefore, LoadAfter: loadAfter,
 		})
 		if err != nil {
@@ -199,6 +219,21 @@ func choose(all []rig.Target, list string) ([]rig.Target, error) {
 	return out, nil
 }
 
+func chooseScenarios(all []rig.Scenario, list string) ([]rig.Scenario, error) {
+	var out []rig.Scenario
+	for _, name := range strings.Split(list, ",") {
+		if name = strings.TrimSpace(name); name == "" {
+			continue
+		}
+		i := slices.IndexFunc(all, func(s rig.Scenario) bool { return s.Name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("unknown scenario %q", name)
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
+}
+
 func parseModes(s string) ([]rig.Mode, error) {
 	var out []rig.Mode
 	for _, m := range strings.Split(s, ",") {
@@ -219,13 +254,17 @@ func lookPath(name string) string {
 	return name
 }
 
-func versions(t rig.Tools) map[string]string {
-	return map[string]string{
+func versions(t rig.Tools, mdctl string) map[string]string {
+	v := map[string]string{
 		"wrk":     rig.ToolVersion(t.Wrk, "-v"),
 		"haproxy": rig.ToolVersion(t.HAProxy, "-v"),
 		"nova":    "python3-nova " + rig.ToolVersion("dpkg-query", "-W", "-f", "${Version}", "python3-nova"),
 		"python":  rig.ToolVersion(t.Python, "--version"),
 	}
+	if mdctl != "" {
+		v["mdctl"] = rig.ToolVersion(mdctl, "version")
+	}
+	return v
 }
 
 func writeResults(dir string, r rig.Report) (string, error) {
