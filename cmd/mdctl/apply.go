@@ -35,13 +35,7 @@ naming each field and line. Applying the same file again changes nothing.`,
 			if opts.File == "" {
 				return usageErrorf("apply needs a file: mdctl apply -f topology.yaml (or -f - for stdin)")
 			}
-			if err := checkOutput(opts.Output); err != nil {
-				return err
-			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return applyRun(cmd.Context(), opts)
+			return checkOutputAndRun(cmd, opts.Output, opts, runF, applyRun)
 		},
 	}
 	cmd.Flags().StringVarP(&opts.File, "filename", "f", "", "topology file (YAML), or - for stdin")

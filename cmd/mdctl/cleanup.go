@@ -39,10 +39,7 @@ never touched. The store is kept: the next mdctl serve builds it all again.`,
 		Args:    exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.DataDir = f.DataDir
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return cleanupRun(cmd.Context(), opts)
+			return runOrTest(cmd, opts, runF, cleanupRun)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "clean up even when a serve answers on the agent socket")

@@ -67,13 +67,7 @@ func newCmdConfigList(f *factory, runF func(context.Context, *configOptions) err
   mdctl config list --show-secrets -o json`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(opts.Output); err != nil {
-				return err
-			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return configListRun(cmd.Context(), opts)
+			return checkOutputAndRun(cmd, opts.Output, opts, runF, configListRun)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.ShowSecrets, "show-secrets", false, "show secret values instead of "+masked)
@@ -135,13 +129,7 @@ func newCmdConfigGet(f *factory, runF func(context.Context, *configOptions) erro
 			if err := checkKey(opts.Key); err != nil {
 				return err
 			}
-			if err := checkOutput(opts.Output); err != nil {
-				return err
-			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return configGetRun(cmd.Context(), opts)
+			return checkOutputAndRun(cmd, opts.Output, opts, runF, configGetRun)
 		},
 	}
 	cmd.Flags().BoolVar(&opts.ShowSecrets, "show-secrets", false, "show a secret value instead of "+masked)
@@ -195,10 +183,7 @@ func newCmdConfigSet(f *factory, runF func(context.Context, *configOptions) erro
 				return &exitError{code: exitUsage, err: err}
 			}
 			opts.Value = v
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return configSetRun(cmd.Context(), opts)
+			return runOrTest(cmd, opts, runF, configSetRun)
 		},
 	}
 	return cmd
@@ -231,10 +216,7 @@ func newCmdConfigUnset(f *factory, runF func(context.Context, *configOptions) er
 			if err := checkKey(opts.Key); err != nil {
 				return err
 			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return configUnsetRun(cmd.Context(), opts)
+			return runOrTest(cmd, opts, runF, configUnsetRun)
 		},
 	}
 	return cmd

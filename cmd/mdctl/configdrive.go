@@ -64,10 +64,7 @@ The format defaults to the config_drive_format setting in force.`,
 			if opts.Format != "" && !slices.Contains(configDriveFormats, opts.Format) {
 				return usageErrorf("--format %s: use %s", opts.Format, strings.Join(configDriveFormats, " or "))
 			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return configDriveBuildRun(cmd.Context(), opts)
+			return runOrTest(cmd, opts, runF, configDriveBuildRun)
 		},
 	}
 	cmd.Flags().StringVarP(&opts.File, "output", "o", "", "image file to write")
@@ -132,13 +129,7 @@ meta_data.json points at. Exit status 1 when a guest would hit a problem.`,
 		Args: exactArgs(1, "one image FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.File = args[0]
-			if err := checkOutput(opts.Output); err != nil {
-				return err
-			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return configDriveInspectRun(cmd.Context(), opts)
+			return checkOutputAndRun(cmd, opts.Output, opts, runF, configDriveInspectRun)
 		},
 	}
 	addOutputFlag(cmd, &opts.Output)

@@ -60,10 +60,7 @@ The project is created when missing.`,
 			if err := opts.build(); err != nil {
 				return err
 			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return instanceCreateRun(cmd.Context(), opts)
+			return runOrTest(cmd, opts, runF, instanceCreateRun)
 		},
 	}
 	fl := cmd.Flags()
@@ -166,13 +163,7 @@ func newCmdInstanceList(f *factory, runF func(context.Context, *recordOptions) e
   mdctl instance list -o json | jq -r '.[].instance.name'`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(opts.Output); err != nil {
-				return err
-			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return instanceListRun(cmd.Context(), opts)
+			return checkOutputAndRun(cmd, opts.Output, opts, runF, instanceListRun)
 		},
 	}
 	addOutputFlag(cmd, &opts.Output)
@@ -207,13 +198,7 @@ func newCmdInstanceShow(f *factory, runF func(context.Context, *recordOptions) e
 		Args: exactArgs(1, "one instance NAME or ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Ref = args[0]
-			if err := checkOutput(opts.Output); err != nil {
-				return err
-			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return instanceShowRun(cmd.Context(), opts)
+			return checkOutputAndRun(cmd, opts.Output, opts, runF, instanceShowRun)
 		},
 	}
 	addOutputFlag(cmd, &opts.Output)
@@ -240,10 +225,7 @@ func newCmdInstanceDelete(f *factory, runF func(context.Context, *recordOptions)
 		Args:    exactArgs(1, "one instance NAME or ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Ref = args[0]
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return instanceDeleteRun(cmd.Context(), opts)
+			return runOrTest(cmd, opts, runF, instanceDeleteRun)
 		},
 	}
 	return cmd

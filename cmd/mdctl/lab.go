@@ -87,10 +87,7 @@ client, or without serve, guests get the same routes statically.`,
 				return usageErrorf("--routes %q: use %s or %s", routes, dataplane.GuestRoutesDHCP, dataplane.GuestRoutesStatic)
 			}
 			opts.Dataplane.GuestRoutes = routes
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return labUpRun(cmd.Context(), opts)
+			return runOrTest(cmd, opts, runF, labUpRun)
 		},
 	}
 	cmd.Flags().StringVar(&routes, "routes", dataplane.GuestRoutesDHCP, "how guests get their routes: dhcp (a real lease, static when none can be had) or static")
@@ -167,16 +164,17 @@ func newCmdLabDown(f *factory, runF func(context.Context, *labOptions) error) *c
 		Example: "  mdctl lab down",
 		Args:    exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			if err := dataplane.LabDown(cmd.Context(), opts.Dataplane); err != nil {
-				return fmt.Errorf("lab down: %w", err)
-			}
-			fmt.Fprintln(opts.IO.Out, "lab guests removed")
-			return nil
+			return runOrTest(cmd, opts, runF, labDownRun)
 		},
 	}
+}
+
+func labDownRun(ctx context.Context, opts *labOptions) error {
+	if err := dataplane.LabDown(ctx, opts.Dataplane); err != nil {
+		return fmt.Errorf("lab down: %w", err)
+	}
+	fmt.Fprintln(opts.IO.Out, "lab guests removed")
+	return nil
 }
 
 func newCmdLabStatus(f *factory, runF func(context.Context, *labOptions) error) *cobra.Command {
@@ -187,13 +185,7 @@ func newCmdLabStatus(f *factory, runF func(context.Context, *labOptions) error) 
 		Example: "  mdctl lab status\n  mdctl lab status -o json",
 		Args:    exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(opts.Output); err != nil {
-				return err
-			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return labStatusRun(cmd.Context(), opts)
+			return checkOutputAndRun(cmd, opts.Output, opts, runF, labStatusRun)
 		},
 	}
 	addOutputFlag(cmd, &opts.Output)
@@ -253,10 +245,7 @@ func newCmdLabExec(f *factory, runF func(context.Context, *labOptions) error) *c
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Instance, opts.Argv = args[0], args[1:]
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return labExecRun(cmd.Context(), opts)
+			return runOrTest(cmd, opts, runF, labExecRun)
 		},
 	}
 	cmd.Flags().IntVar(&opts.Port, "port", 0, "which of the instance's ports (0 = its first NIC)")

@@ -66,10 +66,7 @@ guests reach metadata through its DHCP namespace.`,
 			if err := opts.build(); err != nil {
 				return err
 			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return networkCreateRun(cmd.Context(), opts)
+			return runOrTest(cmd, opts, runF, networkCreateRun)
 		},
 	}
 	fl := cmd.Flags()
@@ -152,13 +149,7 @@ func newCmdNetworkList(f *factory, runF func(context.Context, *recordOptions) er
   mdctl network list -o json`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(opts.Output); err != nil {
-				return err
-			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return networkListRun(cmd.Context(), opts)
+			return checkOutputAndRun(cmd, opts.Output, opts, runF, networkListRun)
 		},
 	}
 	addOutputFlag(cmd, &opts.Output)
@@ -192,13 +183,7 @@ func newCmdNetworkShow(f *factory, runF func(context.Context, *recordOptions) er
 		Args:    exactArgs(1, "one network NAME or ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Ref = args[0]
-			if err := checkOutput(opts.Output); err != nil {
-				return err
-			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return networkShowRun(cmd.Context(), opts)
+			return checkOutputAndRun(cmd, opts.Output, opts, runF, networkShowRun)
 		},
 	}
 	addOutputFlag(cmd, &opts.Output)
@@ -230,10 +215,7 @@ func newCmdNetworkDelete(f *factory, runF func(context.Context, *recordOptions) 
 		Args:    exactArgs(1, "one network NAME or ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Ref = args[0]
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return networkDeleteRun(cmd.Context(), opts)
+			return runOrTest(cmd, opts, runF, networkDeleteRun)
 		},
 	}
 	return cmd

@@ -128,3 +128,22 @@ func notFound(err error, kind, ref string) error {
 	}
 	return err
 }
+
+// runOrTest ends a command's RunE once its options are parsed and checked:
+// a test's runF gets them (to see what the flags made, without effects),
+// otherwise the command's own run function does the work.
+func runOrTest[O any](cmd *cobra.Command, opts *O, runF, run func(context.Context, *O) error) error {
+	if runF != nil {
+		return runF(cmd.Context(), opts)
+	}
+	return run(cmd.Context(), opts)
+}
+
+// checkOutputAndRun is runOrTest for a command with -o: an unknown format
+// is a usage error (exit 2) before anything runs or touches the store.
+func checkOutputAndRun[O any](cmd *cobra.Command, format string, opts *O, runF, run func(context.Context, *O) error) error {
+	if err := checkOutput(format); err != nil {
+		return err
+	}
+	return runOrTest(cmd, opts, runF, run)
+}

@@ -46,13 +46,7 @@ func newCmdRouterCreate(f *factory, runF func(context.Context, *routerCreateOpti
 		Args:    exactArgs(1, "one router NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Spec.Name = args[0]
-			if err := checkOutput(opts.Output); err != nil {
-				return err
-			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return routerCreateRun(cmd.Context(), opts)
+			return checkOutputAndRun(cmd, opts.Output, opts, runF, routerCreateRun)
 		},
 	}
 	cmd.Flags().StringVar(&opts.Spec.Project, "project", "", "project name (created when missing)")
@@ -96,13 +90,7 @@ func newCmdRouterList(f *factory, runF func(context.Context, *recordOptions) err
 		Example: `  mdctl router list -o json`,
 		Args:    exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(opts.Output); err != nil {
-				return err
-			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return routerListRun(cmd.Context(), opts)
+			return checkOutputAndRun(cmd, opts.Output, opts, runF, routerListRun)
 		},
 	}
 	addOutputFlag(cmd, &opts.Output)
@@ -136,13 +124,7 @@ func newCmdRouterShow(f *factory, runF func(context.Context, *recordOptions) err
 		Args:    exactArgs(1, "one router NAME or ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Ref = args[0]
-			if err := checkOutput(opts.Output); err != nil {
-				return err
-			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return routerShowRun(cmd.Context(), opts)
+			return checkOutputAndRun(cmd, opts.Output, opts, runF, routerShowRun)
 		},
 	}
 	addOutputFlag(cmd, &opts.Output)
@@ -173,10 +155,7 @@ func newCmdRouterDelete(f *factory, runF func(context.Context, *recordOptions) e
 		Args:    exactArgs(1, "one router NAME or ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Ref = args[0]
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return routerDeleteRun(cmd.Context(), opts)
+			return runOrTest(cmd, opts, runF, routerDeleteRun)
 		},
 	}
 	return cmd

@@ -58,10 +58,7 @@ the next start to adopt (mdctl cleanup removes them). Logs go to stderr.`,
 				return usageErrorf("--log-level %q: use debug, info, warn or error", logLevel)
 			}
 			opts.DataDir = f.DataDir
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return serveRun(cmd.Context(), opts)
+			return runOrTest(cmd, opts, runF, serveRun)
 		},
 	}
 	fl := cmd.Flags()

@@ -35,14 +35,8 @@ address, and its request counts. It fails when no serve answers.`,
   mdctl status --server http://10.0.0.5:8776`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(opts.Output); err != nil {
-				return err
-			}
 			opts.DataDir = f.DataDir
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return statusRun(cmd.Context(), opts)
+			return checkOutputAndRun(cmd, opts.Output, opts, runF, statusRun)
 		},
 	}
 	addOutputFlag(cmd, &opts.Output)

@@ -57,10 +57,7 @@ Exit 0 when every hop passes, 1 when one fails.`,
 			if opts.Overrides, err = parseSets(sets); err != nil {
 				return err
 			}
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			return traceRun(cmd.Context(), opts)
+			return runOrTest(cmd, opts, runF, traceRun)
 		},
 	}
 	fl := cmd.Flags()

@@ -44,15 +44,18 @@ Colours follow the terminal and NO_COLOR.`,
 				opts.Servers = []string{adminAddr(f.DataDir, "")}
 			}
 			opts.Trace = traceCommand(f.DataDir, f.DB)
-			if runF != nil {
-				return runF(cmd.Context(), opts)
-			}
-			_, noColor := os.LookupEnv("NO_COLOR")
-			return tui.Run(cmd.Context(), opts.Servers, opts.Trace, os.Stdin, os.Stdout, !noColor)
+			return runOrTest(cmd, opts, runF, tuiRun)
 		},
 	}
 	cmd.Flags().StringArrayVar(&opts.Servers, "server", nil, "admin endpoint to watch: a socket path or http://host:port (repeatable; default <data-dir>/admin.sock)")
 	return cmd
+}
+
+// tuiRun takes over the process's terminal (os.Stdin, os.Stdout), not
+// opts.IO: a full-screen view is for a person at a terminal only.
+func tuiRun(ctx context.Context, opts *tuiOptions) error {
+	_, noColor := os.LookupEnv("NO_COLOR")
+	return tui.Run(ctx, opts.Servers, opts.Trace, os.Stdin, os.Stdout, !noColor)
 }
 
 // traceJSON is `mdctl trace --json`'s contract (CLI.md).
