@@ -46,3 +46,13 @@ func (f *factory) OpenStore(ctx context.Context) (store.Store, error) {
 	}
 	return st, nil
 }
+
+// withStoreFn opens a store through open, runs fn and closes it.
+func withStoreFn(ctx context.Context, open func(context.Context) (store.Store, error), fn func(st store.Store) error) error {
+	st, err := open(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(st)
+}

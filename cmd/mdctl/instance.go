@@ -23,8 +23,42 @@ func newCmdInstance(f *factory) *cobra.Command {
   mdctl instance show vm1 -o json
   mdctl instance delete vm1`,
 	}
-	cmd.AddCommand(newCmdInstanceCreate(f, nil), newCmdInstanceList(f, nil), newCmdInstanceShow(f, nil), newCmdInstanceDelete(f, nil))
+	k := instanceKind()
+	cmd.AddCommand(newCmdInstanceCreate(f, nil), newCmdRecordList(f, k, nil), newCmdRecordShow(f, k, nil), newCmdRecordDelete(f, k, nil))
 	return cmd
+}
+
+// instanceKind is how instance list, show and delete read, delete and
+// print an instance: with its project, ports and networks.
+func instanceKind() recordKind[store.Instance, store.InstanceView] {
+	return recordKind[store.Instance, store.InstanceView]{
+		name: "instance",
+		list: func(ctx context.Context, st store.Reader) ([]store.Instance, error) { return st.ListInstances(ctx) },
+		get: func(ctx context.Context, st store.Reader, ref string) (store.Instance, error) {
+			return st.GetInstance(ctx, ref)
+		},
+		view: func(ctx context.Context, st store.Reader, in store.Instance) (store.InstanceView, error) {
+			return st.InstanceView(ctx, in.ID)
+		},
+		remove: topology.DeleteInstance,
+		ident:  func(in store.Instance) (string, string) { return in.Name, in.ID },
+		table:  printInstanceTable,
+		detail: printInstanceDetail,
+		listHelp: recordHelp{
+			Short: "List instances with their addresses",
+			Example: `  mdctl instance list
+  mdctl instance list -o json | jq -r '.[].instance.name'`,
+		},
+		showHelp: recordHelp{
+			Short: "Show one instance with its project, ports and networks",
+			Example: `  mdctl instance show vm1
+  mdctl instance show vm1 -o yaml`,
+		},
+		deleteHelp: recordHelp{
+			Short:   "Delete an instance with its ports and password",
+			Example: `  mdctl instance delete vm1`,
+		},
+	}
 }
 
 type instanceCreateOptions struct {
@@ -128,133 +162,11 @@ func instanceCreateRun(ctx context.Context, opts *instanceCreateOptions) error {
 		if err != nil {
 			return err
 		}
-		v, err := st.InstanceView(ctx, in.ID)
-		if err != nil {
-			return err
-		}
-		return printInstances(opts.IO, opts.Output, []store.InstanceView{v}, true)
+		return instanceKind().show(ctx, st, opts.IO, opts.Output, in)
 	})
 }
 
-// withStoreFn opens a store through open, runs fn and closes it.
-func withStoreFn(ctx context.Context, open func(context.Context) (store.Store, error), fn func(st store.Store) error) error {
-	st, err := open(ctx)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	return fn(st)
-}
-
-type recordOptions struct {
-	IO     *iostreams
-	Store  func(context.Context) (store.Store, error)
-	Ref    string
-	Output string
-}
-
-func newCmdInstanceList(f *factory, runF func(context.Context, *recordOptions) error) *cobra.Command {
-	opts := &recordOptions{IO: f.IO, Store: f.OpenStore}
-	cmd := &cobra.Command{
-		Use:     "list",
-		Aliases: []string{"ls"},
-		Short:   "List instances with their addresses",
-		Example: `  mdctl instance list
-  mdctl instance list -o json | jq -r '.[].instance.name'`,
-		Args: exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return checkOutputAndRun(cmd, opts.Output, opts, runF, instanceListRun)
-		},
-	}
-	addOutputFlag(cmd, &opts.Output)
-	return cmd
-}
-
-func instanceListRun(ctx context.Context, opts *recordOptions) error {
-	return withStoreFn(ctx, opts.Store, func(st store.Store) error {
-		ins, err := st.ListInstances(ctx)
-		if err != nil {
-			return err
-		}
-		views := make([]store.InstanceView, 0, len(ins))
-		for _, in := range ins {
-			v, err := st.InstanceView(ctx, in.ID)
-			if err != nil {
-				return err
-			}
-			views = append(views, v)
-		}
-		return printInstances(opts.IO, opts.Output, views, false)
-	})
-}
-
-func newCmdInstanceShow(f *factory, runF func(context.Context, *recordOptions) error) *cobra.Command {
-	opts := &recordOptions{IO: f.IO, Store: f.OpenStore}
-	cmd := &cobra.Command{
-		Use:   "show NAME|ID",
-		Short: "Show one instance with its project, ports and networks",
-		Example: `  mdctl instance show vm1
-  mdctl instance show vm1 -o yaml`,
-		Args: exactArgs(1, "one instance NAME or ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ref = args[0]
-			return checkOutputAndRun(cmd, opts.Output, opts, runF, instanceShowRun)
-		},
-	}
-	addOutputFlag(cmd, &opts.Output)
-	return cmd
-}
-
-func instanceShowRun(ctx context.Context, opts *recordOptions) error {
-	return withStoreFn(ctx, opts.Store, func(st store.Store) error {
-		v, err := st.InstanceView(ctx, opts.Ref)
-		if err != nil {
-			return notFound(err, "instance", opts.Ref)
-		}
-		return printInstances(opts.IO, opts.Output, []store.InstanceView{v}, true)
-	})
-}
-
-func newCmdInstanceDelete(f *factory, runF func(context.Context, *recordOptions) error) *cobra.Command {
-	opts := &recordOptions{IO: f.IO, Store: f.OpenStore}
-	cmd := &cobra.Command{
-		Use:     "delete NAME|ID",
-		Aliases: []string{"rm"},
-		Short:   "Delete an instance with its ports and password",
-		Example: `  mdctl instance delete vm1`,
-		Args:    exactArgs(1, "one instance NAME or ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ref = args[0]
-			return runOrTest(cmd, opts, runF, instanceDeleteRun)
-		},
-	}
-	return cmd
-}
-
-func instanceDeleteRun(ctx context.Context, opts *recordOptions) error {
-	return withStoreFn(ctx, opts.Store, func(st store.Store) error {
-		in, err := topology.DeleteInstance(ctx, st, opts.Ref)
-		if err != nil {
-			return notFound(err, "instance", opts.Ref)
-		}
-		fmt.Fprintf(opts.IO.Out, "deleted instance %s (%s)\n", in.Name, in.ID)
-		return nil
-	})
-}
-
-// printInstances prints instance views; one (show) gets a detailed
-// listing, several a table. Data formats print an object for show and an
-// array for list.
-func printInstances(io *iostreams, format string, views []store.InstanceView, one bool) error {
-	if format != "table" {
-		if one {
-			return printData(io.Out, format, views[0])
-		}
-		return printData(io.Out, format, views)
-	}
-	if one {
-		return printInstanceDetail(io, views[0])
-	}
+func printInstanceTable(io *iostreams, views []store.InstanceView) error {
 	t := newTable(io.Out, "NAME", "ID", "PROJECT", "ADDRESSES", "AZ", "CONFIG DRIVE")
 	for _, v := range views {
 		t.row(v.Instance.Name, v.Instance.ID, v.Project.Name, addresses(v), v.Instance.AvailabilityZone, yesNo(v.Instance.ConfigDrive))

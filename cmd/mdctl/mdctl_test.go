@@ -120,7 +120,7 @@ func TestInstanceCommands(t *testing.T) {
 	}
 
 	io, _, out, _ = testIO()
-	if err := instanceListRun(ctx, &recordOptions{IO: io, Store: open, Output: "table"}); err != nil {
+	if err := instanceKind().listRun(ctx, &recordOptions{IO: io, Store: open, Output: "table"}); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
@@ -136,7 +136,7 @@ func TestInstanceCommands(t *testing.T) {
 	}
 
 	io, _, out, _ = testIO()
-	if err := instanceShowRun(ctx, &recordOptions{IO: io, Store: open, Ref: "vm1", Output: "yaml"}); err != nil {
+	if err := instanceKind().showRun(ctx, &recordOptions{IO: io, Store: open, Ref: "vm1", Output: "yaml"}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "ip_address: 10.90.1.5") {
@@ -144,10 +144,10 @@ func TestInstanceCommands(t *testing.T) {
 	}
 
 	io, _, out, _ = testIO()
-	if err := instanceDeleteRun(ctx, &recordOptions{IO: io, Store: open, Ref: "Web Server"}); err != nil {
+	if err := instanceKind().deleteRun(ctx, &recordOptions{IO: io, Store: open, Ref: "Web Server"}); err != nil {
 		t.Fatal(err)
 	}
-	err := instanceShowRun(ctx, &recordOptions{IO: io, Store: open, Ref: "Web Server", Output: "table"})
+	err := instanceKind().showRun(ctx, &recordOptions{IO: io, Store: open, Ref: "Web Server", Output: "table"})
 	if err == nil || err.Error() != `instance "Web Server" not found; list them with mdctl instance list` {
 		t.Errorf("show deleted: %v", err)
 	}
@@ -191,7 +191,7 @@ func TestNetworkAndRouterCommands(t *testing.T) {
 	}
 
 	out.Reset()
-	if err := routerShowRun(ctx, &recordOptions{IO: io, Store: open, Ref: "r1", Output: "json"}); err != nil {
+	if err := routerKind().showRun(ctx, &recordOptions{IO: io, Store: open, Ref: "r1", Output: "json"}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), `"networks": [
@@ -201,7 +201,7 @@ func TestNetworkAndRouterCommands(t *testing.T) {
 	}
 
 	out.Reset()
-	if err := networkListRun(ctx, &recordOptions{IO: io, Store: open, Output: "table"}); err != nil {
+	if err := networkKind().listRun(ctx, &recordOptions{IO: io, Store: open, Output: "table"}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "10.90.1.0/24,fd00:90:1::/64") {
@@ -215,12 +215,12 @@ func TestNetworkAndRouterCommands(t *testing.T) {
 	if err := instanceCreateRun(ctx, in); err != nil {
 		t.Fatal(err)
 	}
-	err := networkDeleteRun(ctx, &recordOptions{IO: io, Store: open, Ref: "net1"})
+	err := networkKind().deleteRun(ctx, &recordOptions{IO: io, Store: open, Ref: "net1"})
 	if !errors.Is(err, store.ErrConflict) || exitCode(err) != exitFail {
 		t.Errorf("delete in-use network: %v", err)
 	}
 	out.Reset()
-	if err := routerDeleteRun(ctx, &recordOptions{IO: io, Store: open, Ref: "r1"}); err != nil {
+	if err := routerKind().deleteRun(ctx, &recordOptions{IO: io, Store: open, Ref: "r1"}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(out.String(), "deleted router r1") {

@@ -30,8 +30,39 @@ func newCmdNetwork(f *factory) *cobra.Command {
   mdctl network list
   mdctl network delete iso`,
 	}
-	cmd.AddCommand(newCmdNetworkCreate(f, nil), newCmdNetworkList(f, nil), newCmdNetworkShow(f, nil), newCmdNetworkDelete(f, nil))
+	k := networkKind()
+	cmd.AddCommand(newCmdNetworkCreate(f, nil), newCmdRecordList(f, k, nil), newCmdRecordShow(f, k, nil), newCmdRecordDelete(f, k, nil))
 	return cmd
+}
+
+// networkKind is how network list, show and delete read, delete and print
+// a network: with its subnets and router.
+func networkKind() recordKind[store.Network, networkView] {
+	return recordKind[store.Network, networkView]{
+		name: "network",
+		list: func(ctx context.Context, st store.Reader) ([]store.Network, error) { return st.ListNetworks(ctx) },
+		get: func(ctx context.Context, st store.Reader, ref string) (store.Network, error) {
+			return st.GetNetwork(ctx, ref)
+		},
+		view:   readNetworkView,
+		remove: topology.DeleteNetwork,
+		ident:  func(n store.Network) (string, string) { return n.Name, n.ID },
+		table:  printNetworkTable,
+		listHelp: recordHelp{
+			Short: "List networks with their subnets and routers",
+			Example: `  mdctl network list
+  mdctl network list -o json`,
+		},
+		showHelp: recordHelp{
+			Short:   "Show one network with its subnets and router",
+			Example: `  mdctl network show net1 -o yaml`,
+		},
+		deleteHelp: recordHelp{
+			Short:   "Delete a network with its subnets, DHCP and router ports",
+			Long:    "Delete a network. Like neutron, mdctl refuses while instances still have ports on it.",
+			Example: `  mdctl network delete net1`,
+		},
+	}
 }
 
 type networkCreateOptions struct {
@@ -112,11 +143,7 @@ func networkCreateRun(ctx context.Context, opts *networkCreateOptions) error {
 		if err != nil {
 			return err
 		}
-		v, err := readNetworkView(ctx, st, n)
-		if err != nil {
-			return err
-		}
-		return printNetworks(opts.IO, opts.Output, []networkView{v}, true)
+		return networkKind().show(ctx, st, opts.IO, opts.Output, n)
 	})
 }
 
@@ -139,106 +166,7 @@ func readNetworkView(ctx context.Context, st store.Reader, n store.Network) (net
 	return v, nil
 }
 
-func newCmdNetworkList(f *factory, runF func(context.Context, *recordOptions) error) *cobra.Command {
-	opts := &recordOptions{IO: f.IO, Store: f.OpenStore}
-	cmd := &cobra.Command{
-		Use:     "list",
-		Aliases: []string{"ls"},
-		Short:   "List networks with their subnets and routers",
-		Example: `  mdctl network list
-  mdctl network list -o json`,
-		Args: exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return checkOutputAndRun(cmd, opts.Output, opts, runF, networkListRun)
-		},
-	}
-	addOutputFlag(cmd, &opts.Output)
-	return cmd
-}
-
-func networkListRun(ctx context.Context, opts *recordOptions) error {
-	return withStoreFn(ctx, opts.Store, func(st store.Store) error {
-		nets, err := st.ListNetworks(ctx)
-		if err != nil {
-			return err
-		}
-		views := make([]networkView, 0, len(nets))
-		for _, n := range nets {
-			v, err := readNetworkView(ctx, st, n)
-			if err != nil {
-				return err
-			}
-			views = append(views, v)
-		}
-		return printNetworks(opts.IO, opts.Output, views, false)
-	})
-}
-
-func newCmdNetworkShow(f *factory, runF func(context.Context, *recordOptions) error) *cobra.Command {
-	opts := &recordOptions{IO: f.IO, Store: f.OpenStore}
-	cmd := &cobra.Command{
-		Use:     "show NAME|ID",
-		Short:   "Show one network with its subnets and router",
-		Example: `  mdctl network show net1 -o yaml`,
-		Args:    exactArgs(1, "one network NAME or ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ref = args[0]
-			return checkOutputAndRun(cmd, opts.Output, opts, runF, networkShowRun)
-		},
-	}
-	addOutputFlag(cmd, &opts.Output)
-	return cmd
-}
-
-func networkShowRun(ctx context.Context, opts *recordOptions) error {
-	return withStoreFn(ctx, opts.Store, func(st store.Store) error {
-		n, err := st.GetNetwork(ctx, opts.Ref)
-		if err != nil {
-			return notFound(err, "network", opts.Ref)
-		}
-		v, err := readNetworkView(ctx, st, n)
-		if err != nil {
-			return err
-		}
-		return printNetworks(opts.IO, opts.Output, []networkView{v}, true)
-	})
-}
-
-func newCmdNetworkDelete(f *factory, runF func(context.Context, *recordOptions) error) *cobra.Command {
-	opts := &recordOptions{IO: f.IO, Store: f.OpenStore}
-	cmd := &cobra.Command{
-		Use:     "delete NAME|ID",
-		Aliases: []string{"rm"},
-		Short:   "Delete a network with its subnets, DHCP and router ports",
-		Long:    "Delete a network. Like neutron, mdctl refuses while instances still have ports on it.",
-		Example: `  mdctl network delete net1`,
-		Args:    exactArgs(1, "one network NAME or ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ref = args[0]
-			return runOrTest(cmd, opts, runF, networkDeleteRun)
-		},
-	}
-	return cmd
-}
-
-func networkDeleteRun(ctx context.Context, opts *recordOptions) error {
-	return withStoreFn(ctx, opts.Store, func(st store.Store) error {
-		n, err := topology.DeleteNetwork(ctx, st, opts.Ref)
-		if err != nil {
-			return notFound(err, "network", opts.Ref)
-		}
-		fmt.Fprintf(opts.IO.Out, "deleted network %s (%s)\n", n.Name, n.ID)
-		return nil
-	})
-}
-
-func printNetworks(io *iostreams, format string, views []networkView, one bool) error {
-	if format != "table" {
-		if one {
-			return printData(io.Out, format, views[0])
-		}
-		return printData(io.Out, format, views)
-	}
+func printNetworkTable(io *iostreams, views []networkView) error {
 	t := newTable(io.Out, "NAME", "ID", "SUBNETS", "GATEWAYS", "DHCP", "ROUTER", "MTU")
 	for _, v := range views {
 		var cidrs, gws, dhcp []string

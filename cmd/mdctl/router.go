@@ -26,8 +26,37 @@ func newCmdRouter(f *factory) *cobra.Command {
   mdctl network create net1 --project demo --cidr 10.90.1.0/24 --router r1
   mdctl router list`,
 	}
-	cmd.AddCommand(newCmdRouterCreate(f, nil), newCmdRouterList(f, nil), newCmdRouterShow(f, nil), newCmdRouterDelete(f, nil))
+	k := routerKind()
+	cmd.AddCommand(newCmdRouterCreate(f, nil), newCmdRecordList(f, k, nil), newCmdRecordShow(f, k, nil), newCmdRecordDelete(f, k, nil))
 	return cmd
+}
+
+// routerKind is how router list, show and delete read, delete and print a
+// router: with the networks its interfaces are on.
+func routerKind() recordKind[store.Router, routerView] {
+	return recordKind[store.Router, routerView]{
+		name: "router",
+		list: func(ctx context.Context, st store.Reader) ([]store.Router, error) { return st.ListRouters(ctx) },
+		get: func(ctx context.Context, st store.Reader, ref string) (store.Router, error) {
+			return st.GetRouter(ctx, ref)
+		},
+		view:   readRouterView,
+		remove: topology.DeleteRouter,
+		ident:  func(r store.Router) (string, string) { return r.Name, r.ID },
+		table:  printRouterTable,
+		listHelp: recordHelp{
+			Short:   "List routers with the networks they serve",
+			Example: `  mdctl router list -o json`,
+		},
+		showHelp: recordHelp{
+			Short:   "Show one router",
+			Example: `  mdctl router show r1`,
+		},
+		deleteHelp: recordHelp{
+			Short:   "Delete a router and its interfaces (its networks become isolated)",
+			Example: `  mdctl router delete r1`,
+		},
+	}
 }
 
 type routerCreateOptions struct {
@@ -61,7 +90,7 @@ func routerCreateRun(ctx context.Context, opts *routerCreateOptions) error {
 		if err != nil {
 			return err
 		}
-		return printRouters(opts.IO, opts.Output, []routerView{{Router: r, Networks: []string{}}}, true)
+		return routerKind().show(ctx, st, opts.IO, opts.Output, r)
 	})
 }
 
@@ -81,104 +110,7 @@ func readRouterView(ctx context.Context, st store.Reader, r store.Router) (route
 	return v, nil
 }
 
-func newCmdRouterList(f *factory, runF func(context.Context, *recordOptions) error) *cobra.Command {
-	opts := &recordOptions{IO: f.IO, Store: f.OpenStore}
-	cmd := &cobra.Command{
-		Use:     "list",
-		Aliases: []string{"ls"},
-		Short:   "List routers with the networks they serve",
-		Example: `  mdctl router list -o json`,
-		Args:    exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return checkOutputAndRun(cmd, opts.Output, opts, runF, routerListRun)
-		},
-	}
-	addOutputFlag(cmd, &opts.Output)
-	return cmd
-}
-
-func routerListRun(ctx context.Context, opts *recordOptions) error {
-	return withStoreFn(ctx, opts.Store, func(st store.Store) error {
-		rs, err := st.ListRouters(ctx)
-		if err != nil {
-			return err
-		}
-		views := make([]routerView, 0, len(rs))
-		for _, r := range rs {
-			v, err := readRouterView(ctx, st, r)
-			if err != nil {
-				return err
-			}
-			views = append(views, v)
-		}
-		return printRouters(opts.IO, opts.Output, views, false)
-	})
-}
-
-func newCmdRouterShow(f *factory, runF func(context.Context, *recordOptions) error) *cobra.Command {
-	opts := &recordOptions{IO: f.IO, Store: f.OpenStore}
-	cmd := &cobra.Command{
-		Use:     "show NAME|ID",
-		Short:   "Show one router",
-		Example: `  mdctl router show r1`,
-		Args:    exactArgs(1, "one router NAME or ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ref = args[0]
-			return checkOutputAndRun(cmd, opts.Output, opts, runF, routerShowRun)
-		},
-	}
-	addOutputFlag(cmd, &opts.Output)
-	return cmd
-}
-
-func routerShowRun(ctx context.Context, opts *recordOptions) error {
-	return withStoreFn(ctx, opts.Store, func(st store.Store) error {
-		r, err := st.GetRouter(ctx, opts.Ref)
-		if err != nil {
-			return notFound(err, "router", opts.Ref)
-		}
-		v, err := readRouterView(ctx, st, r)
-		if err != nil {
-			return err
-		}
-		return printRouters(opts.IO, opts.Output, []routerView{v}, true)
-	})
-}
-
-func newCmdRouterDelete(f *factory, runF func(context.Context, *recordOptions) error) *cobra.Command {
-	opts := &recordOptions{IO: f.IO, Store: f.OpenStore}
-	cmd := &cobra.Command{
-		Use:     "delete NAME|ID",
-		Aliases: []string{"rm"},
-		Short:   "Delete a router and its interfaces (its networks become isolated)",
-		Example: `  mdctl router delete r1`,
-		Args:    exactArgs(1, "one router NAME or ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ref = args[0]
-			return runOrTest(cmd, opts, runF, routerDeleteRun)
-		},
-	}
-	return cmd
-}
-
-func routerDeleteRun(ctx context.Context, opts *recordOptions) error {
-	return withStoreFn(ctx, opts.Store, func(st store.Store) error {
-		r, err := topology.DeleteRouter(ctx, st, opts.Ref)
-		if err != nil {
-			return notFound(err, "router", opts.Ref)
-		}
-		fmt.Fprintf(opts.IO.Out, "deleted router %s (%s)\n", r.Name, r.ID)
-		return nil
-	})
-}
-
-func printRouters(io *iostreams, format string, views []routerView, one bool) error {
-	if format != "table" {
-		if one {
-			return printData(io.Out, format, views[0])
-		}
-		return printData(io.Out, format, views)
-	}
+func printRouterTable(io *iostreams, views []routerView) error {
 	t := newTable(io.Out, "NAME", "ID", "PROJECT", "NETWORKS")
 	for _, v := range views {
 		t.row(v.Name, v.ID, v.ProjectID, strings.Join(v.Networks, ","))
