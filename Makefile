@@ -35,8 +35,9 @@ bench: build
 	if [ -n "$$missing$$nova" ]; then export DEBIAN_FRONTEND=noninteractive; apt-get update -qq; \
 	  [ -z "$$missing" ] || apt-get install -y -qq $$missing >/dev/null; \
 	  [ -z "$$nova" ] || apt-get install -y -qq --no-install-recommends python3-nova >/dev/null; fi
+	$(MAKE) --no-print-directory test-deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
-	$(GO) run ./bench/cmd/mdbench -shared $(SHARED) -mdctl $(abspath $(BIN))
+	$(GO) run ./bench/cmd/mdbench -shared $(SHARED)/bench -mdctl $(abspath $(BIN))
 
 lint:
 	gofmt -l . | tee /dev/stderr | (! read)
