@@ -122,13 +122,10 @@ func newCmdConfigGet(f *factory, runF func(context.Context, *configOptions) erro
 		Use:               "get KEY",
 		Short:             "Print the value in force of one setting",
 		Example:           `  mdctl config get metadata_cache_expiration`,
-		Args:              exactArgs(1, "one setting KEY"),
+		Args:              oneSettingKey,
 		ValidArgsFunction: completeKeys,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Key = args[0]
-			if err := checkKey(opts.Key); err != nil {
-				return err
-			}
 			return checkOutputAndRun(cmd, opts.Output, opts, runF, configGetRun)
 		},
 	}
@@ -137,10 +134,14 @@ func newCmdConfigGet(f *factory, runF func(context.Context, *configOptions) erro
 	return cmd
 }
 
-// checkKey refuses unknown keys with the list of known ones (exit 2).
-func checkKey(key string) error {
-	if _, ok := store.LookupSetting(key); !ok {
-		_, err := store.NormalizeSetting(key, "")
+// oneSettingKey is get's and unset's argument: one setting KEY, which must
+// be a known one (else exit 2 with the list of known ones).
+func oneSettingKey(cmd *cobra.Command, args []string) error {
+	if err := exactArgs(1, "one setting KEY")(cmd, args); err != nil {
+		return err
+	}
+	if _, ok := store.LookupSetting(args[0]); !ok {
+		_, err := store.NormalizeSetting(args[0], "")
 		return &exitError{code: exitUsage, err: err}
 	}
 	return nil
@@ -209,13 +210,10 @@ func newCmdConfigUnset(f *factory, runF func(context.Context, *configOptions) er
 		Use:               "unset KEY",
 		Short:             "Remove a stored setting so its default applies again",
 		Example:           `  mdctl config unset force_metadata`,
-		Args:              exactArgs(1, "one setting KEY"),
+		Args:              oneSettingKey,
 		ValidArgsFunction: completeKeys,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Key = args[0]
-			if err := checkKey(opts.Key); err != nil {
-				return err
-			}
 			return runOrTest(cmd, opts, runF, configUnsetRun)
 		},
 	}
