@@ -3,39 +3,18 @@ package diag
 import (
 	"bytes"
 	"context"
-	"net"
+	"maps"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mdctl/mdctl/internal/testworld"
 	"github.com/mdctl/mdctl/server"
 	"github.com/mdctl/mdctl/server/dataplane"
 	"github.com/mdctl/mdctl/store"
 )
-
-const routedTopo = `
-settings:
-  metadata_proxy_shared_secret: s3cret
-routers:
-  - name: r1
-    project: demo
-networks:
-  - name: net1
-    project: demo
-    cidr: 10.90.1.0/24
-    router: r1
-instances:
-  - name: vm1
-    project: demo
-    network: net1
-    ip: 10.90.1.5
-    user_data: |
-      #cloud-config
-      hostname: vm1
-`
 
 const isolatedTopo = `
 settings:
@@ -102,10 +81,10 @@ func wantFailure(t *testing.T, r Report, hop string, detailHas ...string) {
 }
 
 func TestTraceHealthyRouter(t *testing.T) {
-	w := newWorld(t, routedTopo)
-	api := w.serveAll()
-	guests := w.labUp()
-	r := waitHealthy(t, w.opts(api), "vm1")
+	w := newWorld(t, testworld.RoutedTopo)
+	api := serveAll(w)
+	w.LabUp()
+	r := waitHealthy(t, opts(w, api), "vm1")
 	if r.Mode != ModeRouter || !strings.Contains(r.ModeReason, "routed") {
 		t.Errorf("mode %q (%s), want router because routed", r.Mode, r.ModeReason)
 	}
@@ -115,7 +94,7 @@ func TestTraceHealthyRouter(t *testing.T) {
 		}
 	}
 	if !labGuestTraced(r) || !strings.Contains(r.Hop(HopRoute).Detail, "via 10.90.1.1") {
-		t.Errorf("route hop did not read the lab guest %s: %+v", guests["vm1"], r.Hop(HopRoute))
+		t.Errorf("route hop did not read the lab guest %s: %+v", w.GuestNS("vm1"), r.Hop(HopRoute))
 	}
 	// Every probe carries its own request id.
 	seen := map[string]bool{}
@@ -131,15 +110,15 @@ func TestTraceHealthyRouter(t *testing.T) {
 		t.Errorf("%d probe request ids, want one per request (>= 5)", len(seen))
 	}
 	// The same trace by id names the instance.
-	if r2 := trace(t, w.opts(api), r.InstanceID); !r2.OK || r2.Instance != "vm1" {
+	if r2 := trace(t, opts(w, api), r.InstanceID); !r2.OK || r2.Instance != "vm1" {
 		t.Errorf("trace by id: ok=%v instance=%q", r2.OK, r2.Instance)
 	}
 }
 
 func TestTraceNoLabGuest(t *testing.T) {
-	w := newWorld(t, routedTopo)
-	api := w.serveAll()
-	r := waitHealthy(t, w.opts(api), "vm1")
+	w := newWorld(t, testworld.RoutedTopo)
+	api := serveAll(w)
+	r := waitHealthy(t, opts(w, api), "vm1")
 	if h := r.Hop(HopRoute); !h.OK || !strings.Contains(h.Detail, "no lab guest") {
 		t.Errorf("route hop without a guest: %+v", h)
 	}
@@ -148,63 +127,63 @@ func TestTraceNoLabGuest(t *testing.T) {
 // TestTraceFaults injects one fault at a time into a healthy routed world
 // and checks the first failing hop and its hint.
 func TestTraceFaults(t *testing.T) {
-	requireRoot(t)
+	testworld.RequireRoot(t)
 	tests := []struct {
 		name   string
-		inject func(t *testing.T, w *world, guests map[string]string)
+		inject func(t *testing.T, w *testworld.World)
 		hop    string
 		says   []string
 		fix    bool // Fix brings the chain back
 	}{
-		{"guest route deleted", func(t *testing.T, w *world, g map[string]string) {
-			inNS(t, g["vm1"], "ip", "route", "del", "169.254.169.254/32")
-			inNS(t, g["vm1"], "ip", "route", "del", "default")
+		{"guest route deleted", func(t *testing.T, w *testworld.World) {
+			inNS(t, w.GuestNS("vm1"), "ip", "route", "del", "169.254.169.254/32")
+			inNS(t, w.GuestNS("vm1"), "ip", "route", "del", "default")
 		}, HopRoute, []string{"no route", "ip route replace 169.254.169.254/32 via 10.90.1.1"}, true},
-		{"route via a wrong gateway", func(t *testing.T, w *world, g map[string]string) {
-			inNS(t, g["vm1"], "ip", "route", "replace", "169.254.169.254/32", "via", "10.90.1.99", "dev", "eth0")
+		{"route via a wrong gateway", func(t *testing.T, w *testworld.World) {
+			inNS(t, w.GuestNS("vm1"), "ip", "route", "replace", "169.254.169.254/32", "via", "10.90.1.99", "dev", "eth0")
 		}, HopRoute, []string{"via 10.90.1.99, not 10.90.1.1"}, true},
-		{"link-local route shadows the host route", func(t *testing.T, w *world, g map[string]string) {
-			inNS(t, g["vm1"], "ip", "route", "del", "169.254.169.254/32")
-			inNS(t, g["vm1"], "ip", "route", "add", "169.254.0.0/16", "dev", "eth0", "scope", "link")
+		{"link-local route shadows the host route", func(t *testing.T, w *testworld.World) {
+			inNS(t, w.GuestNS("vm1"), "ip", "route", "del", "169.254.169.254/32")
+			inNS(t, w.GuestNS("vm1"), "ip", "route", "add", "169.254.0.0/16", "dev", "eth0", "scope", "link")
 		}, HopRoute, []string{"on-link", "169.254.0.0/16"}, false},
-		{"router namespace deleted", func(t *testing.T, w *world, g map[string]string) {
-			if err := dataplane.DeleteNamespace(w.routerNS("r1")); err != nil {
+		{"router namespace deleted", func(t *testing.T, w *testworld.World) {
+			if err := dataplane.DeleteNamespace(w.RouterNS("r1")); err != nil {
 				t.Fatal(err)
 			}
 		}, HopNamespace, []string{"does not exist", "--fix"}, true},
-		{"REDIRECT rule deleted", func(t *testing.T, w *world, g map[string]string) {
-			inNS(t, w.routerNS("r1"), "iptables", "-t", "nat", "-D", dataplane.ChainPrerouting,
+		{"REDIRECT rule deleted", func(t *testing.T, w *testworld.World) {
+			inNS(t, w.RouterNS("r1"), "iptables", "-t", "nat", "-D", dataplane.ChainPrerouting,
 				"-d", "169.254.169.254/32", "-i", "qr-+", "-p", "tcp", "-m", "tcp", "--dport", "80", "-j", "REDIRECT", "--to-ports", "9697")
 		}, HopIPTables, []string{"missing", "REDIRECT", "--fix", "iptables -t nat -S"}, true},
-		{"ACCEPT inserted ahead of the REDIRECT", func(t *testing.T, w *world, g map[string]string) {
-			inNS(t, w.routerNS("r1"), "iptables", "-t", "nat", "-I", "PREROUTING", "1",
+		{"ACCEPT inserted ahead of the REDIRECT", func(t *testing.T, w *testworld.World) {
+			inNS(t, w.RouterNS("r1"), "iptables", "-t", "nat", "-I", "PREROUTING", "1",
 				"-d", "169.254.169.254/32", "-p", "tcp", "--dport", "80", "-j", "ACCEPT")
 		}, HopIPTables, []string{"nat PREROUTING rule 1 ACCEPTs", "iptables -t nat -D PREROUTING 1"}, false},
-		{"INPUT drops the redirected request", func(t *testing.T, w *world, g map[string]string) {
-			inNS(t, w.routerNS("r1"), "iptables", "-I", "INPUT", "1", "-p", "tcp", "--dport", "9697", "-j", "DROP")
+		{"INPUT drops the redirected request", func(t *testing.T, w *testworld.World) {
+			inNS(t, w.RouterNS("r1"), "iptables", "-I", "INPUT", "1", "-p", "tcp", "--dport", "9697", "-j", "DROP")
 		}, HopIPTables, []string{"filter INPUT rule 1 DROPs", "iptables -t filter -D INPUT 1"}, false},
-		{"mangle ACCEPT ahead of the MARK", func(t *testing.T, w *world, g map[string]string) {
-			inNS(t, w.routerNS("r1"), "iptables", "-t", "mangle", "-I", "PREROUTING", "1", "-i", "qr-+", "-j", "ACCEPT")
+		{"mangle ACCEPT ahead of the MARK", func(t *testing.T, w *testworld.World) {
+			inNS(t, w.RouterNS("r1"), "iptables", "-t", "mangle", "-I", "PREROUTING", "1", "-i", "qr-+", "-j", "ACCEPT")
 		}, HopIPTables, []string{"mangle PREROUTING rule 1 ACCEPTs", "iptables -t mangle -D PREROUTING 1"}, false},
-		{"socket removed", func(t *testing.T, w *world, g map[string]string) {
-			if err := os.Remove(filepath.Join(w.dir, server.AgentSocketName)); err != nil {
+		{"socket removed", func(t *testing.T, w *testworld.World) {
+			if err := os.Remove(filepath.Join(w.Dir, server.AgentSocketName)); err != nil {
 				t.Fatal(err)
 			}
 		}, HopSocket, []string{"no agent socket", "mdctl serve"}, false},
-		{"socket mode 0000", func(t *testing.T, w *world, g map[string]string) {
-			if err := os.Chmod(filepath.Join(w.dir, server.AgentSocketName), 0); err != nil {
+		{"socket mode 0000", func(t *testing.T, w *testworld.World) {
+			if err := os.Chmod(filepath.Join(w.Dir, server.AgentSocketName), 0); err != nil {
 				t.Fatal(err)
 			}
 		}, HopSocket, []string{"mode 0000", "chmod 0660"}, true},
-		{"guest IP not on any port", func(t *testing.T, w *world, g map[string]string) {
+		{"guest IP not on any port", func(t *testing.T, w *testworld.World) {
 			ctx := context.Background()
-			in, err := w.st.InstanceView(ctx, "vm1")
+			in, err := w.Store.InstanceView(ctx, "vm1")
 			if err != nil {
 				t.Fatal(err)
 			}
 			p := in.Ports[0].Port
 			p.FixedIPs[0].IPAddress = "10.90.1.50" // the guest still has .5
-			if err := w.st.PutPort(ctx, p); err != nil {
+			if err := w.Store.PutPort(ctx, p); err != nil {
 				t.Fatal(err)
 			}
 		}, HopAgent, []string{"0 ports hold 10.90.1.5"}, false},
@@ -212,12 +191,12 @@ func TestTraceFaults(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			w := newWorld(t, routedTopo)
-			api := w.serveAll()
-			guests := w.labUp()
-			o := w.opts(api)
+			w := newWorld(t, testworld.RoutedTopo)
+			api := serveAll(w)
+			w.LabUp()
+			o := opts(w, api)
 			waitHealthy(t, o, "vm1")
-			tt.inject(t, w, guests)
+			tt.inject(t, w)
 			r := trace(t, o, "vm1")
 			wantFailure(t, r, tt.hop, tt.says...)
 			if !tt.fix {
@@ -238,32 +217,25 @@ func TestTraceFaults(t *testing.T) {
 
 // TestTraceProxyGone: the data plane is there but no serve runs a proxy.
 func TestTraceProxyGone(t *testing.T) {
-	w := newWorld(t, routedTopo)
+	w := newWorld(t, testworld.RoutedTopo)
 	ctx := context.Background()
-	stored, _ := w.st.Settings(ctx)
+	stored, _ := w.Store.Settings(ctx)
 	cfg, err := store.ParseConfig(stored, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := server.PlanFromStore(ctx, w.st, cfg)
+	d, err := server.PlanFromStore(ctx, w.Store, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := dataplane.NewReconciler(w.dp).Apply(ctx, d); err != nil {
+	if err := dataplane.NewReconciler(w.Dataplane).Apply(ctx, d); err != nil {
 		t.Fatal(err)
 	}
-	ln := w.listen()
-	w.startServe([]string{server.ComponentAPI, server.ComponentAgent}, nil, ln)
-	w.labUp()
-	o := w.opts("http://" + ln.Addr().String())
-	var r Report
-	for range 50 { // until the agent's socket is up
-		if r = Trace(ctx, o, "vm1"); r.Hop(HopSocket).OK {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	r = trace(t, o, "vm1")
+	api, _ := w.StartServe(testworld.ServeOptions{Components: []string{server.ComponentAPI, server.ComponentAgent}})
+	w.LabUp()
+	o := opts(w, "http://"+api)
+	untilHops(o, "vm1", HopSocket) // until the agent's socket is up
+	r := trace(t, o, "vm1")
 	wantFailure(t, r, HopProxy, "nothing listens on 0.0.0.0:9697", "mdctl serve")
 	for _, name := range []string{HopSocket, HopAgent, HopAPI, HopMetadata} {
 		if !r.Hop(name).OK {
@@ -274,34 +246,28 @@ func TestTraceProxyGone(t *testing.T) {
 
 // splitWorld runs the API and the agent (with the proxy) as separate
 // serves, as on separate nodes; agentSet is the agent's own --set.
-func splitWorld(t *testing.T, apiSet, agentSet map[string]string) (w *world, o Options, stopAPI, stopAgent func()) {
-	w = newWorld(t, routedTopo)
-	ln := w.listen()
-	stopAPI = w.startServeIn(t.TempDir(), []string{server.ComponentAPI}, apiSet, ln)
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	set := map[string]string{"nova_metadata_port": port}
-	for k, v := range agentSet {
-		set[k] = v
-	}
-	stopAgent = w.startServe([]string{server.ComponentAgent, server.ComponentProxy}, set, nil)
-	w.labUp()
-	return w, w.opts("http://" + ln.Addr().String()), stopAPI, stopAgent
+func splitWorld(t *testing.T, apiSet, agentSet map[string]string) (w *testworld.World, o Options, stopAPI, stopAgent func()) {
+	w = newWorld(t, testworld.RoutedTopo)
+	api, stopAPI := w.StartServe(testworld.ServeOptions{Dir: t.TempDir(), Components: []string{server.ComponentAPI}, Overrides: apiSet})
+	set := map[string]string{"nova_metadata_port": testworld.Port(api)}
+	maps.Copy(set, agentSet)
+	_, stopAgent = w.StartServe(testworld.ServeOptions{Components: []string{server.ComponentAgent, server.ComponentProxy}, Overrides: set})
+	w.LabUp()
+	return w, opts(w, "http://"+api), stopAPI, stopAgent
 }
 
 func TestTraceAgentStopped(t *testing.T) {
-	w := newWorld(t, routedTopo)
-	ln := w.listen()
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	w.startServe([]string{server.ComponentAPI, server.ComponentProxy}, nil, ln)
+	w := newWorld(t, testworld.RoutedTopo)
+	api, _ := w.StartServe(testworld.ServeOptions{Components: []string{server.ComponentAPI, server.ComponentProxy}})
 	// The agent runs from a data dir of its own; the proxies reach its
 	// socket through a link, as with a shared state_path.
 	agentDir := t.TempDir()
-	if err := os.Symlink(filepath.Join(agentDir, server.AgentSocketName), filepath.Join(w.dir, server.AgentSocketName)); err != nil {
+	if err := os.Symlink(filepath.Join(agentDir, server.AgentSocketName), filepath.Join(w.Dir, server.AgentSocketName)); err != nil {
 		t.Fatal(err)
 	}
-	stopAgent := w.startServeIn(agentDir, []string{server.ComponentAgent}, map[string]string{"nova_metadata_port": port}, nil)
-	w.labUp()
-	o := w.opts("http://" + ln.Addr().String())
+	_, stopAgent := w.StartServe(testworld.ServeOptions{Dir: agentDir, Components: []string{server.ComponentAgent}, Overrides: map[string]string{"nova_metadata_port": testworld.Port(api)}})
+	w.LabUp()
+	o := opts(w, "http://"+api)
 	waitHealthy(t, o, "vm1")
 	stopAgent()
 	r := trace(t, o, "vm1")
@@ -328,14 +294,8 @@ func TestTraceAPIStopped(t *testing.T) {
 func TestTraceSecretMismatch(t *testing.T) {
 	// The API keeps the stored secret; the agent signs with its own.
 	_, o, _, _ := splitWorld(t, nil, map[string]string{"metadata_proxy_shared_secret": "other"})
-	var r Report
-	for range 50 {
-		if r = Trace(context.Background(), o, "vm1"); r.Hop(HopProxy).OK && r.Hop(HopSocket).OK {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	r = trace(t, o, "vm1")
+	untilHops(o, "vm1", HopProxy, HopSocket)
+	r := trace(t, o, "vm1")
 	wantFailure(t, r, HopAPI, "secret mismatch", "metadata_proxy_shared_secret")
 	if !strings.Contains(r.Hop(HopAPI).Detail, "agent") {
 		t.Errorf("the mismatch should name the agent's side: %s", r.Hop(HopAPI).Detail)
@@ -344,23 +304,18 @@ func TestTraceSecretMismatch(t *testing.T) {
 	// The reverse: the API runs with its own secret; this trace's (the
 	// stored one) is the agent's.
 	_, o2, _, _ := splitWorld(t, map[string]string{"metadata_proxy_shared_secret": "api-only"}, nil)
-	for range 50 {
-		if r = Trace(context.Background(), o2, "vm1"); r.Hop(HopProxy).OK && r.Hop(HopSocket).OK {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	untilHops(o2, "vm1", HopProxy, HopSocket)
 	r = trace(t, o2, "vm1")
 	wantFailure(t, r, HopAPI, "secret mismatch", "refused a signature", "and the agent's too")
 }
 
 func TestTraceInstanceDeleted(t *testing.T) {
-	w := newWorld(t, routedTopo)
-	api := w.serveAll()
-	w.labUp()
-	o := w.opts(api)
+	w := newWorld(t, testworld.RoutedTopo)
+	api := serveAll(w)
+	w.LabUp()
+	o := opts(w, api)
 	r0 := waitHealthy(t, o, "vm1")
-	if err := w.st.DeleteInstance(context.Background(), r0.InstanceID); err != nil {
+	if err := w.Store.DeleteInstance(context.Background(), r0.InstanceID); err != nil {
 		t.Fatal(err)
 	}
 	r := trace(t, o, "vm1")
@@ -373,16 +328,10 @@ func TestTraceIsolated(t *testing.T) {
 	t.Run("both off", func(t *testing.T) {
 		t.Parallel()
 		w := newWorld(t, isolatedTopo)
-		api := w.serveAll()
-		w.labUp()
-		var r Report
-		for range 50 { // until the agent's socket is up
-			if r = Trace(context.Background(), w.opts(api), "vm2"); r.Hop(HopSocket).OK {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		r = trace(t, w.opts(api), "vm2")
+		api := serveAll(w)
+		w.LabUp()
+		untilHops(opts(w, api), "vm2", HopSocket) // until the agent's socket is up
+		r := trace(t, opts(w, api), "vm2")
 		wantFailure(t, r, HopRoute, "enable_isolated_metadata", "force_metadata")
 		if r.Mode != ModeNone || !strings.Contains(r.ModeReason, "both off") {
 			t.Errorf("mode %q (%s), want none: both settings off", r.Mode, r.ModeReason)
@@ -391,19 +340,17 @@ func TestTraceIsolated(t *testing.T) {
 	t.Run("isolated metadata on", func(t *testing.T) {
 		t.Parallel()
 		w := newWorld(t, isolatedTopo)
-		if err := w.st.SetSetting(context.Background(), "enable_isolated_metadata", "true"); err != nil {
-			t.Fatal(err)
-		}
-		api := w.serveAll()
-		guests := w.labUp()
-		o := w.opts(api)
+		w.Set("enable_isolated_metadata", "true")
+		api := serveAll(w)
+		guests := w.LabUp()
+		o := opts(w, api)
 		r := waitHealthy(t, o, "vm2")
 		if r.Mode != ModeDHCP || !strings.Contains(r.ModeReason, "enable_isolated_metadata is on") {
 			t.Errorf("mode %q (%s), want dhcp because of enable_isolated_metadata", r.Mode, r.ModeReason)
 		}
 		// The DHCP port loses its metadata address.
-		in, _ := w.st.InstanceView(context.Background(), "vm2")
-		ports, _ := w.st.ListPorts(context.Background(), store.PortFilter{NetworkIDs: []string{in.Ports[0].Port.NetworkID}, DeviceOwners: []string{store.OwnerDHCP}})
+		in, _ := w.Store.InstanceView(context.Background(), "vm2")
+		ports, _ := w.Store.ListPorts(context.Background(), store.PortFilter{NetworkIDs: []string{in.Ports[0].Port.NetworkID}, DeviceOwners: []string{store.OwnerDHCP}})
 		if len(ports) != 1 {
 			t.Fatalf("%d DHCP ports", len(ports))
 		}
@@ -437,14 +384,14 @@ networks:
 instances:
   - {name: vm6, project: demo, network: net6, ip: 10.90.6.5}
 `)
-	api := w.serveAll()
-	w.labUp()
-	o := w.opts(api)
+	api := serveAll(w)
+	w.LabUp()
+	o := opts(w, api)
 	r := waitHealthy(t, o, "vm6")
 	if !strings.Contains(r.Hop(HopIPTables).Detail, "IPv6") {
 		t.Skipf("dataplane has no IPv6 path for this router yet: %s", r.Hop(HopIPTables).Detail)
 	}
-	inNS(t, w.routerNS("r6"), "ip6tables", "-t", "nat", "-D", dataplane.ChainPrerouting,
+	inNS(t, w.RouterNS("r6"), "ip6tables", "-t", "nat", "-D", dataplane.ChainPrerouting,
 		"-d", "fe80::a9fe:a9fe/128", "-i", "qr-+", "-p", "tcp", "-m", "tcp", "--dport", "80", "-j", "REDIRECT", "--to-ports", "9697")
 	r = trace(t, o, "vm6")
 	wantFailure(t, r, HopIPTables, "ip6tables -t nat: missing", "REDIRECT", "ip6tables -t nat -S")
