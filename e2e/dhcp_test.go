@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mdctl/mdctl/server"
+	"github.com/mdctl/mdctl/internal/testworld"
 	"github.com/mdctl/mdctl/server/dataplane"
 	"github.com/mdctl/mdctl/store"
 )
@@ -45,26 +45,17 @@ func requireDHCP(t *testing.T) {
 	}
 }
 
-func (w *world) networkID(name string) string {
-	w.t.Helper()
-	n, err := w.st.GetNetwork(w.t.Context(), name)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	return n.ID
-}
-
 // waitDHCPServer waits until a DHCP server listens in the network's qdhcp
 // namespace (the kernel's socket table, not mdctl's word for it).
-func (w *world) waitDHCPServer(network string) {
-	w.t.Helper()
-	ns := dataplane.DHCPNamespace(w.networkID(network))
-	waitFor(w.t, 10*time.Second, "dnsmasq in "+ns, func() error {
-		out, err := exec.Command("ip", "netns", "exec", ns, "cat", "/proc/net/udp").Output()
+func waitDHCPServer(t *testing.T, w *testworld.World, network string) {
+	t.Helper()
+	ns := dataplane.DHCPNamespace(w.Network(network).ID)
+	testworld.WaitFor(t, 10*time.Second, "dnsmasq in "+ns, func() error {
+		out, _, err := testworld.InNS(ns, 5*time.Second, "cat", "/proc/net/udp")
 		if err != nil {
 			return err
 		}
-		if !strings.Contains(string(out), ":0043 ") {
+		if !strings.Contains(out, ":0043 ") {
 			return fmt.Errorf("nothing on udp 67")
 		}
 		return nil
@@ -73,11 +64,11 @@ func (w *world) waitDHCPServer(network string) {
 
 // waitOpts waits until the network's dnsmasq opts file holds (or, with
 // want false, no longer holds) a metadata route via hop.
-func (w *world) waitOpts(network, hop string, want bool) {
-	w.t.Helper()
-	path := filepath.Join(w.dp.DHCPStateDir(), w.networkID(network), "opts")
+func waitOpts(t *testing.T, w *testworld.World, network, hop string, want bool) {
+	t.Helper()
+	path := filepath.Join(w.Dataplane.DHCPStateDir(), w.Network(network).ID, "opts")
 	route := "169.254.169.254/32," + hop
-	waitFor(w.t, 2*time.Second, fmt.Sprintf("opts with %s = %v", route, want), func() error {
+	testworld.WaitFor(t, 2*time.Second, fmt.Sprintf("opts with %s = %v", route, want), func() error {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return err
@@ -92,7 +83,7 @@ func (w *world) waitOpts(network, hop string, want bool) {
 // metadataRoute is the guest's kernel route for 169.254.169.254.
 func metadataRoute(t *testing.T, ns string) string {
 	t.Helper()
-	out, _, err := inGuest(t, ns, 5*time.Second, "ip", "-4", "route", "show", "169.254.169.254/32")
+	out, _, err := testworld.InNS(ns, 5*time.Second, "ip", "-4", "route", "show", "169.254.169.254/32")
 	if err != nil {
 		t.Fatalf("ip route in %s: %v", ns, err)
 	}
@@ -100,10 +91,11 @@ func metadataRoute(t *testing.T, ns string) string {
 }
 
 // leaseFile is the guest's dhclient lease database.
-func (w *world) leaseFile(guestNS string) string {
-	b, err := os.ReadFile(filepath.Join(w.dp.GuestStateDir(guestNS), "dhclient.leases"))
+func leaseFile(t *testing.T, w *testworld.World, guestNS string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(w.Dataplane.GuestStateDir(guestNS), "dhclient.leases"))
 	if err != nil {
-		w.t.Fatalf("lease file of %s: %v", guestNS, err)
+		t.Fatalf("lease file of %s: %v", guestNS, err)
 	}
 	return string(b)
 }
@@ -117,14 +109,14 @@ func rfc3442(hop string) string {
 // assertDHCPRoute checks the guest's metadata route came from a real
 // option 121 lease: the kernel route carries proto dhcp and the lease
 // file holds the classless route.
-func (w *world) assertDHCPRoute(ns, hop string) {
-	w.t.Helper()
-	r := metadataRoute(w.t, ns)
+func assertDHCPRoute(t *testing.T, w *testworld.World, ns, hop string) {
+	t.Helper()
+	r := metadataRoute(t, ns)
 	if !strings.Contains(r, "via "+hop) || !strings.Contains(r, "proto dhcp") {
-		w.t.Errorf("%s: metadata route %q, want via %s proto dhcp", ns, r, hop)
+		t.Errorf("%s: metadata route %q, want via %s proto dhcp", ns, r, hop)
 	}
-	if lease := w.leaseFile(ns); !strings.Contains(lease, rfc3442(hop)) {
-		w.t.Errorf("%s: lease lacks option 121 route %s:\n%s", ns, rfc3442(hop), lease)
+	if lease := leaseFile(t, w, ns); !strings.Contains(lease, rfc3442(hop)) {
+		t.Errorf("%s: lease lacks option 121 route %s:\n%s", ns, rfc3442(hop), lease)
 	}
 }
 
@@ -134,27 +126,27 @@ func (w *world) assertDHCPRoute(ns, hop string) {
 // goes through its router.
 func TestIsolatedMetadataThroughDHCP(t *testing.T) {
 	requireDHCP(t)
-	w := newWorld(t, dhcpTopo)
-	w.set("enable_isolated_metadata", "true")
-	w.startServe(server.AllComponents, nil)
-	w.waitDHCPServer("iso")
-	w.waitDHCPServer("routed")
-	w.waitOpts("iso", "10.90.22.2", true)
-	guests := w.labUp()
-	iso, routed := w.guestNS("vm-iso", guests), w.guestNS("vm-routed", guests)
+	w := testworld.New(t, dhcpTopo)
+	w.Set("enable_isolated_metadata", "true")
+	w.StartServe(testworld.ServeOptions{})
+	waitDHCPServer(t, w, "iso")
+	waitDHCPServer(t, w, "routed")
+	waitOpts(t, w, "iso", "10.90.22.2", true)
+	w.LabUp()
+	iso, routed := w.GuestNS("vm-iso"), w.GuestNS("vm-routed")
 
-	w.assertDHCPRoute(iso, "10.90.22.2")
-	w.assertDHCPRoute(routed, "10.90.21.1")
+	assertDHCPRoute(t, w, iso, "10.90.22.2")
+	assertDHCPRoute(t, w, routed, "10.90.21.1")
 	waitServing(t, iso)
-	c := runCrawl(t, iso, "openstack")
+	c := testworld.RunCrawl(t, iso, "openstack")
 	if c.Name != "vm-iso" || c.Hostname != "vm-iso.novalocal" {
 		t.Errorf("isolated guest read name=%q hostname=%q", c.Name, c.Hostname)
 	}
-	if ec2 := runCrawl(t, iso, "ec2"); ec2.Hostname != "vm-iso.novalocal" {
+	if ec2 := testworld.RunCrawl(t, iso, "ec2"); ec2.Hostname != "vm-iso.novalocal" {
 		t.Errorf("isolated guest's ec2 reader got hostname %q", ec2.Hostname)
 	}
 	waitServing(t, routed)
-	if c := runCrawl(t, routed, "openstack"); c.Name != "vm-routed" {
+	if c := testworld.RunCrawl(t, routed, "openstack"); c.Name != "vm-routed" {
 		t.Errorf("routed guest read %q", c.Name)
 	}
 }
@@ -164,26 +156,26 @@ func TestIsolatedMetadataThroughDHCP(t *testing.T) {
 // neutron's third failure mode ("No route to metadata").
 func TestBothSwitchesOffIsolatedGetsNothing(t *testing.T) {
 	requireDHCP(t)
-	w := newWorld(t, dhcpTopo)
-	w.startServe(server.AllComponents, nil)
-	w.waitDHCPServer("iso")
-	guests := w.labUp()
-	iso := w.guestNS("vm-iso", guests)
+	w := testworld.New(t, dhcpTopo)
+	w.StartServe(testworld.ServeOptions{})
+	waitDHCPServer(t, w, "iso")
+	w.LabUp()
+	iso := w.GuestNS("vm-iso")
 	if r := metadataRoute(t, iso); r != "" {
 		t.Errorf("isolated guest has a metadata route with both switches off: %q", r)
 	}
-	lease := w.leaseFile(iso)
+	lease := leaseFile(t, w, iso)
 	if !strings.Contains(lease, "fixed-address 10.90.22.10") {
 		t.Errorf("isolated guest got no lease:\n%s", lease)
 	}
 	if strings.Contains(lease, "32,169,254,169,254") {
 		t.Errorf("lease carries a metadata route with both switches off:\n%s", lease)
 	}
-	ok, err := dataplane.NamespaceExists(dataplane.DHCPNamespace(w.networkID("iso")))
+	ok, err := dataplane.NamespaceExists(dataplane.DHCPNamespace(w.Network("iso").ID))
 	if err != nil || !ok {
 		t.Errorf("the DHCP namespace should still serve DHCP: exists=%v %v", ok, err)
 	}
-	if code, body := curl(t, iso, "http://169.254.169.254/openstack/latest/meta_data.json"); code != 0 {
+	if code, body := testworld.Curl(iso, "http://169.254.169.254/openstack/latest/meta_data.json"); code != 0 {
 		t.Errorf("isolated guest got an answer (%d %.100s) with both switches off", code, body)
 	}
 }
@@ -193,42 +185,42 @@ func TestBothSwitchesOffIsolatedGetsNothing(t *testing.T) {
 // route says so), and turning it off moves it back to the router.
 func TestForceMetadataLiveSwitch(t *testing.T) {
 	requireDHCP(t)
-	w := newWorld(t, dhcpTopo)
-	w.startServe(server.AllComponents, nil)
-	w.waitDHCPServer("routed")
-	guests := w.labUp()
-	ns := w.guestNS("vm-routed", guests)
-	w.assertDHCPRoute(ns, "10.90.21.1")
+	w := testworld.New(t, dhcpTopo)
+	w.StartServe(testworld.ServeOptions{})
+	waitDHCPServer(t, w, "routed")
+	w.LabUp()
+	ns := w.GuestNS("vm-routed")
+	assertDHCPRoute(t, w, ns, "10.90.21.1")
 	waitServing(t, ns)
 
-	w.set("force_metadata", "true")
-	w.waitOpts("routed", "10.90.21.2", true)
-	dhcpNS := dataplane.DHCPNamespace(w.networkID("routed"))
-	waitFor(t, 2*time.Second, "169.254.169.254 on the DHCP port", func() error {
+	w.Set("force_metadata", "true")
+	waitOpts(t, w, "routed", "10.90.21.2", true)
+	dhcpNS := dataplane.DHCPNamespace(w.Network("routed").ID)
+	testworld.WaitFor(t, 2*time.Second, "169.254.169.254 on the DHCP port", func() error {
 		return hasAddr(dhcpNS, "169.254.169.254/32")
 	})
 	if v := configGet(t, w, "force_metadata"); v != "true" {
 		t.Errorf("config get force_metadata = %q", v)
 	}
-	w.labUp() // the guest renews its lease
-	w.assertDHCPRoute(ns, "10.90.21.2")
+	w.LabUp() // the guest renews its lease
+	assertDHCPRoute(t, w, ns, "10.90.21.2")
 	waitServing(t, ns)
-	if c := runCrawl(t, ns, "openstack"); c.Name != "vm-routed" {
+	if c := testworld.RunCrawl(t, ns, "openstack"); c.Name != "vm-routed" {
 		t.Errorf("through the DHCP namespace the guest read %q", c.Name)
 	}
 
-	w.set("force_metadata", "false")
-	w.waitOpts("routed", "10.90.21.1", true)
-	waitFor(t, 2*time.Second, "169.254.169.254 gone from the DHCP port", func() error {
+	w.Set("force_metadata", "false")
+	waitOpts(t, w, "routed", "10.90.21.1", true)
+	testworld.WaitFor(t, 2*time.Second, "169.254.169.254 gone from the DHCP port", func() error {
 		if hasAddr(dhcpNS, "169.254.169.254/32") == nil {
 			return fmt.Errorf("still there")
 		}
 		return nil
 	})
-	w.labUp()
-	w.assertDHCPRoute(ns, "10.90.21.1")
+	w.LabUp()
+	assertDHCPRoute(t, w, ns, "10.90.21.1")
 	waitServing(t, ns)
-	if c := runCrawl(t, ns, "openstack"); c.Name != "vm-routed" {
+	if c := testworld.RunCrawl(t, ns, "openstack"); c.Name != "vm-routed" {
 		t.Errorf("back through the router the guest read %q", c.Name)
 	}
 }
@@ -238,27 +230,27 @@ func TestForceMetadataLiveSwitch(t *testing.T) {
 // away, through its lease.
 func TestIsolatedMetadataLiveSwitch(t *testing.T) {
 	requireDHCP(t)
-	w := newWorld(t, dhcpTopo)
-	w.startServe(server.AllComponents, nil)
-	w.waitDHCPServer("iso")
-	guests := w.labUp()
-	ns := w.guestNS("vm-iso", guests)
+	w := testworld.New(t, dhcpTopo)
+	w.StartServe(testworld.ServeOptions{})
+	waitDHCPServer(t, w, "iso")
+	w.LabUp()
+	ns := w.GuestNS("vm-iso")
 	if r := metadataRoute(t, ns); r != "" {
 		t.Fatalf("metadata route before the switch: %q", r)
 	}
-	w.set("enable_isolated_metadata", "true")
-	w.waitOpts("iso", "10.90.22.2", true)
-	w.labUp()
-	w.assertDHCPRoute(ns, "10.90.22.2")
+	w.Set("enable_isolated_metadata", "true")
+	waitOpts(t, w, "iso", "10.90.22.2", true)
+	w.LabUp()
+	assertDHCPRoute(t, w, ns, "10.90.22.2")
 	waitServing(t, ns)
 
-	w.set("enable_isolated_metadata", "false")
-	w.waitOpts("iso", "10.90.22.2", false)
-	w.labUp()
+	w.Set("enable_isolated_metadata", "false")
+	waitOpts(t, w, "iso", "10.90.22.2", false)
+	w.LabUp()
 	if r := metadataRoute(t, ns); r != "" {
 		t.Errorf("metadata route after the switch went off: %q", r)
 	}
-	if code, _ := curl(t, ns, "http://169.254.169.254/openstack"); code != 0 {
+	if code, _ := testworld.Curl(ns, "http://169.254.169.254/openstack"); code != 0 {
 		t.Errorf("answer %d after the switch went off", code)
 	}
 }
@@ -267,17 +259,17 @@ func TestIsolatedMetadataLiveSwitch(t *testing.T) {
 // (no lease, routes proto static), and the chain still works.
 func TestStaticRoutesOption(t *testing.T) {
 	requireDHCP(t)
-	w := newWorld(t, dhcpTopo)
-	w.dp.GuestRoutes = dataplane.GuestRoutesStatic
-	w.set("enable_isolated_metadata", "true")
-	w.startServe(server.AllComponents, nil)
-	w.waitDHCPServer("iso")
-	guests := w.labUp()
-	ns := w.guestNS("vm-iso", guests)
+	w := testworld.New(t, dhcpTopo)
+	w.Dataplane.GuestRoutes = dataplane.GuestRoutesStatic
+	w.Set("enable_isolated_metadata", "true")
+	w.StartServe(testworld.ServeOptions{})
+	waitDHCPServer(t, w, "iso")
+	w.LabUp()
+	ns := w.GuestNS("vm-iso")
 	if r := metadataRoute(t, ns); !strings.Contains(r, "via 10.90.22.2") || !strings.Contains(r, "proto static") {
 		t.Errorf("static metadata route = %q", r)
 	}
-	if _, err := os.Stat(filepath.Join(w.dp.GuestStateDir(ns), "dhclient.leases")); err == nil {
+	if _, err := os.Stat(filepath.Join(w.Dataplane.GuestStateDir(ns), "dhclient.leases")); err == nil {
 		t.Error("a lease file exists though routes are static")
 	}
 	waitServing(t, ns)
@@ -287,13 +279,13 @@ func TestStaticRoutesOption(t *testing.T) {
 // and gives static routes.
 func TestNoDHCPClientFallsBack(t *testing.T) {
 	requireDHCP(t)
-	w := newWorld(t, dhcpTopo)
-	w.dp.DHCPClient = "mdctl-no-such-dhclient"
-	w.set("enable_isolated_metadata", "true")
-	w.startServe(server.AllComponents, nil)
-	w.waitDHCPServer("iso")
-	guests := w.labUp()
-	ns := w.guestNS("vm-iso", guests)
+	w := testworld.New(t, dhcpTopo)
+	w.Dataplane.DHCPClient = "mdctl-no-such-dhclient"
+	w.Set("enable_isolated_metadata", "true")
+	w.StartServe(testworld.ServeOptions{})
+	waitDHCPServer(t, w, "iso")
+	w.LabUp()
+	ns := w.GuestNS("vm-iso")
 	if r := metadataRoute(t, ns); !strings.Contains(r, "via 10.90.22.2") || !strings.Contains(r, "proto static") {
 		t.Errorf("fallback metadata route = %q", r)
 	}
@@ -301,11 +293,11 @@ func TestNoDHCPClientFallsBack(t *testing.T) {
 }
 
 func hasAddr(ns, cidr string) error {
-	out, err := exec.Command("ip", "netns", "exec", ns, "ip", "-o", "addr", "show").Output()
+	out, _, err := testworld.InNS(ns, 5*time.Second, "ip", "-o", "addr", "show")
 	if err != nil {
 		return err
 	}
-	if !strings.Contains(string(out), " "+cidr+" ") {
+	if !strings.Contains(out, " "+cidr+" ") {
 		return fmt.Errorf("%s lacks %s", ns, cidr)
 	}
 	return nil
@@ -313,9 +305,9 @@ func hasAddr(ns, cidr string) error {
 
 // configGet is what `mdctl config get KEY` prints: the stored settings
 // resolved with defaults.
-func configGet(t *testing.T, w *world, key string) string {
+func configGet(t *testing.T, w *testworld.World, key string) string {
 	t.Helper()
-	stored, err := w.st.Settings(t.Context())
+	stored, err := w.Store.Settings(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mdctl/mdctl/server"
+	"github.com/mdctl/mdctl/internal/testworld"
 	"github.com/mdctl/mdctl/server/dataplane"
 )
 
@@ -31,8 +31,8 @@ const metadataURL6 = "http://[" + dataplane.MetadataIPv6 + "%" + dataplane.Guest
 
 func waitServing6(t *testing.T, ns, wantName string) {
 	t.Helper()
-	waitFor(t, 15*time.Second, "IPv6 metadata in "+ns, func() error {
-		out, stderr, err := inGuest(t, ns, 10*time.Second, "curl", "-g", "-sf", "-m", "5", metadataURL6)
+	testworld.WaitFor(t, 15*time.Second, "IPv6 metadata in "+ns, func() error {
+		out, stderr, err := testworld.InNS(ns, 10*time.Second, "curl", "-g", "-sf", "-m", "5", metadataURL6)
 		if err != nil || !strings.Contains(out, `"name": "`+wantName+`"`) {
 			return fmt.Errorf("curl -g %s: %v %s %.200s", metadataURL6, err, stderr, out)
 		}
@@ -46,17 +46,17 @@ func waitServing6(t *testing.T, ns, wantName string) {
 // radvd announces) and through the DHCP namespace of an isolated network
 // (fe80::a9fe:a9fe/128 on the DHCP port, reached on-link).
 func TestIPv6MetadataBothPaths(t *testing.T) {
-	w := newWorld(t, ipv6Topo)
-	w.startServe(server.AllComponents, nil)
-	guests := w.labUp()
-	routed, iso := w.guestNS("vm6-routed", guests), w.guestNS("vm6-iso", guests)
+	w := testworld.New(t, ipv6Topo)
+	w.StartServe(testworld.ServeOptions{})
+	guests := w.LabUp()
+	routed, iso := w.GuestNS("vm6-routed"), w.GuestNS("vm6-iso")
 
 	t.Run("router", func(t *testing.T) {
 		g := guests["vm6-routed"]
 		if g.MetadataHop6 == "" {
 			t.Fatalf("routed guest has no IPv6 metadata hop: %+v", g)
 		}
-		out, _, err := inGuest(t, routed, 5*time.Second, "ip", "-6", "route", "show", dataplane.MetadataIPv6)
+		out, _, err := testworld.InNS(routed, 5*time.Second, "ip", "-6", "route", "show", dataplane.MetadataIPv6)
 		if err != nil || !strings.Contains(out, "via "+g.MetadataHop6) {
 			t.Fatalf("route to %s: %q %v; want via the router's link-local %s", dataplane.MetadataIPv6, out, err, g.MetadataHop6)
 		}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mdctl/mdctl/server"
+	"github.com/mdctl/mdctl/internal/testworld"
 )
 
 // seenWithin bounds the wait for a guest's request on screen. The goal is
@@ -23,28 +23,21 @@ const seenWithin = 5 * time.Second
 // with the proxy's namespace in the detail pane.
 func TestTUIShowsGuestRequests(t *testing.T) {
 	requireTmux(t) // before building anything
-	w := newWorld(t, routedTopo)
+	w := testworld.New(t, testworld.RoutedTopo)
 	bin := buildMdctl(t)
-	apiAddr, _ := w.startServe(server.AllComponents, nil)
+	apiAddr, _ := w.StartServe(testworld.ServeOptions{})
 	// The tracer the TUI starts reads the API's address from the store,
 	// as it would on a node where serve listens on the default port.
-	w.set("nova_metadata_port", apiAddr[strings.LastIndex(apiAddr, ":")+1:])
-	guests := w.labUp()
-	ns1, ns2 := w.guestNS("vm1", guests), w.guestNS("vm2", guests)
+	w.Set("nova_metadata_port", testworld.Port(apiAddr))
+	w.LabUp()
+	ns1, ns2 := w.GuestNS("vm1"), w.GuestNS("vm2")
 	waitServing(t, ns1)
 	waitServing(t, ns2)
-	vm1, err := w.st.GetInstance(t.Context(), "vm1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r1, err := w.st.GetRouter(t.Context(), "r1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	vm1, r1 := w.Instance("vm1"), w.Router("r1")
 
 	// The TUI's default endpoint is <data-dir>/admin.sock: serve's own.
-	sock := filepath.Join(w.dir, "admin.sock")
-	term := newTerminal(t, 160, 40, fmt.Sprintf("NO_COLOR=1 '%s' --data-dir '%s' tui", bin, w.dir))
+	sock := filepath.Join(w.Dir, "admin.sock")
+	term := newTerminal(t, 160, 40, fmt.Sprintf("NO_COLOR=1 '%s' --data-dir '%s' tui", bin, w.Dir))
 	term.waitScreen(30*time.Second, "the TUI connected to "+sock, func(s string) bool {
 		return strings.Contains(s, "● "+sock)
 	})
@@ -57,7 +50,7 @@ func TestTUIShowsGuestRequests(t *testing.T) {
 		{"vm2", ns2, "/openstack/latest/no_such_file", "404"},
 	}
 	for _, f := range fetches {
-		code, body := curl(t, f.ns, "http://169.254.169.254"+f.path)
+		code, body := testworld.Curl(f.ns, "http://169.254.169.254"+f.path)
 		if fmt.Sprint(code) != f.status {
 			t.Fatalf("%s GET %s: status %d (%.200s), want %s", f.name, f.path, code, body, f.status)
 		}
