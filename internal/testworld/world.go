@@ -213,31 +213,29 @@ func (w *World) RouterNS(router string) string {
 // Router is the stored router by name or ID.
 func (w *World) Router(ref string) store.Router {
 	w.t.Helper()
-	r, err := w.Store.GetRouter(context.Background(), ref)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	return r
+	return lookup(w, w.Store.GetRouter, ref)
 }
 
 // Network is the stored network by name or ID.
 func (w *World) Network(ref string) store.Network {
 	w.t.Helper()
-	n, err := w.Store.GetNetwork(context.Background(), ref)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	return n
+	return lookup(w, w.Store.GetNetwork, ref)
 }
 
 // Instance is the stored instance by name or ID.
 func (w *World) Instance(ref string) store.Instance {
 	w.t.Helper()
-	in, err := w.Store.GetInstance(context.Background(), ref)
+	return lookup(w, w.Store.GetInstance, ref)
+}
+
+// lookup reads one stored object and fails the test when it cannot.
+func lookup[T any](w *World, get func(context.Context, string) (T, error), ref string) T {
+	w.t.Helper()
+	v, err := get(context.Background(), ref)
 	if err != nil {
-		w.t.Fatal(err)
+		w.t.Fatalf("%s: %v", ref, err)
 	}
-	return in
+	return v
 }
 
 // testWriter sends serve's log lines to the test's log.
