@@ -28,6 +28,17 @@ func waitServing(t *testing.T, ns string) {
 	})
 }
 
+// readsAs waits until the guest in ns is served, then checks that
+// cloud-init's OpenStack reader there gets instance's own metadata; how
+// names the path the request took, for the failure message.
+func readsAs(t *testing.T, ns, instance, how string) {
+	t.Helper()
+	waitServing(t, ns)
+	if c := testworld.RunCrawl(t, ns, "openstack"); c.Name != instance {
+		t.Errorf("%s the guest read %q, want %q", how, c.Name, instance)
+	}
+}
+
 // TestCloudInitThroughRouter: cloud-init's OpenStack and EC2 readers in a
 // lab guest cross route → qrouter namespace → REDIRECT → proxy → socket →
 // agent → API and get that instance's own data.
@@ -159,10 +170,7 @@ func TestAgentDownFast5xxAndRecovers(t *testing.T) {
 		t.Fatalf("agent down: status %d (%s), want a 5xx", code, body)
 	}
 	w.StartServe(testworld.ServeOptions{Components: []string{server.ComponentAgent}, Overrides: agentSet})
-	waitServing(t, ns)
-	if c := testworld.RunCrawl(t, ns, "openstack"); c.Name != "vm1" {
-		t.Errorf("after recovery got %q", c.Name)
-	}
+	readsAs(t, ns, "vm1", "after recovery")
 }
 
 // TestRestartKeepsOneRuleSet: a second serve adopts the namespaces and

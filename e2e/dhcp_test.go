@@ -45,6 +45,22 @@ func requireDHCP(t *testing.T) {
 	}
 }
 
+// dhcpWorld serves dhcpTopo, with configure (when not nil) applied to the
+// world before serve starts, waits for network's DHCP server and builds the
+// lab; it returns the world and the namespace of instance's guest.
+func dhcpWorld(t *testing.T, network, instance string, configure func(*testworld.World)) (*testworld.World, string) {
+	t.Helper()
+	requireDHCP(t)
+	w := testworld.New(t, dhcpTopo)
+	if configure != nil {
+		configure(w)
+	}
+	w.StartServe(testworld.ServeOptions{})
+	waitDHCPServer(t, w, network)
+	w.LabUp()
+	return w, w.GuestNS(instance)
+}
+
 // waitDHCPServer waits until a DHCP server listens in the network's qdhcp
 // namespace (the kernel's socket table, not mdctl's word for it).
 func waitDHCPServer(t *testing.T, w *testworld.World, network string) {
@@ -145,22 +161,14 @@ func TestIsolatedMetadataThroughDHCP(t *testing.T) {
 	if ec2 := testworld.RunCrawl(t, iso, "ec2"); ec2.Hostname != "vm-iso.novalocal" {
 		t.Errorf("isolated guest's ec2 reader got hostname %q", ec2.Hostname)
 	}
-	waitServing(t, routed)
-	if c := testworld.RunCrawl(t, routed, "openstack"); c.Name != "vm-routed" {
-		t.Errorf("routed guest read %q", c.Name)
-	}
+	readsAs(t, routed, "vm-routed", "through its router")
 }
 
 // TestBothSwitchesOffIsolatedGetsNothing: an isolated guest with both
 // switches off gets a lease without a metadata route, and no answer —
 // neutron's third failure mode ("No route to metadata").
 func TestBothSwitchesOffIsolatedGetsNothing(t *testing.T) {
-	requireDHCP(t)
-	w := testworld.New(t, dhcpTopo)
-	w.StartServe(testworld.ServeOptions{})
-	waitDHCPServer(t, w, "iso")
-	w.LabUp()
-	iso := w.GuestNS("vm-iso")
+	w, iso := dhcpWorld(t, "iso", "vm-iso", nil)
 	if r := metadataRoute(t, iso); r != "" {
 		t.Errorf("isolated guest has a metadata route with both switches off: %q", r)
 	}
@@ -184,12 +192,7 @@ func TestBothSwitchesOffIsolatedGetsNothing(t *testing.T) {
 // routed guest's metadata to the DHCP namespace on its next lease (the
 // route says so), and turning it off moves it back to the router.
 func TestForceMetadataLiveSwitch(t *testing.T) {
-	requireDHCP(t)
-	w := testworld.New(t, dhcpTopo)
-	w.StartServe(testworld.ServeOptions{})
-	waitDHCPServer(t, w, "routed")
-	w.LabUp()
-	ns := w.GuestNS("vm-routed")
+	w, ns := dhcpWorld(t, "routed", "vm-routed", nil)
 	assertDHCPRoute(t, w, ns, "10.90.21.1")
 	waitServing(t, ns)
 
@@ -204,10 +207,7 @@ func TestForceMetadataLiveSwitch(t *testing.T) {
 	}
 	w.LabUp() // the guest renews its lease
 	assertDHCPRoute(t, w, ns, "10.90.21.2")
-	waitServing(t, ns)
-	if c := testworld.RunCrawl(t, ns, "openstack"); c.Name != "vm-routed" {
-		t.Errorf("through the DHCP namespace the guest read %q", c.Name)
-	}
+	readsAs(t, ns, "vm-routed", "through the DHCP namespace")
 
 	w.Set("force_metadata", "false")
 	waitOpts(t, w, "routed", "10.90.21.1", true)
@@ -219,22 +219,14 @@ func TestForceMetadataLiveSwitch(t *testing.T) {
 	})
 	w.LabUp()
 	assertDHCPRoute(t, w, ns, "10.90.21.1")
-	waitServing(t, ns)
-	if c := testworld.RunCrawl(t, ns, "openstack"); c.Name != "vm-routed" {
-		t.Errorf("back through the router the guest read %q", c.Name)
-	}
+	readsAs(t, ns, "vm-routed", "back through the router")
 }
 
 // TestIsolatedMetadataLiveSwitch: enable_isolated_metadata turned on and
 // off on a running serve brings the isolated guest's metadata and takes it
 // away, through its lease.
 func TestIsolatedMetadataLiveSwitch(t *testing.T) {
-	requireDHCP(t)
-	w := testworld.New(t, dhcpTopo)
-	w.StartServe(testworld.ServeOptions{})
-	waitDHCPServer(t, w, "iso")
-	w.LabUp()
-	ns := w.GuestNS("vm-iso")
+	w, ns := dhcpWorld(t, "iso", "vm-iso", nil)
 	if r := metadataRoute(t, ns); r != "" {
 		t.Fatalf("metadata route before the switch: %q", r)
 	}
@@ -258,14 +250,10 @@ func TestIsolatedMetadataLiveSwitch(t *testing.T) {
 // TestStaticRoutesOption: GuestRoutes static keeps DHCP out of the guest
 // (no lease, routes proto static), and the chain still works.
 func TestStaticRoutesOption(t *testing.T) {
-	requireDHCP(t)
-	w := testworld.New(t, dhcpTopo)
-	w.Dataplane.GuestRoutes = dataplane.GuestRoutesStatic
-	w.Set("enable_isolated_metadata", "true")
-	w.StartServe(testworld.ServeOptions{})
-	waitDHCPServer(t, w, "iso")
-	w.LabUp()
-	ns := w.GuestNS("vm-iso")
+	w, ns := dhcpWorld(t, "iso", "vm-iso", func(w *testworld.World) {
+		w.Dataplane.GuestRoutes = dataplane.GuestRoutesStatic
+		w.Set("enable_isolated_metadata", "true")
+	})
 	if r := metadataRoute(t, ns); !strings.Contains(r, "via 10.90.22.2") || !strings.Contains(r, "proto static") {
 		t.Errorf("static metadata route = %q", r)
 	}
@@ -278,14 +266,10 @@ func TestStaticRoutesOption(t *testing.T) {
 // TestNoDHCPClientFallsBack: with no DHCP client installed the lab says so
 // and gives static routes.
 func TestNoDHCPClientFallsBack(t *testing.T) {
-	requireDHCP(t)
-	w := testworld.New(t, dhcpTopo)
-	w.Dataplane.DHCPClient = "mdctl-no-such-dhclient"
-	w.Set("enable_isolated_metadata", "true")
-	w.StartServe(testworld.ServeOptions{})
-	waitDHCPServer(t, w, "iso")
-	w.LabUp()
-	ns := w.GuestNS("vm-iso")
+	_, ns := dhcpWorld(t, "iso", "vm-iso", func(w *testworld.World) {
+		w.Dataplane.DHCPClient = "mdctl-no-such-dhclient"
+		w.Set("enable_isolated_metadata", "true")
+	})
 	if r := metadataRoute(t, ns); !strings.Contains(r, "via 10.90.22.2") || !strings.Contains(r, "proto static") {
 		t.Errorf("fallback metadata route = %q", r)
 	}
