@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,4 +139,11 @@ func RunCrawl(t *testing.T, ns, mode string, args ...string) Crawl {
 		t.Fatalf("cloud-init rejected the %s metadata in %s: %v %s\nstderr: %s", mode, ns, err, c.Error, stderr)
 	}
 	return c
+}
+
+// Port is the port of a host:port (StartServe's apiAddr), as settings such
+// as nova_metadata_port take it.
+func Port(addr string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return port
 }
