@@ -25,8 +25,7 @@ test-deps:
 	$(SHARED)/tools/setup-cloudinit-reader
 	$(GO) mod download
 
-test: test-deps
-	$(GO) vet ./...
+test: test-deps lint
 	$(GO) test -count=1 -timeout 20m ./...
 
 bench: build
@@ -39,10 +38,13 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./bench/cmd/mdbench -shared $(SHARED)/bench -mdctl $(abspath $(BIN))
 
+STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 lint:
-	gofmt -l . | tee /dev/stderr | (! read)
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@latest ./...
+	$(GO) run $(STATICCHECK) ./...
 
 completions:
 	$(GO) generate ./completions

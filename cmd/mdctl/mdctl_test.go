@@ -147,6 +147,9 @@ func TestInstanceCommands(t *testing.T) {
 	if err := instanceKind().deleteRun(ctx, &recordOptions{IO: io, Store: open, Ref: "Web Server"}); err != nil {
 		t.Fatal(err)
 	}
+	if !strings.HasPrefix(out.String(), "deleted instance Web Server (") {
+		t.Errorf("delete said %q", out)
+	}
 	err := instanceKind().showRun(ctx, &recordOptions{IO: io, Store: open, Ref: "Web Server", Output: "table"})
 	if err == nil || err.Error() != `instance "Web Server" not found; list them with mdctl instance list` {
 		t.Errorf("show deleted: %v", err)

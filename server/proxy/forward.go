@@ -40,9 +40,7 @@ func removeHopByHop(h http.Header) {
 		}
 	}
 	for _, k := range hopHeaders {
-		if _, ok := h[k]; ok {
-			delete(h, k)
-		}
+		delete(h, k)
 	}
 	if trailers {
 		h["Te"] = []string{"trailers"}

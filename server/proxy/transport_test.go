@@ -160,7 +160,8 @@ func TestRequestIDsUniqueAndShaped(t *testing.T) {
 		}
 		seen[id] = true
 	}
-	if newRequestIDs().next() == newRequestIDs().next() {
+	a, b := newRequestIDs(), newRequestIDs()
+	if a.next() == b.next() {
 		t.Fatal("two proxies made the same first id")
 	}
 }
