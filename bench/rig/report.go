@@ -183,6 +183,10 @@ func WriteMarkdown(w io.Writer, r Report) error {
 	c := r.Config
 	fmt.Fprintf(&b, "- load: wrk -t%d -c%d, %v per run after a %v warm-up; servers on CPU %s, wrk on CPU %s\n",
 		c.Threads, c.Connections, c.Duration, c.Warmup, c.Tools.ServerCPU, c.Tools.LoadCPU)
+	if p := c.Pairs; p.Duration > 0 {
+		fmt.Fprintf(&b, "- event-stream pairs (targets with one: mdctl-api, chain): after its own rows, the same running server again in %d interleaved rounds per mode and path of %v without, then %v with a consumer reading `/events` on its admin socket (pinned to CPU %s, not measured), each after a %v warm-up; rows `<target>%s` and `<target>%s` are the means, the latter's × peer columns are with ÷ without\n",
+			max(p.Rounds, 1), p.Duration, p.Duration, c.Tools.LoadCPU, p.Warmup, PairOff, PairOn)
+	}
 	if r.LoadBefore != "" {
 		fmt.Fprintf(&b, "- load average (1/5/15 min): %s before, %s after\n", r.LoadBefore, r.LoadAfter)
 	}

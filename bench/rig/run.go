@@ -25,6 +25,9 @@ type Config struct {
 	Proc        Proc
 	ClockTicks  uint64 // USER_HZ
 	Log         *slog.Logger
+	// Pairs sets the with/without-consumer runs of targets that have an
+	// event stream (Running.Events).
+	Pairs PairConfig
 }
 
 // Row is one measured run.
@@ -90,7 +93,7 @@ func runTarget(ctx context.Context, cfg Config, t Target) ([]Row, []Finding, err
 	var rows []Row
 	for _, mode := range cfg.Modes {
 		for _, path := range t.Paths {
-			row, err := measure(ctx, cfg, env, running, mode, path)
+			row, _, err := measure(ctx, cfg, env, running, mode, path)
 			if err != nil {
 				return rows, finds, fmt.Errorf("%s %s: %w", mode, path, err)
 			}
@@ -100,49 +103,124 @@ func runTarget(ctx context.Context, cfg Config, t Target) ([]Row, []Finding, err
 			rows = append(rows, row)
 		}
 	}
+	if running.Events != nil && cfg.Pairs.Duration > 0 {
+		prows, pfinds, err := measurePairs(ctx, cfg, env, t, running)
+		rows, finds = append(rows, prows...), append(finds, pfinds...)
+		if err != nil {
+			return rows, finds, fmt.Errorf("event stream pairs: %w", err)
+		}
+	}
 	return rows, finds, nil
 }
 
+// measurePairs measures each mode and path again in cfg.Pairs.Rounds
+// rounds of (without consumer, with consumer) on the running server, so
+// drift on a shared machine hits both sides alike; it returns the mean
+// rows and one finding per mode and path.
+func measurePairs(ctx context.Context, cfg Config, env *Env, t Target, r *Running) ([]Row, []Finding, error) {
+	pc := cfg
+	pc.Duration, pc.Warmup = cfg.Pairs.Duration, cfg.Pairs.Warmup
+	rounds := max(cfg.Pairs.Rounds, 1)
+	var rows []Row
+	var finds []Finding
+	for _, mode := range cfg.Modes {
+		for _, path := range t.Paths {
+			p := Pair{Target: t.Name, Peer: t.Peer, Mode: mode, Path: path, LoadCPU: cfg.Tools.LoadCPU}
+			for range rounds {
+				off, _, err := measure(ctx, pc, env, r, mode, path)
+				if err != nil {
+					return rows, finds, fmt.Errorf("%s %s without consumer: %w", mode, path, err)
+				}
+				p.Off = append(p.Off, off)
+				if err := measureOn(ctx, pc, env, r, &p); err != nil {
+					return rows, finds, fmt.Errorf("%s %s with consumer: %w", mode, path, err)
+				}
+			}
+			off, on := p.Rows()
+			cfg.Log.Info("measured pair", "target", t.Name, "mode", mode, "path", path,
+				"ratio", fmt.Sprintf("%.3f", p.RateRatio()), "events", p.Received, "dropped", p.Dropped)
+			rows = append(rows, off, on)
+			finds = append(finds, p.Finding())
+		}
+	}
+	return rows, finds, nil
+}
+
+// measureOn is one run with a consumer reading the stream from before the
+// warm-up to after the measured run; it adds the row and the stream's
+// counts to p.
+func measureOn(ctx context.Context, cfg Config, env *Env, r *Running, p *Pair) error {
+	dropped0, err := r.Events.Dropped(ctx)
+	if err != nil {
+		return err
+	}
+	stop, err := r.Events.Consume(ctx, env)
+	if err != nil {
+		return fmt.Errorf("start consumer: %w", err)
+	}
+	row, warm, err := measure(ctx, cfg, env, r, p.Mode, p.Path)
+	received, serr := stop()
+	if err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("consumer: %w", serr)
+	}
+	dropped1, err := r.Events.Dropped(ctx)
+	if err != nil {
+		return err
+	}
+	p.On = append(p.On, row)
+	p.Received += received
+	p.OnRequests += warm + row.Wrk.Requests
+	if dropped1 >= dropped0 {
+		p.Dropped += dropped1 - dropped0
+	}
+	return nil
+}
+
 // measure runs the warm-up, then the measured run between two CPU samples
-// and a peak-RSS reset/read.
-func measure(ctx context.Context, cfg Config, env *Env, r *Running, mode Mode, path string) (Row, error) {
+// and a peak-RSS reset/read. It also returns the warm-up's request count.
+func measure(ctx context.Context, cfg Config, env *Env, r *Running, mode Mode, path string) (Row, uint64, error) {
 	script := filepath.Join(cfg.Scratch, "wrk-"+string(mode)+".lua")
 	if err := os.WriteFile(script, []byte(LuaScript(mode)), 0o644); err != nil {
-		return Row{}, fmt.Errorf("write wrk script: %w", err)
+		return Row{}, 0, fmt.Errorf("write wrk script: %w", err)
 	}
 	url := r.URL + path
+	var warm WrkResult
 	if cfg.Warmup > 0 {
-		if _, err := runWrk(ctx, cfg, r.LoadPrefix, script, r.Headers, url, cfg.Warmup); err != nil {
-			return Row{}, fmt.Errorf("warm-up: %w", err)
+		var err error
+		if warm, err = runWrk(ctx, cfg, r.LoadPrefix, script, r.Headers, url, cfg.Warmup); err != nil {
+			return Row{}, 0, fmt.Errorf("warm-up: %w", err)
 		}
 	}
 	if err := cfg.Proc.ResetPeakRSS(r.PIDs); err != nil {
-		return Row{}, err
+		return Row{}, 0, err
 	}
 	before, err := cfg.Proc.TreeTicks(r.PIDs)
 	if err != nil {
-		return Row{}, fmt.Errorf("CPU before: %w", err)
+		return Row{}, 0, fmt.Errorf("CPU before: %w", err)
 	}
 	res, err := runWrk(ctx, cfg, r.LoadPrefix, script, r.Headers, url, cfg.Duration)
 	if err != nil {
-		return Row{}, err
+		return Row{}, 0, err
 	}
 	after, err := cfg.Proc.TreeTicks(r.PIDs)
 	if err != nil {
-		return Row{}, fmt.Errorf("CPU after: %w", err)
+		return Row{}, 0, fmt.Errorf("CPU after: %w", err)
 	}
 	rss, err := cfg.Proc.PeakRSS(r.PIDs)
 	if err != nil {
-		return Row{}, fmt.Errorf("peak RSS: %w", err)
+		return Row{}, 0, fmt.Errorf("peak RSS: %w", err)
 	}
 	if err := env.Exited(); err != nil {
-		return Row{}, err
+		return Row{}, 0, err
 	}
 	row := Row{Mode: mode, Path: path, Wrk: res, PeakRSS: rss}
 	if res.Requests > 0 && after >= before {
 		row.CPUPerReq = float64(after-before) * 1e6 / float64(cfg.ClockTicks) / float64(res.Requests)
 	}
-	return row, nil
+	return row, warm.Requests, nil
 }
 
 // runWrk runs wrk pinned to the load CPU (under prefix, when set) and

@@ -56,6 +56,10 @@ type Running struct {
 	// Findings are figures the target measured while starting (a
 	// start-up peak RSS), reported beside the table.
 	Findings []Finding
+	// Events, when set, is the server's live event stream: the rig
+	// measures the target again in interleaved pairs, without and with a
+	// consumer reading it (see PairConfig).
+	Events *EventStream
 }
 
 // Env is what a target's Start gets: a scratch directory, the tools, and a
@@ -114,7 +118,23 @@ func NewEnv(scratch, name string, tools Tools, log *slog.Logger) (*Env, error) {
 // stdout and stderr in Dir/<name>.log. extraEnv entries are KEY=VALUE. The
 // returned PID is the server's own: taskset execs it.
 func (e *Env) Spawn(name string, extraEnv []string, bin string, args ...string) (int, error) {
-	argv := append([]string{"-c", e.Tools.ServerCPU, bin}, args...)
+	return e.spawnOn(e.Tools.ServerCPU, name, extraEnv, bin, args...)
+}
+
+// SpawnLoad is Spawn pinned to the load CPU, beside wrk: a client of the
+// server (an event-stream consumer) whose CPU is the load's, not the
+// server's. It is not measured: only Running.PIDs are.
+func (e *Env) SpawnLoad(name string, extraEnv []string, bin string, args ...string) (int, error) {
+	return e.spawnOn(e.Tools.LoadCPU, name, extraEnv, bin, args...)
+}
+
+// SpawnSelfLoad is SpawnSelf pinned to the load CPU (see SpawnLoad).
+func (e *Env) SpawnSelfLoad(name string, extraEnv []string, child string, args ...string) (int, error) {
+	return e.SpawnLoad(name, extraEnv, e.Tools.Self, append([]string{"-child", child, "--"}, args...)...)
+}
+
+func (e *Env) spawnOn(cpu, name string, extraEnv []string, bin string, args ...string) (int, error) {
+	argv := append([]string{"-c", cpu, bin}, args...)
 	cmd := exec.Command(e.Tools.Taskset, argv...)
 	cmd.Env = append(os.Environ(), extraEnv...)
 	cmd.Dir = e.Dir
@@ -200,15 +220,7 @@ func (e *Env) Stop() {
 	e.procs, e.cleanups = nil, nil
 	e.mu.Unlock()
 	for i := len(procs) - 1; i >= 0; i-- {
-		p := procs[i]
-		pgid := p.cmd.Process.Pid
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			<-p.done
-		}
+		procs[i].stop()
 	}
 	for i := len(cleanups) - 1; i >= 0; i-- {
 		cleanups[i]()
@@ -219,6 +231,39 @@ func (e *Env) Stop() {
 		e.spawnc = nil
 	}
 	e.mu.Unlock()
+}
+
+// StopPID ends one process this Env started, before the target is done
+// (a consumer that runs for one measured run), and forgets it, so Exited
+// does not take its end for a crash. Its error is how it exited, naming
+// its log; an unknown pid is an error.
+func (e *Env) StopPID(pid int) error {
+	e.mu.Lock()
+	i := slices.IndexFunc(e.procs, func(p *proc) bool { return p.cmd.Process.Pid == pid })
+	if i < 0 {
+		e.mu.Unlock()
+		return fmt.Errorf("stop pid %d: not started by this target", pid)
+	}
+	p := e.procs[i]
+	e.procs = slices.Delete(e.procs, i, i+1)
+	e.mu.Unlock()
+	p.stop()
+	if p.err != nil {
+		return fmt.Errorf("%s exited (%v); see %s", p.name, p.err, filepath.Join(e.Dir, p.name+".log"))
+	}
+	return nil
+}
+
+// stop sends SIGTERM to the process group, SIGKILL after 5 s, and waits.
+func (p *proc) stop() {
+	pgid := p.cmd.Process.Pid
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		<-p.done
+	}
 }
 
 // WaitReady polls GET url until it answers 200 (with headers), a spawned

@@ -10,11 +10,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mdctl/mdctl/bench/rig"
 	"github.com/mdctl/mdctl/server"
+	"github.com/mdctl/mdctl/server/admin"
 	"github.com/mdctl/mdctl/server/dataplane"
 	"github.com/mdctl/mdctl/store"
 )
@@ -45,9 +48,10 @@ const metadataURL = "http://" + dataplane.MetadataIPv4
 // lab guests for some of them. Its namespaces carry a per-run suffix, so it
 // never touches a real lab or another run's.
 type labWorld struct {
-	pid    int
-	dp     dataplane.Options
-	guests []labGuest
+	pid         int
+	adminSocket string // serve's admin endpoint: events, /status
+	dp          dataplane.Options
+	guests      []labGuest
 }
 
 // labGuest is one lab guest: its namespace and the instance it is.
@@ -112,6 +116,7 @@ func startLab(ctx context.Context, env *rig.Env, n int, pick func(i int) bool) (
 	if err != nil {
 		return nil, err
 	}
+	w.adminSocket = filepath.Join(dataDir, admin.SocketName)
 	want := map[string]bool{}
 	for i, id := range seeded {
 		if pick(i) {
@@ -211,8 +216,12 @@ func ChainTarget() rig.Target {
 			if err != nil {
 				return nil, err
 			}
+			stream, err := adminStream(w.adminSocket)
+			if err != nil {
+				return nil, err
+			}
 			return &rig.Running{
-				PIDs: []int{w.pid}, URL: metadataURL, LoadPrefix: g.Prefix(),
+				PIDs: []int{w.pid}, URL: metadataURL, LoadPrefix: g.Prefix(), Events: stream,
 				Findings: []rig.Finding{{
 					Name:  fmt.Sprintf("serve RSS, %d instances, start-up peak", SeedInstances),
 					Value: fmt.Sprintf("%.1f MiB", float64(hwm)/(1<<20)), Goal: "≤ 60 MiB", Met: rig.Judge(hwm <= 60<<20),
@@ -324,6 +333,7 @@ func serveChild(ctx context.Context, args []string, _ *slog.Logger) error {
 	db := fs.String("db", "", "SQLite store")
 	dataDir := fs.String("data-dir", "", "data dir (agent socket, admin socket)")
 	apiListen := fs.String("api-listen", "127.0.0.1:8775", "API address")
+	components := fs.String("components", strings.Join(server.AllComponents, ","), "components to run, as serve --components")
 	seg := fs.String("segment-ns", "", "segment namespace (owner mark)")
 	prefix := fs.String("guest-prefix", "", "lab guest namespace prefix")
 	stateDir := fs.String("state-dir", "", "data plane state dir")
@@ -331,8 +341,16 @@ func serveChild(ctx context.Context, args []string, _ *slog.Logger) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *db == "" || *dataDir == "" || *seg == "" || *prefix == "" {
-		return fmt.Errorf("%s: -db, -data-dir, -segment-ns and -guest-prefix are required", MdctlServe)
+	comps, err := server.ParseComponents(*components)
+	if err != nil {
+		return fmt.Errorf("%s: %w", MdctlServe, err)
+	}
+	if *db == "" || *dataDir == "" {
+		return fmt.Errorf("%s: -db and -data-dir are required", MdctlServe)
+	}
+	// The proxies' data plane must be named per run: never a real lab's.
+	if slices.Contains(comps, server.ComponentProxy) && (*seg == "" || *prefix == "") {
+		return fmt.Errorf("%s: with the proxy component, -segment-ns and -guest-prefix are required", MdctlServe)
 	}
 	stop, err := startProfile(*prof)
 	if err != nil {
@@ -345,7 +363,7 @@ func serveChild(ctx context.Context, args []string, _ *slog.Logger) error {
 	}
 	defer st.Close()
 	return server.Run(ctx, server.Options{
-		Store: st, DataDir: *dataDir, APIListen: *apiListen, Logger: childLogger(),
+		Store: st, DataDir: *dataDir, Components: comps, APIListen: *apiListen, Logger: childLogger(),
 		Dataplane: dataplane.Options{SegmentNamespace: *seg, GuestPrefix: *prefix, StateDir: *stateDir,
 			GuestRoutes: dataplane.GuestRoutesStatic},
 	})

@@ -16,7 +16,8 @@ import (
 	"strings"
 
 	"github.com/mdctl/mdctl/bench/rig"
-	"github.com/mdctl/mdctl/server/api"
+	"github.com/mdctl/mdctl/server"
+	"github.com/mdctl/mdctl/server/admin"
 	"github.com/mdctl/mdctl/server/proxy"
 	"github.com/mdctl/mdctl/store"
 )
@@ -43,19 +44,26 @@ func mdctlTargets() []rig.Target {
 
 // mdctlChildren are the child servers mdctl's targets spawn.
 func mdctlChildren() map[string]ChildFunc {
-	return map[string]ChildFunc{MdctlAPI: serveAPI, MdctlProxy: serveProxy, MdctlServe: serveChild}
+	return map[string]ChildFunc{MdctlProxy: serveProxy, MdctlServe: serveChild, EventsConsumer: consumeEvents}
 }
 
-// MdctlAPITarget is mdctl's metadata API (server/api) over a SQLite store
-// seeded with SeedInstances instances, loaded with agent-signed requests for
-// one of them: judged against nova's handler.
+// MdctlAPITarget is mdctl's metadata API over a SQLite store seeded with
+// SeedInstances instances, loaded with agent-signed requests for one of
+// them: judged against nova's handler. It runs as `serve --components api`
+// does (server.Run with a data dir): the API publishes its events to
+// serve's bus and the admin endpoint is up, so the event stream's cost
+// can be measured against the same server (Running.Events).
 func MdctlAPITarget() rig.Target {
 	return rig.Target{
 		Name:  MdctlAPI,
 		Peer:  Nova,
 		Paths: []string{PathMetaData, PathInstanceID},
 		Start: func(ctx context.Context, env *rig.Env) (*rig.Running, error) {
-			db := filepath.Join(env.Dir, "mdctl.db")
+			dataDir := filepath.Join(env.Dir, "data")
+			if err := os.MkdirAll(dataDir, 0o700); err != nil {
+				return nil, fmt.Errorf("%s data dir: %w", MdctlAPI, err)
+			}
+			db := filepath.Join(dataDir, "mdctl.db")
 			inst, err := seedStore(ctx, db, SeedInstances)
 			if err != nil {
 				return nil, err
@@ -65,7 +73,8 @@ func MdctlAPITarget() rig.Target {
 				return nil, err
 			}
 			addr := "127.0.0.1:" + strconv.Itoa(port)
-			pid, err := env.SpawnSelf("mdctl-api", nil, MdctlAPI, "-db", db, "-listen", addr)
+			pid, err := env.SpawnSelf(MdctlAPI, nil, MdctlServe, "-components", server.ComponentAPI,
+				"-db", db, "-data-dir", dataDir, "-api-listen", addr)
 			if err != nil {
 				return nil, err
 			}
@@ -74,7 +83,11 @@ func MdctlAPITarget() rig.Target {
 			if err := env.WaitReady(ctx, url+PathMetaData, headers, startTimeout); err != nil {
 				return nil, err
 			}
-			return &rig.Running{PIDs: []int{pid}, URL: url, Headers: headers}, nil
+			stream, err := adminStream(filepath.Join(dataDir, admin.SocketName))
+			if err != nil {
+				return nil, err
+			}
+			return &rig.Running{PIDs: []int{pid}, URL: url, Headers: headers, Events: stream}, nil
 		},
 	}
 }
@@ -204,32 +217,6 @@ func benchUUID(prefix string, i int) string {
 // (its log file in the target's scratch dir).
 func childLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("bench", true)
-}
-
-// serveAPI is the mdctl-api child: -db PATH -listen HOST:PORT.
-func serveAPI(ctx context.Context, args []string, log *slog.Logger) error {
-	fs := flag.NewFlagSet(MdctlAPI, flag.ContinueOnError)
-	db := fs.String("db", "", "SQLite store")
-	listen := fs.String("listen", "127.0.0.1:8775", "address")
-	prof := fs.String("cpuprofile", "", "write a CPU profile here while serving")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	stop, err := startProfile(*prof)
-	if err != nil {
-		return err
-	}
-	defer stop()
-	s, err := store.OpenSQLite(*db)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return fmt.Errorf("%s: %w", MdctlAPI, err)
-	}
-	return api.New(api.Options{Store: s, Logger: childLogger()}).Run(ctx, ln)
 }
 
 // serveProxy is the mdctl-proxy child: -agent-socket PATH -listen HOST:PORT.

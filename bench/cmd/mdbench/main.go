@@ -28,6 +28,7 @@ import (
 type options struct {
 	duration, warmup time.Duration
 	quick            bool
+	pairs            rig.PairConfig
 	targets          string
 	scenarios        string
 	mdctl            string
@@ -66,6 +67,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured run per target, mode and path")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured run before each measured one")
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: 2 s runs after a 1 s warm-up")
+	fs.DurationVar(&o.pairs.Duration, "events-duration", 3*time.Second, "each run of the with/without event-stream pairs of mdctl-api and chain (0: no pairs)")
+	fs.IntVar(&o.pairs.Rounds, "events-rounds", 2, "interleaved without/with rounds per mode and path of those pairs")
 	fs.StringVar(&o.targets, "targets", "", "comma-separated targets to run (default: all of bare,haproxy,nova,mdctl-proxy,mdctl-api,nova-haproxy,chain)")
 	fs.StringVar(&o.scenarios, "scenarios", "storm", "comma-separated scenarios to run after the targets (\"\" for none)")
 	fs.StringVar(&o.mdctl, "mdctl", "", "the mdctl binary `make bench` built: its version goes in the results (serve runs linked into mdbench, the same code)")
@@ -85,7 +88,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.quick {
 		o.duration, o.warmup = 2*time.Second, time.Second
+		if !flagSet(fs, "events-duration") {
+			o.pairs.Duration = 2 * time.Second
+		}
 	}
+	if o.pairs.Rounds < 1 {
+		return o, usageError{fmt.Errorf("-events-rounds %d: want at least 1", o.pairs.Rounds)}
+	}
+	// A pair's warm-up only lets the consumer's stream settle: a second.
+	o.pairs.Warmup = min(o.warmup, time.Second)
 	if o.child != "" {
 		o.childArgs = fs.Args()
 		return o, nil
@@ -94,6 +105,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
 	return o, nil
+}
+
+// flagSet reports whether name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -163,7 +181,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := rig.Config{
 		Duration: o.duration, Warmup: o.warmup, Threads: o.threads, Connections: o.conns,
 		Modes: modes, Scratch: scratch, Tools: tools, Proc: rig.Proc{Root: "/proc"},
-		ClockTicks: rig.ClockTicks(), Log: log,
+		ClockTicks: rig.ClockTicks(), Log: log, Pairs: o.pairs,
 	}
 	started, loadBefore := time.Now(), rig.LoadAvg()
 	rows, finds, fails := rig.Run(ctx, cfg, chosen)

@@ -15,15 +15,25 @@ func TestParseFlags(t *testing.T) {
 	tests := []struct {
 		args             []string
 		duration, warmup time.Duration
+		pairs            rig.PairConfig
 		child            string
 		childArgs        []string
 		bad              bool
 	}{
-		{args: nil, duration: 10 * time.Second, warmup: 2 * time.Second},
-		{args: []string{"-quick"}, duration: 2 * time.Second, warmup: time.Second},
-		{args: []string{"-duration", "30s"}, duration: 30 * time.Second, warmup: 2 * time.Second},
-		{args: []string{"-child", "mdctl-api", "--", "-db", "x.db"}, duration: 10 * time.Second, warmup: 2 * time.Second,
-			child: "mdctl-api", childArgs: []string{"-db", "x.db"}},
+		{args: nil, duration: 10 * time.Second, warmup: 2 * time.Second,
+			pairs: rig.PairConfig{Duration: 3 * time.Second, Warmup: time.Second, Rounds: 2}},
+		{args: []string{"-quick"}, duration: 2 * time.Second, warmup: time.Second,
+			pairs: rig.PairConfig{Duration: 2 * time.Second, Warmup: time.Second, Rounds: 2}},
+		{args: []string{"-quick", "-events-duration", "0"}, duration: 2 * time.Second, warmup: time.Second,
+			pairs: rig.PairConfig{Duration: 0, Warmup: time.Second, Rounds: 2}},
+		{args: []string{"-events-duration", "5s", "-events-rounds", "3", "-warmup", "500ms"}, duration: 10 * time.Second, warmup: 500 * time.Millisecond,
+			pairs: rig.PairConfig{Duration: 5 * time.Second, Warmup: 500 * time.Millisecond, Rounds: 3}},
+		{args: []string{"-duration", "30s"}, duration: 30 * time.Second, warmup: 2 * time.Second,
+			pairs: rig.PairConfig{Duration: 3 * time.Second, Warmup: time.Second, Rounds: 2}},
+		{args: []string{"-child", "mdctl-serve", "--", "-db", "x.db"}, duration: 10 * time.Second, warmup: 2 * time.Second,
+			pairs: rig.PairConfig{Duration: 3 * time.Second, Warmup: time.Second, Rounds: 2},
+			child: "mdctl-serve", childArgs: []string{"-db", "x.db"}},
+		{args: []string{"-events-rounds", "0"}, bad: true},
 		{args: []string{"stray"}, bad: true},
 		{args: []string{"-nope"}, bad: true},
 	}
@@ -35,7 +45,7 @@ func TestParseFlags(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || o.duration != tt.duration || o.warmup != tt.warmup || o.child != tt.child || !slices.Equal(o.childArgs, tt.childArgs) {
+		if err != nil || o.duration != tt.duration || o.warmup != tt.warmup || o.pairs != tt.pairs || o.child != tt.child || !slices.Equal(o.childArgs, tt.childArgs) {
 			t.Errorf("parseFlags(%q) = %+v, %v", tt.args, o, err)
 		}
 	}
