@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os/exec"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -148,35 +150,85 @@ func guestFor(inst store.Instance, index int, pv store.PortView, seg NetSegment)
 // segment namespace, and the routes DHCP would push. It is idempotent and
 // removes lab guests of this mdctl that guests no longer lists.
 func LabUp(ctx context.Context, opts Options, guests []Guest) error {
+	opts = opts.withDefaults()
+	wired, err := wireGuests(ctx, opts, guests)
+	// Routes come after the lock is released: a DHCP lease can take
+	// seconds, and serve's reconciler must not wait behind it.
+	return errors.Join(err, routeGuests(ctx, opts, wired))
+}
+
+// wireGuests makes each guest's namespace and veth under the data plane
+// lock, and removes the guests no longer listed. It returns the guests it
+// wired, by namespace name.
+func wireGuests(ctx context.Context, opts Options, guests []Guest) (map[string]Guest, error) {
 	unlock, err := lock()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer unlock()
-	opts = opts.withDefaults()
 	mark := ownerMark(opts.SegmentNamespace)
 	seg, err := ensureOwnedNamespace(opts.SegmentNamespace, mark, opts.Logger)
 	if err != nil {
-		return fmt.Errorf("lab: segment namespace: %w", err)
+		return nil, fmt.Errorf("lab: segment namespace: %w", err)
 	}
 	defer seg.Close()
 	wanted := map[string]bool{}
+	wired := map[string]Guest{}
 	var errs error
 	for _, g := range guests {
 		if err := ctx.Err(); err != nil {
-			return errors.Join(errs, err)
+			return wired, errors.Join(errs, err)
 		}
 		name := GuestNamespace(opts.GuestPrefix, g)
 		wanted[name] = true
-		if err := labGuestUp(ctx, opts, seg, name, mark, g); err != nil {
+		if err := labGuestUp(seg, name, mark, g, opts.Logger); err != nil {
 			errs = errors.Join(errs, fmt.Errorf("lab guest %s: %w", name, err))
+			continue
 		}
+		wired[name] = g
 	}
-	return errors.Join(errs, sweepGuests(opts, mark, wanted))
+	return wired, errors.Join(errs, sweepGuests(opts, mark, wanted))
 }
 
-func labGuestUp(ctx context.Context, opts Options, seg *nsLink, name, mark string, g Guest) error {
-	log := opts.Logger
+// labParallel bounds how many guests wait for a DHCP lease at once: a boot
+// storm of lab guests should not take 200 lease times, nor start 200
+// clients in one go.
+const labParallel = 16
+
+// routeGuests gives every wired guest its routes, several at a time.
+func routeGuests(ctx context.Context, opts Options, wired map[string]Guest) error {
+	var (
+		mu   sync.Mutex
+		errs error
+		wg   sync.WaitGroup
+	)
+	sem := make(chan struct{}, labParallel)
+	for name, g := range wired {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := routeGuest(ctx, opts, name, g); err != nil {
+				mu.Lock()
+				errs = errors.Join(errs, fmt.Errorf("lab guest %s: %w", name, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
+func routeGuest(ctx context.Context, opts Options, name string, g Guest) error {
+	n, err := openNS(name)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	return guestRoutes(ctx, opts, n, name, g)
+}
+
+func labGuestUp(seg *nsLink, name, mark string, g Guest, log *slog.Logger) error {
 	// The bridge normally comes from Apply; making it here lets the lab run
 	// before (or without) serve.
 	if err := ensureBridge(seg, BridgeName(g.NetworkID), aliasNetwork+g.NetworkID, g.MTU); err != nil {
@@ -191,10 +243,7 @@ func labGuestUp(ctx context.Context, opts Options, seg *nsLink, name, mark strin
 		PortID: g.PortID, NetworkID: g.NetworkID, Name: GuestInterface, Tap: TapName(g.PortID),
 		Bridge: BridgeName(g.NetworkID), MAC: g.MAC, Addrs: g.Addrs, MTU: g.MTU,
 	}
-	if err := ensureVeth(seg, n, ifc, aliasGuest+name); err != nil {
-		return err
-	}
-	return guestRoutes(ctx, opts, n, name, g)
+	return ensureVeth(seg, n, ifc, aliasGuest+name)
 }
 
 // guestRoutes gives the guest its routes: IPv4 from a real DHCP lease when
