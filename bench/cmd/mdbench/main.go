@@ -67,7 +67,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured run per target, mode and path")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured run before each measured one")
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: 2 s runs after a 1 s warm-up")
-	fs.DurationVar(&o.pairs.Duration, "events-duration", 3*time.Second, "each run of the with/without event-stream pairs of mdctl-api and chain (0: no pairs)")
+	fs.DurationVar(&o.pairs.Duration, "events-duration", 2*time.Second, "each run of the with/without event-stream pairs of mdctl-api and chain (0: no pairs)")
 	fs.IntVar(&o.pairs.Rounds, "events-rounds", 2, "interleaved without/with rounds per mode and path of those pairs")
 	fs.StringVar(&o.targets, "targets", "", "comma-separated targets to run (default: all of bare,haproxy,nova,mdctl-proxy,mdctl-api,nova-haproxy,chain)")
 	fs.StringVar(&o.scenarios, "scenarios", "storm", "comma-separated scenarios to run after the targets (\"\" for none)")
@@ -89,7 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.quick {
 		o.duration, o.warmup = 2*time.Second, time.Second
 		if !flagSet(fs, "events-duration") {
-			o.pairs.Duration = 2 * time.Second
+			o.pairs.Duration = time.Second
 		}
 	}
 	if o.pairs.Rounds < 1 {
