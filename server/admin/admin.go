@@ -226,24 +226,46 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	fl.Flush() // the client knows it is connected before the first event
 	enc := json.NewEncoder(w)
 	names := newNameCache(s.o.Names)
+	write := func(e events.Event) error {
+		if e.InstanceName == "" && e.InstanceID != "" {
+			e.InstanceName = names.get(r.Context(), e.InstanceID)
+		}
+		if !f.Match(e) {
+			return nil
+		}
+		return enc.Encode(e)
+	}
 	for {
 		select {
 		case <-r.Context().Done():
 			return
 		case e := <-sub.C:
-			if e.InstanceName == "" && e.InstanceID != "" {
-				e.InstanceName = names.get(r.Context(), e.InstanceID)
-			}
-			if !f.Match(e) {
-				continue
-			}
-			if err := enc.Encode(e); err != nil {
+			if err := write(e); err != nil {
 				return
+			}
+			// Under load, send what has queued meanwhile with the same
+			// flush: one write per event cost a fifth of serve's CPU.
+			// When traffic is light the queue is empty and each event
+			// still leaves at once.
+		drain:
+			for n := 0; n < maxBatch; n++ {
+				select {
+				case e := <-sub.C:
+					if err := write(e); err != nil {
+						return
+					}
+				default:
+					break drain
+				}
 			}
 			fl.Flush()
 		}
 	}
 }
+
+// maxBatch bounds how many queued events one flush carries, so a steady
+// flood still reaches the client in pieces.
+const maxBatch = 256
 
 func validHop(h string) bool {
 	for _, x := range events.Hops {
