@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/mdctl/mdctl/server/configdrive"
 	"github.com/mdctl/mdctl/server/metadata"
+	"github.com/mdctl/mdctl/server/vendordata"
 	"github.com/mdctl/mdctl/store"
 )
 
@@ -50,15 +52,15 @@ func configDriveExt(format string) string {
 // ConfigDriveFiles builds an instance's drive contents with the settings in
 // force, through server/metadata as the API does: admin_pass included,
 // the StaticJSON vendor data read through readFile (os.ReadFile in
-// production). rand is random_seed's source; nil means crypto/rand.
-// DynamicJSON vendor data is not asked for: vendor_data2.json carries only
-// what needs no network call.
-func ConfigDriveFiles(view store.InstanceView, cfg store.Config, readFile func(string) ([]byte, error), now time.Time, rand io.Reader) ([]metadata.File, error) {
+// production), and dynamic the DynamicJSON services' answers (from
+// vendordata.Fetcher; nil for none). rand is random_seed's source; nil
+// means crypto/rand.
+func ConfigDriveFiles(view store.InstanceView, cfg store.Config, readFile func(string) ([]byte, error), dynamic map[string]json.RawMessage, now time.Time, rand io.Reader) ([]metadata.File, error) {
 	o, err := metadata.OptionsFromConfig(cfg, readFile)
 	if err != nil {
 		return nil, fmt.Errorf("config drive of %s: %w", view.Instance.ID, err)
 	}
-	o.Now, o.ForConfigDrive, o.Rand = now, true, rand
+	o.Now, o.ForConfigDrive, o.Rand, o.DynamicVendor = now, true, rand, dynamic
 	md, err := metadata.Build(view, o)
 	if err != nil {
 		return nil, fmt.Errorf("config drive of %s: %w", view.Instance.ID, err)
@@ -102,6 +104,7 @@ type configDriveLoop struct {
 	poll     time.Duration
 	now      func() time.Time
 	readFile func(string) ([]byte, error)
+	vendor   vendordata.Fetcher
 
 	built map[string]builtDrive // instance id → drive on disk
 }
@@ -168,8 +171,13 @@ func (l *configDriveLoop) ensure(ctx context.Context, id, path string, cfg store
 	if err != nil {
 		return fmt.Errorf("instance %s: %w", id, err)
 	}
+	// Asked once per pass, so the probe and the drive carry the same answers.
+	dynamic, err := l.vendor.Dynamic(ctx, l.log, cfg, view.Instance)
+	if err != nil {
+		return fmt.Errorf("instance %s: %w", id, err)
+	}
 	now := l.now()
-	probe, err := ConfigDriveFiles(view, cfg, l.readFile, now, zeroRand{})
+	probe, err := ConfigDriveFiles(view, cfg, l.readFile, dynamic, now, zeroRand{})
 	if err != nil {
 		return err
 	}
@@ -179,7 +187,7 @@ func (l *configDriveLoop) ensure(ctx context.Context, id, path string, cfg store
 			return nil
 		}
 	}
-	files, err := ConfigDriveFiles(view, cfg, l.readFile, now, nil)
+	files, err := ConfigDriveFiles(view, cfg, l.readFile, dynamic, now, nil)
 	if err != nil {
 		return err
 	}

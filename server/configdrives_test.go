@@ -3,10 +3,13 @@ package server
 import (
 	"context"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -244,7 +247,7 @@ func TestConfigDriveHashIgnoresSeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	build := func() string {
-		files, err := ConfigDriveFiles(v, cfg, os.ReadFile, time.Now(), zeroRand{})
+		files, err := ConfigDriveFiles(v, cfg, os.ReadFile, nil, time.Now(), zeroRand{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -256,9 +259,9 @@ func TestConfigDriveHashIgnoresSeed(t *testing.T) {
 	}
 	// And real builds do carry different seeds, which is why the hash
 	// must not use them.
-	f1, err := ConfigDriveFiles(v, cfg, os.ReadFile, time.Now(), nil)
+	f1, err := ConfigDriveFiles(v, cfg, os.ReadFile, nil, time.Now(), nil)
 	must(t, err)
-	f2, err := ConfigDriveFiles(v, cfg, os.ReadFile, time.Now(), nil)
+	f2, err := ConfigDriveFiles(v, cfg, os.ReadFile, nil, time.Now(), nil)
 	must(t, err)
 	if hashFiles(f1) == hashFiles(f2) {
 		t.Errorf("two real builds share a random_seed")
@@ -266,5 +269,46 @@ func TestConfigDriveHashIgnoresSeed(t *testing.T) {
 	v.Instance.UserData = []byte("y")
 	if build() == a {
 		t.Errorf("new user data does not change the hash")
+	}
+}
+
+// TestConfigDriveCarriesDynamicVendordata: a drive's vendor_data2.json holds
+// what the DynamicJSON services answered, as the API's does.
+func TestConfigDriveCarriesDynamicVendordata(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var asked atomic.Int32
+	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"join": "token-42"}`))
+	}))
+	defer svc.Close()
+	dataDir := t.TempDir()
+	st, err := store.Open(dataDir, "")
+	must(t, err)
+	defer st.Close()
+	topo, err := topology.Parse([]byte(drivesTopo), "drives.yaml")
+	must(t, err)
+	_, err = topology.Apply(ctx, st, topo)
+	must(t, err)
+	must(t, st.SetSetting(ctx, "vendordata_providers", "StaticJSON,DynamicJSON"))
+	must(t, st.SetSetting(ctx, "vendordata_dynamic_targets", "joiner@"+svc.URL))
+	vm1, err := st.GetInstance(ctx, "vm1")
+	must(t, err)
+
+	errc := make(chan error, 1)
+	go func() {
+		errc <- Run(ctx, Options{Store: st, DataDir: dataDir, Components: []string{ComponentConfigDrive}, Poll: 20 * time.Millisecond,
+			Logger: slog.New(slog.DiscardHandler)})
+	}()
+	path := ConfigDrivePath(filepath.Join(dataDir, ConfigDrivesDirName), vm1.ID, "iso9660")
+	waitFor(t, "vm1's drive", func() bool { _, err := os.Stat(path); return err == nil }, errc)
+	got := readDrive(t, path)["openstack/latest/vendor_data2.json"]
+	if !strings.Contains(got, `"joiner": {"join": "token-42"}`) {
+		t.Errorf("vendor_data2.json on the drive = %s; want the joiner service's answer", got)
+	}
+	if asked.Load() == 0 {
+		t.Error("the vendordata service was never asked")
 	}
 }

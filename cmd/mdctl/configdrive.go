@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"slices"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/mdctl/mdctl/server"
 	"github.com/mdctl/mdctl/server/configdrive"
+	"github.com/mdctl/mdctl/server/vendordata"
 	"github.com/mdctl/mdctl/store"
 )
 
@@ -88,7 +90,12 @@ func configDriveBuildRun(ctx context.Context, opts *configDriveBuildOptions) err
 		if format == "" {
 			format = snap.Config.ConfigDriveFormat
 		}
-		files, err := server.ConfigDriveFiles(view, snap.Config, opts.ReadFile, opts.Now(), nil)
+		log := slog.New(slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		dynamic, err := vendordata.Fetcher{}.Dynamic(ctx, log, snap.Config, view.Instance)
+		if err != nil {
+			return err
+		}
+		files, err := server.ConfigDriveFiles(view, snap.Config, opts.ReadFile, dynamic, opts.Now(), nil)
 		if err != nil {
 			return err
 		}

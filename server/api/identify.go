@@ -214,7 +214,7 @@ func (s *Server) newEntry(ctx context.Context, snap store.Snapshot, now time.Tim
 		return nil, err
 	}
 	o.Now, o.RemoteAddr = now, remote
-	if o.DynamicVendor, err = s.dynamicVendordata(ctx, log, cfg, view.Instance); err != nil {
+	if o.DynamicVendor, err = s.vendor.Dynamic(ctx, log, cfg, view.Instance); err != nil {
 		return nil, err
 	}
 	md, err := metadata.Build(view, o)

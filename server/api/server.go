@@ -20,6 +20,7 @@ import (
 
 	"github.com/mdctl/mdctl/server/events"
 	"github.com/mdctl/mdctl/server/metadata"
+	"github.com/mdctl/mdctl/server/vendordata"
 	"github.com/mdctl/mdctl/store"
 )
 
@@ -44,12 +45,12 @@ type Options struct {
 
 // Server is the metadata API. It is safe for concurrent use.
 type Server struct {
-	store      store.Store
-	live       *store.Live
-	log        *slog.Logger
-	now        func() time.Time
-	httpClient *http.Client
-	events     *events.Bus
+	store  store.Store
+	live   *store.Live
+	log    *slog.Logger
+	now    func() time.Time
+	vendor vendordata.Fetcher
+	events *events.Bus
 
 	byID, byIP *cache
 	signers    signers
@@ -59,13 +60,13 @@ type Server struct {
 // New returns a Server; it does no I/O.
 func New(o Options) *Server {
 	s := &Server{
-		store:      o.Store,
-		live:       o.Live,
-		log:        o.Logger,
-		now:        o.Now,
-		httpClient: o.HTTPClient,
-		events:     o.Events,
-		ids:        newRequestIDs(),
+		store:  o.Store,
+		live:   o.Live,
+		log:    o.Logger,
+		now:    o.Now,
+		vendor: vendordata.Fetcher{Client: o.HTTPClient},
+		events: o.Events,
+		ids:    newRequestIDs(),
 	}
 	if s.live == nil {
 		s.live = store.NewLive(o.Store, nil)

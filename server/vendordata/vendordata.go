@@ -1,4 +1,8 @@
-package api
+// Package vendordata asks nova's DynamicJSON vendordata services about an
+// instance, as nova's vendordata_dynamic.py does, for vendor_data2.json on
+// the API and on config drives alike. It owns those HTTP calls; it must not
+// build metadata (server/metadata does).
+package vendordata
 
 import (
 	"bytes"
@@ -18,6 +22,13 @@ import (
 	"github.com/mdctl/mdctl/store"
 )
 
+// Fetcher POSTs to the vendordata_dynamic_targets in force. The zero value
+// is ready: each call gets a client with nova's connect and read timeouts.
+type Fetcher struct {
+	// Client, when set, is used instead (tests, custom TLS).
+	Client *http.Client
+}
+
 // dynamicRequest is the body nova's DynamicVendorData POSTs.
 type dynamicRequest struct {
 	ProjectID  string            `json:"project-id"`
@@ -29,10 +40,10 @@ type dynamicRequest struct {
 	BootRoles  string            `json:"boot-roles"`
 }
 
-// dynamicVendordata asks every vendordata_dynamic_targets service about an
+// Dynamic asks every vendordata_dynamic_targets service about an
 // instance. A failing target gives {} and nova's warning, or an error when
 // vendordata_dynamic_failure_fatal is set.
-func (s *Server) dynamicVendordata(ctx context.Context, log *slog.Logger, cfg store.Config, inst store.Instance) (map[string]json.RawMessage, error) {
+func (f Fetcher) Dynamic(ctx context.Context, log *slog.Logger, cfg store.Config, inst store.Instance) (map[string]json.RawMessage, error) {
 	if !slices.Contains(cfg.VendordataProviders, "DynamicJSON") || len(cfg.VendordataDynamicTargets) == 0 {
 		return nil, nil
 	}
@@ -60,7 +71,7 @@ func (s *Server) dynamicVendordata(ctx context.Context, log *slog.Logger, cfg st
 			log.Warn(fmt.Sprintf("Dynamic vendordata target %s is malformed; it should be name@url", target))
 			continue
 		}
-		data, err := s.postVendordata(ctx, cfg, url, body)
+		data, err := f.post(ctx, cfg, url, body)
 		if err != nil {
 			log.Warn(fmt.Sprintf("Error from dynamic vendordata service %s at %s: %s", name, url, err),
 				"service", name, "url", url)
@@ -74,7 +85,7 @@ func (s *Server) dynamicVendordata(ctx context.Context, log *slog.Logger, cfg st
 	return out, nil
 }
 
-func (s *Server) postVendordata(ctx context.Context, cfg store.Config, url string, body []byte) (json.RawMessage, error) {
+func (f Fetcher) post(ctx context.Context, cfg store.Config, url string, body []byte) (json.RawMessage, error) {
 	connect := time.Duration(cfg.VendordataConnectTimeout) * time.Second
 	read := time.Duration(cfg.VendordataReadTimeout) * time.Second
 	ctx, cancel := context.WithTimeout(ctx, connect+read)
@@ -86,7 +97,7 @@ func (s *Server) postVendordata(ctx context.Context, cfg store.Config, url strin
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "openstack-nova-vendordata")
-	resp, err := s.vendorClient(connect, read).Do(req)
+	resp, err := f.client(connect, read).Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -107,11 +118,11 @@ func (s *Server) postVendordata(ctx context.Context, cfg store.Config, url strin
 	return json.RawMessage(data), nil
 }
 
-// vendorClient is the configured client, or one with nova's connect and
-// read timeouts.
-func (s *Server) vendorClient(connect, read time.Duration) *http.Client {
-	if s.httpClient != nil {
-		return s.httpClient
+// client is the configured client, or one with nova's connect and read
+// timeouts.
+func (f Fetcher) client(connect, read time.Duration) *http.Client {
+	if f.Client != nil {
+		return f.Client
 	}
 	return &http.Client{Transport: &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: connect}).DialContext,
