@@ -224,8 +224,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	fl.Flush() // the client knows it is connected before the first event
-	enc := json.NewEncoder(w)
 	names := newNameCache(s.o.Names)
+	buf := make([]byte, 0, 1024)
 	write := func(e events.Event) error {
 		if e.InstanceName == "" && e.InstanceID != "" {
 			e.InstanceName = names.get(r.Context(), e.InstanceID)
@@ -233,7 +233,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		if !f.Match(e) {
 			return nil
 		}
-		return enc.Encode(e)
+		buf = append(e.AppendJSON(buf[:0]), '\n')
+		_, err := w.Write(buf)
+		return err
 	}
 	for {
 		select {
