@@ -11,6 +11,7 @@
 package admin
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -225,49 +226,42 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	fl.Flush() // the client knows it is connected before the first event
 	names := newNameCache(s.o.Names)
+	// Events are written into a buffer and sent every flushEvery: a write
+	// system call per event cost the serving process more than the request
+	// it described, and a live view needs no faster than a tenth of a second.
+	bw := bufio.NewWriterSize(w, 64<<10)
 	buf := make([]byte, 0, 1024)
-	write := func(e events.Event) error {
-		if e.InstanceName == "" && e.InstanceID != "" {
-			e.InstanceName = names.get(r.Context(), e.InstanceID)
-		}
-		if !f.Match(e) {
-			return nil
-		}
-		buf = append(e.AppendJSON(buf[:0]), '\n')
-		_, err := w.Write(buf)
-		return err
-	}
+	tick := time.NewTicker(flushEvery)
+	defer tick.Stop()
 	for {
 		select {
 		case <-r.Context().Done():
 			return
 		case e := <-sub.C:
-			if err := write(e); err != nil {
+			if e.InstanceName == "" && e.InstanceID != "" {
+				e.InstanceName = names.get(r.Context(), e.InstanceID)
+			}
+			if !f.Match(e) {
+				continue
+			}
+			buf = append(e.AppendJSON(buf[:0]), '\n')
+			if _, err := bw.Write(buf); err != nil {
 				return
 			}
-			// Under load, send what has queued meanwhile with the same
-			// flush: one write per event cost a fifth of serve's CPU.
-			// When traffic is light the queue is empty and each event
-			// still leaves at once.
-		drain:
-			for n := 0; n < maxBatch; n++ {
-				select {
-				case e := <-sub.C:
-					if err := write(e); err != nil {
-						return
-					}
-				default:
-					break drain
-				}
+		case <-tick.C:
+			if bw.Buffered() == 0 {
+				continue
+			}
+			if err := bw.Flush(); err != nil {
+				return
 			}
 			fl.Flush()
 		}
 	}
 }
 
-// maxBatch bounds how many queued events one flush carries, so a steady
-// flood still reaches the client in pieces.
-const maxBatch = 256
+// flushEvery is how long an event may wait in the stream's buffer.
+const flushEvery = 100 * time.Millisecond
 
 func validHop(h string) bool {
 	for _, x := range events.Hops {
