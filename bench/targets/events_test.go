@@ -174,6 +174,8 @@ func TestAdminStreamConsumes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The stream sends what it buffered every admin.FlushEvery.
+	time.Sleep(3 * admin.FlushEvery)
 	received, err := stop()
 	if err != nil {
 		t.Fatalf("stop: %v", err)

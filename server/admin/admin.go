@@ -226,12 +226,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	fl.Flush() // the client knows it is connected before the first event
 	names := newNameCache(s.o.Names)
-	// Events are written into a buffer and sent every flushEvery: a write
+	// Events are written into a buffer and sent every FlushEvery: a write
 	// system call per event cost the serving process more than the request
 	// it described, and a live view needs no faster than a tenth of a second.
 	bw := bufio.NewWriterSize(w, 64<<10)
 	buf := make([]byte, 0, 1024)
-	tick := time.NewTicker(flushEvery)
+	tick := time.NewTicker(FlushEvery)
 	defer tick.Stop()
 	for {
 		select {
@@ -260,8 +260,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// flushEvery is how long an event may wait in the stream's buffer.
-const flushEvery = 100 * time.Millisecond
+// FlushEvery is how long an event may wait in the stream's buffer before
+// it is sent.
+const FlushEvery = 100 * time.Millisecond
 
 func validHop(h string) bool {
 	for _, x := range events.Hops {
