@@ -5,7 +5,7 @@ BIN       ?= bin/mdctl
 PREFIX    ?= /usr/local
 SHARED    ?= $(abspath ../shared)
 DATA_DIR  ?= $(abspath .mdctl-data)
-TEST_DEBS  = iptables iproute2 xorriso mtools util-linux dnsmasq-base isc-dhcp-client curl tmux python3
+TEST_DEBS  = iptables iproute2 xorriso mtools util-linux dnsmasq-base isc-dhcp-client curl tmux python3 wrk haproxy
 BENCH_DEBS = wrk haproxy
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS    = -X main.version=$(VERSION)

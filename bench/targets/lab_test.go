@@ -77,7 +77,7 @@ func TestSeedLabGuests(t *testing.T) {
 
 func TestHAProxyToTCP(t *testing.T) {
 	dir := t.TempDir()
-	out, err := haproxyToTCP("/work/shared/bench/haproxy-neutron.cfg", dir, "127.0.0.1:18775")
+	out, err := haproxyToTCP(filepath.Join(sharedBench(t), "haproxy-neutron.cfg"), dir, "127.0.0.1:18775")
 	if err != nil {
 		t.Fatal(err)
 	}

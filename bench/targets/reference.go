@@ -1,5 +1,5 @@
 // Package targets holds the servers mdbench measures: the reference servers
-// from /work/shared/bench (bare constsrv, neutron's haproxy hop, nova's own
+// from ../shared/bench (bare constsrv, neutron's haproxy hop, nova's own
 // metadata handler) and mdctl's own. Each is a rig.Target whose Start spawns
 // processes through rig.Env.
 //

@@ -73,7 +73,7 @@ for pid in pids:
 // SeedInstances instances, each running cloud-init's OpenStack crawl at
 // once through the whole chain. Two timings:
 //
-//   - "tool": /work/shared/tools/cloudinit-crawl openstack in every guest
+//   - "tool": ../shared/tools/cloudinit-crawl openstack in every guest
 //     started together, until the last exits: on this 2-core machine that
 //     is mostly 200 Python interpreters importing cloud-init;
 //   - "released": the same reader call in 200 interpreters that have

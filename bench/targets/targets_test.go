@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mdctl/mdctl/bench/rig"
+	"github.com/mdctl/mdctl/internal/testworld"
 	"github.com/mdctl/mdctl/server/api"
 	"github.com/mdctl/mdctl/store"
 )
@@ -137,7 +138,7 @@ func TestRunBareAndMdctlProxy(t *testing.T) {
 	}
 	ctx := context.Background()
 	scratch := t.TempDir()
-	constsrv, err := rig.BuildConstsrv(ctx, "/work/shared/bench/constsrv/main.go", scratch)
+	constsrv, err := rig.BuildConstsrv(ctx, filepath.Join(sharedBench(t), "constsrv", "main.go"), scratch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +153,7 @@ func TestRunBareAndMdctlProxy(t *testing.T) {
 		Scratch: scratch, Proc: rig.Proc{Root: "/proc"}, ClockTicks: rig.ClockTicks(),
 		Log: slog.New(slog.DiscardHandler),
 		Tools: rig.Tools{Wrk: wrk, Taskset: taskset, Constsrv: constsrv, Self: self,
-			SharedDir: "/work/shared/bench", ServerCPU: "0", LoadCPU: "0-1"},
+			SharedDir: sharedBench(t), ServerCPU: "0", LoadCPU: "0-1"},
 	}
 	rows, _, fails := rig.Run(ctx, cfg, []rig.Target{BareTarget(), MdctlProxyTarget()})
 	if len(fails) > 0 {
@@ -188,4 +189,11 @@ func TestRunBareAndMdctlProxy(t *testing.T) {
 
 func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+}
+
+// sharedBench is ../shared/bench beside the repository, where CI and every
+// developer have the reference servers.
+func sharedBench(t *testing.T) string {
+	t.Helper()
+	return filepath.Join(testworld.ModuleRoot(t), "..", "shared", "bench")
 }

@@ -77,7 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.conns, "connections", 64, "wrk connections")
 	fs.StringVar(&o.serverCPU, "server-cpu", "0", "CPU list servers are pinned to")
 	fs.StringVar(&o.loadCPU, "load-cpu", "1", "CPU list wrk is pinned to")
-	fs.StringVar(&o.shared, "shared", "/work/shared/bench", "directory of the reference servers (constsrv, haproxy cfg, nova script)")
+	fs.StringVar(&o.shared, "shared", filepath.Join("..", "shared", "bench"), "directory of the reference servers (constsrv, haproxy cfg, nova script); run from the repository root, shared/ sits beside it")
 	fs.StringVar(&o.outDir, "out", "bench/results", "directory for the Markdown results file (\"\" to skip)")
 	fs.StringVar(&o.profileDir, "cpuprofile-dir", "", "write CPU profiles of mdctl's servers here (<child>.prof), for go tool pprof")
 	fs.BoolVar(&o.keep, "keep", false, "keep the scratch directory (server logs) after the run")
