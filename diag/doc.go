@@ -5,6 +5,8 @@
 // (WriteJSON). Fix repairs what mdctl itself owns.
 //
 // It reads the store and the kernel and sends probe requests (each with its
-// own X-Request-ID "trace-…"); it must never change the system it inspects
+// own X-Request-ID "trace-…"), and, when a lab guest and a serve are there,
+// one end-to-end probe from the guest whose per-hop latencies it reads from
+// serve's admin event stream; it must never change the system it inspects
 // unless asked to through Fix, and never writes to the store.
 package diag

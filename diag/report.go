@@ -43,6 +43,10 @@ type Report struct {
 	// FailedHop is the first hop that failed, "" when none did.
 	FailedHop string `json:"failed_hop"`
 	Hops      []Hop  `json:"hops"`
+	// Probe is the end-to-end probe through the running serve: each
+	// hop's own latency, or why no probe was sent. Nil when the trace
+	// could not start.
+	Probe *Probe `json:"probe,omitempty"`
 	// Error and Hint are set when the trace could not start (the instance
 	// is not in the store, the store cannot be read); Hops is then empty.
 	Error string `json:"error,omitempty"`
@@ -163,6 +167,9 @@ func (r Report) WriteText(w io.Writer, color bool) error {
 		if !h.OK && h.Hint != "" {
 			b.WriteString("    " + s.hint("fix: "+h.Hint) + "\n")
 		}
+	}
+	if r.Probe != nil {
+		b.WriteString("  " + s.dim(r.Probe.line()) + "\n")
 	}
 	switch {
 	case r.Error != "":

@@ -31,7 +31,10 @@ func fixedReport() Report {
 			{Name: HopMetadata, OK: true, MS: 2.0, Detail: "meta_data.json uuid ok, hostname vm1.novalocal; network_data.json 1 links; user_data 30 bytes"},
 		},
 	}
+	r.Probe = &Probe{Path: "/openstack/trace-000000000009", Status: 404, RequestID: "req-0b5e4a9c-1d2f-4e6a-8b7c-9d0e1f2a3b4c",
+		TotalMS: 3.5, Hops: map[string]float64{"proxy": 0.7, "agent": 1.1, "api": 1.7}, Statuses: map[string]int{"proxy": 404, "agent": 404, "api": 404}}
 	r.finish()
+	r.annotate()
 	return r
 }
 
@@ -114,5 +117,16 @@ func TestReportNotFoundText(t *testing.T) {
 	r.WriteText(&b, false)
 	if r.OK || !strings.Contains(b.String(), "FAIL: instance \"ghost\" not found") || !strings.Contains(b.String(), "fix: mdctl instance list") {
 		t.Errorf("ok=%v text:\n%s", r.OK, b.String())
+	}
+}
+
+func TestProbeSkippedWithoutServe(t *testing.T) {
+	dir := t.TempDir()
+	p := runProbe(t.Context(), Options{DataDir: dir, Timeout: DefaultTimeout}, &target{guestNS: "mdctl-test-no-such-ns"})
+	if p.Skipped == "" || !strings.Contains(p.Skipped, filepath.Join(dir, "admin.sock")) || p.RequestID != "" {
+		t.Errorf("probe with no serve: %+v", p)
+	}
+	if l := p.line(); !strings.HasPrefix(l, "probe skipped: no serve admin socket") {
+		t.Errorf("text line %q", l)
 	}
 }

@@ -122,9 +122,16 @@ func Trace(ctx context.Context, o Options, instanceRef string) Report {
 		{HopAPI, checkAPI},
 		{HopMetadata, checkMetadata},
 	}
+	// The probe waits on serve's event stream; it runs beside the
+	// checks so that wait does not add to the trace's time. It reads
+	// only o and t.guestNS, which the checks never change.
+	probed := make(chan *Probe, 1)
+	go func() { probed <- runProbe(ctx, o, t) }()
 	for _, c := range checks {
 		r.Hops = append(r.Hops, timed(ctx, c.name, o, t, c.fn))
 	}
+	r.Probe = <-probed
+	r.annotate()
 	r.MS = ms(time.Since(start))
 	r.finish()
 	return r

@@ -109,6 +109,7 @@ func TestTraceHealthyRouter(t *testing.T) {
 	if len(seen) < 5 {
 		t.Errorf("%d probe request ids, want one per request (>= 5)", len(seen))
 	}
+	wantProbe(t, r, HopProxy, HopAgent, HopAPI)
 	// The same trace by id names the instance.
 	if r2 := trace(t, opts(w, api), r.InstanceID); !r2.OK || r2.Instance != "vm1" {
 		t.Errorf("trace by id: ok=%v instance=%q", r2.OK, r2.Instance)
@@ -121,6 +122,9 @@ func TestTraceNoLabGuest(t *testing.T) {
 	r := waitHealthy(t, opts(w, api), "vm1")
 	if h := r.Hop(HopRoute); !h.OK || !strings.Contains(h.Detail, "no lab guest") {
 		t.Errorf("route hop without a guest: %+v", h)
+	}
+	if r.Probe == nil || !strings.Contains(r.Probe.Skipped, "no lab guest") || r.Probe.RequestID != "" {
+		t.Errorf("probe without a guest: %+v", r.Probe)
 	}
 }
 
@@ -277,6 +281,43 @@ func TestTraceAgentStopped(t *testing.T) {
 	}
 	if h := r.Hop(HopProxy); !h.OK {
 		t.Errorf("the proxy still answers (5xx) with the agent gone: %+v", h)
+	}
+	wantProbe(t, r, HopProxy)
+}
+
+// wantProbe checks the end-to-end probe: a proxy request id, exactly the
+// hops named (each also in that hop's evidence), per-hop figures >= 0
+// that add up to no more than the whole.
+func wantProbe(t *testing.T, r Report, hops ...string) {
+	t.Helper()
+	p := r.Probe
+	if p == nil || p.Skipped != "" {
+		t.Fatalf("no probe: %+v", p)
+	}
+	if !strings.HasPrefix(p.RequestID, "req-") || !strings.HasPrefix(p.Path, "/openstack/trace-") {
+		t.Errorf("probe request id %q path %q, want the proxy's req-… id and a unique path", p.RequestID, p.Path)
+	}
+	if len(p.Hops) != len(hops) {
+		t.Errorf("probe hops %v, want exactly %v", p.Hops, hops)
+	}
+	sum := 0.0
+	for _, h := range hops {
+		v, ok := p.Hops[h]
+		if !ok || v < 0 {
+			t.Errorf("probe hop %s: %v (present %v), want >= 0", h, v, ok)
+		}
+		sum += v
+		if ev := strings.Join(r.Hop(h).Evidence, "\n"); !strings.Contains(ev, "probe "+p.RequestID) {
+			t.Errorf("%s hop evidence lacks the probe: %q", h, ev)
+		}
+	}
+	if sum > p.TotalMS+1e-6 {
+		t.Errorf("per-hop %v sum to %v, more than the total %v", p.Hops, sum, p.TotalMS)
+	}
+	var b bytes.Buffer
+	r.WriteText(&b, false)
+	if !strings.Contains(b.String(), "probe "+p.RequestID+": ") {
+		t.Errorf("text lacks the probe line:\n%s", b.String())
 	}
 }
 

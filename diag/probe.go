@@ -1,0 +1,257 @@
+package diag
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mdctl/mdctl/server/admin"
+	"github.com/mdctl/mdctl/server/dataplane"
+	"github.com/mdctl/mdctl/server/events"
+)
+
+// Probe is the end-to-end probe: one request sent from inside the lab
+// guest's namespace, followed through the running serve by the events its
+// hops publish on the admin socket. The proxy gives the request its own id
+// (it replaces X-Request-ID), so the probe finds its events by a path used
+// by no one else.
+type Probe struct {
+	// Skipped says why no probe was sent (no lab guest, no serve).
+	Skipped string `json:"skipped,omitempty"`
+	// Path is the probe's unique path.
+	Path string `json:"path,omitempty"`
+	// Status is what the guest got back; 0 when the request failed.
+	Status int `json:"status,omitempty"`
+	// Error says why the request or the event stream failed.
+	Error string `json:"error,omitempty"`
+	// RequestID is the id serve's hops gave the probe.
+	RequestID string `json:"request_id,omitempty"`
+	// Hops is each hop's own latency in ms (its time minus the next
+	// hop's), for the hops that published an event.
+	Hops map[string]float64 `json:"hops,omitempty"`
+	// TotalMS is the first hop's whole time, as that hop measured it.
+	TotalMS float64 `json:"total_ms,omitempty"`
+	// Statuses are what each hop answered.
+	Statuses map[string]int `json:"statuses,omitempty"`
+}
+
+// probeWait is how long the probe waits for events after sending: the
+// admin stream flushes every admin.FlushEvery, and the hops publish in
+// separate goroutines, so three flushes plus a margin.
+const probeWait = 3*admin.FlushEvery + 50*time.Millisecond
+
+// runProbe sends the end-to-end probe when there is a guest namespace and
+// a serve answering on <data-dir>/admin.sock; otherwise it says why not.
+// It never fails the trace: what it finds is evidence only.
+func runProbe(ctx context.Context, o Options, t *target) *Probe {
+	if t.guestNS == "" {
+		return &Probe{Skipped: "no lab guest namespace for this port: nothing to send a guest's request from"}
+	}
+	sock := filepath.Join(o.DataDir, admin.SocketName)
+	if _, err := os.Stat(sock); err != nil {
+		return &Probe{Skipped: "no serve admin socket at " + sock + ": the request's hops cannot be followed"}
+	}
+	c, err := admin.NewClient(sock)
+	if err != nil {
+		return &Probe{Skipped: "admin socket " + sock + ": " + err.Error()}
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout+probeWait)
+	defer cancel()
+	// Subscribe first: events are not replayed.
+	st, err := c.Events(ctx, events.Filter{})
+	if err != nil {
+		return &Probe{Skipped: "serve's admin socket does not answer: " + rootCause(err)}
+	}
+	defer st.Close()
+	p := &Probe{Path: "/openstack/" + requestID()}
+	got := make(chan events.Event)
+	go func() {
+		for {
+			e, err := st.Next()
+			if err != nil {
+				close(got)
+				return
+			}
+			if e.Path == p.Path {
+				select {
+				case got <- e:
+				case <-ctx.Done():
+					close(got)
+					return
+				}
+			}
+		}
+	}()
+	p.Status, err = guestGet(ctx, t.guestNS, p.Path, o.Timeout)
+	if err != nil {
+		p.Error = "the guest's request failed: " + rootCause(err)
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			// It never left the guest: no hop will publish.
+			return p
+		}
+	}
+	p.collect(ctx, got)
+	return p
+}
+
+// guestGet sends one GET to the metadata address from inside ns, as the
+// guest would.
+func guestGet(ctx context.Context, ns, path string, limit time.Duration) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	hc := &http.Client{Transport: &http.Transport{
+		Proxy:             nil,
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return dataplane.DialContext(ctx, ns, "tcp4", net.JoinHostPort(dataplane.MetadataIPv4, "80"))
+		},
+	}}
+	a, err := fetch(ctx, hc, "http://"+dataplane.MetadataIPv4+path, map[string]string{"User-Agent": "mdctl-trace"})
+	return a.status, err
+}
+
+// collect reads the probe's events until every hop of one request has
+// published or the wait is over, and splits the latency per hop.
+func (p *Probe) collect(ctx context.Context, got <-chan events.Event) {
+	byID := map[string]map[string]events.Event{}
+	var order []string
+	timer := time.NewTimer(probeWait)
+	defer timer.Stop()
+wait:
+	for {
+		select {
+		case e, ok := <-got:
+			if !ok {
+				break wait
+			}
+			if byID[e.RequestID] == nil {
+				byID[e.RequestID] = map[string]events.Event{}
+				order = append(order, e.RequestID)
+			}
+			byID[e.RequestID][e.Hop] = e
+			if len(byID[e.RequestID]) == len(events.Hops) {
+				break wait
+			}
+			if e.Hop == events.HopProxy {
+				// The proxy publishes once the request is over: what
+				// the hops behind it publish is in this flush or the
+				// next, so the wait ends one flush later.
+				if !timer.Stop() {
+					break wait
+				}
+				timer.Reset(admin.FlushEvery + 50*time.Millisecond)
+			}
+		case <-timer.C:
+			break wait
+		case <-ctx.Done():
+			break wait
+		}
+	}
+	// The request that crossed the most hops is the probe (retries of a
+	// dropped connection would make more than one).
+	best := ""
+	for _, id := range order {
+		if best == "" || len(byID[id]) > len(byID[best]) {
+			best = id
+		}
+	}
+	if best == "" {
+		if p.Error == "" {
+			p.Error = fmt.Sprintf("no hop published an event for %s within %v (does this serve run the proxy?)", p.Path, probeWait)
+		}
+		return
+	}
+	p.RequestID = best
+	p.split(byID[best])
+}
+
+// split turns each hop's whole time into its own: the proxy's time minus
+// the next hop that published, and so on down to the API.
+func (p *Probe) split(seen map[string]events.Event) {
+	p.Hops, p.Statuses = map[string]float64{}, map[string]int{}
+	hops := events.Hops[:]
+	for i, name := range hops {
+		e, ok := seen[name]
+		if !ok {
+			continue
+		}
+		own := e.Duration
+		for _, next := range hops[i+1:] {
+			if n, ok := seen[next]; ok {
+				own -= n.Duration
+				break
+			}
+		}
+		if p.TotalMS == 0 {
+			p.TotalMS = ms(e.Duration)
+		}
+		p.Hops[name] = ms(own)
+		p.Statuses[name] = e.Status
+	}
+}
+
+// evidence is the line the probe adds to hop's evidence, "" for none.
+func (p *Probe) evidence(hop string) string {
+	if p == nil {
+		return ""
+	}
+	v, ok := p.Hops[hop]
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("probe %s GET %s: this hop's own %.3fms of %.3fms end to end (answered %d)", p.RequestID, p.Path, v, p.TotalMS, p.Statuses[hop])
+}
+
+// line is the probe's one line in the text rendering.
+func (p *Probe) line() string {
+	if p.Skipped != "" {
+		return "probe skipped: " + p.Skipped
+	}
+	var parts []string
+	for _, h := range events.Hops {
+		if v, ok := p.Hops[h]; ok {
+			parts = append(parts, fmt.Sprintf("%s %.3fms", h, v))
+		}
+	}
+	s := "probe " + p.Path
+	if p.RequestID != "" {
+		s = "probe " + p.RequestID
+	}
+	if len(parts) > 0 {
+		s += fmt.Sprintf(": %s (total %.3fms, guest got %d)", strings.Join(parts, " + "), p.TotalMS, p.Status)
+		var missing []string
+		for _, h := range events.Hops {
+			if _, ok := p.Hops[h]; !ok {
+				missing = append(missing, h)
+			}
+		}
+		if len(missing) > 0 {
+			s += "; no " + strings.Join(missing, ", ") + " event on this serve's admin socket"
+		}
+	}
+	if p.Error != "" {
+		s += ": " + p.Error
+	}
+	return s
+}
+
+// annotate adds the probe's per-hop split to the proxy, agent and api hops.
+func (r *Report) annotate() {
+	hopOf := map[string]string{events.HopProxy: HopProxy, events.HopAgent: HopAgent, events.HopAPI: HopAPI}
+	for i := range r.Hops {
+		for eh, dh := range hopOf {
+			if r.Hops[i].Name == dh {
+				if ev := r.Probe.evidence(eh); ev != "" {
+					r.Hops[i].Evidence = append(r.Hops[i].Evidence, ev)
+				}
+			}
+		}
+	}
+}
