@@ -112,22 +112,25 @@ func Run(ctx context.Context, o Options) error {
 		Status: reg.Components, Names: admin.StoreNames(o.Store), Logger: o.Logger.With("component", "admin")})
 	g.Go(func() error { return wrap("admin", adm.Run(ctx)) })
 	var apiURL func(store.Config) string
+	var apiTransport http.RoundTripper
 	if has(ComponentAPI) {
 		ln, err := o.listenAPI()
 		if err != nil {
 			return err
 		}
-		// An agent in this process talks to this API, wherever it listens.
+		srv := api.New(api.Options{Store: o.Store, Live: live, Logger: o.Logger.With("component", "api"), Events: bus})
+		// An agent in this process talks to this API wherever it listens,
+		// and through its handler rather than a loopback connection.
 		addr := "http://" + ln.Addr().String()
 		apiURL = func(store.Config) string { return addr }
-		srv := api.New(api.Options{Store: o.Store, Live: live, Logger: o.Logger.With("component", "api"), Events: bus})
+		apiTransport = handlerTransport{srv.Handler()}
 		o.Logger.Info("api listening", "addr", ln.Addr().String())
 		g.Go(reg.Track("api", ln.Addr().String(), func() error { return wrap("api", srv.Run(ctx, ln)) }))
 	}
 	if has(ComponentAgent) {
 		ag := agent.New(agent.Options{
 			Store: o.Store, Live: live, SocketPath: socket, SocketOwner: -1, SocketGroup: -1,
-			Logger: o.Logger.With("component", "agent"), APIURL: apiURL, Events: bus,
+			Logger: o.Logger.With("component", "agent"), APIURL: apiURL, APITransport: apiTransport, Events: bus,
 		})
 		g.Go(reg.Track("agent", socket, func() error { return wrap("agent", ag.Run(ctx)) }))
 	}

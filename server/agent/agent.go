@@ -9,6 +9,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -61,6 +62,9 @@ type Options struct {
 	// APIURL overrides the API's base URL (no trailing slash); by default
 	// it is nova_metadata_protocol://nova_metadata_host:nova_metadata_port.
 	APIURL func(store.Config) string
+	// APITransport, when set, carries requests to the API instead of the
+	// network (serve sets it when the API runs in the same process).
+	APITransport http.RoundTripper
 	// Events receives one event per request; nil means none.
 	Events *events.Bus
 }
@@ -97,7 +101,7 @@ func New(o Options) *Agent {
 		live:   live,
 		lookup: newResolver(o.Store),
 		client: &http.Client{
-			Transport: newTransport(),
+			Transport: cmp.Or[http.RoundTripper](o.APITransport, newTransport()),
 			// A redirect is an answer to relay per neutron's table (as an
 			// unexpected code), never a hop to somewhere else.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
