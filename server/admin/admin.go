@@ -219,16 +219,18 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}
 	// The filter is applied here, after names are filled, so a filter by
 	// instance name matches events whose hop only knew the id.
-	sub := s.o.Bus.Subscribe(events.Filter{Hop: f.Hop}, 0)
+	sub := s.o.Bus.Subscribe(events.Filter{Hop: f.Hop}, streamBuffer)
 	defer sub.Close()
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	fl.Flush() // the client knows it is connected before the first event
 	names := newNameCache(s.o.Names)
-	// Events are written into a buffer and sent every FlushEvery: a write
-	// system call per event cost the serving process more than the request
-	// it described, and a live view needs no faster than a tenth of a second.
+	// Every FlushEvery the stream takes what queued and sends it in one
+	// write. It never waits on the queue itself: a wake-up of this
+	// goroutine per event, and a write per event, cost the serving process
+	// more than the request the event described. A live view needs nothing
+	// faster than a tenth of a second.
 	bw := bufio.NewWriterSize(w, 64<<10)
 	buf := make([]byte, 0, 1024)
 	tick := time.NewTicker(FlushEvery)
@@ -237,28 +239,41 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			return
-		case e := <-sub.C:
-			if e.InstanceName == "" && e.InstanceID != "" {
-				e.InstanceName = names.get(r.Context(), e.InstanceID)
-			}
-			if !f.Match(e) {
-				continue
-			}
-			buf = append(e.AppendJSON(buf[:0]), '\n')
-			if _, err := bw.Write(buf); err != nil {
-				return
-			}
 		case <-tick.C:
-			if bw.Buffered() == 0 {
-				continue
-			}
-			if err := bw.Flush(); err != nil {
-				return
-			}
-			fl.Flush()
 		}
+	drain:
+		for {
+			select {
+			case e := <-sub.C:
+				if e.InstanceName == "" && e.InstanceID != "" {
+					e.InstanceName = names.get(r.Context(), e.InstanceID)
+				}
+				if !f.Match(e) {
+					continue
+				}
+				buf = append(e.AppendJSON(buf[:0]), '\n')
+				if _, err := bw.Write(buf); err != nil {
+					return
+				}
+			default:
+				break drain
+			}
+		}
+		if bw.Buffered() == 0 {
+			continue
+		}
+		if err := bw.Flush(); err != nil {
+			return
+		}
+		fl.Flush()
 	}
 }
+
+// streamBuffer holds what a stream's subscriber may queue between two
+// sends: a boot storm's events for FlushEvery at tens of thousands of
+// requests a second across three hops. Beyond it events are dropped and
+// counted, never waited for.
+const streamBuffer = 16384
 
 // FlushEvery is how long an event may wait in the stream's buffer before
 // it is sent.
