@@ -148,6 +148,9 @@ func (m *Dnsmasq) start(srv DHCPServer, dir string, args []string, inode string)
 	cmd := exec.Command(m.bin, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
+	// Its own process group: a Ctrl-C meant for serve must not reach
+	// dnsmasq first; serve stops it itself on the way out.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := Do(srv.Namespace, cmd.Start); err != nil {
 		return fmt.Errorf("start dnsmasq in %s: %w", srv.Namespace, err)
 	}
