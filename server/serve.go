@@ -110,7 +110,15 @@ func Run(ctx context.Context, o Options) error {
 	reg := admin.NewRegistry(bus)
 	adm := admin.New(admin.Options{Bus: bus, SocketPath: filepath.Join(o.DataDir, admin.SocketName), TCPAddr: o.AdminListen,
 		Status: reg.Components, Names: admin.StoreNames(o.Store), Logger: o.Logger.With("component", "admin")})
-	g.Go(func() error { return wrap("admin", adm.Run(ctx)) })
+	g.Go(func() error {
+		// The live view is not worth guests' metadata: a serve whose admin
+		// endpoint cannot run (its socket taken in a race, a bad
+		// --admin-listen) says so and serves on.
+		if err := wrap("admin", adm.Run(ctx)); err != nil {
+			o.Logger.Error("admin endpoint stopped; mdctl status, tui and events are unavailable from this serve", "err", err)
+		}
+		return nil
+	})
 	var apiURL func(store.Config) string
 	var apiTransport http.RoundTripper
 	if has(ComponentAPI) {

@@ -94,6 +94,25 @@ func redactURL(u string) string {
 // OpenSQLite opens (creating it and its directory if needed) the SQLite
 // store at path and applies pending migrations.
 func OpenSQLite(path string) (*SQLite, error) {
+	// Two processes creating the same new file race to switch it to WAL,
+	// and SQLite answers that switch SQLITE_BUSY without waiting out the
+	// busy timeout; the loser simply opens again once the winner is done.
+	for try := 0; ; try++ {
+		s, err := openSQLite(path)
+		if err == nil || !isBusy(err) || try == 50 {
+			return s, err
+		}
+		time.Sleep(time.Duration(10+try*10) * time.Millisecond)
+	}
+}
+
+// isBusy reports SQLite's "database is locked".
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
+func openSQLite(path string) (*SQLite, error) {
 	if path == "" {
 		return nil, errors.New("open sqlite store: empty path")
 	}
