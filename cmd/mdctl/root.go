@@ -45,7 +45,12 @@ the operator tools to seed, switch and trace them.`,
 
   # look at what is there
   mdctl instance list
-  mdctl config list`,
+  mdctl config list
+
+  # try it on this machine: simulated guests, then follow one's request
+  mdctl lab up
+  mdctl trace vm1
+  mdctl tui`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       f.Version,
