@@ -135,15 +135,21 @@ func Run(ctx context.Context, o Options) error {
 		o.Logger.Info("api listening", "addr", ln.Addr().String())
 		g.Go(reg.Track("api", ln.Addr().String(), func() error { return wrap("api", srv.Run(ctx, ln)) }))
 	}
+	var agentTransport http.RoundTripper
 	if has(ComponentAgent) {
 		ag := agent.New(agent.Options{
 			Store: o.Store, Live: live, SocketPath: socket, SocketOwner: -1, SocketGroup: -1,
 			Logger: o.Logger.With("component", "agent"), APIURL: apiURL, APITransport: apiTransport, Events: bus,
 		})
+		// A proxy in this process calls the agent's handler, as the agent
+		// calls the API's; the socket still serves proxies elsewhere and
+		// trace's socket hop.
+		agentTransport = handlerTransport{ag.Handler()}
 		g.Go(reg.Track("agent", socket, func() error { return wrap("agent", ag.Run(ctx)) }))
 	}
 	if has(ComponentProxy) {
-		px := proxy.New(proxy.Options{AgentSocket: socket, Live: live, Logger: o.Logger.With("component", "proxy"), Events: bus})
+		px := proxy.New(proxy.Options{AgentSocket: socket, AgentTransport: agentTransport, Live: live,
+			Logger: o.Logger.With("component", "proxy"), Events: bus})
 		mgr := proxy.NewManager(px)
 		loop := &dataplaneLoop{
 			store: o.Store, live: live, rec: dataplane.NewReconciler(o.Dataplane), mgr: mgr,

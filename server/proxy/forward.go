@@ -66,7 +66,7 @@ func outRequest(r *http.Request, peer netip.Addr, idKey string, idValue []string
 	if r.ContentLength == 0 {
 		body = nil
 	}
-	return &http.Request{
+	out := &http.Request{
 		Method:        r.Method,
 		URL:           &url.URL{Scheme: agentURL.Scheme, Host: agentURL.Host, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery},
 		Proto:         "HTTP/1.1",
@@ -77,6 +77,9 @@ func outRequest(r *http.Request, peer netip.Addr, idKey string, idValue []string
 		ContentLength: r.ContentLength,
 		Host:          agentURL.Host,
 	}
+	// An in-process agent (and the API behind it) sees the guest's
+	// context: a guest that goes away cancels the whole chain.
+	return out.WithContext(r.Context())
 }
 
 // copyBufs are the buffers answers are relayed through: metadata answers

@@ -80,6 +80,9 @@ type Options struct {
 	MaxConns int
 	// Events receives one event per request; nil means none.
 	Events *events.Bus
+	// AgentTransport, when set, carries requests to the agent instead of
+	// AgentSocket (serve sets it when the agent runs in the same process).
+	AgentTransport http.RoundTripper
 }
 
 // Proxy forwards guests' requests to the agent. One Proxy serves any
@@ -114,6 +117,9 @@ func New(o Options) *Proxy {
 		ids:       newRequestIDs(),
 	}
 	p.rt = p.transport
+	if o.AgentTransport != nil {
+		p.rt = o.AgentTransport
+	}
 	return p
 }
 

@@ -104,6 +104,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if fs.NArg() > 0 {
 		return o, usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
+	// The reference servers start in their own scratch directories, so a
+	// relative -shared (the default) must not be resolved from there.
+	abs, err := filepath.Abs(o.shared)
+	if err != nil {
+		return o, usageError{fmt.Errorf("-shared: %w", err)}
+	}
+	o.shared = abs
 	return o, nil
 }
 
