@@ -32,9 +32,24 @@ func NewLive(r Reader, overrides map[string]string) *Live {
 	return &Live{r: r, overrides: maps.Clone(overrides)}
 }
 
-// Snapshot returns the settings in force. On the hot path it costs one
+// requestSnapshot is the context key of one request's snapshot of a Live.
+type requestSnapshot struct{ l *Live }
+
+// WithSnapshot returns ctx carrying s as the snapshot its request is
+// answered with: every later hop of this process that handles the same
+// request (proxy, agent, API) sees the same settings and generation, and
+// the store is looked at once per request rather than once per hop.
+func (l *Live) WithSnapshot(ctx context.Context, s Snapshot) context.Context {
+	return context.WithValue(ctx, requestSnapshot{l}, &s)
+}
+
+// Snapshot returns the settings in force: the request's own when ctx
+// carries one (WithSnapshot), else the newest. On the hot path it costs one
 // Generation call and an atomic load.
 func (l *Live) Snapshot(ctx context.Context) (Snapshot, error) {
+	if s, ok := ctx.Value(requestSnapshot{l}).(*Snapshot); ok {
+		return *s, nil
+	}
 	gen, err := l.r.Generation(ctx)
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("live settings: %w", err)

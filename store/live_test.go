@@ -11,7 +11,12 @@ import (
 // the generation moved.
 type countingReader struct {
 	Reader
-	settings atomic.Int32
+	settings, generations atomic.Int32
+}
+
+func (c *countingReader) Generation(ctx context.Context) (uint64, error) {
+	c.generations.Add(1)
+	return c.Reader.Generation(ctx)
 }
 
 func (c *countingReader) Settings(ctx context.Context) (map[string]string, error) {
@@ -95,5 +100,33 @@ func TestLiveBadOverride(t *testing.T) {
 	s := openTest(t)
 	if _, err := NewLive(s, map[string]string{"force_metadata": "maybe"}).Snapshot(context.Background()); err == nil {
 		t.Error("invalid override accepted")
+	}
+}
+
+// TestLiveRequestSnapshot: a request carrying its snapshot is answered with
+// it, without looking at the store, even after a write; another Live's
+// snapshot in the same context is not mistaken for its own.
+func TestLiveRequestSnapshot(t *testing.T) {
+	ctx := context.Background()
+	a, b := openPair(t)
+	r := &countingReader{Reader: a}
+	live, other := NewLive(r, nil), NewLive(a, nil)
+	s0, err := live.Snapshot(ctx)
+	must(t, err)
+	reqCtx := live.WithSnapshot(ctx, s0)
+	must(t, b.SetSetting(ctx, "force_metadata", "true"))
+	gens := r.generations.Load()
+	got, err := live.Snapshot(reqCtx)
+	must(t, err)
+	if got.Generation != s0.Generation || got.Config.ForceMetadata {
+		t.Errorf("request snapshot = gen %d force %v, want the carried gen %d", got.Generation, got.Config.ForceMetadata, s0.Generation)
+	}
+	if n := r.generations.Load(); n != gens {
+		t.Errorf("store looked at %d times with a carried snapshot, want 0", n-gens)
+	}
+	fresh, err := other.Snapshot(reqCtx)
+	must(t, err)
+	if !fresh.Config.ForceMetadata {
+		t.Error("another Live answered with this Live's request snapshot")
 	}
 }

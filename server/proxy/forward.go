@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -52,7 +53,7 @@ func removeHopByHop(h http.Header) {
 // headers go, then every identity header the guest sent, then the proxy
 // states the peer, the listener's router or network and the request id.
 // idValue is shared by every request of a listener and only read.
-func outRequest(r *http.Request, peer netip.Addr, idKey string, idValue []string, rid string) *http.Request {
+func outRequest(ctx context.Context, r *http.Request, peer netip.Addr, idKey string, idValue []string, rid string) *http.Request {
 	h := r.Header
 	if h == nil {
 		h = http.Header{}
@@ -78,8 +79,9 @@ func outRequest(r *http.Request, peer netip.Addr, idKey string, idValue []string
 		Host:          agentURL.Host,
 	}
 	// An in-process agent (and the API behind it) sees the guest's
-	// context: a guest that goes away cancels the whole chain.
-	return out.WithContext(r.Context())
+	// context, so a guest that goes away cancels the whole chain, and the
+	// settings snapshot it carries.
+	return out.WithContext(ctx)
 }
 
 // copyBufs are the buffers answers are relayed through: metadata answers

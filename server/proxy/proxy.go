@@ -175,7 +175,8 @@ func (p *Proxy) handler(id Identity, lim *limiter) http.Handler {
 			return
 		}
 		rid := p.ids.next()
-		if p.limited(r.Context(), lim, peer) {
+		ctx, snap := p.snapshot(r.Context())
+		if p.limited(snap, lim, peer) {
 			p.log.Warn("rate limited", "request_id", rid, "listener", id.String(), "src", peer.String(),
 				"method", r.Method, "path", r.URL.Path)
 			haproxyError(w, http.StatusTooManyRequests)
@@ -183,7 +184,7 @@ func (p *Proxy) handler(id Identity, lim *limiter) http.Handler {
 			p.emit(id, r, rid, peer, start, http.StatusTooManyRequests, 0)
 			return
 		}
-		out := outRequest(r, peer, key, idValue, rid)
+		out := outRequest(ctx, r, peer, key, idValue, rid)
 		status, n := p.forward(w, r, out)
 		if p.log.Enabled(r.Context(), slog.LevelDebug) {
 			p.log.Debug("metadata request", "request_id", rid, "listener", id.String(), "src", peer.String(),
@@ -191,6 +192,21 @@ func (p *Proxy) handler(id Identity, lim *limiter) http.Handler {
 		}
 		p.emit(id, r, rid, peer, start, status, n)
 	})
+}
+
+// snapshot reads the settings in force and returns ctx carrying them, so
+// an agent and API in this process answer the request with the same ones
+// without reading them again; snap is nil without settings.
+func (p *Proxy) snapshot(ctx context.Context) (context.Context, *store.Snapshot) {
+	if p.opts.Live == nil {
+		return ctx, nil
+	}
+	snap, err := p.opts.Live.Snapshot(ctx)
+	if err != nil {
+		p.log.Warn("settings unreadable; not rate limiting", "err", err)
+		return ctx, nil
+	}
+	return p.opts.Live.WithSnapshot(ctx, snap), &snap
 }
 
 // emit publishes the proxy hop's event; without a bus it costs a nil check.

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"net/netip"
 	"sync"
 	"time"
@@ -21,13 +20,9 @@ type limits struct {
 // limited counts the request against its source and says whether it goes
 // over either window's limit. As haproxy's track-sc, every request counts,
 // refused ones too, so a source that keeps hammering stays refused.
-func (p *Proxy) limited(ctx context.Context, lim *limiter, src netip.Addr) bool {
-	if p.opts.Live == nil {
-		return false
-	}
-	snap, err := p.opts.Live.Snapshot(ctx)
-	if err != nil {
-		p.log.Warn("rate limit settings unreadable; not limiting", "err", err)
+// Without settings (snap nil) nothing is limited.
+func (p *Proxy) limited(snap *store.Snapshot, lim *limiter, src netip.Addr) bool {
+	if snap == nil {
 		return false
 	}
 	l, ok := limitsOf(snap.Config, src)
