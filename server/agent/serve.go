@@ -207,16 +207,18 @@ func (a *Agent) forward(w http.ResponseWriter, r *http.Request, rl *reqLog, url 
 		rl.get().Error("build API request", "url", url, "err", err)
 		return plain(w, http.StatusInternalServerError, msgUnknown)
 	}
-	// A fresh header map: nothing the guest or proxy sent goes on.
+	// A fresh header map: nothing the guest or proxy sent goes on. Names
+	// are in Go's canonical case (HTTP names are case-insensitive), which
+	// an API in this process then reads without a copy.
 	req.Header = http.Header{
-		hdrXFF:                    {h.xff},
-		"X-Instance-ID":           {h.instance},
-		"X-Tenant-ID":             {h.project},
-		"X-Instance-ID-Signature": {h.signature},
-		hdrRequestID:              {h.requestID},
+		"X-Forwarded-For":         {h.xff},
+		"X-Instance-Id":           {h.instance},
+		"X-Tenant-Id":             {h.project},
+		"X-Instance-Id-Signature": {h.signature},
+		"X-Request-Id":            {h.requestID},
 		"User-Agent":              {"mdctl-agent"},
 	}
-	resp, err := a.client.Do(req)
+	resp, err := a.api.RoundTrip(req)
 	if err != nil {
 		return a.forwardError(w, rl.get(), url, err)
 	}
