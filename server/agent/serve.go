@@ -210,13 +210,15 @@ func (a *Agent) forward(w http.ResponseWriter, r *http.Request, rl *reqLog, url 
 	// A fresh header map: nothing the guest or proxy sent goes on. Names
 	// are in Go's canonical case (HTTP names are case-insensitive), which
 	// an API in this process then reads without a copy.
+	// The values share one array: one allocation instead of six.
+	v := &[6]string{h.xff, h.instance, h.project, h.signature, h.requestID, "mdctl-agent"}
 	req.Header = http.Header{
-		"X-Forwarded-For":         {h.xff},
-		"X-Instance-Id":           {h.instance},
-		"X-Tenant-Id":             {h.project},
-		"X-Instance-Id-Signature": {h.signature},
-		"X-Request-Id":            {h.requestID},
-		"User-Agent":              {"mdctl-agent"},
+		"X-Forwarded-For":         v[0:1:1],
+		"X-Instance-Id":           v[1:2:2],
+		"X-Tenant-Id":             v[2:3:3],
+		"X-Instance-Id-Signature": v[3:4:4],
+		"X-Request-Id":            v[4:5:5],
+		"User-Agent":              v[5:6:6],
 	}
 	resp, err := a.api.RoundTrip(req)
 	if err != nil {
