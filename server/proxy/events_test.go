@@ -1,8 +1,8 @@
 package proxy
 
 import (
-	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/mdctl/mdctl/server/events"
 )
@@ -13,7 +13,7 @@ func TestProxyPublishesEvent(t *testing.T) {
 	bus := events.NewBus()
 	sub := bus.Subscribe(events.Filter{}, 10)
 	defer sub.Close()
-	p := New(Options{AgentSocket: a.sock, Events: bus})
+	p := New(Options{AgentSocket: a.sock, Events: bus, Logger: quiet()})
 
 	tests := []struct {
 		id   Identity
@@ -23,16 +23,24 @@ func TestProxyPublishesEvent(t *testing.T) {
 		{Identity{RouterID: "r-1", Namespace: "qrouter-r-1"}, events.ModeRouter},
 	}
 	for _, tt := range tests {
-		rec := httptest.NewRecorder()
-		p.Handler(tt.id).ServeHTTP(rec, httptest.NewRequest("GET", "/openstack/latest", nil))
-		if len(sub.C) != 1 {
-			t.Fatalf("%v: %d events, want 1", tt.id, len(sub.C))
+		addr := serve(t, p, tt.id)
+		code, body := get(t, addr, "/openstack/latest")
+		if code != 200 {
+			t.Fatalf("%v: status %d", tt.id, code)
 		}
-		e := <-sub.C
+		var e events.Event
+		select {
+		case e = <-sub.C: // published before the answer is written
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%v: no event", tt.id)
+		}
+		if len(sub.C) != 0 {
+			t.Fatalf("%v: %d more events, want 1 in all", tt.id, len(sub.C))
+		}
 		want := a.last(t).Get("X-Request-ID")
-		if e.Hop != events.HopProxy || e.Mode != tt.mode || e.Namespace != tt.id.Namespace || e.RequestID != want || e.SourceIP != "192.0.2.1" ||
-			e.Status != 200 || e.Bytes != int64(rec.Body.Len()) || e.Path != "/openstack/latest" || e.Method != "GET" {
-			t.Errorf("%v: event %+v (agent got request id %q, body %d bytes)", tt.id, e, want, rec.Body.Len())
+		if e.Hop != events.HopProxy || e.Mode != tt.mode || e.Namespace != tt.id.Namespace || e.RequestID != want || e.SourceIP != "127.0.0.1" ||
+			e.Status != 200 || e.Bytes != int64(len(body)) || e.Path != "/openstack/latest" || e.Method != "GET" {
+			t.Errorf("%v: event %+v (agent got request id %q, body %d bytes)", tt.id, e, want, len(body))
 		}
 	}
 }

@@ -1,7 +1,5 @@
 package proxy
 
-import "net/http"
-
 // Exact identity headers a guest must never set (lowercase, '-' form).
 var identityHeaders = map[string]bool{
 	"x-forwarded-for":         true,
@@ -20,7 +18,7 @@ var identityPrefixes = []string{"x-neutron-", "x-metadata-provider", "x-ovn-"}
 // isIdentity says whether a header name claims an identity. Names are
 // compared case-insensitively with '_' as '-': a WSGI server behind a hop
 // maps both to the same HTTP_X_… key.
-func isIdentity(name string) bool {
+func isIdentity[T string | []byte](name T) bool {
 	var buf [64]byte
 	if len(name) > len(buf) {
 		return isIdentity(name[:len(buf)]) // every identity name and prefix is shorter
@@ -50,13 +48,4 @@ func hasIdentityPrefix(n []byte) bool {
 		}
 	}
 	return false
-}
-
-// scrub deletes every identity header, in any case and all duplicates.
-func scrub(h http.Header) {
-	for k := range h {
-		if isIdentity(k) {
-			delete(h, k)
-		}
-	}
 }

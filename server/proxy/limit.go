@@ -7,9 +7,11 @@ import (
 
 // limitListener caps accepted-but-open connections at n: past the cap,
 // Accept waits for a slot and new connections wait in the kernel's
-// backlog, so a guest holding connections cannot exhaust the process.
-func limitListener(ln net.Listener, n int) net.Listener {
-	return &limitedListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{})}
+// backlog, so a guest holding connections cannot exhaust the process. It
+// also knows its open connections, so a stop that cannot wait for them
+// can close them.
+func limitListener(ln net.Listener, n int) *limitedListener {
+	return &limitedListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{}), open: make(map[*limitedConn]struct{})}
 }
 
 type limitedListener struct {
@@ -17,6 +19,9 @@ type limitedListener struct {
 	sem       chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
+
+	mu   sync.Mutex
+	open map[*limitedConn]struct{}
 }
 
 func (l *limitedListener) Accept() (net.Conn, error) {
@@ -30,7 +35,11 @@ func (l *limitedListener) Accept() (net.Conn, error) {
 		<-l.sem
 		return nil, err
 	}
-	return &limitedConn{Conn: c, release: func() { <-l.sem }}, nil
+	lc := &limitedConn{Conn: c, l: l}
+	l.mu.Lock()
+	l.open[lc] = struct{}{}
+	l.mu.Unlock()
+	return lc, nil
 }
 
 func (l *limitedListener) Close() error {
@@ -39,14 +48,32 @@ func (l *limitedListener) Close() error {
 	return err
 }
 
+// closeConns closes every connection still open.
+func (l *limitedListener) closeConns() {
+	l.mu.Lock()
+	open := make([]*limitedConn, 0, len(l.open))
+	for c := range l.open {
+		open = append(open, c)
+	}
+	l.mu.Unlock()
+	for _, c := range open {
+		c.Close()
+	}
+}
+
 type limitedConn struct {
 	net.Conn
-	once    sync.Once
-	release func()
+	once sync.Once
+	l    *limitedListener
 }
 
 func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(c.release)
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		delete(c.l.open, c)
+		c.l.mu.Unlock()
+		<-c.l.sem
+	})
 	return err
 }

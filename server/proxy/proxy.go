@@ -17,8 +17,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/mdctl/mdctl/server/events"
 	"github.com/mdctl/mdctl/store"
@@ -38,6 +39,13 @@ const (
 	DefaultMaxConns = 1024
 	// maxHeaderBytes is haproxy's default tune.bufsize.
 	maxHeaderBytes = 16 << 10
+	// maxBodyBytes bounds a guest's request body, which the proxy reads
+	// whole before forwarding: the only body a guest sends is a password
+	// (nova refuses more than 256 bytes).
+	maxBodyBytes = 1 << 20
+	// maxAnswerBytes bounds an answer the proxy holds before relaying it:
+	// far above any metadata document (user data is at most 64 KiB).
+	maxAnswerBytes = 64 << 20
 	// maxIdleAgentConns keeps a keep-alive connection to the agent for
 	// every guest connection a busy listener serves at once, so a load of
 	// many guests reuses connections instead of dialing per request.
@@ -87,18 +95,21 @@ type Options struct {
 
 // Proxy forwards guests' requests to the agent. One Proxy serves any
 // number of listeners; it is safe for concurrent use.
+//
+// Guests are served by fasthttp rather than net/http's server: the proxy
+// hop is measured against haproxy per request, and net/http spends most of
+// the hop's user time parsing into maps, in a background read per request
+// and in its response writer, where fasthttp parses into reused buffers on
+// pooled goroutines. The agent's request is written straight from that
+// parse into a pooled unix connection (transport.go).
 type Proxy struct {
 	opts      Options
 	log       *slog.Logger
 	transport *agentTransport
-	rt        http.RoundTripper // transport, unless a test captures requests
+	rt        http.RoundTripper // Options.AgentTransport; nil: the socket
 	ids       *requestIDs
 	now       func() time.Time // the rate limiter's clock; tests move it
 }
-
-// agentURL is where requests go; the transport dials the socket whatever
-// the host says.
-var agentURL = &url.URL{Scheme: "http", Host: "metadata-agent"}
 
 // New returns a Proxy; nothing runs until Serve.
 func New(o Options) *Proxy {
@@ -108,19 +119,14 @@ func New(o Options) *Proxy {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	sock := o.AgentSocket
-	p := &Proxy{
+	return &Proxy{
 		opts:      o,
 		log:       o.Logger.With("component", "proxy"),
 		now:       time.Now,
-		transport: newAgentTransport(sock, maxIdleAgentConns),
+		transport: newAgentTransport(o.AgentSocket, maxIdleAgentConns),
+		rt:        o.AgentTransport,
 		ids:       newRequestIDs(),
 	}
-	p.rt = p.transport
-	if o.AgentTransport != nil {
-		p.rt = o.AgentTransport
-	}
-	return p
 }
 
 // Serve serves one listener for id until ctx is done; the listener is
@@ -130,87 +136,172 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, id Identity) error {
 		ln.Close()
 		return err
 	}
-	srv := &http.Server{
-		Handler:           p.handler(id, newLimiter()),
-		ReadHeaderTimeout: HeaderTimeout,
-		ReadTimeout:       ClientTimeout,
-		WriteTimeout:      ServerTimeout + ClientTimeout,
-		IdleTimeout:       KeepAliveTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-	}
+	ll := limitListener(ln, p.opts.MaxConns)
+	srv := p.server(ctx, id)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(limitListener(ln, p.opts.MaxConns)) }()
+	go func() { errc <- srv.Serve(ll) }()
 	select {
 	case err := <-errc:
+		ll.Close()
+		ll.closeConns()
+		if err == nil {
+			err = net.ErrClosed // fasthttp's word for a listener closed under it
+		}
 		return fmt.Errorf("proxy %s on %s: %w", id, ln.Addr(), err)
 	case <-ctx.Done():
 	}
 	shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shut); err != nil {
-		srv.Close()
+	if err := srv.ShutdownWithContext(shut); err != nil {
+		// Requests still in flight are cut, as http.Server.Close did.
+		ll.closeConns()
 	}
+	ll.Close() // in case Serve had not registered it when Shutdown ran
+	<-errc
 	return nil
 }
 
-// Handler returns the per-request handler for id, as Serve uses it (with
-// a rate limiter of its own); for tests and benchmarks.
-func (p *Proxy) Handler(id Identity) http.Handler { return p.handler(id, newLimiter()) }
-
-func (p *Proxy) handler(id Identity, lim *limiter) http.Handler {
-	// The identity headers are the same on every request of a listener.
-	idName, idValue := []string{"X-Neutron-Router-ID"}, []string{id.RouterID}
-	if id.RouterID == "" {
-		idName, idValue = []string{"X-Neutron-Network-ID"}, []string{id.NetworkID}
+// server is one listener's fasthttp server with neutron's haproxy limits:
+// `timeout http-request` bounds the whole request from its first byte (its
+// body is a password at most), `timeout client` the answer's writing,
+// `timeout http-keep-alive` the wait for the next request, tune.bufsize
+// the request head.
+func (p *Proxy) server(ctx context.Context, id Identity) *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:                      p.handler(ctx, id, newLimiter()),
+		ErrorHandler:                 p.requestError,
+		ReadTimeout:                  HeaderTimeout,
+		WriteTimeout:                 ClientTimeout,
+		IdleTimeout:                  KeepAliveTimeout,
+		ReadBufferSize:               maxHeaderBytes,
+		MaxRequestBodySize:           maxBodyBytes,
+		NoDefaultServerHeader:        true,
+		NoDefaultDate:                true,
+		NoDefaultContentType:         true,
+		DisablePreParseMultipartForm: true,
+		SecureErrorLogMessage:        true, // a request's bytes may hold a password
+		CloseOnShutdown:              true,
+		Logger:                       debugLogger{p.log},
 	}
-	key := http.CanonicalHeaderKey(idName[0])
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+}
+
+// debugLogger puts fasthttp's own messages (a guest's broken connection)
+// in the debug log, as http.Server's ErrorLog was.
+type debugLogger struct{ log *slog.Logger }
+
+func (l debugLogger) Printf(format string, args ...any) {
+	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+		l.log.Debug(fmt.Sprintf(format, args...))
+	}
+}
+
+// requestError answers a request fasthttp could not read as haproxy does:
+// 400 for anything malformed, a head over tune.bufsize included, 408 when
+// the request does not arrive in time, 413 past the body limit.
+func (p *Proxy) requestError(ctx *fasthttp.RequestCtx, err error) {
+	code := http.StatusBadRequest
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		code = http.StatusRequestTimeout
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		code = http.StatusRequestEntityTooLarge
+	}
+	p.log.Debug("bad request", "src", ctx.RemoteAddr().String(), "status", code, "err", err)
+	haproxyError(ctx, code)
+}
+
+// listenerID is what a listener states about itself on every request.
+type listenerID struct {
+	id   Identity
+	key  string   // X-Neutron-Router-ID or X-Neutron-Network-ID
+	hkey string   // key in http.Header's canonical form
+	val  []string // its value, shared by every request and only read
+	line []byte   // "key: value\r\n" for the socket path
+}
+
+func newListenerID(id Identity) *listenerID {
+	l := &listenerID{id: id, key: "X-Neutron-Router-ID", val: []string{id.RouterID}}
+	if id.RouterID == "" {
+		l.key, l.val = "X-Neutron-Network-ID", []string{id.NetworkID}
+	}
+	l.hkey = http.CanonicalHeaderKey(l.key)
+	l.line = []byte(l.key + ": " + l.val[0] + "\r\n")
+	return l
+}
+
+// handler is one listener's request handler; base is Serve's context,
+// which the agent's requests and settings reads run under.
+func (p *Proxy) handler(base context.Context, id Identity, lim *limiter) fasthttp.RequestHandler {
+	lid := newListenerID(id)
+	return func(ctx *fasthttp.RequestCtx) {
 		start := time.Now()
-		peer, err := peerIP(r.RemoteAddr)
+		peer, err := remoteIP(ctx.RemoteAddr())
 		if err != nil {
-			p.log.Error("peer address", "remote", r.RemoteAddr, "err", err)
-			haproxyError(w, http.StatusBadRequest)
+			p.log.Error("peer address", "remote", ctx.RemoteAddr().String(), "err", err)
+			haproxyError(ctx, http.StatusBadRequest)
+			return
+		}
+		if !knownVersion(ctx.Request.Header.Protocol()) {
+			haproxyError(ctx, http.StatusBadRequest)
 			return
 		}
 		rid := p.ids.next()
-		ctx, snap := p.snapshot(r.Context())
+		snap := p.settings(base)
 		if p.limited(snap, lim, peer) {
 			p.log.Warn("rate limited", "request_id", rid, "listener", id.String(), "src", peer.String(),
-				"method", r.Method, "path", r.URL.Path)
-			haproxyError(w, http.StatusTooManyRequests)
+				"method", string(ctx.Method()), "path", string(ctx.Path()))
+			haproxyError(ctx, http.StatusTooManyRequests)
 			p.opts.Events.Metrics().Counter(events.RateLimited, "Requests the proxy refused with 429.").Inc()
-			p.emit(id, r, rid, peer, start, http.StatusTooManyRequests, 0)
+			p.emit(id, ctx, rid, peer, start, http.StatusTooManyRequests, 0)
 			return
 		}
-		out := outRequest(ctx, r, peer, key, idValue, rid)
-		status, n := p.forward(w, r, out)
-		if p.log.Enabled(r.Context(), slog.LevelDebug) {
-			p.log.Debug("metadata request", "request_id", rid, "listener", id.String(), "src", peer.String(),
-				"method", r.Method, "path", r.URL.Path, "status", status, "duration", time.Since(start))
+		var status int
+		var n int64
+		if p.rt != nil {
+			status, n = p.roundTrip(p.withSnapshot(base, snap), ctx, peer, lid, rid)
+		} else {
+			status, n = p.forward(ctx, peer, lid, rid)
 		}
-		p.emit(id, r, rid, peer, start, status, n)
-	})
+		if p.log.Enabled(base, slog.LevelDebug) {
+			p.log.Debug("metadata request", "request_id", rid, "listener", id.String(), "src", peer.String(),
+				"method", string(ctx.Method()), "path", string(ctx.Path()), "status", status, "duration", time.Since(start))
+		}
+		p.emit(id, ctx, rid, peer, start, status, n)
+	}
 }
 
-// snapshot reads the settings in force and returns ctx carrying them, so
-// an agent and API in this process answer the request with the same ones
-// without reading them again; snap is nil without settings.
-func (p *Proxy) snapshot(ctx context.Context) (context.Context, *store.Snapshot) {
+// knownVersion refuses what fasthttp lets through as HTTP/1.0: a request
+// line naming any other version (haproxy answers those with 400).
+func knownVersion(proto []byte) bool {
+	return string(proto) == "HTTP/1.1" || string(proto) == "HTTP/1.0"
+}
+
+// settings reads the settings in force; nil without settings.
+func (p *Proxy) settings(ctx context.Context) *store.Snapshot {
 	if p.opts.Live == nil {
-		return ctx, nil
+		return nil
 	}
 	snap, err := p.opts.Live.Snapshot(ctx)
 	if err != nil {
 		p.log.Warn("settings unreadable; not rate limiting", "err", err)
-		return ctx, nil
+		return nil
 	}
-	return p.opts.Live.WithSnapshot(ctx, snap), &snap
+	return &snap
+}
+
+// withSnapshot returns ctx carrying snap, so an agent and API in this
+// process answer the request with the settings the proxy used, without
+// reading them again.
+func (p *Proxy) withSnapshot(ctx context.Context, snap *store.Snapshot) context.Context {
+	if snap == nil {
+		return ctx
+	}
+	return p.opts.Live.WithSnapshot(ctx, *snap)
 }
 
 // emit publishes the proxy hop's event; without a bus it costs a nil check.
-func (p *Proxy) emit(id Identity, r *http.Request, rid string, peer netip.Addr, start time.Time, status int, bytes int64) {
+func (p *Proxy) emit(id Identity, ctx *fasthttp.RequestCtx, rid string, peer netip.Addr, start time.Time, status int, bytes int64) {
 	bus := p.opts.Events
 	if bus == nil {
 		return
@@ -221,12 +312,23 @@ func (p *Proxy) emit(id Identity, r *http.Request, rid string, peer netip.Addr, 
 	}
 	bus.Publish(events.Event{
 		Time: start, RequestID: rid, Hop: events.HopProxy, Namespace: id.Namespace, Mode: mode, SourceIP: peer.String(),
-		Method: r.Method, Path: r.URL.Path, Status: status, Bytes: bytes, Duration: time.Since(start),
+		Method: string(ctx.Method()), Path: string(ctx.Path()), Status: status, Bytes: bytes, Duration: time.Since(start),
 	})
 }
 
-// peerIP is the guest's address, unmapped (a dual-stack listener sees
-// IPv4 guests as ::ffff:a.b.c.d).
+// remoteIP is the guest's address, unmapped (a dual-stack listener sees
+// IPv4 guests as ::ffff:a.b.c.d), without formatting and parsing it.
+func remoteIP(a net.Addr) (netip.Addr, error) {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(ta.IP); ok {
+			return ip.Unmap(), nil
+		}
+	}
+	return peerIP(a.String())
+}
+
+// peerIP is the guest's address from its string form, unmapped and
+// without a zone.
 func peerIP(remote string) (netip.Addr, error) {
 	ap, err := netip.ParseAddrPort(remote)
 	if err != nil {
@@ -238,7 +340,7 @@ func peerIP(remote string) (netip.Addr, error) {
 // agentError answers as haproxy does when its server fails: 503 when the
 // agent cannot be reached, 504 when it does not answer in time, 502 for a
 // broken answer.
-func (p *Proxy) agentError(w http.ResponseWriter, r *http.Request, err error) int {
+func (p *Proxy) agentError(ctx *fasthttp.RequestCtx, err error) int {
 	code := http.StatusBadGateway
 	var op *net.OpError
 	var ne net.Error
@@ -248,28 +350,43 @@ func (p *Proxy) agentError(w http.ResponseWriter, r *http.Request, err error) in
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		code = http.StatusGatewayTimeout
 	case errors.Is(err, context.Canceled):
-		return 0 // the guest went away; nobody to answer
+		abort(ctx) // the guest went away; nobody to answer
+		return 0
 	}
 	p.log.Warn("agent hop failed", "socket", p.opts.AgentSocket, "status", code, "err", err)
-	haproxyError(w, code)
+	haproxyError(ctx, code)
 	return code
+}
+
+// abort closes the guest's connection without an answer: what a guest
+// sees when an answer was cut, so it cannot pass for a whole one.
+func abort(ctx *fasthttp.RequestCtx) {
+	ctx.Response.ResetBody()
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(net.Conn) {}) // fasthttp closes the connection after it
 }
 
 // haproxy's built-in error pages, so a guest sees what it would see in
 // front of neutron's haproxy.
 var haproxyPages = map[int]string{
-	http.StatusBadRequest:         "<html><body><h1>400 Bad request</h1>\nYour browser sent an invalid request.\n</body></html>\n",
-	http.StatusTooManyRequests:    "<html><body><h1>429 Too Many Requests</h1>\nYou have sent too many requests in a given amount of time.\n</body></html>\n",
-	http.StatusBadGateway:         "<html><body><h1>502 Bad Gateway</h1>\nThe server returned an invalid or incomplete response.\n</body></html>\n",
-	http.StatusServiceUnavailable: "<html><body><h1>503 Service Unavailable</h1>\nNo server is available to handle this request.\n</body></html>\n",
-	http.StatusGatewayTimeout:     "<html><body><h1>504 Gateway Time-out</h1>\nThe server didn't respond in time.\n</body></html>\n",
+	http.StatusBadRequest:            "<html><body><h1>400 Bad request</h1>\nYour browser sent an invalid request.\n</body></html>\n",
+	http.StatusRequestTimeout:        "<html><body><h1>408 Request Time-out</h1>\nYour browser didn't send a complete request in time.\n</body></html>\n",
+	http.StatusRequestEntityTooLarge: "<html><body><h1>413 Payload Too Large</h1>\nThe request entity exceeds the maximum allowed.\n</body></html>\n",
+	http.StatusTooManyRequests:       "<html><body><h1>429 Too Many Requests</h1>\nYou have sent too many requests in a given amount of time.\n</body></html>\n",
+	http.StatusBadGateway:            "<html><body><h1>502 Bad Gateway</h1>\nThe server returned an invalid or incomplete response.\n</body></html>\n",
+	http.StatusServiceUnavailable:    "<html><body><h1>503 Service Unavailable</h1>\nNo server is available to handle this request.\n</body></html>\n",
+	http.StatusGatewayTimeout:        "<html><body><h1>504 Gateway Time-out</h1>\nThe server didn't respond in time.\n</body></html>\n",
 }
 
-func haproxyError(w http.ResponseWriter, code int) {
-	h := w.Header()
-	h.Set("Content-Type", "text/html")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("Connection", "close")
-	w.WriteHeader(code)
-	fmt.Fprint(w, haproxyPages[code])
+// haproxyError answers with haproxy's page for code and closes the
+// connection after it, as haproxy does. It is only called before any of
+// the agent's answer was kept (a failed head read leaves none).
+func haproxyError(ctx *fasthttp.RequestCtx, code int) {
+	r := &ctx.Response
+	r.ResetBody()
+	r.SetStatusCode(code)
+	r.Header.SetContentType("text/html")
+	r.Header.Set("Cache-Control", "no-cache")
+	r.SetConnectionClose()
+	r.SetBodyString(haproxyPages[code])
 }

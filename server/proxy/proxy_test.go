@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -105,22 +104,24 @@ func serveOn(t *testing.T, p *Proxy, id Identity, ln net.Listener) string {
 // duplicates are the test's) and returns the status and body.
 func rawGet(t *testing.T, addr, head string) (int, string) {
 	t.Helper()
+	resp, body, _ := exchange(t, addr, "GET", head)
+	if resp == nil {
+		t.Fatal("connection closed without an answer")
+	}
+	return resp.StatusCode, body
+}
+
+// dialGuest connects to addr as a guest; the connection closes with the
+// test and gives up after 30 s.
+func dialGuest(t *testing.T, addr string) net.Conn {
+	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(30 * time.Second))
-	if _, err := io.WriteString(c, head); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return c
 }
 
 func get(t *testing.T, addr, path string) (int, string) {
@@ -326,5 +327,27 @@ func TestPeerIP(t *testing.T) {
 	}
 	if _, err := peerIP("@"); err == nil {
 		t.Error("peerIP accepted a unix address")
+	}
+}
+
+// TestServeReportsDeadListener: a listener closed under Serve (its
+// namespace went away) is an error, so the manager restarts the proxy.
+func TestServeReportsDeadListener(t *testing.T) {
+	ln := listen(t)
+	done := make(chan error, 1)
+	go func() {
+		done <- New(Options{AgentSocket: "/nonexistent", Logger: quiet()}).Serve(context.Background(), ln, Identity{RouterID: "rA"})
+	}()
+	if code, _ := get(t, ln.Addr().String(), "/"); code != http.StatusServiceUnavailable {
+		t.Fatalf("before the close: %d", code)
+	}
+	ln.Close()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Serve returned nil for a listener closed under it")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return after its listener closed")
 	}
 }

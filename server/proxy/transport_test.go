@@ -123,12 +123,7 @@ func TestBodiesForwardedExactly(t *testing.T) {
 func TestAnswerHopHeadersDropped(t *testing.T) {
 	agent := newCountingAgent(t, true)
 	addr := serve(t, New(Options{AgentSocket: agent.sock, Logger: quiet()}), Identity{RouterID: "rA"})
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(30 * time.Second))
+	c := dialGuest(t, addr)
 	io.WriteString(c, "GET /latest/ HTTP/1.1\r\nHost: x\r\n\r\n")
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
