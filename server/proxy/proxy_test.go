@@ -351,3 +351,43 @@ func TestServeReportsDeadListener(t *testing.T) {
 		t.Fatal("Serve did not return after its listener closed")
 	}
 }
+
+// TestServeStopsWithRequestInFlight: ending Serve's context stops it
+// (nil) within its grace even while a request waits on the agent; the
+// listener and the waiting guest's connection are closed.
+func TestServeStopsWithRequestInFlight(t *testing.T) {
+	agent := newFakeAgent(t)
+	agent.hold = make(chan struct{})
+	t.Cleanup(func() { close(agent.hold) })
+	ln := listen(t)
+	addr := ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- New(Options{AgentSocket: agent.sock, Logger: quiet()}).Serve(ctx, ln, Identity{RouterID: "rA"})
+	}()
+	c := dialGuest(t, addr)
+	io.WriteString(c, "GET /latest/ HTTP/1.1\r\nHost: x\r\n\r\n")
+	for i := 0; agent.count() == 0; i++ {
+		if i == 1000 {
+			t.Fatal("the request never reached the agent")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Serve did not return after its context ended")
+	}
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Error("the waiting guest's connection is still open")
+	}
+	if !refused(addr) {
+		t.Error("the listener still accepts")
+	}
+}
