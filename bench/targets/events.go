@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mdctl/mdctl/bench/rig"
@@ -28,6 +29,10 @@ const subscribeTimeout = 10 * time.Second
 type ConsumerCount struct {
 	Received uint64            `json:"received"`
 	ByHop    map[string]uint64 `json:"by_hop"`
+	// CPUSeconds is the consumer's own CPU time: the load CPU's, taken
+	// from wrk, so a costly consumer lowers req/s without the server
+	// doing any more work.
+	CPUSeconds float64 `json:"cpu_seconds"`
 	// Error is why the stream ended, when serve ended it rather than the
 	// consumer being stopped.
 	Error string `json:"error,omitempty"`
@@ -80,6 +85,10 @@ func adminStream(socket string) (*rig.EventStream, error) {
 					return 0, err
 				}
 				c, err := ReadConsumerCount(out)
+				if c.Received > 0 {
+					env.Log.Info("events consumer", "events", c.Received,
+						"cpu_us_per_event", fmt.Sprintf("%.2f", c.CPUSeconds*1e6/float64(c.Received)))
+				}
 				return c.Received, err
 			}
 			if err := waitSubscribers(ctx, env, client, before.Subscribers+1); err != nil {
@@ -134,6 +143,7 @@ func consumeEvents(ctx context.Context, args []string, _ *slog.Logger) error {
 		return fmt.Errorf("%s: %w", EventsConsumer, err)
 	}
 	count := drain(ctx, st)
+	count.CPUSeconds = ownCPU().Seconds()
 	b, err := json.Marshal(count)
 	if err != nil {
 		return err
@@ -161,4 +171,13 @@ func drain(ctx context.Context, st *admin.Stream) ConsumerCount {
 		c.Received++
 		c.ByHop[e.Hop]++
 	}
+}
+
+// ownCPU is this process's user and system CPU time so far.
+func ownCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

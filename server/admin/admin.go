@@ -241,6 +241,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-tick.C:
 		}
+		names.expire()
 	drain:
 		for {
 			select {
@@ -302,13 +303,18 @@ func newNameCache(lookup func(context.Context, string) string) *nameCache {
 	return &nameCache{lookup: lookup, names: map[string]string{}, reset: time.Now().Add(nameTTL)}
 }
 
+// expire forgets the names once they are nameTTL old; the stream calls
+// it once per batch rather than reading the clock per event.
+func (c *nameCache) expire() {
+	if now := time.Now(); now.After(c.reset) {
+		clear(c.names)
+		c.reset = now.Add(nameTTL)
+	}
+}
+
 func (c *nameCache) get(ctx context.Context, id string) string {
 	if c.lookup == nil {
 		return ""
-	}
-	if time.Now().After(c.reset) {
-		clear(c.names)
-		c.reset = time.Now().Add(nameTTL)
 	}
 	n, ok := c.names[id]
 	if !ok {

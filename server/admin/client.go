@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -91,7 +92,8 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 // Stream is an open /events stream.
 type Stream struct {
 	body io.ReadCloser
-	dec  *json.Decoder
+	r    *bufio.Reader
+	long []byte // a line longer than r's buffer, gathered
 }
 
 // Events opens /events with the filter.
@@ -110,15 +112,45 @@ func (c *Client) Events(ctx context.Context, f events.Filter) (*Stream, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Stream{body: resp.Body, dec: json.NewDecoder(bufio.NewReader(resp.Body))}, nil
+	// serve sends a tenth of a second of events at once: read them in
+	// few calls.
+	return &Stream{body: resp.Body, r: bufio.NewReaderSize(resp.Body, 64<<10)}, nil
 }
 
 // Next blocks for the next event; an error ends the stream (io.EOF when
-// serve closed it).
+// serve closed it). Each line is one event (events.DecodeJSON).
 func (s *Stream) Next() (events.Event, error) {
-	var e events.Event
-	err := s.dec.Decode(&e)
-	return e, err
+	for {
+		line, err := s.line()
+		if err != nil {
+			return events.Event{}, err
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		return events.DecodeJSON(line)
+	}
+}
+
+// line returns the next line without its newline; it is valid until the
+// next call. A last line without a newline is an io.ErrUnexpectedEOF.
+func (s *Stream) line() ([]byte, error) {
+	line, err := s.r.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		s.long = append(s.long[:0], line...)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			line, err = s.r.ReadSlice('\n')
+			s.long = append(s.long, line...)
+		}
+		line = s.long
+	}
+	switch {
+	case err == nil:
+		return line[:len(line)-1], nil
+	case errors.Is(err, io.EOF) && len(bytes.TrimSpace(line)) > 0:
+		return nil, io.ErrUnexpectedEOF
+	}
+	return nil, err
 }
 
 // Close ends the stream.
