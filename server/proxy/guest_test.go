@@ -192,7 +192,7 @@ func TestAnswersRelayedExactly(t *testing.T) {
 		mu.Lock()
 		uris = append(uris, r.RequestURI)
 		mu.Unlock()
-		return fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(userData), userData)
+		return fmt.Sprintf("HTTP/1.1 200 OK\r\nDate: Mon, 01 Jan 2001 00:00:00 GMT\r\nContent-Type: application/octet-stream\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(userData), userData)
 	})
 	addr := serve(t, New(Options{AgentSocket: sock, Logger: quiet()}), Identity{RouterID: "rA"})
 
@@ -202,6 +202,10 @@ func TestAnswersRelayedExactly(t *testing.T) {
 	}
 	if resp.Header.Get("Content-Type") != "application/octet-stream" || resp.Header.Get("Connection") != "" {
 		t.Errorf("answer head %v", resp.Header)
+	}
+	// One Date, the proxy's (RFC 9110 §6.6.1), whatever the agent sent.
+	if dates := resp.Header.Values("Date"); len(dates) != 1 || strings.Contains(dates[0], "2001") {
+		t.Errorf("Date headers %q, want exactly one of the proxy's", dates)
 	}
 
 	resp, body, _ = exchange(t, addr, "HEAD", "HEAD /latest/user-data HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -85,6 +85,9 @@ func TestInProcessAgent(t *testing.T) {
 	if resp == nil || resp.StatusCode != 200 || body != "agent answer" || resp.Header.Get("X-Agent") != "yes" || resp.Close {
 		t.Fatalf("got %v %q", resp, body)
 	}
+	if resp.Header.Get("Date") == "" {
+		t.Error("no Date on an in-process answer (RFC 9110 §6.6.1)")
+	}
 	s := <-got
 	if s.uri != "/openstack/latest/password?x=1" || s.body != "secret" {
 		t.Errorf("agent got %q with body %q", s.uri, s.body)

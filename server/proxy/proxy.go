@@ -168,15 +168,18 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, id Identity) error {
 // the request head.
 func (p *Proxy) server(ctx context.Context, id Identity) *fasthttp.Server {
 	return &fasthttp.Server{
-		Handler:                      p.handler(ctx, id, newLimiter()),
-		ErrorHandler:                 p.requestError,
-		ReadTimeout:                  HeaderTimeout,
-		WriteTimeout:                 ClientTimeout,
-		IdleTimeout:                  KeepAliveTimeout,
-		ReadBufferSize:               maxHeaderBytes,
-		MaxRequestBodySize:           maxBodyBytes,
-		NoDefaultServerHeader:        true,
-		NoDefaultDate:                true,
+		Handler:               p.handler(ctx, id, newLimiter()),
+		ErrorHandler:          p.requestError,
+		ReadTimeout:           HeaderTimeout,
+		WriteTimeout:          ClientTimeout,
+		IdleTimeout:           KeepAliveTimeout,
+		ReadBufferSize:        maxHeaderBytes,
+		MaxRequestBodySize:    maxBodyBytes,
+		NoDefaultServerHeader: true,
+		// Date stays on: RFC 9110 §6.6.1 wants one on every 2xx-4xx, and
+		// an in-process agent's answer has none. fasthttp writes its own
+		// (cached per second) in place of any the agent sent.
+		NoDefaultDate:                false,
 		NoDefaultContentType:         true,
 		DisablePreParseMultipartForm: true,
 		SecureErrorLogMessage:        true, // a request's bytes may hold a password
