@@ -183,6 +183,9 @@ func WriteMarkdown(w io.Writer, r Report) error {
 	c := r.Config
 	fmt.Fprintf(&b, "- load: wrk -t%d -c%d, %v per run after a %v warm-up; servers on CPU %s, wrk on CPU %s\n",
 		c.Threads, c.Connections, c.Duration, c.Warmup, c.Tools.ServerCPU, c.Tools.LoadCPU)
+	if c.Passes > 1 {
+		fmt.Fprintf(&b, "- passes: the target list ran %d times in turn; each row is the run with the median req/s for its target, mode and path (all its figures from that one run), so a noisy minute on this shared machine spoils one pass of every target, not one target; pairs and start-up findings are the last pass's\n", c.Passes)
+	}
 	if p := c.Pairs; p.Duration > 0 {
 		fmt.Fprintf(&b, "- event-stream pairs (targets with one: mdctl-api, chain): after its own rows, the same running server again in %d interleaved rounds per mode and path of %v without, then %v with a consumer reading `/events` on its admin socket (pinned to CPU %s, not measured), each after a %v warm-up; rows `<target>%s` and `<target>%s` are the means, the latter's × peer columns are with ÷ without\n",
 			max(p.Rounds, 1), p.Duration, p.Duration, c.Tools.LoadCPU, p.Warmup, PairOff, PairOn)

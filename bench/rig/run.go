@@ -28,6 +28,9 @@ type Config struct {
 	// Pairs sets the with/without-consumer runs of targets that have an
 	// event stream (Running.Events).
 	Pairs PairConfig
+	// Passes is how many times the target list ran (RunPasses), for the
+	// report; 0 or 1: once.
+	Passes int
 }
 
 // Row is one measured run.

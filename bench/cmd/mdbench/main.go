@@ -29,6 +29,7 @@ type options struct {
 	duration, warmup time.Duration
 	quick            bool
 	pairs            rig.PairConfig
+	passes           int
 	targets          string
 	scenarios        string
 	mdctl            string
@@ -68,6 +69,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured run before each measured one")
 	fs.BoolVar(&o.quick, "quick", false, "smoke run: 2 s runs after a 1 s warm-up")
 	fs.DurationVar(&o.pairs.Duration, "events-duration", 2*time.Second, "each run of the with/without event-stream pairs of mdctl-api and chain (0: no pairs)")
+	fs.IntVar(&o.passes, "passes", 1, "run the target list this many times in turn; each row is the run with the median req/s")
 	fs.IntVar(&o.pairs.Rounds, "events-rounds", 2, "interleaved without/with rounds per mode and path of those pairs")
 	fs.StringVar(&o.targets, "targets", "", "comma-separated targets to run (default: all of bare,haproxy,nova,mdctl-proxy,mdctl-api,nova-haproxy,chain)")
 	fs.StringVar(&o.scenarios, "scenarios", "storm", "comma-separated scenarios to run after the targets (\"\" for none)")
@@ -91,6 +93,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		if !flagSet(fs, "events-duration") {
 			o.pairs.Duration = time.Second
 		}
+	}
+	if o.passes < 1 {
+		return o, usageError{fmt.Errorf("-passes %d: want at least 1", o.passes)}
 	}
 	if o.pairs.Rounds < 1 {
 		return o, usageError{fmt.Errorf("-events-rounds %d: want at least 1", o.pairs.Rounds)}
@@ -188,10 +193,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := rig.Config{
 		Duration: o.duration, Warmup: o.warmup, Threads: o.threads, Connections: o.conns,
 		Modes: modes, Scratch: scratch, Tools: tools, Proc: rig.Proc{Root: "/proc"},
-		ClockTicks: rig.ClockTicks(), Log: log, Pairs: o.pairs,
+		ClockTicks: rig.ClockTicks(), Log: log, Pairs: o.pairs, Passes: o.passes,
 	}
 	started, loadBefore := time.Now(), rig.LoadAvg()
-	rows, finds, fails := rig.Run(ctx, cfg, chosen)
+	rows, finds, fails := rig.RunPasses(ctx, cfg, chosen, o.passes)
 	sfinds, sfails := rig.RunScenarios(ctx, cfg, scens)
 	loadAfter := rig.LoadAvg()
 	lines := rig.Lines(rows)
