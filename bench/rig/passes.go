@@ -2,6 +2,9 @@ package rig
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 )
 
@@ -23,6 +26,12 @@ func RunPasses(ctx context.Context, cfg Config, targets []Target, passes int) ([
 			pc.Pairs.Duration = 0
 		}
 		if passes > 1 {
+			// Each pass starts its targets afresh: a store seeded by the
+			// last pass must not be found again.
+			pc.Scratch = filepath.Join(cfg.Scratch, fmt.Sprintf("pass%d", i+1))
+			if err := os.MkdirAll(pc.Scratch, 0o755); err != nil {
+				return nil, finds, append(fails, Failure{"all", fmt.Errorf("pass %d: %w", i+1, err)})
+			}
 			cfg.Log.Info("pass", "n", i+1, "of", passes)
 		}
 		rows, f, fl := Run(ctx, pc, targets)
