@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -18,6 +17,7 @@ import (
 	"github.com/mdctl/mdctl/bench/rig"
 	"github.com/mdctl/mdctl/server"
 	"github.com/mdctl/mdctl/server/admin"
+	"github.com/mdctl/mdctl/server/dataplane"
 	"github.com/mdctl/mdctl/server/proxy"
 	"github.com/mdctl/mdctl/store"
 )
@@ -236,7 +236,8 @@ func serveProxy(ctx context.Context, args []string, log *slog.Logger) error {
 	if strings.TrimSpace(*sock) == "" {
 		return fmt.Errorf("%s: -agent-socket is required", MdctlProxy)
 	}
-	ln, err := net.Listen("tcp", *listen)
+	// Opened as serve opens guests' listeners.
+	ln, err := dataplane.GuestListenConfig.Listen(ctx, "tcp", *listen)
 	if err != nil {
 		return fmt.Errorf("%s: %w", MdctlProxy, err)
 	}

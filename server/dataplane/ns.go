@@ -71,6 +71,13 @@ func doLocked(nsName string, target netns.NsHandle, fn func() error) error {
 	return fnErr
 }
 
+// GuestListenConfig opens the listeners guests connect to. It sets no TCP
+// keep-alive probes on accepted connections, as neutron's haproxy (no
+// clitcpka): Go's default sets them with four setsockopt calls per
+// accepted connection, about a tenth of a one-request connection's CPU,
+// for probes a metadata request never lives long enough to need.
+var GuestListenConfig = net.ListenConfig{KeepAlive: -1}
+
 // ListenTCP opens a TCP listener inside the named namespace. The socket stays
 // bound in that namespace after the thread switches back, which is how one
 // process serves every router and DHCP namespace. addr may carry an IPv6 zone
@@ -79,7 +86,7 @@ func ListenTCP(nsName, network, addr string) (net.Listener, error) {
 	var l net.Listener
 	err := Do(nsName, func() error {
 		var err error
-		l, err = net.Listen(network, addr)
+		l, err = GuestListenConfig.Listen(context.Background(), network, addr)
 		return err
 	})
 	if err != nil {
