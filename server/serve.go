@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/mdctl/mdctl/internal/inprocess"
 	"github.com/mdctl/mdctl/server/admin"
 	"github.com/mdctl/mdctl/server/agent"
 	"github.com/mdctl/mdctl/server/api"
@@ -131,7 +132,7 @@ func Run(ctx context.Context, o Options) error {
 		// and through its handler rather than a loopback connection.
 		addr := "http://" + ln.Addr().String()
 		apiURL = func(store.Config) string { return addr }
-		apiTransport = handlerTransport{srv.Handler()}
+		apiTransport = inprocess.Transport{Handler: srv.Handler()}
 		o.Logger.Info("api listening", "addr", ln.Addr().String())
 		g.Go(reg.Track("api", ln.Addr().String(), func() error { return wrap("api", srv.Run(ctx, ln)) }))
 	}
@@ -144,7 +145,7 @@ func Run(ctx context.Context, o Options) error {
 		// A proxy in this process calls the agent's handler, as the agent
 		// calls the API's; the socket still serves proxies elsewhere and
 		// trace's socket hop.
-		agentTransport = handlerTransport{ag.Handler()}
+		agentTransport = inprocess.Transport{Handler: ag.Handler()}
 		g.Go(reg.Track("agent", socket, func() error { return wrap("agent", ag.Run(ctx)) }))
 	}
 	if has(ComponentProxy) {

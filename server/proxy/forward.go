@@ -33,23 +33,19 @@ var hopHeaders = []string{
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
 }
 
-func isHopHeader(k []byte) bool {
-	for _, h := range hopHeaders {
-		if len(k) == len(h) && bytes.EqualFold(k, []byte(h)) {
-			return true
-		}
-	}
-	return false
-}
+func isHopHeader(k []byte) bool { return inNames(k, hopHeaders) }
 
 // framing are the guest's headers the proxy states itself on the agent's
 // hop (its own Host and body framing) or has acted on already: the body is
 // read whole, so Expect: 100-continue was the guest's hop's business.
 var framing = []string{"Host", "Content-Length", "Expect"}
 
-func isFraming(k []byte) bool {
-	for _, h := range framing {
-		if len(k) == len(h) && bytes.EqualFold(k, []byte(h)) {
+func isFraming(k []byte) bool { return inNames(k, framing) }
+
+// inNames says whether header name k is one of names, in any case.
+func inNames(k []byte, names []string) bool {
+	for _, n := range names {
+		if len(k) == len(n) && bytes.EqualFold(k, []byte(n)) {
 			return true
 		}
 	}

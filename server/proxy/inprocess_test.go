@@ -6,38 +6,15 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"net/textproto"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/mdctl/mdctl/internal/inprocess"
 	"github.com/mdctl/mdctl/store"
 )
-
-// handlerRT carries the proxy's requests to a handler in this process, as
-// serve's handlerTransport does (header names canonical, as a server
-// would see them).
-type handlerRT struct{ h http.Handler }
-
-func (rt handlerRT) RoundTrip(req *http.Request) (*http.Response, error) {
-	in := req.Clone(req.Context())
-	in.Header = http.Header{}
-	for k, vs := range req.Header {
-		ck := textproto.CanonicalMIMEHeaderKey(k)
-		in.Header[ck] = append(in.Header[ck], vs...)
-	}
-	in.RequestURI = req.URL.RequestURI()
-	in.RemoteAddr = "127.0.0.1:0"
-	if in.Body == nil {
-		in.Body = http.NoBody
-	}
-	rec := httptest.NewRecorder()
-	rt.h.ServeHTTP(rec, in)
-	return rec.Result(), nil
-}
 
 // countingReader counts the store's generation reads: how often settings
 // were looked at.
@@ -77,7 +54,7 @@ func TestInProcessAgent(t *testing.T) {
 		w.Header().Set("X-Agent", "yes")
 		fmt.Fprint(w, "agent answer")
 	})
-	p := New(Options{AgentTransport: handlerRT{agent}, Live: live, Logger: quiet()})
+	p := New(Options{AgentTransport: inprocess.Transport{Handler: agent}, Live: live, Logger: quiet()})
 	addr := serve(t, p, Identity{RouterID: "rA"})
 	head := "POST /openstack/latest/password?x=1 HTTP/1.1\r\nHost: 169.254.169.254\r\nContent-Length: 6\r\n" +
 		strings.Join(forged, "\r\n") + "\r\n\r\nsecret"
@@ -114,7 +91,7 @@ func TestInProcessGuestHangUp(t *testing.T) {
 		case <-time.After(20 * time.Second):
 		}
 	})
-	addr := serve(t, New(Options{AgentTransport: handlerRT{agent}, Logger: quiet()}), Identity{RouterID: "rA"})
+	addr := serve(t, New(Options{AgentTransport: inprocess.Transport{Handler: agent}, Logger: quiet()}), Identity{RouterID: "rA"})
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +114,7 @@ func TestInProcessPanic(t *testing.T) {
 		once.Do(func() { panic("agent bug") })
 		fmt.Fprint(w, "fine")
 	})
-	addr := serve(t, New(Options{AgentTransport: handlerRT{agent}, Logger: quiet()}), Identity{RouterID: "rA"})
+	addr := serve(t, New(Options{AgentTransport: inprocess.Transport{Handler: agent}, Logger: quiet()}), Identity{RouterID: "rA"})
 	if code, body := get(t, addr, "/latest/"); code != 502 || body != haproxyPages[502] {
 		t.Fatalf("panic: got %d %q", code, body)
 	}

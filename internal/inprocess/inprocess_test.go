@@ -1,4 +1,4 @@
-package server
+package inprocess
 
 import (
 	"bytes"
@@ -59,7 +59,7 @@ func TestHandlerTransportMatchesTCP(t *testing.T) {
 		{"GET", "/gzip", ""}, {"HEAD", "/gzip", ""}, {"GET", "/nope", ""},
 		{"POST", "/echo?x=1", "password!"},
 	} {
-		want, got := do(tcp, c.method, c.path, c.body), do(handlerTransport{h}, c.method, c.path, c.body)
+		want, got := do(tcp, c.method, c.path, c.body), do(Transport{h}, c.method, c.path, c.body)
 		if got.status != want.status || got.ctype != want.ctype || got.seen != want.seen || !bytes.Equal(got.body, want.body) ||
 			(want.length >= 0 && got.length != want.length) {
 			t.Errorf("%s %s: in-process %+v, over TCP %+v", c.method, c.path, got, want)

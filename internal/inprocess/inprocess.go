@@ -1,4 +1,7 @@
-package server
+// Package inprocess carries a request to an http.Handler in the same
+// process as a RoundTripper: serve's hops between components it runs
+// together, and tests of those hops.
+package inprocess
 
 import (
 	"bytes"
@@ -8,16 +11,16 @@ import (
 	"strconv"
 )
 
-// handlerTransport carries a request to a handler in the same process by
+// Transport carries a request to a handler in the same process by
 // calling it: the same request, headers, identification and answer as over
 // a connection, without a second HTTP parse, a socket and a goroutine
 // hand-off per request. serve uses it when it runs both ends of a hop
 // (proxy to agent, agent to API); a component in another process still
 // talks over the socket or TCP, and every failure that needs two processes
 // stays possible there.
-type handlerTransport struct{ h http.Handler }
+type Transport struct{ Handler http.Handler }
 
-func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// A shallow copy: handlers only read the request (net/http's rule), so
 	// URL and context are shared with the caller's.
 	in := new(http.Request)
@@ -30,7 +33,7 @@ func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		in.Body = http.NoBody
 	}
 	rec := &recorder{header: http.Header{}}
-	t.h.ServeHTTP(rec, in)
+	t.Handler.ServeHTTP(rec, in)
 	return rec.response(req), nil
 }
 
@@ -56,7 +59,7 @@ func canonical(h http.Header) http.Header {
 	return out
 }
 
-// recorder is the handler's ResponseWriter for handlerTransport, then the
+// recorder is the handler's ResponseWriter for Transport, then the
 // answer's body: one allocation holds status, body and the response.
 type recorder struct {
 	header http.Header

@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/mdctl/mdctl/internal/inprocess"
+	"github.com/mdctl/mdctl/internal/testworld"
 	"github.com/mdctl/mdctl/server/agent"
 	"github.com/mdctl/mdctl/server/api"
 	"github.com/mdctl/mdctl/server/events"
@@ -42,32 +44,8 @@ func BenchmarkInProcessAgentAPI(b *testing.B) {
 	}
 }
 
-// benchTopo is one routed guest (testworld's world, which this package
-// cannot import).
-const benchTopo = `
-settings:
-  metadata_proxy_shared_secret: s3cret
-routers:
-  - name: r1
-    project: demo
-networks:
-  - name: net1
-    project: demo
-    cidr: 10.90.1.0/24
-    router: r1
-instances:
-  - name: vm1
-    project: demo
-    network: net1
-    ip: 10.90.1.5
-    user_data: |
-      #cloud-config
-      hostname: vm1
-    meta: {role: web}
-`
-
 // inProcessChain builds serve's in-process agent and API over a store
-// holding benchTopo.
+// holding testworld's routed topology.
 func inProcessChain(b *testing.B) (http.RoundTripper, string) {
 	ctx := context.Background()
 	st, err := store.OpenSQLite(filepath.Join(b.TempDir(), "mdctl.db"))
@@ -75,7 +53,7 @@ func inProcessChain(b *testing.B) (http.RoundTripper, string) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	topo, err := topology.Parse([]byte(benchTopo), "bench.yaml")
+	topo, err := topology.Parse([]byte(testworld.RoutedTopo), "bench.yaml")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -90,6 +68,6 @@ func inProcessChain(b *testing.B) (http.RoundTripper, string) {
 	live, bus := store.NewLive(st, nil), events.NewBus()
 	srv := api.New(api.Options{Store: st, Live: live, Logger: quiet, Events: bus})
 	ag := agent.New(agent.Options{Store: st, Live: live, Logger: quiet, Events: bus,
-		APIURL: func(store.Config) string { return "http://127.0.0.1:8775" }, APITransport: handlerTransport{srv.Handler()}})
-	return handlerTransport{ag.Handler()}, r.ID
+		APIURL: func(store.Config) string { return "http://127.0.0.1:8775" }, APITransport: inprocess.Transport{Handler: srv.Handler()}})
+	return inprocess.Transport{Handler: ag.Handler()}, r.ID
 }
