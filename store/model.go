@@ -72,8 +72,16 @@ type Port struct {
 	FixedIPs    []FixedIP `json:"fixed_ips" yaml:"fixed_ips"`
 	DeviceID    string    `json:"device_id" yaml:"device_id"`
 	DeviceOwner string    `json:"device_owner" yaml:"device_owner"`
-	CreatedAt   time.Time `json:"created_at" yaml:"created_at"`
+	// SecurityGroups names the security groups bound to the port, in
+	// binding order; nova's EC2 security-groups lists one line per binding
+	// of each of the instance's ports. Router and DHCP ports have none.
+	SecurityGroups []string  `json:"security_groups" yaml:"security_groups"`
+	CreatedAt      time.Time `json:"created_at" yaml:"created_at"`
 }
+
+// DefaultSecurityGroup is the group neutron binds a port to when none is
+// named: every project has one called "default".
+const DefaultSecurityGroup = "default"
 
 // Key is one public key of an instance (nova's key pair).
 type Key struct {
@@ -84,18 +92,18 @@ type Key struct {
 
 // Instance is a guest as nova knows it.
 type Instance struct {
-	ID               string            `json:"id" yaml:"id"` // UUID
-	Name             string            `json:"name" yaml:"name"`
-	Hostname         string            `json:"hostname" yaml:"hostname"`
-	ProjectID        string            `json:"project_id" yaml:"project_id"`
-	AvailabilityZone string            `json:"availability_zone" yaml:"availability_zone"`
-	Flavor           string            `json:"flavor" yaml:"flavor"`
-	LaunchIndex      int               `json:"launch_index" yaml:"launch_index"`
-	Meta             map[string]string `json:"meta" yaml:"meta"`
-	Keys             []Key             `json:"keys" yaml:"keys"` // in order; Keys[0] is EC2's key_name
-	UserData         []byte            `json:"user_data,omitempty" yaml:"user_data,omitempty"`
-	ConfigDrive      bool              `json:"config_drive" yaml:"config_drive"`
-	AdminPass        string            `json:"-" yaml:"-"` // goes on the config drive only
+	ID               string `json:"id" yaml:"id"` // UUID
+	Name             string `json:"name" yaml:"name"`
+	Hostname         string `json:"hostname" yaml:"hostname"`
+	ProjectID        string `json:"project_id" yaml:"project_id"`
+	AvailabilityZone string `json:"availability_zone" yaml:"availability_zone"`
+	Flavor           string `json:"flavor" yaml:"flavor"`
+	LaunchIndex      int    `json:"launch_index" yaml:"launch_index"`
+	Meta             Meta   `json:"meta" yaml:"meta"` // in nova's row order
+	Keys             []Key  `json:"keys" yaml:"keys"` // in order; Keys[0] is EC2's key_name
+	UserData         []byte `json:"user_data,omitempty" yaml:"user_data,omitempty"`
+	ConfigDrive      bool   `json:"config_drive" yaml:"config_drive"`
+	AdminPass        string `json:"-" yaml:"-"` // goes on the config drive only
 	// EC2ID is nova's integer instance id, shown as i-%08x and ami-%08x.
 	EC2ID     int64     `json:"ec2_id" yaml:"ec2_id"`
 	CreatedAt time.Time `json:"created_at" yaml:"created_at"`

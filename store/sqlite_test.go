@@ -49,7 +49,7 @@ func fixture(t testing.TB, s Store) {
 			tx.PutPort(ctx, Port{ID: "dp1", NetworkID: "n1", ProjectID: "p1", MACAddress: "fa:16:3e:00:00:02",
 				FixedIPs: []FixedIP{{SubnetID: "s1", IPAddress: "10.90.1.2"}}, DeviceID: "dhcp-n1", DeviceOwner: OwnerDHCP}),
 			tx.PutInstance(ctx, Instance{ID: "i1", Name: "vm1", Hostname: "vm1", ProjectID: "p1",
-				Meta: map[string]string{"role": "web"}, Keys: []Key{{Name: "k1", Type: "ssh", Data: "ssh-ed25519 AAAA"}},
+				Meta: Meta{{Key: "role", Value: "web"}}, Keys: []Key{{Name: "k1", Type: "ssh", Data: "ssh-ed25519 AAAA"}},
 				UserData: []byte("#cloud-config\n")}),
 			tx.PutPort(ctx, Port{ID: "vp1", NetworkID: "n1", ProjectID: "p1", MACAddress: "FA:16:3E:00:00:10",
 				FixedIPs: []FixedIP{{SubnetID: "s1", IPAddress: "10.90.1.10"}, {SubnetID: "s1v6", IPAddress: "fd00:90:1:0::10"}},
@@ -205,7 +205,7 @@ func TestInstancesCRUD(t *testing.T) {
 	fixture(t, s)
 	i, err := s.GetInstance(ctx, "vm1")
 	must(t, err)
-	if i.ID != "i1" || i.EC2ID != 1 || i.Meta["role"] != "web" || len(i.Keys) != 1 || string(i.UserData) != "#cloud-config\n" {
+	if i.ID != "i1" || i.EC2ID != 1 || i.Meta[0] != (MetaItem{"role", "web"}) || len(i.Keys) != 1 || string(i.UserData) != "#cloud-config\n" {
 		t.Errorf("GetInstance(vm1) = %+v", i)
 	}
 	// A second instance gets the next EC2 id; updating keeps each one's.

@@ -537,7 +537,7 @@ func placeholders(n int) string {
 // statement (so one snapshot), in creation order.
 func (t *sqlTx) listPorts(ctx context.Context, cond string, args []any) ([]Port, error) {
 	rows, err := t.query(ctx, `SELECT p.id, p.network_id, p.project_id, p.mac_address, p.device_id,
-			p.device_owner, p.created_at, f.subnet_id, f.ip_address
+			p.device_owner, p.security_groups, p.created_at, f.subnet_id, f.ip_address
 		FROM ports p LEFT JOIN fixed_ips f ON f.port_id = p.id
 		WHERE `+cond+`
 		ORDER BY p.created_at, p.rowid, f.pos`, args...)
@@ -549,12 +549,18 @@ func (t *sqlTx) listPorts(ctx context.Context, cond string, args []any) ([]Port,
 	for rows.Next() {
 		var p Port
 		var created int64
+		var groups string
 		var subnet, ip sql.NullString
 		if err := rows.Scan(&p.ID, &p.NetworkID, &p.ProjectID, &p.MACAddress, &p.DeviceID,
-			&p.DeviceOwner, &created, &subnet, &ip); err != nil {
+			&p.DeviceOwner, &groups, &created, &subnet, &ip); err != nil {
 			return nil, err
 		}
 		if n := len(out); n == 0 || out[n-1].ID != p.ID {
+			if groups != "[]" { // none reads back as nil, as it was put
+				if err := json.Unmarshal([]byte(groups), &p.SecurityGroups); err != nil {
+					return nil, fmt.Errorf("port %s security_groups: %w", p.ID, err)
+				}
+			}
 			p.CreatedAt = fromNanos(created)
 			out = append(out, p)
 		}
@@ -595,12 +601,21 @@ func (t *sqlTx) PutPort(ctx context.Context, p Port) error {
 			return fmt.Errorf("put port %s: %w", p.ID, err)
 		}
 	}
+	if p.SecurityGroups == nil {
+		p.SecurityGroups = []string{} // none is [], not null
+	}
+	groups, err := json.Marshal(p.SecurityGroups)
+	if err != nil {
+		return fmt.Errorf("put port %s: security_groups: %w", p.ID, err)
+	}
 	ts := now()
-	if _, err := t.q.ExecContext(ctx, `INSERT INTO ports (id, network_id, project_id, mac_address, device_id, device_owner, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
+	if _, err := t.q.ExecContext(ctx, `INSERT INTO ports (id, network_id, project_id, mac_address, device_id, device_owner,
+			security_groups, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET network_id = excluded.network_id, project_id = excluded.project_id,
-			mac_address = excluded.mac_address, device_id = excluded.device_id, device_owner = excluded.device_owner`,
-		p.ID, p.NetworkID, p.ProjectID, p.MACAddress, p.DeviceID, p.DeviceOwner, nanosOr(p.CreatedAt, ts)); err != nil {
+			mac_address = excluded.mac_address, device_id = excluded.device_id, device_owner = excluded.device_owner,
+			security_groups = excluded.security_groups`,
+		p.ID, p.NetworkID, p.ProjectID, p.MACAddress, p.DeviceID, p.DeviceOwner, string(groups), nanosOr(p.CreatedAt, ts)); err != nil {
 		return fmt.Errorf("put port %s: %w", p.ID, mapErr(err))
 	}
 	if _, err := t.q.ExecContext(ctx, `DELETE FROM fixed_ips WHERE port_id = ?`, p.ID); err != nil {
@@ -718,7 +733,7 @@ func (t *sqlTx) PutInstance(ctx context.Context, i Instance) error {
 	if err != nil {
 		return err
 	}
-	meta, err := json.Marshal(i.Meta)
+	meta, err := json.Marshal(i.Meta) // an object in the items' order
 	if err != nil {
 		return fmt.Errorf("put instance %s: meta: %w", i.ID, err)
 	}

@@ -283,7 +283,7 @@ func SeedLab(ctx context.Context, s store.Store, n int, routerID string) ([]stri
 			name := fmt.Sprintf("vm-%05d", i)
 			if err := tx.PutInstance(ctx, store.Instance{
 				ID: id, Name: name, Hostname: name, ProjectID: project, AvailabilityZone: "nova", Flavor: "m1.small",
-				Meta:     map[string]string{"role": "bench", "owner": "perf"},
+				Meta:     store.Meta{{Key: "role", Value: "bench"}, {Key: "owner", Value: "perf"}},
 				Keys:     []store.Key{{Name: "bench-key", Type: "ssh", Data: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBenchBenchBenchBenchBenchBenchBenchBench bench@example"}},
 				UserData: []byte("#cloud-config\nhostname: " + name + "\n"),
 				EC2ID:    int64(i + 1),

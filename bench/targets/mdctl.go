@@ -184,7 +184,7 @@ func Seed(ctx context.Context, s store.Store, n int) (BenchInstance, error) {
 			inst := store.Instance{
 				ID: id, Name: fmt.Sprintf("bench-vm-%d", i), Hostname: fmt.Sprintf("bench-vm-%d", i),
 				ProjectID: project, AvailabilityZone: "nova", Flavor: "m1.small",
-				Meta:     map[string]string{"role": "bench", "owner": "perf"},
+				Meta:     store.Meta{{Key: "role", Value: "bench"}, {Key: "owner", Value: "perf"}},
 				Keys:     []store.Key{{Name: "bench-key", Type: "ssh", Data: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBenchBenchBenchBenchBenchBenchBenchBench bench@example"}},
 				UserData: []byte("#cloud-config\nhostname: bench-vm\n"),
 				EC2ID:    int64(i + 1),

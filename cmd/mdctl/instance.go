@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -62,15 +61,16 @@ func instanceKind() recordKind[store.Instance, store.InstanceView] {
 }
 
 type instanceCreateOptions struct {
-	IO           *iostreams
-	Store        func(context.Context) (store.Store, error)
-	Spec         topology.InstanceSpec
-	Networks     []string
-	IP           string
-	UserDataFile string
-	Keys         []string
-	Meta         []string
-	Output       string
+	IO             *iostreams
+	Store          func(context.Context) (store.Store, error)
+	Spec           topology.InstanceSpec
+	Networks       []string
+	IP             string
+	UserDataFile   string
+	Keys           []string
+	Meta           []string
+	SecurityGroups []string
+	Output         string
 }
 
 func newCmdInstanceCreate(f *factory, runF func(context.Context, *instanceCreateOptions) error) *cobra.Command {
@@ -104,7 +104,8 @@ The project is created when missing.`,
 	fl.StringVar(&opts.Spec.Hostname, "hostname", "", "hostname (default: the name, sanitized as nova does)")
 	fl.StringVar(&opts.UserDataFile, "user-data-file", "", "file served as user_data")
 	fl.StringArrayVar(&opts.Keys, "key", nil, "public key as NAME=KEY (repeatable; the first is EC2's key)")
-	fl.StringArrayVar(&opts.Meta, "meta", nil, "metadata item KEY=VALUE (repeatable)")
+	fl.StringArrayVar(&opts.Meta, "meta", nil, "metadata item KEY=VALUE (repeatable; kept in this order, as nova does)")
+	fl.StringArrayVar(&opts.SecurityGroups, "security-group", nil, "security group of every port (repeatable; default: default)")
 	fl.StringVar(&opts.Spec.AvailabilityZone, "az", "", "availability zone (default nova)")
 	fl.StringVar(&opts.Spec.Flavor, "flavor", "", "flavor name (default m1.small)")
 	fl.IntVar(&opts.Spec.LaunchIndex, "launch-index", 0, "nova's ami-launch-index")
@@ -135,13 +136,17 @@ func (o *instanceCreateOptions) build() error {
 		}
 		o.Spec.Keys = append(o.Spec.Keys, topology.KeySpec{Name: name, Type: "ssh", Data: data})
 	}
-	o.Spec.Meta = map[string]string{}
+	o.Spec.Meta = store.Meta{}
 	for _, kv := range o.Meta {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
 			return usageErrorf("--meta %q: use KEY=VALUE", kv)
 		}
-		o.Spec.Meta[k] = v
+		o.Spec.Meta.Set(k, v)
+	}
+	o.Spec.SecurityGroups = nil // the default group
+	if len(o.SecurityGroups) > 0 {
+		o.Spec.SecurityGroups = o.SecurityGroups
 	}
 	if o.UserDataFile != "" {
 		if fi, err := os.Stat(o.UserDataFile); err == nil && !fi.Mode().IsRegular() {
@@ -193,13 +198,13 @@ func printInstanceDetail(io *iostreams, v store.InstanceView) error {
 	}
 	t.row("keys", strings.Join(keys, ", "))
 	meta := make([]string, 0, len(in.Meta))
-	for k, val := range in.Meta {
-		meta = append(meta, k+"="+val)
+	for _, it := range in.Meta {
+		meta = append(meta, it.Key+"="+it.Value)
 	}
-	sort.Strings(meta)
 	t.row("meta", strings.Join(meta, ", "))
 	for i, p := range v.Ports {
-		t.row(fmt.Sprintf("port %d", i), fmt.Sprintf("%s %s on %s: %s", p.Port.ID, p.Port.MACAddress, p.Network.Name, fixedIPs(p.Port)))
+		t.row(fmt.Sprintf("port %d", i), fmt.Sprintf("%s %s on %s: %s [%s]", p.Port.ID, p.Port.MACAddress, p.Network.Name,
+			fixedIPs(p.Port), strings.Join(p.Port.SecurityGroups, ", ")))
 	}
 	return t.flush()
 }

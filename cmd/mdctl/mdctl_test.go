@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,7 +116,7 @@ func TestInstanceCommands(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	if v.Instance.Hostname != "web-server" || len(v.Ports) != 2 || string(v.Instance.UserData) != "#cloud-config\n" ||
-		v.Instance.Meta["a"] != "b" || !v.Instance.ConfigDrive || v.Ports[1].Port.FixedIPs[0].IPAddress != "10.90.2.3" {
+		!slices.Equal(v.Instance.Meta, store.Meta{{Key: "a", Value: "b"}}) || !v.Instance.ConfigDrive || v.Ports[1].Port.FixedIPs[0].IPAddress != "10.90.2.3" {
 		t.Errorf("created %+v", v)
 	}
 

@@ -145,7 +145,7 @@ func (e *env) addInstance(name string) (store.Instance, string) {
 	e.t.Helper()
 	ctx := context.Background()
 	inst := store.Instance{ID: uuid.NewString(), Name: name, Hostname: name, ProjectID: e.project.ID,
-		AvailabilityZone: "nova", Flavor: "m1.small", Meta: map[string]string{"role": "test"}}
+		AvailabilityZone: "nova", Flavor: "m1.small", Meta: store.Meta{{Key: "role", Value: "test"}}}
 	must(e.t, e.st.PutInstance(ctx, inst))
 	inst, err := e.st.GetInstance(ctx, inst.ID)
 	must(e.t, err)

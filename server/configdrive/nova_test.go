@@ -38,7 +38,7 @@ func testView() (store.InstanceView, []byte) {
 		Instance: store.Instance{
 			ID: "8b0a3fd4-2c0e-4d8b-9a4b-0d0c6a1f3e21", Name: "vm1", Hostname: "vm1",
 			ProjectID: "6f8e3a2b1c9d4e5f8a7b6c5d4e3f2a1b", AvailabilityZone: "nova", Flavor: "m1.small",
-			Meta:     map[string]string{"role": "web"},
+			Meta:     store.Meta{{Key: "role", Value: "web"}},
 			Keys:     []store.Key{{Name: "mykey", Type: "ssh", Data: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGp test@mdctl"}},
 			UserData: ud, ConfigDrive: true, AdminPass: "s3cret", EC2ID: 1, CreatedAt: created, UpdatedAt: created,
 		},

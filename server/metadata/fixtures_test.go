@@ -35,7 +35,7 @@ func fullView() store.InstanceView {
 			AvailabilityZone: "nova",
 			Flavor:           "m1.small",
 			LaunchIndex:      0,
-			Meta:             map[string]string{"role": "web", "tier": "front<end>&"},
+			Meta:             store.Meta{{Key: "role", Value: "web"}, {Key: "tier", Value: "front<end>&"}},
 			Keys: []store.Key{
 				{Name: "mykey", Type: "ssh", Data: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE1mdctl user@host\n"},
 				{Name: "backup", Type: "ssh", Data: "ssh-rsa AAAAB3NzaC1yc2E backup@host"},

@@ -48,14 +48,11 @@ func metaDataJSON(v store.InstanceView, o Options, version string) obj {
 	inst := v.Instance
 	md := obj{{"uuid", inst.ID}}
 	if len(inst.Meta) > 0 {
-		meta := obj{}
-		keys := make([]string, 0, len(inst.Meta))
-		for k := range inst.Meta {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			meta = append(meta, member{k, inst.Meta[k]})
+		// nova's dict of the instance_metadata rows, in row order, dumped
+		// without sort_keys (base.py _metadata_as_json).
+		meta := make(obj, len(inst.Meta))
+		for i, it := range inst.Meta {
+			meta[i] = member{it.Key, it.Value}
 		}
 		md = append(md, member{"meta", meta})
 	}

@@ -31,13 +31,13 @@ type Fetcher struct {
 
 // dynamicRequest is the body nova's DynamicVendorData POSTs.
 type dynamicRequest struct {
-	ProjectID  string            `json:"project-id"`
-	InstanceID string            `json:"instance-id"`
-	ImageID    string            `json:"image-id"`
-	UserData   *string           `json:"user-data"`
-	Hostname   string            `json:"hostname"`
-	Metadata   map[string]string `json:"metadata"`
-	BootRoles  string            `json:"boot-roles"`
+	ProjectID  string     `json:"project-id"`
+	InstanceID string     `json:"instance-id"`
+	ImageID    string     `json:"image-id"`
+	UserData   *string    `json:"user-data"`
+	Hostname   string     `json:"hostname"`
+	Metadata   store.Meta `json:"metadata"` // nil is {}, keys in nova's order
+	BootRoles  string     `json:"boot-roles"`
 }
 
 // Dynamic asks every vendordata_dynamic_targets service about an
@@ -52,9 +52,6 @@ func (f Fetcher) Dynamic(ctx context.Context, log *slog.Logger, cfg store.Config
 		InstanceID: inst.ID,
 		Hostname:   inst.Hostname,
 		Metadata:   inst.Meta,
-	}
-	if req.Metadata == nil {
-		req.Metadata = map[string]string{}
 	}
 	if inst.UserData != nil {
 		ud := base64.StdEncoding.EncodeToString(inst.UserData)

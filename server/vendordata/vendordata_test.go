@@ -28,7 +28,7 @@ func TestDynamic(t *testing.T) {
 	defer notJSON.Close()
 	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "no", 500) }))
 	defer failing.Close()
-	inst := store.Instance{ID: "i-1", ProjectID: "p-1", Hostname: "vm1", UserData: []byte("#!"), Meta: map[string]string{"a": "b"}}
+	inst := store.Instance{ID: "i-1", ProjectID: "p-1", Hostname: "vm1", UserData: []byte("#!"), Meta: store.Meta{{Key: "a", Value: "b"}}}
 
 	tests := []struct {
 		name      string

@@ -388,7 +388,8 @@ func (a *applier) servicePort(spec *NetworkSpec, field string, n store.Network, 
 
 func portEqual(a, b store.Port) bool {
 	return a.NetworkID == b.NetworkID && a.ProjectID == b.ProjectID && a.MACAddress == b.MACAddress &&
-		a.DeviceID == b.DeviceID && a.DeviceOwner == b.DeviceOwner && slices.Equal(a.FixedIPs, b.FixedIPs)
+		a.DeviceID == b.DeviceID && a.DeviceOwner == b.DeviceOwner && slices.Equal(a.FixedIPs, b.FixedIPs) &&
+		slices.Equal(a.SecurityGroups, b.SecurityGroups)
 }
 
 func fixedIPList(f []store.FixedIP) string {

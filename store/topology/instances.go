@@ -3,7 +3,6 @@ package topology
 import (
 	"bytes"
 	"fmt"
-	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -15,14 +14,15 @@ import (
 
 // portPlan is one compute port Apply is about to write.
 type portPlan struct {
-	spec  *PortSpec
-	inst  store.Instance
-	net   store.Network
-	subs  []store.Subnet
-	old   *store.Port
-	port  store.Port
-	index int // position in the instance's spec, for creation order
-	fixed []store.FixedIP
+	spec   *PortSpec
+	inst   store.Instance
+	net    store.Network
+	subs   []store.Subnet
+	old    *store.Port
+	port   store.Port
+	index  int      // position in the instance's spec, for creation order
+	groups []string // security groups to bind
+	fixed  []store.FixedIP
 }
 
 // instances writes instance records, then removes ports no longer wanted,
@@ -83,10 +83,8 @@ func (a *applier) instance(spec *InstanceSpec) (store.Instance, error) {
 	in.AvailabilityZone = cmpOr(spec.AvailabilityZone, "nova")
 	in.Flavor = cmpOr(spec.Flavor, "m1.small")
 	in.LaunchIndex = spec.LaunchIndex
-	in.Meta = maps.Clone(spec.Meta)
-	if in.Meta == nil {
-		in.Meta = map[string]string{}
-	}
+	// nova's metadata update: kept keys keep their rows, so their places.
+	in.Meta = old.Meta.Updated(spec.Meta)
 	in.Keys = []store.Key{}
 	for _, k := range spec.Keys {
 		in.Keys = append(in.Keys, store.Key{Name: k.Name, Type: cmpOr(k.Type, "ssh"), Data: k.Data})
@@ -121,7 +119,7 @@ func cmpOr(v, def string) string {
 func instanceEqual(a, b store.Instance) bool {
 	return a.Name == b.Name && a.Hostname == b.Hostname && a.ProjectID == b.ProjectID &&
 		a.AvailabilityZone == b.AvailabilityZone && a.Flavor == b.Flavor && a.LaunchIndex == b.LaunchIndex &&
-		maps.Equal(a.Meta, b.Meta) && slices.Equal(a.Keys, b.Keys) && bytes.Equal(a.UserData, b.UserData) &&
+		slices.Equal(a.Meta, b.Meta) && slices.Equal(a.Keys, b.Keys) && bytes.Equal(a.UserData, b.UserData) &&
 		a.ConfigDrive == b.ConfigDrive && a.AdminPass == b.AdminPass
 }
 
@@ -148,7 +146,7 @@ func (a *applier) instancePorts(spec *InstanceSpec, in store.Instance) ([]*portP
 			return nil, fmt.Errorf("network %s: list subnets: %w", n.Name, err)
 		}
 		wanted[n.ID] = true
-		p := &portPlan{spec: ps, inst: in, net: n, subs: subs, index: i}
+		p := &portPlan{spec: ps, inst: in, net: n, subs: subs, index: i, groups: ps.securityGroups(spec)}
 		if j := slices.IndexFunc(existing, func(p store.Port) bool { return p.NetworkID == n.ID }); j >= 0 {
 			p.old = &existing[j]
 		}
@@ -208,7 +206,8 @@ func (a *applier) planAddresses(p *portPlan) error {
 	} else if mac, err = a.newMAC(); err != nil {
 		return err
 	}
-	p.port = store.Port{NetworkID: p.net.ID, ProjectID: p.inst.ProjectID, MACAddress: mac, DeviceID: p.inst.ID, DeviceOwner: store.OwnerCompute}
+	p.port = store.Port{NetworkID: p.net.ID, ProjectID: p.inst.ProjectID, MACAddress: mac, DeviceID: p.inst.ID,
+		DeviceOwner: store.OwnerCompute, SecurityGroups: slices.Clone(p.groups)}
 	var asked netip.Addr
 	if p.spec.IP != "" {
 		asked = netip.MustParseAddr(p.spec.IP) // Validate parsed it

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mdctl/mdctl/store"
 )
 
 // Parse decodes a topology file and validates it on its own (references to
@@ -296,7 +298,7 @@ func (d *decoder) instance(n *yaml.Node, path string) InstanceSpec {
 	var network, ip string
 	var netLine int
 	known := []string{"name", "hostname", "project", "network", "ip", "networks", "ports", "user_data", "user_data_file",
-		"public_keys", "keys", "meta", "availability_zone", "flavor", "launch_index", "admin_pass", "config_drive"}
+		"public_keys", "keys", "meta", "security_groups", "availability_zone", "flavor", "launch_index", "admin_pass", "config_drive"}
 	d.mapping(n, path, known, func(key string, k, v *yaml.Node) {
 		fp := joinPath(path, key)
 		in.Lines[key] = k.Line
@@ -331,10 +333,12 @@ func (d *decoder) instance(n *yaml.Node, path string) InstanceSpec {
 			d.list(v, fp, func(i int, v *yaml.Node) { in.Keys = append(in.Keys, d.key(v, fmt.Sprintf("%s[%d]", fp, i))) })
 		case "meta":
 			keys, values := d.stringMap(v, fp)
-			in.Meta = map[string]string{}
+			in.Meta = store.Meta{}
 			for i := range keys {
-				in.Meta[keys[i]] = values[i]
+				in.Meta.Set(keys[i], values[i])
 			}
+		case "security_groups":
+			in.SecurityGroups = d.groups(v, fp)
 		case "availability_zone":
 			in.AvailabilityZone = d.str(v, fp)
 		case "flavor":
@@ -371,15 +375,28 @@ func (d *decoder) instance(n *yaml.Node, path string) InstanceSpec {
 
 func (d *decoder) port(n *yaml.Node, path string) PortSpec {
 	p := PortSpec{Pos: newPos(path, n)}
-	d.mapping(n, path, []string{"network", "ip"}, func(key string, k, v *yaml.Node) {
+	d.mapping(n, path, []string{"network", "ip", "security_groups"}, func(key string, k, v *yaml.Node) {
 		p.Lines[key] = k.Line
-		if key == "network" {
+		switch key {
+		case "network":
 			p.Network = d.str(v, joinPath(path, key))
-		} else {
+		case "ip":
 			p.IP = d.str(v, joinPath(path, key))
+		case "security_groups":
+			p.SecurityGroups = d.groups(v, joinPath(path, key))
 		}
 	})
 	return p
+}
+
+// groups reads a list of security group names; an empty list is kept as
+// "none", apart from an absent key, which means the default.
+func (d *decoder) groups(n *yaml.Node, path string) []string {
+	g := d.strings(n, path)
+	if g == nil {
+		g = []string{}
+	}
+	return g
 }
 
 func (d *decoder) key(n *yaml.Node, path string) KeySpec {

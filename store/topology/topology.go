@@ -11,6 +11,8 @@ package topology
 import (
 	"fmt"
 	"strings"
+
+	"github.com/mdctl/mdctl/store"
 )
 
 // Topology is a parsed topology file: everything `mdctl apply` creates or
@@ -105,10 +107,13 @@ type InstanceSpec struct {
 	LaunchIndex      int
 	Ports            []PortSpec // one compute port per entry, in order
 	UserData         []byte
-	Keys             []KeySpec // in order; the first is EC2's key_name
-	Meta             map[string]string
-	ConfigDrive      bool
-	AdminPass        string
+	Keys             []KeySpec  // in order; the first is EC2's key_name
+	Meta             store.Meta // in the file's order, which nova keeps
+	// SecurityGroups are the groups of each port that names none; nil
+	// means neutron's default group, empty means none.
+	SecurityGroups []string
+	ConfigDrive    bool
+	AdminPass      string
 	Pos
 }
 
@@ -121,7 +126,22 @@ type KeySpec struct {
 type PortSpec struct {
 	Network string // name or ID
 	IP      string // "" → the next free address
+	// SecurityGroups bound to this port; nil means the instance's.
+	SecurityGroups []string
 	Pos
+}
+
+// securityGroups is what neutron binds the port to: its own groups, else
+// the instance's (nova passes the server's groups to each port it
+// creates), else the project's default group.
+func (p PortSpec) securityGroups(in *InstanceSpec) []string {
+	switch {
+	case p.SecurityGroups != nil:
+		return p.SecurityGroups
+	case in.SecurityGroups != nil:
+		return in.SecurityGroups
+	}
+	return []string{store.DefaultSecurityGroup}
 }
 
 // Action says what Apply did to one record.

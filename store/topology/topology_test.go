@@ -131,7 +131,7 @@ func TestApplyCLIExample(t *testing.T) {
 	}
 	in := view.Instance
 	if in.Hostname != "vm1" || in.ProjectID != proj.ID || in.AvailabilityZone != "nova" || in.Flavor != "m1.small" ||
-		in.Meta["role"] != "web" || string(in.UserData) != "#cloud-config\nhostname: vm1\n" || in.EC2ID == 0 {
+		!slices.Equal(in.Meta, store.Meta{{Key: "role", Value: "web"}}) || string(in.UserData) != "#cloud-config\nhostname: vm1\n" || in.EC2ID == 0 {
 		t.Errorf("instance = %+v", in)
 	}
 	if !slices.Equal(in.Keys, []store.Key{{Name: "default", Type: "ssh", Data: "ssh-ed25519 AAAA… demo"}}) {
@@ -342,7 +342,7 @@ func TestApplyUpdatesInPlace(t *testing.T) {
 		after.Ports[0].Port.MACAddress != before.Ports[0].Port.MACAddress {
 		t.Errorf("identity changed: %+v → %+v", before, after)
 	}
-	if got := ips([]store.Port{after.Ports[0].Port}); !slices.Equal(got, []string{"10.90.1.9"}) || after.Instance.Meta["role"] != "db" {
+	if got := ips([]store.Port{after.Ports[0].Port}); !slices.Equal(got, []string{"10.90.1.9"}) || !slices.Equal(after.Instance.Meta, store.Meta{{Key: "role", Value: "db"}}) {
 		t.Errorf("not updated: %v %v", got, after.Instance.Meta)
 	}
 	if res.Count(Updated) != 2 {

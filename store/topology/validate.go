@@ -234,15 +234,31 @@ func (t *Topology) validateInstances(c *errs, nets map[string]*NetworkSpec) {
 			}
 			keys[k.Name] = true
 		}
-		for m := range in.Meta {
-			if m == "" || len(m) > 255 {
+		for _, m := range in.Meta {
+			if m.Key == "" || len(m.Key) > 255 {
 				c.at(in.Pos, "meta", "meta keys must be 1 to 255 characters")
 			}
 		}
+		validateGroups(c, in.Pos, in.SecurityGroups)
 		usedNets := map[string]bool{}
 		for j := range in.Ports {
 			validatePort(c, in, &in.Ports[j], nets, ips, usedNets)
 		}
+	}
+}
+
+// validateGroups checks security group names as neutron does: 1 to 255
+// characters; a port is bound to a group once.
+func validateGroups(c *errs, p Pos, groups []string) {
+	seen := map[string]bool{}
+	for _, g := range groups {
+		switch {
+		case g == "" || len(g) > 255:
+			c.at(p, "security_groups", "security group names must be 1 to 255 characters")
+		case seen[g]:
+			c.at(p, "security_groups", "security group %s is given twice", g)
+		}
+		seen[g] = true
 	}
 }
 
@@ -254,6 +270,7 @@ func keysField(p Pos) string {
 }
 
 func validatePort(c *errs, in *InstanceSpec, ps *PortSpec, nets map[string]*NetworkSpec, ips map[string]string, usedNets map[string]bool) {
+	validateGroups(c, ps.Pos, ps.SecurityGroups)
 	if ps.Network == "" {
 		c.at(ps.Pos, "network", "is required")
 		return
