@@ -18,10 +18,18 @@ type Project struct {
 
 // Network is one tenant L2 segment.
 type Network struct {
-	ID        string    `json:"id" yaml:"id"`
-	Name      string    `json:"name" yaml:"name"`
-	ProjectID string    `json:"project_id" yaml:"project_id"`
-	MTU       int       `json:"mtu" yaml:"mtu"`
+	ID        string `json:"id" yaml:"id"`
+	Name      string `json:"name" yaml:"name"`
+	ProjectID string `json:"project_id" yaml:"project_id"`
+	MTU       int    `json:"mtu" yaml:"mtu"`
+	// Bridge names an existing device in the host namespace that the
+	// network is attached to, as neutron's linuxbridge agent attaches a
+	// provider network: with VLAN 0 it is the operator's bridge itself and
+	// mdctl plugs its router and DHCP ports into it; with a VLAN it is the
+	// bridge or trunk carrying the VLAN, and mdctl makes <Bridge>.<VLAN>
+	// and a brq<network> bridge holding it. "" is mdctl's own segment.
+	Bridge    string    `json:"bridge,omitempty" yaml:"bridge,omitempty"`
+	VLAN      int       `json:"vlan,omitempty" yaml:"vlan,omitempty"` // 802.1Q id, 1-4094; 0: untagged
 	CreatedAt time.Time `json:"created_at" yaml:"created_at"`
 	UpdatedAt time.Time `json:"updated_at" yaml:"updated_at"`
 }
@@ -75,8 +83,13 @@ type Port struct {
 	// SecurityGroups names the security groups bound to the port, in
 	// binding order; nova's EC2 security-groups lists one line per binding
 	// of each of the instance's ports. Router and DHCP ports have none.
-	SecurityGroups []string  `json:"security_groups" yaml:"security_groups"`
-	CreatedAt      time.Time `json:"created_at" yaml:"created_at"`
+	SecurityGroups []string `json:"security_groups" yaml:"security_groups"`
+	// BindingHostID is neutron's binding:host_id: the host whose VM plays
+	// this port. Set, the port belongs to a VM outside mdctl's lab, which
+	// `lab up`, `lab down` and the reconciler never touch; "" lets the lab
+	// play it.
+	BindingHostID string    `json:"binding_host_id,omitempty" yaml:"binding_host_id,omitempty"`
+	CreatedAt     time.Time `json:"created_at" yaml:"created_at"`
 }
 
 // DefaultSecurityGroup is the group neutron binds a port to when none is

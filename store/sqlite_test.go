@@ -135,6 +135,21 @@ func TestProjectsNetworksRoutersCRUD(t *testing.T) {
 		t.Errorf("ListNetworks = %+v", ns)
 	}
 
+	must(t, s.PutNetwork(ctx, Network{ID: "n1", Name: "net1", ProjectID: "p1", MTU: 9000, Bridge: "br-op", VLAN: 42}))
+	if n3, err := s.GetNetwork(ctx, "n1"); err != nil || n3.Bridge != "br-op" || n3.VLAN != 42 {
+		t.Errorf("attached network read back as %+v, %v", n3, err)
+	}
+	for _, bad := range []Network{
+		{ID: "n1", Bridge: "br-op", VLAN: 4095},
+		{ID: "n1", VLAN: 7},
+		{ID: "n1", Bridge: "a-name-far-too-long"},
+		{ID: "n1", Bridge: "br/0"},
+	} {
+		if err := s.PutNetwork(ctx, bad); err == nil {
+			t.Errorf("PutNetwork(%+v) = nil, want an error", bad)
+		}
+	}
+
 	r, err := s.GetRouter(ctx, "router1")
 	must(t, err)
 	if r.ID != "r1" || r.ProjectID != "p1" {
@@ -327,6 +342,17 @@ func TestPortsAndAddresses(t *testing.T) {
 	must(t, err)
 	if len(p.FixedIPs) != 1 {
 		t.Errorf("after replace: %+v", p.FixedIPs)
+	}
+	// A binding to a host outside the lab is kept, and a replace clears it.
+	p.BindingHostID = "hv1"
+	must(t, s.PutPort(ctx, p))
+	if got, err := s.GetPort(ctx, "vp1"); err != nil || got.BindingHostID != "hv1" {
+		t.Errorf("binding_host_id read back as %q, %v", got.BindingHostID, err)
+	}
+	p.BindingHostID = ""
+	must(t, s.PutPort(ctx, p))
+	if got, err := s.GetPort(ctx, "vp1"); err != nil || got.BindingHostID != "" {
+		t.Errorf("binding_host_id after clearing: %q, %v", got.BindingHostID, err)
 	}
 	must(t, s.DeletePort(ctx, "vp1"))
 	if _, err := s.GetPort(ctx, "vp1"); !errors.Is(err, ErrNotFound) {

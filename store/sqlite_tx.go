@@ -181,12 +181,12 @@ func (t *sqlTx) PutProject(ctx context.Context, p Project) error {
 
 // ---- networks
 
-const networkCols = `id, name, project_id, mtu, created_at, updated_at`
+const networkCols = `id, name, project_id, mtu, bridge, vlan, created_at, updated_at`
 
 func scanNetwork(s interface{ Scan(...any) error }) (Network, error) {
 	var n Network
 	var c, u int64
-	if err := s.Scan(&n.ID, &n.Name, &n.ProjectID, &n.MTU, &c, &u); err != nil {
+	if err := s.Scan(&n.ID, &n.Name, &n.ProjectID, &n.MTU, &n.Bridge, &n.VLAN, &c, &u); err != nil {
 		return Network{}, err
 	}
 	n.CreatedAt, n.UpdatedAt = fromNanos(c), fromNanos(u)
@@ -218,11 +218,14 @@ func (t *sqlTx) PutNetwork(ctx context.Context, n Network) error {
 	if err := t.checkName(ctx, "networks", "network", n.ID, n.Name); err != nil {
 		return err
 	}
+	if err := CheckAttach(n.Bridge, n.VLAN); err != nil {
+		return fmt.Errorf("put network %s: %w", n.ID, err)
+	}
 	ts := now()
-	_, err := t.q.ExecContext(ctx, `INSERT INTO networks (`+networkCols+`) VALUES (?, ?, ?, ?, ?, ?)
+	_, err := t.q.ExecContext(ctx, `INSERT INTO networks (`+networkCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET name = excluded.name, project_id = excluded.project_id,
-			mtu = excluded.mtu, updated_at = excluded.updated_at`,
-		n.ID, n.Name, n.ProjectID, n.MTU, nanosOr(n.CreatedAt, ts), ts.UnixNano())
+			mtu = excluded.mtu, bridge = excluded.bridge, vlan = excluded.vlan, updated_at = excluded.updated_at`,
+		n.ID, n.Name, n.ProjectID, n.MTU, n.Bridge, n.VLAN, nanosOr(n.CreatedAt, ts), ts.UnixNano())
 	if err != nil {
 		return fmt.Errorf("put network %s: %w", n.ID, mapErr(err))
 	}
@@ -537,7 +540,7 @@ func placeholders(n int) string {
 // statement (so one snapshot), in creation order.
 func (t *sqlTx) listPorts(ctx context.Context, cond string, args []any) ([]Port, error) {
 	rows, err := t.query(ctx, `SELECT p.id, p.network_id, p.project_id, p.mac_address, p.device_id,
-			p.device_owner, p.security_groups, p.created_at, f.subnet_id, f.ip_address
+			p.device_owner, p.security_groups, p.binding_host_id, p.created_at, f.subnet_id, f.ip_address
 		FROM ports p LEFT JOIN fixed_ips f ON f.port_id = p.id
 		WHERE `+cond+`
 		ORDER BY p.created_at, p.rowid, f.pos`, args...)
@@ -552,7 +555,7 @@ func (t *sqlTx) listPorts(ctx context.Context, cond string, args []any) ([]Port,
 		var groups string
 		var subnet, ip sql.NullString
 		if err := rows.Scan(&p.ID, &p.NetworkID, &p.ProjectID, &p.MACAddress, &p.DeviceID,
-			&p.DeviceOwner, &groups, &created, &subnet, &ip); err != nil {
+			&p.DeviceOwner, &groups, &p.BindingHostID, &created, &subnet, &ip); err != nil {
 			return nil, err
 		}
 		if n := len(out); n == 0 || out[n-1].ID != p.ID {
@@ -610,12 +613,13 @@ func (t *sqlTx) PutPort(ctx context.Context, p Port) error {
 	}
 	ts := now()
 	if _, err := t.q.ExecContext(ctx, `INSERT INTO ports (id, network_id, project_id, mac_address, device_id, device_owner,
-			security_groups, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+			security_groups, binding_host_id, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET network_id = excluded.network_id, project_id = excluded.project_id,
 			mac_address = excluded.mac_address, device_id = excluded.device_id, device_owner = excluded.device_owner,
-			security_groups = excluded.security_groups`,
-		p.ID, p.NetworkID, p.ProjectID, p.MACAddress, p.DeviceID, p.DeviceOwner, string(groups), nanosOr(p.CreatedAt, ts)); err != nil {
+			security_groups = excluded.security_groups, binding_host_id = excluded.binding_host_id`,
+		p.ID, p.NetworkID, p.ProjectID, p.MACAddress, p.DeviceID, p.DeviceOwner, string(groups), p.BindingHostID,
+		nanosOr(p.CreatedAt, ts)); err != nil {
 		return fmt.Errorf("put port %s: %w", p.ID, mapErr(err))
 	}
 	if _, err := t.q.ExecContext(ctx, `DELETE FROM fixed_ips WHERE port_id = ?`, p.ID); err != nil {

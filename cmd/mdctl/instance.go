@@ -66,6 +66,7 @@ type instanceCreateOptions struct {
 	Spec           topology.InstanceSpec
 	Networks       []string
 	IP             string
+	MAC            string
 	UserDataFile   string
 	Keys           []string
 	Meta           []string
@@ -111,6 +112,8 @@ The project is created when missing.`,
 	fl.IntVar(&opts.Spec.LaunchIndex, "launch-index", 0, "nova's ami-launch-index")
 	fl.StringVar(&opts.Spec.AdminPass, "admin-pass", "", "admin password (config drive only)")
 	fl.BoolVar(&opts.Spec.ConfigDrive, "config-drive", false, "build a config drive for this instance")
+	fl.StringVar(&opts.Spec.Host, "host", "", "bind the ports to a VM on this host outside the lab (binding_host_id): the lab never plays or touches them")
+	fl.StringVar(&opts.MAC, "mac", "", "MAC of the first port (default: a new fa:16:3e:… one); give an existing VM's NIC")
 	_ = cmd.MarkFlagRequired("project")
 	_ = cmd.MarkFlagRequired("network")
 	_ = cmd.MarkFlagFilename("user-data-file")
@@ -124,7 +127,7 @@ func (o *instanceCreateOptions) build() error {
 	for i, n := range o.Networks {
 		p := topology.PortSpec{Network: n}
 		if i == 0 {
-			p.IP = o.IP
+			p.IP, p.MAC = o.IP, o.MAC
 		}
 		o.Spec.Ports = append(o.Spec.Ports, p)
 	}
@@ -203,8 +206,12 @@ func printInstanceDetail(io *iostreams, v store.InstanceView) error {
 	}
 	t.row("meta", strings.Join(meta, ", "))
 	for i, p := range v.Ports {
-		t.row(fmt.Sprintf("port %d", i), fmt.Sprintf("%s %s on %s: %s [%s]", p.Port.ID, p.Port.MACAddress, p.Network.Name,
-			fixedIPs(p.Port), strings.Join(p.Port.SecurityGroups, ", ")))
+		bound := ""
+		if p.Port.BindingHostID != "" {
+			bound = " (bound to host " + p.Port.BindingHostID + ", outside the lab)"
+		}
+		t.row(fmt.Sprintf("port %d", i), fmt.Sprintf("%s %s on %s: %s [%s]%s", p.Port.ID, p.Port.MACAddress, p.Network.Name,
+			fixedIPs(p.Port), strings.Join(p.Port.SecurityGroups, ", "), bound))
 	}
 	return t.flush()
 }

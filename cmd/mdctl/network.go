@@ -84,10 +84,20 @@ func newCmdNetworkCreate(f *factory, runF func(context.Context, *networkCreateOp
 		Long: `Create a network as neutron would: a subnet (gateway .1 and DHCP port .2
 unless given), a DHCP port when DHCP is on, and, with --router, a router
 interface holding the gateway. Without --router the network is isolated and
-guests reach metadata through its DHCP namespace.`,
+guests reach metadata through its DHCP namespace.
+
+With --bridge the network is the operator's own L2, as neutron's linuxbridge
+agent plugs a provider network: mdctl plugs its router and DHCP ports into
+that existing host bridge (with --vlan, into a brq bridge holding
+<bridge>.<vlan>), and VMs whose taps are on it get DHCP and metadata. mdctl
+never removes the operator's bridge or anything else on it. With --no-dhcp
+the operator's DHCP hands out addresses and guests reach 169.254.169.254
+through the router, their gateway.`,
 		Example: `  mdctl network create net1 --project demo --cidr 10.90.1.0/24 --router r1
   mdctl network create net2 --project demo --cidr 10.90.2.0/24 --gateway 10.90.2.254 --dns 10.90.0.53
-  mdctl network create net6 --project demo --cidr 10.90.6.0/24 --ipv6-cidr fd00:90:6::/64`,
+  mdctl network create net6 --project demo --cidr 10.90.6.0/24 --ipv6-cidr fd00:90:6::/64
+  mdctl network create lan --project demo --cidr 192.168.50.0/24 --router r1 --bridge br0   # the operator's L2
+  mdctl network create v30 --project demo --cidr 10.90.30.0/24 --router r1 --bridge eth1 --vlan 30 --no-dhcp`,
 		Args: exactArgs(1, "one network NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Spec.Name = args[0]
@@ -109,7 +119,9 @@ guests reach metadata through its DHCP namespace.`,
 	fl.StringVar(&opts.Subnet.DHCPIP, "dhcp-ip", "", "DHCP port address (default: first host after the gateway)")
 	fl.StringSliceVar(&opts.Subnet.DNS, "dns", nil, "DNS servers handed to guests (comma-separated or repeated)")
 	fl.StringArrayVar(&opts.HostRoute, "host-route", nil, "static route DEST=NEXTHOP, e.g. 192.168.0.0/16=10.90.1.254 (repeatable)")
-	fl.BoolVar(&opts.NoDHCP, "no-dhcp", false, "turn DHCP off (no DHCP port, no DHCP-namespace metadata)")
+	fl.BoolVar(&opts.NoDHCP, "no-dhcp", false, "turn DHCP off (no DHCP port, no DHCP-namespace metadata; the operator's DHCP may serve it)")
+	fl.StringVar(&opts.Spec.Bridge, "bridge", "", "attach to this existing host bridge (or, with --vlan, bridge or trunk) instead of mdctl's own segment")
+	fl.IntVar(&opts.Spec.VLAN, "vlan", 0, "802.1Q VLAN id on --bridge: mdctl makes <bridge>.<vlan> and a brq bridge for it")
 	fl.IntVar(&opts.Spec.MTU, "mtu", 0, "MTU (default 1500)")
 	_ = cmd.MarkFlagRequired("project")
 	_ = cmd.MarkFlagRequired("cidr")
@@ -122,6 +134,7 @@ func (o *networkCreateOptions) build() error {
 	if o.NoDHCP {
 		off := false
 		s.EnableDHCP = &off
+		o.Spec.DHCP = &off
 	}
 	for _, hr := range o.HostRoute {
 		dst, nh, ok := strings.Cut(hr, "=")
@@ -166,8 +179,20 @@ func readNetworkView(ctx context.Context, st store.Reader, n store.Network) (net
 	return v, nil
 }
 
+// l2Name says where a network's L2 is: mdctl's own segment, an operator's
+// bridge, or a VLAN on an operator's bridge or trunk.
+func l2Name(n store.Network) string {
+	switch {
+	case n.Bridge == "":
+		return "mdctl"
+	case n.VLAN != 0:
+		return fmt.Sprintf("%s vlan %d", n.Bridge, n.VLAN)
+	}
+	return n.Bridge
+}
+
 func printNetworkTable(io *iostreams, views []networkView) error {
-	t := newTable(io.Out, "NAME", "ID", "SUBNETS", "GATEWAYS", "DHCP", "ROUTER", "MTU")
+	t := newTable(io.Out, "NAME", "ID", "SUBNETS", "GATEWAYS", "DHCP", "ROUTER", "MTU", "L2")
 	for _, v := range views {
 		var cidrs, gws, dhcp []string
 		for _, s := range v.Subnets {
@@ -175,7 +200,7 @@ func printNetworkTable(io *iostreams, views []networkView) error {
 			gws = append(gws, s.GatewayIP)
 			dhcp = append(dhcp, yesNo(s.EnableDHCP))
 		}
-		t.row(v.Name, v.ID, strings.Join(cidrs, ","), strings.Join(gws, ","), strings.Join(dhcp, ","), v.Router, fmt.Sprint(v.MTU))
+		t.row(v.Name, v.ID, strings.Join(cidrs, ","), strings.Join(gws, ","), strings.Join(dhcp, ","), v.Router, fmt.Sprint(v.MTU), l2Name(v.Network))
 	}
 	return t.flush()
 }

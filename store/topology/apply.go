@@ -186,10 +186,11 @@ func (a *applier) network(spec *NetworkSpec) error {
 	action := Unchanged
 	switch {
 	case !found:
-		n = store.Network{ID: uuid.NewString(), Name: spec.Name, ProjectID: pid, MTU: mtu, CreatedAt: a.now, UpdatedAt: a.now}
+		n = store.Network{ID: uuid.NewString(), Name: spec.Name, ProjectID: pid, MTU: mtu,
+			Bridge: spec.Bridge, VLAN: spec.VLAN, CreatedAt: a.now, UpdatedAt: a.now}
 		action = Created
-	case n.ProjectID != pid || n.MTU != mtu:
-		n.ProjectID, n.MTU, n.UpdatedAt = pid, mtu, a.now
+	case n.ProjectID != pid || n.MTU != mtu || n.Bridge != spec.Bridge || n.VLAN != spec.VLAN:
+		n.ProjectID, n.MTU, n.Bridge, n.VLAN, n.UpdatedAt = pid, mtu, spec.Bridge, spec.VLAN, a.now
 		action = Updated
 	}
 	if action != Unchanged {
@@ -388,8 +389,8 @@ func (a *applier) servicePort(spec *NetworkSpec, field string, n store.Network, 
 
 func portEqual(a, b store.Port) bool {
 	return a.NetworkID == b.NetworkID && a.ProjectID == b.ProjectID && a.MACAddress == b.MACAddress &&
-		a.DeviceID == b.DeviceID && a.DeviceOwner == b.DeviceOwner && slices.Equal(a.FixedIPs, b.FixedIPs) &&
-		slices.Equal(a.SecurityGroups, b.SecurityGroups)
+		a.DeviceID == b.DeviceID && a.DeviceOwner == b.DeviceOwner && a.BindingHostID == b.BindingHostID &&
+		slices.Equal(a.FixedIPs, b.FixedIPs) && slices.Equal(a.SecurityGroups, b.SecurityGroups)
 }
 
 func fixedIPList(f []store.FixedIP) string {

@@ -15,6 +15,7 @@ import (
 // portPlan is one compute port Apply is about to write.
 type portPlan struct {
 	spec   *PortSpec
+	host   string // the instance's Host: binding_host_id
 	inst   store.Instance
 	net    store.Network
 	subs   []store.Subnet
@@ -146,7 +147,7 @@ func (a *applier) instancePorts(spec *InstanceSpec, in store.Instance) ([]*portP
 			return nil, fmt.Errorf("network %s: list subnets: %w", n.Name, err)
 		}
 		wanted[n.ID] = true
-		p := &portPlan{spec: ps, inst: in, net: n, subs: subs, index: i, groups: ps.securityGroups(spec)}
+		p := &portPlan{spec: ps, host: spec.Host, inst: in, net: n, subs: subs, index: i, groups: ps.securityGroups(spec)}
 		if j := slices.IndexFunc(existing, func(p store.Port) bool { return p.NetworkID == n.ID }); j >= 0 {
 			p.old = &existing[j]
 		}
@@ -200,14 +201,16 @@ func (a *applier) planAddresses(p *portPlan) error {
 		return err
 	}
 	owner := "instance " + p.inst.Name
-	mac := ""
-	if p.old != nil {
+	mac := p.spec.MAC
+	if mac == "" && p.old != nil {
 		mac = p.old.MACAddress
-	} else if mac, err = a.newMAC(); err != nil {
-		return err
+	} else if mac == "" {
+		if mac, err = a.newMAC(); err != nil {
+			return err
+		}
 	}
 	p.port = store.Port{NetworkID: p.net.ID, ProjectID: p.inst.ProjectID, MACAddress: mac, DeviceID: p.inst.ID,
-		DeviceOwner: store.OwnerCompute, SecurityGroups: slices.Clone(p.groups)}
+		DeviceOwner: store.OwnerCompute, SecurityGroups: slices.Clone(p.groups), BindingHostID: p.host}
 	var asked netip.Addr
 	if p.spec.IP != "" {
 		asked = netip.MustParseAddr(p.spec.IP) // Validate parsed it

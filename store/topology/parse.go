@@ -215,7 +215,7 @@ func (d *decoder) network(n *yaml.Node, path string) NetworkSpec {
 	var first SubnetSpec
 	first.Pos = newPos(path, n)
 	var v6 *SubnetSpec
-	known := append([]string{"project", "router", "mtu", "ipv6_cidr", "subnets"}, subnetFields...)
+	known := append([]string{"project", "router", "mtu", "bridge", "vlan", "dhcp", "ipv6_cidr", "subnets"}, subnetFields...)
 	d.mapping(n, path, known, func(key string, k, v *yaml.Node) {
 		fp := joinPath(path, key)
 		nw.Lines[key] = k.Line
@@ -228,6 +228,13 @@ func (d *decoder) network(n *yaml.Node, path string) NetworkSpec {
 			nw.Router = d.str(v, fp)
 		case "mtu":
 			nw.MTU = d.integer(v, fp)
+		case "bridge":
+			nw.Bridge = d.str(v, fp)
+		case "vlan":
+			nw.VLAN = d.integer(v, fp)
+		case "dhcp":
+			b := d.boolean(v, fp)
+			nw.DHCP = &b
 		case "ipv6_cidr":
 			v6 = &SubnetSpec{CIDR: d.str(v, fp), IPv6AddressMode: "slaac", Pos: newPos(path, n)}
 			v6.Lines["cidr"] = k.Line
@@ -298,7 +305,7 @@ func (d *decoder) instance(n *yaml.Node, path string) InstanceSpec {
 	var network, ip string
 	var netLine int
 	known := []string{"name", "hostname", "project", "network", "ip", "networks", "ports", "user_data", "user_data_file",
-		"public_keys", "keys", "meta", "security_groups", "availability_zone", "flavor", "launch_index", "admin_pass", "config_drive"}
+		"public_keys", "keys", "meta", "security_groups", "availability_zone", "flavor", "launch_index", "admin_pass", "config_drive", "host"}
 	d.mapping(n, path, known, func(key string, k, v *yaml.Node) {
 		fp := joinPath(path, key)
 		in.Lines[key] = k.Line
@@ -349,6 +356,8 @@ func (d *decoder) instance(n *yaml.Node, path string) InstanceSpec {
 			in.AdminPass = d.str(v, fp)
 		case "config_drive":
 			in.ConfigDrive = d.boolean(v, fp)
+		case "host":
+			in.Host = d.str(v, fp)
 		}
 	})
 	if _, both := in.Lines["user_data_file"]; both {
@@ -375,13 +384,15 @@ func (d *decoder) instance(n *yaml.Node, path string) InstanceSpec {
 
 func (d *decoder) port(n *yaml.Node, path string) PortSpec {
 	p := PortSpec{Pos: newPos(path, n)}
-	d.mapping(n, path, []string{"network", "ip", "security_groups"}, func(key string, k, v *yaml.Node) {
+	d.mapping(n, path, []string{"network", "ip", "mac", "security_groups"}, func(key string, k, v *yaml.Node) {
 		p.Lines[key] = k.Line
 		switch key {
 		case "network":
 			p.Network = d.str(v, joinPath(path, key))
 		case "ip":
 			p.IP = d.str(v, joinPath(path, key))
+		case "mac":
+			p.MAC = d.str(v, joinPath(path, key))
 		case "security_groups":
 			p.SecurityGroups = d.groups(v, joinPath(path, key))
 		}

@@ -71,6 +71,14 @@ type NetworkSpec struct {
 	Project string
 	Router  string // router name or ID; "" for an isolated network
 	MTU     int    // 0: 1500
+	// Bridge attaches the network to the operator's L2: an existing host
+	// bridge (or, with VLAN, the bridge or trunk carrying it). "" is
+	// mdctl's own segment. See store.Network.Bridge.
+	Bridge string
+	VLAN   int // 802.1Q id on Bridge; 0: untagged
+	// DHCP false: mdctl runs no DHCP server here (the operator's does);
+	// every subnet's enable_dhcp defaults to false. nil → true.
+	DHCP    *bool
 	Subnets []SubnetSpec
 	Pos
 }
@@ -114,6 +122,9 @@ type InstanceSpec struct {
 	SecurityGroups []string
 	ConfigDrive    bool
 	AdminPass      string
+	// Host binds the instance's ports to a VM on that host outside mdctl's
+	// lab (neutron's binding:host_id): lab and reconciler leave them alone.
+	Host string
 	Pos
 }
 
@@ -126,6 +137,7 @@ type KeySpec struct {
 type PortSpec struct {
 	Network string // name or ID
 	IP      string // "" → the next free address
+	MAC     string // "" → kept, or a new fa:16:3e:… one; set it to an existing VM's NIC
 	// SecurityGroups bound to this port; nil means the instance's.
 	SecurityGroups []string
 	Pos

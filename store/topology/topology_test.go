@@ -329,6 +329,59 @@ instances:
 	}
 }
 
+// TestApplyOperatorBridge: a network on the operator's L2 keeps its
+// bridge and VLAN, dhcp: false leaves it without a DHCP port (the
+// operator's DHCP serves it) while the router still attaches, and an
+// instance bound to an outside host keeps its VM's MAC and the binding.
+func TestApplyOperatorBridge(t *testing.T) {
+	st := openStore(t)
+	src := `
+routers:
+  - {name: r1, project: demo}
+networks:
+  - name: lan
+    project: demo
+    router: r1
+    bridge: br-lan
+    vlan: 30
+    dhcp: false
+    cidr: 10.90.4.0/24
+instances:
+  - name: vm1
+    project: demo
+    host: hv1
+    ports:
+      - {network: lan, ip: 10.90.4.20, mac: "52:54:00:AB:CD:EF"}
+`
+	mustApply(t, st, src)
+	n := mustNet(t, st, "lan")
+	if n.Bridge != "br-lan" || n.VLAN != 30 {
+		t.Errorf("network = %+v, want bridge br-lan vlan 30", n)
+	}
+	subs, _ := st.ListSubnets(context.Background(), n.ID)
+	if len(subs) != 1 || subs[0].EnableDHCP {
+		t.Errorf("subnets = %+v, want one with DHCP off", subs)
+	}
+	if d := ports(t, st, "lan", store.OwnerDHCP); len(d) != 0 {
+		t.Errorf("DHCP ports on a dhcp: false network: %+v", d)
+	}
+	if r := ips(ports(t, st, "lan", store.OwnerRouterInterface)); !slices.Equal(r, []string{"10.90.4.1"}) {
+		t.Errorf("router interface = %v", r)
+	}
+	c := ports(t, st, "lan", store.OwnerCompute)
+	if len(c) != 1 || c[0].MACAddress != "52:54:00:ab:cd:ef" || c[0].BindingHostID != "hv1" {
+		t.Fatalf("compute port = %+v", c)
+	}
+	if res := mustApply(t, st, src); res.Changed() {
+		t.Errorf("second apply changed %+v", res.Changes)
+	}
+	// Leaving the lab: dropping host clears the binding.
+	mustApply(t, st, strings.Replace(src, "    host: hv1\n", "", 1))
+	if c := ports(t, st, "lan", store.OwnerCompute); len(c) != 1 || c[0].BindingHostID != "" {
+		t.Errorf("after dropping host: %+v", c)
+	}
+}
+
 func TestApplyUpdatesInPlace(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)
@@ -501,6 +554,40 @@ settings:
 settings:
   force_metadta: true
 `, "topology.yaml:3: settings.force_metadta: unknown setting"},
+		{"vlan without bridge", `
+networks:
+  - name: net1
+    project: demo
+    cidr: 10.90.1.0/24
+    vlan: 42
+`, "topology.yaml:6: networks[0].vlan: vlan needs bridge"},
+		{"vlan out of range", `
+networks:
+  - {name: net1, project: demo, cidr: 10.90.1.0/24, bridge: br0, vlan: 4095}
+`, "topology.yaml:3: networks[0].vlan: vlan 4095: must be 1-4094"},
+		{"bridge name too long", `
+networks:
+  - name: net1
+    project: demo
+    cidr: 10.90.1.0/24
+    bridge: a-very-long-bridge
+`, `topology.yaml:6: networks[0].bridge: "a-very-long-bridge": longer than 15 bytes`},
+		{"dhcp off but a subnet on", `
+networks:
+  - name: net1
+    project: demo
+    dhcp: false
+    subnets:
+      - cidr: 10.90.1.0/24
+        enable_dhcp: true
+`, "topology.yaml:8: networks[0].subnets[0].enable_dhcp: is true on network net1, which says dhcp: false"},
+		{"bad mac", `
+instances:
+  - name: vm1
+    project: demo
+    ports:
+      - {network: net1, mac: "01:00:5e:00:00:01"}
+`, `topology.yaml:6: instances[0].ports[0].mac: "01:00:5e:00:00:01" is not a unicast Ethernet address`},
 		{"bad bool", `
 instances:
   - {name: vm1, project: demo, network: net1, config_drive: maybe}

@@ -3,6 +3,7 @@ package topology
 import (
 	"encoding/base64"
 	"fmt"
+	"net"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -99,6 +100,7 @@ func (t *Topology) validateNetworks(c *errs, routers map[string]bool) map[string
 		if n.MTU != 0 && (n.MTU < 68 || n.MTU > 65535) {
 			c.at(n.Pos, "mtu", "%d is not an MTU between 68 and 65535", n.MTU)
 		}
+		validateAttach(c, n)
 		if len(n.Subnets) == 0 {
 			c.at(n.Pos, "cidr", "is required: give cidr, ipv6_cidr or subnets")
 		}
@@ -115,6 +117,32 @@ func (t *Topology) validateNetworks(c *errs, routers map[string]bool) map[string
 	}
 	_ = routers // references to routers are resolved by Apply, which also sees the store
 	return nets
+}
+
+// validateAttach checks bridge and vlan, and applies dhcp: false to the
+// subnets (their enable_dhcp defaults to it; turning one on contradicts it).
+func validateAttach(c *errs, n *NetworkSpec) {
+	if n.Bridge != "" {
+		if err := store.CheckIfName(n.Bridge); err != nil {
+			c.at(n.Pos, "bridge", "%q: %v", n.Bridge, err)
+		}
+	}
+	if err := store.CheckVLAN(n.Bridge, n.VLAN); err != nil {
+		c.at(n.Pos, "vlan", "%v", err)
+	}
+	if n.DHCP == nil || *n.DHCP {
+		return
+	}
+	for j := range n.Subnets {
+		s := &n.Subnets[j]
+		switch {
+		case s.EnableDHCP == nil:
+			off := false
+			s.EnableDHCP = &off
+		case *s.EnableDHCP:
+			c.at(s.Pos, "enable_dhcp", "is true on network %s, which says dhcp: false", n.Name)
+		}
+	}
 }
 
 func validateSubnet(c *errs, s *SubnetSpec, cidrs map[netip.Prefix]bool) {
@@ -279,6 +307,13 @@ func validatePort(c *errs, in *InstanceSpec, ps *PortSpec, nets map[string]*Netw
 		c.at(ps.Pos, "network", "instance %s is already on network %s", in.Name, ps.Network)
 	}
 	usedNets[ps.Network] = true
+	if ps.MAC != "" {
+		if mac, err := net.ParseMAC(ps.MAC); err != nil || len(mac) != 6 || mac[0]&1 != 0 {
+			c.at(ps.Pos, "mac", "%q is not a unicast Ethernet address like fa:16:3e:12:34:56", ps.MAC)
+		} else {
+			ps.MAC = mac.String()
+		}
+	}
 	if ps.IP == "" {
 		return
 	}
