@@ -69,3 +69,28 @@ func TestIPv6MetadataBothPaths(t *testing.T) {
 		waitServing6(t, iso, "vm6-iso")
 	})
 }
+
+// cloudInitURL6 is the base URL cloud-init >= 23.1's OpenStack datasource
+// tries first on a guest with IPv6: the zone percent-escaped (RFC 6874),
+// which Debian's urllib3 sends on unescaped, `Host: [fe80::a9fe:a9fe%eth0]`.
+const cloudInitURL6 = "http://[" + dataplane.MetadataIPv6 + "%25" + dataplane.GuestInterface + "]"
+
+// TestCloudInitReaderOverIPv6: cloud-init's own OpenStack reader, given the
+// URL cloud-init >= 23.1 asks first, reads each dual-stack guest's metadata
+// over IPv6 through the router and through the DHCP namespace (issue 12:
+// the proxy answered that Host with 400).
+func TestCloudInitReaderOverIPv6(t *testing.T) {
+	w := testworld.New(t, ipv6Topo)
+	w.StartServe(testworld.ServeOptions{})
+	w.LabUp()
+	for path, vm := range map[string]string{"router": "vm6-routed", "dhcp": "vm6-iso"} {
+		t.Run(path, func(t *testing.T) {
+			ns := w.GuestNS(vm)
+			waitServing6(t, ns, vm)
+			c := testworld.RunCrawl(t, ns, "openstack", cloudInitURL6)
+			if c.Name != vm || c.InstanceID != w.Instance(vm).ID || !c.NetworkConfig {
+				t.Fatalf("cloud-init read %+v over IPv6, want %s's metadata", c, vm)
+			}
+		})
+	}
+}

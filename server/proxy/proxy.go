@@ -170,6 +170,7 @@ func (p *Proxy) server(ctx context.Context, id Identity) *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler:               p.handler(ctx, id, newLimiter()),
 		ErrorHandler:          p.requestError,
+		HeaderReceived:        guestHost,
 		ReadTimeout:           HeaderTimeout,
 		WriteTimeout:          ClientTimeout,
 		IdleTimeout:           KeepAliveTimeout,
