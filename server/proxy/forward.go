@@ -187,7 +187,7 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, peer netip.Addr, lid *listener
 		return writeAgentRequest(bw, req, peer, lid, rid)
 	})
 	if errors.Is(err, errBadHeader) {
-		p.log.Debug("bad request", "request_id", rid, "err", err)
+		p.logRefusal(ctx, lid.id, rid, http.StatusBadRequest, err)
 		haproxyError(ctx, http.StatusBadRequest)
 		return http.StatusBadRequest, 0
 	}
@@ -344,7 +344,7 @@ func (p *Proxy) roundTrip(rctx context.Context, ctx *fasthttp.RequestCtx, peer n
 	defer stop()
 	out, err := outRequest(rctx, &ctx.Request, peer, lid, rid)
 	if err != nil {
-		p.log.Debug("bad request", "request_id", rid, "err", err)
+		p.logRefusal(ctx, lid.id, rid, http.StatusBadRequest, err)
 		haproxyError(ctx, http.StatusBadRequest)
 		return http.StatusBadRequest, 0
 	}

@@ -68,6 +68,14 @@ func (id Identity) valid() error {
 	return nil
 }
 
+// mode is the events' word for the listener's mode.
+func (id Identity) mode() string {
+	if id.RouterID != "" {
+		return events.ModeRouter
+	}
+	return events.ModeDHCP
+}
+
 func (id Identity) String() string {
 	if id.RouterID != "" {
 		return "router:" + id.RouterID
@@ -109,6 +117,7 @@ type Proxy struct {
 	rt        http.RoundTripper // Options.AgentTransport; nil: the socket
 	ids       *requestIDs
 	now       func() time.Time // the rate limiter's clock; tests move it
+	refusals  logGate          // rate-limits the log of refused requests
 }
 
 // New returns a Proxy; nothing runs until Serve.
@@ -169,7 +178,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, id Identity) error {
 func (p *Proxy) server(ctx context.Context, id Identity) *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler:               p.handler(ctx, id, newLimiter()),
-		ErrorHandler:          p.requestError,
+		ErrorHandler:          p.requestError(id),
 		HeaderReceived:        guestHost,
 		ReadTimeout:           HeaderTimeout,
 		WriteTimeout:          ClientTimeout,
@@ -202,17 +211,19 @@ func (l debugLogger) Printf(format string, args ...any) {
 // requestError answers a request fasthttp could not read as haproxy does:
 // 400 for anything malformed, a head over tune.bufsize included, 408 when
 // the request does not arrive in time, 413 past the body limit.
-func (p *Proxy) requestError(ctx *fasthttp.RequestCtx, err error) {
-	code := http.StatusBadRequest
-	var ne net.Error
-	switch {
-	case errors.As(err, &ne) && ne.Timeout():
-		code = http.StatusRequestTimeout
-	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		code = http.StatusRequestEntityTooLarge
+func (p *Proxy) requestError(id Identity) func(*fasthttp.RequestCtx, error) {
+	return func(ctx *fasthttp.RequestCtx, err error) {
+		code := http.StatusBadRequest
+		var ne net.Error
+		switch {
+		case errors.As(err, &ne) && ne.Timeout():
+			code = http.StatusRequestTimeout
+		case errors.Is(err, fasthttp.ErrBodyTooLarge):
+			code = http.StatusRequestEntityTooLarge
+		}
+		p.refused(ctx, id, code, err)
+		haproxyError(ctx, code)
 	}
-	p.log.Debug("bad request", "src", ctx.RemoteAddr().String(), "status", code, "err", err)
-	haproxyError(ctx, code)
 }
 
 // listenerID is what a listener states about itself on every request.
@@ -246,7 +257,8 @@ func (p *Proxy) handler(base context.Context, id Identity, lim *limiter) fasthtt
 			haproxyError(ctx, http.StatusBadRequest)
 			return
 		}
-		if !knownVersion(ctx.Request.Header.Protocol()) {
+		if proto := ctx.Request.Header.Protocol(); !knownVersion(proto) {
+			p.refused(ctx, id, http.StatusBadRequest, fmt.Errorf("unknown HTTP version %q", clip(proto)))
 			haproxyError(ctx, http.StatusBadRequest)
 			return
 		}
@@ -310,12 +322,8 @@ func (p *Proxy) emit(id Identity, ctx *fasthttp.RequestCtx, rid string, peer net
 	if bus == nil {
 		return
 	}
-	mode := events.ModeRouter
-	if id.NetworkID != "" {
-		mode = events.ModeDHCP
-	}
 	bus.Publish(events.Event{
-		Time: start, RequestID: rid, Hop: events.HopProxy, Namespace: id.Namespace, Mode: mode, SourceIP: peer.String(),
+		Time: start, RequestID: rid, Hop: events.HopProxy, Namespace: id.Namespace, Mode: id.mode(), SourceIP: peer.String(),
 		Method: string(ctx.Method()), Path: string(ctx.Path()), Status: status, Bytes: bytes, Duration: time.Since(start),
 	})
 }
