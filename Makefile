@@ -24,7 +24,7 @@ test-deps:
 	  echo "installing:$$missing"; \
 	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
-	$(SHARED)/tools/setup-cloudinit-reader
+	tools/cloudinit/setup
 	$(GO) mod download
 
 test: test-deps lint

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mdctl/mdctl/bench/rig"
+	"github.com/mdctl/mdctl/internal/judge"
 )
 
 // Storm is the boot-storm scenario's name.
@@ -97,7 +98,7 @@ for pid in pids:
 // SeedInstances instances, each running cloud-init's OpenStack crawl at
 // once through the whole chain. Two timings:
 //
-//   - "tool": ../shared/tools/cloudinit-crawl openstack in every guest
+//   - "tool": tools/cloudinit/crawl openstack (the default judge) in every guest
 //     started together, until the last exits: on this 2-core machine that
 //     is mostly 200 Python interpreters importing cloud-init;
 //   - "released": the same reader call in 200 interpreters that have
@@ -110,11 +111,10 @@ func StormScenario() rig.Scenario {
 		Name:  Storm,
 		Needs: append(labNeeds(), rig.NeedBinary("/usr/bin/python3", "apt-get install -y python3")),
 		Run: func(ctx context.Context, env *rig.Env) ([]rig.Finding, error) {
-			tool := filepath.Join(filepath.Dir(env.Tools.SharedDir), "tools", "cloudinit-crawl")
-			if _, err := os.Stat(tool); err != nil {
-				return nil, fmt.Errorf("cloud-init crawler: %w", err)
+			tool, root, err := reader(ctx)
+			if err != nil {
+				return nil, err
 			}
-			root := readerRoot()
 			compiled, err := precompileReader(ctx, env.Tools.Python, root)
 			if err != nil {
 				return nil, err
@@ -184,32 +184,32 @@ func perCrawl(cpu time.Duration, n int) float64 {
 	return cpu.Seconds() * 1000 / float64(n)
 }
 
-// readerRoot is where cloudinit-crawl finds cloud-init's code: an unpacked
-// package under CLOUDINIT_ROOT (/opt/cloudinit-reader), or an installed one.
-func readerRoot() string {
-	root := os.Getenv("CLOUDINIT_ROOT")
-	if root == "" {
-		root = "/opt/cloudinit-reader"
+// reader is the repository's crawl tool and the root its default judge
+// reads cloud-init from (tools/cloudinit).
+func reader(ctx context.Context) (tool, root string, err error) {
+	repo, err := judge.ModuleRoot()
+	if err != nil {
+		return "", "", fmt.Errorf("cloud-init crawler: %w", err)
 	}
-	if _, err := os.Stat(filepath.Join(root, readerPackages, "cloudinit")); err != nil {
-		return "/"
+	root, err = judge.Root(ctx, repo, "")
+	if err != nil {
+		return "", "", fmt.Errorf("cloud-init crawler: %w", err)
 	}
-	return root
+	if _, err := os.Stat(filepath.Join(root, judge.Packages, "cloudinit")); err != nil {
+		return "", "", fmt.Errorf("cloud-init crawler: not set up (make test-deps): %w", err)
+	}
+	return filepath.Join(repo, judge.ToolPath), root, nil
 }
 
-const readerPackages = "usr/lib/python3/dist-packages"
-
 // precompileReader byte-compiles the unpacked cloud-init once, as Debian's
-// postinst (py3compile) does on a real guest. setup-cloudinit-reader only
-// unpacks the .deb and the tools run with PYTHONDONTWRITEBYTECODE, so
+// postinst (py3compile) does on a real guest. tools/cloudinit/setup does
+// that too, but a root unpacked before it did, or tools run with
+// PYTHONDONTWRITEBYTECODE, would leave it to each crawler, so
 // without this every crawler compiled 243 modules from source: 0.40 s
 // instead of 0.30 s CPU per interpreter. It says what it did, for the
 // results.
 func precompileReader(ctx context.Context, python, root string) (string, error) {
-	if root == "/" {
-		return "Debian's installed, precompiled package", nil
-	}
-	dir := filepath.Join(root, readerPackages, "cloudinit")
+	dir := filepath.Join(root, judge.Packages, "cloudinit")
 	out, err := exec.CommandContext(ctx, python, "-m", "compileall", "-q", dir).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("precompile cloud-init in %s: %w: %s", dir, err, truncateText(string(out)))
@@ -303,7 +303,7 @@ func stormReleased(ctx context.Context, env *rig.Env, root string, guests []labG
 		args = append(args, g.NS)
 	}
 	cmd := exec.CommandContext(ctx, env.Tools.Python, args...) // Debian's, as the crawl tool uses
-	cmd.Env = append(os.Environ(), "PYTHONPATH="+filepath.Join(root, readerPackages))
+	cmd.Env = append(os.Environ(), "PYTHONPATH="+filepath.Join(root, judge.Packages))
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	in, err := cmd.StdinPipe()

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdctl/mdctl/internal/judge"
 	"github.com/mdctl/mdctl/internal/testworld"
 	"github.com/mdctl/mdctl/server/agent"
 	"github.com/mdctl/mdctl/server/api"
@@ -204,33 +204,15 @@ func checkBlkid(t *testing.T, file, format string) {
 // checkCloudInit runs cloud-init's own config-drive reader on the image.
 func checkCloudInit(t *testing.T, file string, view store.InstanceView, apiMeta map[string]any) {
 	t.Helper()
-	// make test sets the reader up beside the repository; a missing one is
-	// a broken set-up to report, not a check to pass in silence.
-	crawl := testworld.CrawlTool(t)
-	if _, err := os.Stat(crawl); err != nil {
-		t.Fatalf("cloud-init's reader is missing (make test sets it up): %v", err)
-	}
-	cmd := exec.Command(crawl, "configdrive", file)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	var exit *exec.ExitError
-	if errors.As(err, &exit) && exit.ExitCode() == 2 && strings.Contains(stderr.String(), "setup-cloudinit-reader") {
-		t.Skipf("cloud-init's reader is not set up: %s", stderr.String())
-	}
+	// make test sets the readers up (tools/cloudinit); a missing one is a
+	// broken set-up to report, not a check to pass in silence.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	got, stderr, err := judge.Run(judge.Command(ctx, testworld.ModuleRoot(t), nil, "", "configdrive", file))
 	if err != nil {
-		t.Fatalf("cloud-init rejected the drive: %v\n%s\n%s", err, out, stderr.String())
+		t.Fatalf("%v\n%s", err, stderr)
 	}
-	var got struct {
-		InstanceID     string            `json:"instance_id"`
-		Hostname       string            `json:"hostname"`
-		PublicKeys     map[string]string `json:"public_keys"`
-		UserdataSHA256 string            `json:"userdata_sha256"`
-		NetworkConfig  bool              `json:"network_config"`
-	}
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatalf("crawl output %q: %v", out, err)
-	}
+	out, _ := json.Marshal(got)
 	sum := sha256.Sum256(view.Instance.UserData)
 	if got.InstanceID != view.Instance.ID || got.Hostname != apiMeta["hostname"] || !got.NetworkConfig ||
 		got.UserdataSHA256 != hex.EncodeToString(sum[:]) {

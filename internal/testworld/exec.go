@@ -5,8 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mdctl/mdctl/internal/judge"
 )
 
 // RequireRoot skips t unless it may build namespaces, veths and iptables
@@ -85,58 +85,52 @@ func Curl(ns, url string, headers ...string) (status int, body string) {
 // working directory (its package's folder).
 func ModuleRoot(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	dir, err := judge.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's working directory")
-		}
-		dir = parent
-	}
+	return dir
 }
 
-// Crawl is cloud-init's reader's verdict (cloudinit-crawl's JSON).
-type Crawl struct {
-	InstanceID     string         `json:"instance_id"`
-	Name           string         `json:"name"`
-	Hostname       string         `json:"hostname"`
-	PublicKeys     map[string]any `json:"public_keys"`
-	UserdataLen    int            `json:"userdata_len"`
-	UserdataSHA256 string         `json:"userdata_sha256"`
-	NetworkConfig  bool           `json:"network_config"`
-	Version        any            `json:"version"`
-	Keys           []string       `json:"keys"`
-	Error          string         `json:"error"`
-}
+// Crawl is cloud-init's reader's verdict (tools/cloudinit/crawl's JSON).
+type Crawl = judge.Crawl
 
-// CrawlTool is cloud-init's reader, beside the module in ../shared/tools.
+// CrawlTool is cloud-init's reader harness, tools/cloudinit/crawl in the
+// repository (make test-deps sets its judges up).
 func CrawlTool(t *testing.T) string {
 	t.Helper()
-	return filepath.Join(filepath.Dir(ModuleRoot(t)), "shared", "tools", "cloudinit-crawl")
+	return filepath.Join(ModuleRoot(t), judge.ToolPath)
 }
 
-// RunCrawl runs cloudinit-crawl MODE [ARGS] inside ns, as a guest's
-// cloud-init would read its metadata, and fails t unless cloud-init
+// Judges are the cloud-init versions mdctl is judged by
+// (tools/cloudinit/judges), the default first: table tests run each.
+func Judges(t *testing.T) []string {
+	t.Helper()
+	vs, err := judge.Versions(ModuleRoot(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vs
+}
+
+// RunCrawl runs the default judge's crawl MODE [ARGS] inside ns, as a
+// guest's cloud-init would read its metadata, and fails t unless cloud-init
 // accepted what it read.
 func RunCrawl(t *testing.T, ns, mode string, args ...string) Crawl {
 	t.Helper()
-	tool := CrawlTool(t)
-	if _, err := os.Stat(tool); err != nil {
-		t.Fatalf("cloud-init reader missing at %s (make test sets it up): %v", tool, err)
-	}
-	out, stderr, err := InNS(ns, 60*time.Second, append([]string{tool, mode}, args...)...)
-	var c Crawl
-	if jerr := json.Unmarshal([]byte(out), &c); jerr != nil {
-		t.Fatalf("cloudinit-crawl %s in %s: %v\nstdout: %s\nstderr: %s", mode, ns, errors.Join(err, jerr), out, stderr)
-	}
-	if err != nil || c.Error != "" {
-		t.Fatalf("cloud-init rejected the %s metadata in %s: %v %s\nstderr: %s", mode, ns, err, c.Error, stderr)
+	return RunCrawlWith(t, "", ns, mode, args...)
+}
+
+// RunCrawlWith is RunCrawl with the judge of cloud-init version version
+// ("" for the default).
+func RunCrawlWith(t *testing.T, version, ns, mode string, args ...string) Crawl {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := judge.Command(ctx, ModuleRoot(t), []string{"ip", "netns", "exec", ns}, version, mode, args...)
+	c, stderr, err := judge.Run(cmd)
+	if err != nil {
+		t.Fatalf("in %s: %v\nstderr: %s", ns, err, stderr)
 	}
 	return c
 }

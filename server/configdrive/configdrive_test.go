@@ -56,7 +56,7 @@ func needTools(t *testing.T, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (apt-get install xorriso mtools util-linux, or run /work/shared/tools/setup-cloudinit-reader)", tool)
+			t.Skipf("%s not installed (apt-get install xorriso mtools util-linux, or make test-deps)", tool)
 		}
 	}
 }

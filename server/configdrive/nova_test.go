@@ -1,20 +1,19 @@
 package configdrive
 
 import (
-	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"flag"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mdctl/mdctl/internal/judge"
 	"github.com/mdctl/mdctl/server/metadata"
 	"github.com/mdctl/mdctl/store"
 )
@@ -108,77 +107,70 @@ func TestNovaLayoutGolden(t *testing.T) {
 	}
 }
 
-// crawlTool finds cloud-init's reader harness beside the repository
-// (../shared/tools from the module root).
-func crawlTool(t *testing.T) string {
+// judges are cloud-init's readers in the repository (tools/cloudinit), by
+// version: every drive must satisfy each.
+func judges(t *testing.T) (root string, versions []string) {
 	t.Helper()
-	dir, _ := os.Getwd()
-	for i := 0; i < 8; i++ {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			p := filepath.Join(dir, "..", "shared", "tools", "cloudinit-crawl")
-			if _, err := os.Stat(p); err == nil {
-				return p
-			}
-			break
-		}
-		dir = filepath.Dir(dir)
+	root, err := judge.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Skip("cloudinit-crawl not found beside the repository (../shared/tools)")
-	return ""
+	versions, err = judge.Versions(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root, versions
 }
 
+// TestCloudInitReadsDrive: each judge's ConfigDrive datasource claims the
+// drive in both formats, reads it whole, and converts, validates and
+// renders its network_data.json.
 func TestCloudInitReadsDrive(t *testing.T) {
 	files := novaFiles(t)
 	needTools(t, "blkid", "osirrox", "mcopy")
-	crawl := crawlTool(t)
+	root, versions := judges(t)
 	v, ud := testView()
 	sum := sha256.Sum256(ud)
-	for _, format := range []string{FormatISO9660, FormatVFAT} {
-		t.Run(format, func(t *testing.T) {
-			img := filepath.Join(t.TempDir(), "disk.config")
-			if err := WriteFile(img, format, files); err != nil {
-				t.Fatal(err)
-			}
-			cmd := exec.Command(crawl, "configdrive", img)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			out, err := cmd.Output()
-			var exit *exec.ExitError
-			if errors.As(err, &exit) && exit.ExitCode() == 2 && strings.Contains(stderr.String(), "setup-cloudinit-reader") {
-				t.Skipf("cloud-init's reader is not set up: %s", stderr.String())
-			}
-			if err != nil {
-				t.Fatalf("cloudinit-crawl rejected the drive: %v\n%s\n%s", err, out, stderr.String())
-			}
-			var got struct {
-				InstanceID     string `json:"instance_id"`
-				Hostname       string `json:"hostname"`
-				UserdataLen    int    `json:"userdata_len"`
-				UserdataSHA256 string `json:"userdata_sha256"`
-				NetworkConfig  bool   `json:"network_config"`
-				Label          string `json:"label"`
-				FSType         string `json:"fstype"`
-				PublicKeys     map[string]string
-			}
-			if err := json.Unmarshal(out, &got); err != nil {
-				t.Fatalf("crawl output %q: %v", out, err)
-			}
-			if got.InstanceID != v.Instance.ID || got.Label != Label || got.FSType != format || !got.NetworkConfig {
-				t.Errorf("cloud-init saw %s", out)
-			}
-			if got.UserdataLen != len(ud) || got.UserdataSHA256 != hex.EncodeToString(sum[:]) {
-				t.Errorf("user data: cloud-init read %d bytes sha256 %s, want %d bytes %x", got.UserdataLen, got.UserdataSHA256, len(ud), sum)
-			}
-			r, err := Inspect(img)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !r.OK() {
-				t.Errorf("Inspect found problems on a drive built by metadata: %q", r.Problems)
-			}
-			if err := sameFiles(files, readTree(t, extract(t, format, img))); err != nil {
-				t.Errorf("extracted tree: %v", err)
-			}
-		})
+	for _, version := range versions {
+		for _, format := range []string{FormatISO9660, FormatVFAT} {
+			t.Run(version+"/"+format, func(t *testing.T) {
+				img := filepath.Join(t.TempDir(), "disk.config")
+				if err := WriteFile(img, format, files); err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				got, stderr, err := judge.Run(judge.Command(ctx, root, nil, version, "configdrive", img))
+				if err != nil {
+					t.Fatalf("%v\n%s", err, stderr)
+				}
+				if got.InstanceID != v.Instance.ID || got.Label != Label || got.FSType != format || !got.NetworkConfig {
+					t.Errorf("cloud-init saw %+v", got)
+				}
+				if got.Network == nil || !strings.Contains(got.Network.Netplan, "fa:16:3e:") || !strings.Contains(got.Network.ENI, "eth0") {
+					t.Errorf("cloud-init's rendering of network_data.json: %+v", got.Network)
+				}
+				if got.UserdataLen != len(ud) || got.UserdataSHA256 != hex.EncodeToString(sum[:]) {
+					t.Errorf("user data: cloud-init read %d bytes sha256 %s, want %d bytes %x", got.UserdataLen, got.UserdataSHA256, len(ud), sum)
+				}
+				checkInspect(t, files, format, img)
+			})
+		}
+	}
+}
+
+// checkInspect: Inspect finds no problem on the drive, and its extracted
+// tree is files.
+func checkInspect(t *testing.T, files []metadata.File, format, img string) {
+	t.Helper()
+	r, err := Inspect(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.OK() {
+		t.Errorf("Inspect found problems on a drive built by metadata: %q", r.Problems)
+	}
+	if err := sameFiles(files, readTree(t, extract(t, format, img))); err != nil {
+		t.Errorf("extracted tree: %v", err)
 	}
 }
