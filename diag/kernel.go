@@ -308,7 +308,7 @@ func checkRouterRules(ctx context.Context, t *target) Hop {
 		return h
 	}
 	families := []bool{false}
-	if rt.IPv6 {
+	if rt.IPv6Rules() {
 		families = append(families, true)
 	}
 	type result struct {
@@ -353,7 +353,7 @@ func checkRouterRules(ctx context.Context, t *target) Hop {
 	}
 	h.OK = true
 	h.Detail = "metadata rules present (mangle MARK, nat REDIRECT :9697, filter INPUT/FORWARD), nothing ahead of them"
-	if rt.IPv6 {
+	if rt.IPv6Rules() {
 		h.Detail += "; IPv6 too"
 	}
 	return h

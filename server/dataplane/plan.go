@@ -90,6 +90,14 @@ type RouterNS struct {
 	MetadataProxy bool
 }
 
+// IPv6Rules says whether the namespace needs ip6tables rules: with an IPv6
+// subnet, and whenever a proxy runs, because its [::]:9697 listener is
+// reachable on every qr- interface's link-local address and only the
+// INPUT pair (DROP :9697 unless marked) keeps guests from it. Neutron
+// installs the IPv6 set on every host with IPv6 enabled for the same
+// reason.
+func (rt RouterNS) IPv6Rules() bool { return rt.IPv6 || rt.MetadataProxy }
+
 // DHCPNS is one qdhcp namespace that serves metadata.
 type DHCPNS struct {
 	NetworkID string

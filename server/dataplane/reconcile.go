@@ -162,12 +162,12 @@ func (r *Reconciler) syncRules(rt RouterNS) error {
 	}
 	ipt6, err := iptables.New(iptables.IPFamily(iptables.ProtocolIPv6))
 	if err != nil {
-		if rt.IPv6 {
+		if rt.IPv6Rules() {
 			return fmt.Errorf("ip6tables: %w", err)
 		}
 		return nil // no ip6tables and nothing to do with it
 	}
-	n, err = syncRouterRules(ipt6, true, rt.IPv6, rt.MetadataProxy)
+	n, err = syncRouterRules(ipt6, true, rt.IPv6Rules(), rt.MetadataProxy)
 	r.ruleChanges += n
 	if err != nil {
 		return fmt.Errorf("ip6tables: %w", err)
