@@ -53,7 +53,7 @@ var settingDefs = []SettingDef{
 	{Key: "vendordata_dynamic_read_timeout", Default: "5", Kind: KindInt, Help: "nova: seconds to wait for a dynamic vendordata answer"},
 	{Key: "vendordata_dynamic_failure_fatal", Default: "false", Kind: KindBool, Help: "nova: fail the request when a dynamic vendordata service fails"},
 	{Key: "metadata_rate_limiting.rate_limit_enabled", Default: "true", Kind: KindBool, Help: "neutron: per-source request limits in the proxies (429)"},
-	{Key: "metadata_rate_limiting.ip_versions", Default: "4", Kind: KindEnum, Allowed: []string{"4", "6"}, Help: "neutron: the IP version rate limits apply to"},
+	{Key: "metadata_rate_limiting.ip_versions", Default: "4,6", Kind: KindList, Allowed: []string{"4", "6"}, Help: "neutron: the IP versions rate limits apply to (mdctl: both by default and either or both allowed, where neutron takes exactly one and defaults to 4, because a family left unlimited is a way around the limit)"},
 	{Key: "metadata_rate_limiting.base_window_duration", Default: "10", Kind: KindInt, Min: 1, Help: "neutron: seconds of the base window"},
 	{Key: "metadata_rate_limiting.base_query_rate_limit", Default: "1000", Kind: KindInt, Min: 1, Help: "neutron: requests per source in the base window (mdctl: far above a cloud-init boot)"},
 	{Key: "metadata_rate_limiting.burst_window_duration", Default: "1", Kind: KindInt, Min: 1, Help: "neutron: seconds of the burst window"},
@@ -164,7 +164,7 @@ type Config struct {
 	VendordataReadTimeout      int
 	VendordataFailureFatal     bool
 	RateLimitEnabled           bool
-	RateLimitIPVersion         int
+	RateLimitIPVersions        []string // "4", "6" or both
 	RateLimitBaseWindowSeconds int
 	RateLimitBaseQueries       int
 	RateLimitBurstWindowSecs   int
@@ -218,7 +218,7 @@ func ParseConfig(stored, overrides map[string]string) (Config, error) {
 		VendordataReadTimeout:      n("vendordata_dynamic_read_timeout"),
 		VendordataFailureFatal:     b("vendordata_dynamic_failure_fatal"),
 		RateLimitEnabled:           b("metadata_rate_limiting.rate_limit_enabled"),
-		RateLimitIPVersion:         n("metadata_rate_limiting.ip_versions"),
+		RateLimitIPVersions:        splitList(m["metadata_rate_limiting.ip_versions"]),
 		RateLimitBaseWindowSeconds: n("metadata_rate_limiting.base_window_duration"),
 		RateLimitBaseQueries:       n("metadata_rate_limiting.base_query_rate_limit"),
 		RateLimitBurstWindowSecs:   n("metadata_rate_limiting.burst_window_duration"),

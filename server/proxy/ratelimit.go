@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -33,12 +34,18 @@ func (p *Proxy) limited(snap *store.Snapshot, lim *limiter, src netip.Addr) bool
 }
 
 // limitsOf returns the limits for src, if any apply: limiting is on and
-// src is of the one IP version limited (neutron's ip_versions).
+// src's IP version is among neutron's ip_versions. Unlike neutron, whose
+// haproxy stick table holds one address type, both versions may be (and
+// by default are) limited: one table keyed by netip.Addr holds either.
 func limitsOf(c store.Config, src netip.Addr) (limits, bool) {
 	if !c.RateLimitEnabled {
 		return limits{}, false
 	}
-	if (c.RateLimitIPVersion == 4) != src.Is4() {
+	version := "6"
+	if src.Is4() {
+		version = "4"
+	}
+	if !slices.Contains(c.RateLimitIPVersions, version) {
 		return limits{}, false
 	}
 	return limits{

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/netip"
 	"path/filepath"
@@ -90,15 +91,51 @@ func TestRateLimit429AndRecovery(t *testing.T) {
 	}
 }
 
-func TestRateLimitIPVersion(t *testing.T) {
-	db := openStore(t, map[string]string{kEnabled: "true", kVersion: "6", kBurstMax: "1", kBaseMax: "1"})
-	agent := newFakeAgent(t)
-	p := New(Options{AgentSocket: agent.sock, Live: store.NewLive(db, nil), Logger: quiet()})
-	addr := serve(t, p, Identity{NetworkID: "netA1"})
-	for i := 0; i < 5; i++ {
-		if code, _ := get(t, addr, "/"); code != 200 {
-			t.Fatalf("IPv4 source limited while only IPv6 is: %d", code)
-		}
+// TestRateLimitIPVersions: ip_versions decides which families are limited;
+// by default both are, so a guest cannot get round its limit by asking
+// over IPv6 (a flood over IPv6 got 130k answers, all 200, when only IPv4
+// was limited).
+func TestRateLimitIPVersions(t *testing.T) {
+	ln6, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	ln6.Close()
+	for _, tc := range []struct {
+		versions       string // "" is the default
+		limit4, limit6 bool
+	}{
+		{"", true, true},
+		{"4", true, false},
+		{"6", false, true},
+		{"4,6", true, true},
+	} {
+		t.Run("ip_versions="+tc.versions, func(t *testing.T) {
+			set := map[string]string{kEnabled: "true", kBurstMax: "1", kBaseMax: "1"}
+			if tc.versions != "" {
+				set[kVersion] = tc.versions
+			}
+			live := store.NewLive(openStore(t, set), nil)
+			agent := newFakeAgent(t)
+			for family, limited := range map[string]bool{"tcp4": tc.limit4, "tcp6": tc.limit6} {
+				p := New(Options{AgentSocket: agent.sock, Live: live, Logger: quiet()})
+				loop := map[string]string{"tcp4": "127.0.0.1:0", "tcp6": "[::1]:0"}[family]
+				ln, err := net.Listen(family, loop)
+				if err != nil {
+					t.Fatal(err)
+				}
+				addr := serveOn(t, p, Identity{NetworkID: "netA1"}, ln)
+				refused := 0
+				for range 5 {
+					if code, _ := get(t, addr, "/"); code == http.StatusTooManyRequests {
+						refused++
+					}
+				}
+				if limited != (refused == 4) {
+					t.Errorf("%s source: %d of 5 refused, want limited=%v", family, refused, limited)
+				}
+			}
+		})
 	}
 }
 
