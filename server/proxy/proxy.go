@@ -249,6 +249,7 @@ func newListenerID(id Identity) *listenerID {
 // which the agent's requests and settings reads run under.
 func (p *Proxy) handler(base context.Context, id Identity, lim *limiter) fasthttp.RequestHandler {
 	lid := newListenerID(id)
+	limitedLog := newRefusal(p.log, p.opts.Events, "rate limited (429)", events.RateLimited, "Requests the proxy refused with 429.", id, func() time.Time { return p.now() })
 	return func(ctx *fasthttp.RequestCtx) {
 		start := time.Now()
 		peer, err := remoteIP(ctx.RemoteAddr())
@@ -265,10 +266,8 @@ func (p *Proxy) handler(base context.Context, id Identity, lim *limiter) fasthtt
 		rid := p.ids.next()
 		snap := p.settings(base)
 		if p.limited(snap, lim, peer) {
-			p.log.Warn("rate limited", "request_id", rid, "listener", id.String(), "src", peer.String(),
-				"method", string(ctx.Method()), "path", string(ctx.Path()))
+			limitedLog.add(peer, "request_id", rid, "method", string(ctx.Method()), "path", string(ctx.Path()))
 			haproxyError(ctx, http.StatusTooManyRequests)
-			p.opts.Events.Metrics().Counter(events.RateLimited, "Requests the proxy refused with 429.").Inc()
 			p.emit(id, ctx, rid, peer, start, http.StatusTooManyRequests, 0)
 			return
 		}

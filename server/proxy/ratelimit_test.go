@@ -1,15 +1,19 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/mdctl/mdctl/server/events"
 	"github.com/mdctl/mdctl/store"
 )
 
@@ -187,3 +191,49 @@ func TestRateCounterSlides(t *testing.T) {
 		t.Fatalf("rate = %v, want 1", got)
 	}
 }
+
+// TestRefusalsCountedLogThrottled: every 429 is counted in metrics, per
+// listener, while the log gets one line per refusalLogEvery saying how
+// many refusals it stands for.
+func TestRefusalsCountedLogThrottled(t *testing.T) {
+	db := openStore(t, map[string]string{kEnabled: "true", kBurstMax: "1", kBaseMax: "1", kBaseWin: "60"})
+	agent := newFakeAgent(t)
+	var logs syncBuffer
+	bus := events.NewBus()
+	p := New(Options{AgentSocket: agent.sock, Live: store.NewLive(db, nil), Events: bus,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	p.now = clk.now
+	id := Identity{RouterID: "rA"}
+	addr := serve(t, p, id)
+	for range 50 {
+		get(t, addr, "/latest/")
+	}
+	clk.add(refusalLogEvery + time.Second)
+	get(t, addr, "/latest/")
+
+	counter := bus.Metrics().Counter(events.RateLimited, "", "listener", id.String())
+	if got := counter.Value(); got != 50 {
+		t.Errorf("counter %d, want 50 refusals", got)
+	}
+	lines := strings.Count(logs.String(), `msg="rate limited (429)"`)
+	if lines != 2 {
+		t.Errorf("%d log lines for 50 refusals over two intervals, want 2:\n%s", lines, logs.String())
+	}
+	if !strings.Contains(logs.String(), "suppressed_since_last=48") {
+		t.Errorf("second line does not count the 48 refusals it stands for:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
