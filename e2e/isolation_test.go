@@ -1,13 +1,19 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
+	"net"
+	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mdctl/mdctl/internal/testworld"
 	"github.com/mdctl/mdctl/server/dataplane"
+	"github.com/mdctl/mdctl/store"
 )
 
 // routerLinkLocals are the IPv6 link-local addresses of the router's qr-
@@ -72,5 +78,76 @@ func TestGuestCannotReachProxyPortDirectly(t *testing.T) {
 				t.Errorf("the metadata address itself: %d %s", code, body)
 			}
 		})
+	}
+}
+
+// holdConns opens n connections from inside ns to addr, each sending the
+// first byte of a request and then nothing (a slow guest), and closes
+// them when the test ends. It returns how many the proxy closed at once.
+func holdConns(t *testing.T, ns, addr string, n int) (closedAtOnce int) {
+	t.Helper()
+	var conns []net.Conn
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	err := dataplane.Do(ns, func() error {
+		for range n {
+			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				return fmt.Errorf("connection %d: %w", len(conns)+1, err)
+			}
+			conns = append(conns, c)
+			c.Write([]byte("G"))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("holding %d connections in %s: %v", n, ns, err)
+	}
+	// Read all at once under one deadline: those held never answer, the
+	// rest see their close (a read after a passed deadline would not).
+	deadline := time.Now().Add(3 * time.Second)
+	var closed atomic.Int64
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.SetReadDeadline(deadline)
+			// EOF, or a reset: the proxy closed with the unread "G" pending.
+			if _, err := c.Read(make([]byte, 1)); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				closed.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	closedAtOnce = int(closed.Load())
+	return closedAtOnce
+}
+
+// TestSlowGuestDoesNotStarveItsRouter: one guest holding more slow
+// connections than the listener's cap (1,024, haproxy's maxconn) used to
+// leave every other guest of its router unserved for ~27 s. With the
+// per-source cap the hog keeps metadata_proxy_conns_per_source of them and
+// cloud-init on the second guest crawls as usual meanwhile.
+func TestSlowGuestDoesNotStarveItsRouter(t *testing.T) {
+	w := testworld.New(t, testworld.RoutedTopo)
+	w.StartServe(testworld.ServeOptions{})
+	w.LabUp()
+	hog, victim := w.GuestNS("vm1"), w.GuestNS("vm2")
+	waitServing(t, hog)
+	waitServing(t, victim)
+
+	const n = 1100
+	closed := holdConns(t, hog, dataplane.MetadataIPv4+":80", n)
+	perSource := store.DefaultConfig().ProxyConnsPerSource
+	t.Logf("hog: %d connections, %d closed at once (cap %d)", n, closed, perSource)
+	if closed != n-perSource {
+		t.Errorf("%d of the hog's %d connections closed at once, want %d", closed, n, n-perSource)
+	}
+	if c := testworld.RunCrawl(t, victim, "openstack"); c.Name != "vm2" {
+		t.Errorf("victim read %q", c.Name)
 	}
 }

@@ -52,6 +52,7 @@ var settingDefs = []SettingDef{
 	{Key: "vendordata_dynamic_connect_timeout", Default: "5", Kind: KindInt, Min: 3, Help: "nova: seconds to connect to a dynamic vendordata service"},
 	{Key: "vendordata_dynamic_read_timeout", Default: "5", Kind: KindInt, Help: "nova: seconds to wait for a dynamic vendordata answer"},
 	{Key: "vendordata_dynamic_failure_fatal", Default: "false", Kind: KindBool, Help: "nova: fail the request when a dynamic vendordata service fails"},
+	{Key: "metadata_proxy_conns_per_source", Default: "32", Kind: KindInt, Help: "mdctl: open connections one guest address may hold at a proxy (0: no cap); past it new ones are closed at once, so one guest cannot fill the listener's 1024 (haproxy's maxconn) and starve its router's other guests"},
 	{Key: "metadata_rate_limiting.rate_limit_enabled", Default: "true", Kind: KindBool, Help: "neutron: per-source request limits in the proxies (429)"},
 	{Key: "metadata_rate_limiting.ip_versions", Default: "4,6", Kind: KindList, Allowed: []string{"4", "6"}, Help: "neutron: the IP versions rate limits apply to (mdctl: both by default and either or both allowed, where neutron takes exactly one and defaults to 4, because a family left unlimited is a way around the limit)"},
 	{Key: "metadata_rate_limiting.base_window_duration", Default: "10", Kind: KindInt, Min: 1, Help: "neutron: seconds of the base window"},
@@ -163,6 +164,7 @@ type Config struct {
 	VendordataConnectTimeout   int
 	VendordataReadTimeout      int
 	VendordataFailureFatal     bool
+	ProxyConnsPerSource        int
 	RateLimitEnabled           bool
 	RateLimitIPVersions        []string // "4", "6" or both
 	RateLimitBaseWindowSeconds int
@@ -188,6 +190,15 @@ func Resolve(stored, overrides map[string]string) (map[string]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// DefaultConfig is every setting at its default.
+func DefaultConfig() Config {
+	c, err := ParseConfig(nil, nil)
+	if err != nil {
+		panic(fmt.Sprintf("settings table: a default does not parse: %v", err)) // a bug in settingDefs
+	}
+	return c
 }
 
 // ParseConfig resolves settings into a typed Config.
@@ -217,6 +228,7 @@ func ParseConfig(stored, overrides map[string]string) (Config, error) {
 		VendordataConnectTimeout:   n("vendordata_dynamic_connect_timeout"),
 		VendordataReadTimeout:      n("vendordata_dynamic_read_timeout"),
 		VendordataFailureFatal:     b("vendordata_dynamic_failure_fatal"),
+		ProxyConnsPerSource:        n("metadata_proxy_conns_per_source"),
 		RateLimitEnabled:           b("metadata_rate_limiting.rate_limit_enabled"),
 		RateLimitIPVersions:        splitList(m["metadata_rate_limiting.ip_versions"]),
 		RateLimitBaseWindowSeconds: n("metadata_rate_limiting.base_window_duration"),

@@ -19,8 +19,12 @@ const (
 	CacheHits = "mdctl_cache_hits_total"
 	// CacheMisses counts lookups a cache could not answer; label "cache".
 	CacheMisses = "mdctl_cache_misses_total"
-	// RateLimited counts requests the proxy refused with 429.
+	// RateLimited counts requests the proxy refused with 429; label
+	// "listener".
 	RateLimited = "mdctl_rate_limited_total"
+	// ConnsRefused counts connections the proxy closed at once because
+	// their source held its per-source cap; label "listener".
+	ConnsRefused = "mdctl_proxy_connections_refused_total"
 	// ReconcileErrors counts failed data-plane reconciliations.
 	ReconcileErrors = "mdctl_reconcile_errors_total"
 )

@@ -118,6 +118,7 @@ type Proxy struct {
 	ids       *requestIDs
 	now       func() time.Time // the rate limiter's clock; tests move it
 	refusals  logGate          // rate-limits the log of refused requests
+	defaults  store.Config     // the settings' defaults, in force without Live
 }
 
 // New returns a Proxy; nothing runs until Serve.
@@ -132,6 +133,7 @@ func New(o Options) *Proxy {
 		opts:      o,
 		log:       o.Logger.With("component", "proxy"),
 		now:       time.Now,
+		defaults:  store.DefaultConfig(),
 		transport: newAgentTransport(o.AgentSocket, maxIdleAgentConns),
 		rt:        o.AgentTransport,
 		ids:       newRequestIDs(),
@@ -145,7 +147,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, id Identity) error {
 		ln.Close()
 		return err
 	}
-	ll := limitListener(ln, p.opts.MaxConns)
+	ll := p.limitListener(ctx, ln, id)
 	srv := p.server(ctx, id)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ll) }()
