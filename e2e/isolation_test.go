@@ -151,3 +151,36 @@ func TestSlowGuestDoesNotStarveItsRouter(t *testing.T) {
 		t.Errorf("victim read %q", c.Name)
 	}
 }
+
+// rawInGuest sends raw from inside ns to the metadata address and returns
+// what came back within 5 s (bash's /dev/tcp: the bytes go as written).
+func rawInGuest(t *testing.T, ns, raw string) string {
+	t.Helper()
+	script := `exec 3<>/dev/tcp/` + dataplane.MetadataIPv4 + `/80; printf '%s' "$1" >&3; timeout 5 cat <&3`
+	out, stderr, err := testworld.InNS(ns, 10*time.Second, "bash", "-c", script, "raw", raw)
+	if err != nil && out == "" {
+		t.Fatalf("raw request from %s: %v %s", ns, err, stderr)
+	}
+	return out
+}
+
+// TestOddRequestsThroughChain: what haproxy forwards, the chain answers at
+// once and as neutron + nova would: OPTIONS * reaches the API as /* (404,
+// not the agent's 500), and an LF-only request is served (not a 30 s wait
+// for a 408).
+func TestOddRequestsThroughChain(t *testing.T) {
+	w := testworld.New(t, testworld.RoutedTopo)
+	w.StartServe(testworld.ServeOptions{})
+	w.LabUp()
+	ns := w.GuestNS("vm1")
+	waitServing(t, ns)
+	for _, tc := range []struct{ name, raw, status, body string }{
+		{"OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: 169.254.169.254\r\nConnection: close\r\n\r\n", "HTTP/1.1 404 ", ""},
+		{"LF only", "GET /openstack/latest/meta_data.json HTTP/1.1\nHost: 169.254.169.254\nConnection: close\n\n", "HTTP/1.1 200 ", `"name": "vm1"`},
+	} {
+		out := rawInGuest(t, ns, tc.raw)
+		if !strings.HasPrefix(out, tc.status) || !strings.Contains(out, tc.body) {
+			t.Errorf("%s: got %.300q, want %q… with %q", tc.name, out, tc.status, tc.body)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -111,7 +112,7 @@ func (a *Agent) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	rl.m, rl.cached = &m, cached
 
-	url := strings.TrimRight(a.opts.APIURL(snap.Config), "/") + r.URL.RequestURI()
+	url := strings.TrimRight(a.opts.APIURL(snap.Config), "/") + apiPath(r.URL)
 	code := a.forward(w, r, rl, url, body, fwdHeaders{
 		xff:       src.IP.String(),
 		instance:  m.InstanceID,
@@ -122,6 +123,18 @@ func (a *Agent) serve(w http.ResponseWriter, r *http.Request) {
 	if a.log.Enabled(r.Context(), slog.LevelDebug) {
 		rl.get().Debug("metadata request", "method", r.Method, "path", r.URL.Path, "status", code, "duration", time.Since(start))
 	}
+}
+
+// apiPath is the path and query the API is asked for. A target without
+// a leading slash (OPTIONS's asterisk form, which the proxy forwards as
+// haproxy does) gets one, as neutron's urlunsplit gives it: nova is asked
+// for /* and answers 404.
+func apiPath(u *url.URL) string {
+	p := u.RequestURI()
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	return p
 }
 
 // reqLog is one request's logger, with what is known of the request so

@@ -62,8 +62,12 @@ func (w *guestWatch) check() {
 
 // rawConn is the socket under a guest connection, nil when there is none.
 func rawConn(c net.Conn) syscall.RawConn {
-	if lc, ok := c.(*limitedConn); ok {
-		c = lc.Conn
+	for {
+		w, ok := c.(interface{ inner() net.Conn })
+		if !ok {
+			break
+		}
+		c = w.inner()
 	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {

@@ -123,6 +123,8 @@ type limitedConn struct {
 	src  netip.Addr
 }
 
+func (c *limitedConn) inner() net.Conn { return c.Conn }
+
 func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {

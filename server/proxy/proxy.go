@@ -147,7 +147,7 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, id Identity) error {
 		ln.Close()
 		return err
 	}
-	ll := p.limitListener(ctx, ln, id)
+	ll := p.limitListener(ctx, bareLFListener{ln}, id)
 	srv := p.server(ctx, id)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ll) }()
