@@ -67,7 +67,7 @@ func (a *applier) fail(p Pos, field, format string, args ...any) error {
 }
 
 func (a *applier) run() error {
-	steps := []func() error{a.settings, a.routers, a.networks, a.instances}
+	steps := []func() error{a.settings, a.routers, a.networks, a.routerOverlaps, a.instances}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return err
@@ -316,6 +316,66 @@ func (a *applier) routerInterface(spec *NetworkSpec, n store.Network, subnets []
 	return a.servicePort(spec, "router", n, keep, store.Port{
 		NetworkID: n.ID, ProjectID: r.ProjectID, FixedIPs: fixed, DeviceID: r.ID, DeviceOwner: store.OwnerRouterInterface,
 	}, "router interface of "+n.Name+" on "+r.Name)
+}
+
+// routerOverlaps refuses the file when a router it attaches a network to
+// ends up with overlapping subnets, counting the networks the store
+// already has on it: neutron refuses such a router interface. It runs
+// once every network of the file is written, so a network the file moves
+// away from the router no longer counts.
+func (a *applier) routerOverlaps() error {
+	checked := map[string]bool{}
+	for i := range a.t.Networks {
+		spec := &a.t.Networks[i]
+		if spec.Router == "" {
+			continue
+		}
+		r, found, err := lookup(a.tx.GetRouter, a.ctx, spec.Router)
+		if err != nil || !found || checked[r.ID] {
+			continue // an unknown router was refused by routerInterface
+		}
+		checked[r.ID] = true
+		ports, err := a.tx.ListPorts(a.ctx, store.PortFilter{DeviceIDs: []string{r.ID}, DeviceOwners: []string{store.OwnerRouterInterface}})
+		if err != nil {
+			return fmt.Errorf("router %s: list interfaces: %w", r.Name, err)
+		}
+		var seen []placedCIDR
+		for _, p := range ports {
+			subs, err := a.tx.ListSubnets(a.ctx, p.NetworkID)
+			if err != nil {
+				return fmt.Errorf("router %s: network %s: %w", r.Name, p.NetworkID, err)
+			}
+			n, err := a.tx.GetNetwork(a.ctx, p.NetworkID)
+			if err != nil {
+				return fmt.Errorf("router %s: network %s: %w", r.Name, p.NetworkID, err)
+			}
+			for _, sub := range subs {
+				pre, err := netip.ParsePrefix(sub.CIDR)
+				if err != nil {
+					continue
+				}
+				if o, ok := overlapping(pre, seen); ok && o.network != n.Name {
+					return a.overlapError(r, placedCIDR{pre, n.Name, 0}, o)
+				}
+				seen = append(seen, placedCIDR{pre, n.Name, 0})
+			}
+		}
+	}
+	return nil
+}
+
+// overlapError names the file's network of the two (the other may be
+// only in the store) at its router line.
+func (a *applier) overlapError(r store.Router, x, y placedCIDR) error {
+	for _, pair := range [][2]placedCIDR{{x, y}, {y, x}} {
+		for i := range a.t.Networks {
+			if spec := &a.t.Networks[i]; spec.Name == pair[0].network {
+				return a.fail(spec.Pos, "router", "network %s's %s overlaps %s of network %s on router %s; neutron refuses overlapping subnets on one router",
+					pair[0].network, pair[0].p, pair[1].p, pair[1].network, r.Name)
+			}
+		}
+	}
+	return fmt.Errorf("router %s: networks %s and %s overlap (%s, %s)", r.Name, x.network, y.network, x.p, y.p)
 }
 
 // dhcpPort gives a network with DHCP on any subnet one DHCP port holding

@@ -1,6 +1,8 @@
 package topology
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -23,9 +25,9 @@ func Parse(data []byte, filename string) (*Topology, error) {
 		d.dir = filepath.Dir(filename)
 	}
 	t := &Topology{File: filename}
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, Errors{{File: filename, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}
+	root, err := oneDocument(data, filename)
+	if err != nil {
+		return nil, err
 	}
 	if len(root.Content) > 0 {
 		d.top(root.Content[0], t)
@@ -37,6 +39,31 @@ func Parse(data []byte, filename string) (*Topology, error) {
 		return nil, err
 	}
 	return t, nil
+}
+
+// oneDocument decodes the file's only YAML document. A second one is
+// refused rather than ignored: a file written as several documents
+// ("---" between them) would otherwise apply only its first part.
+func oneDocument(data []byte, filename string) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var root yaml.Node
+	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
+		return nil, Errors{{File: filename, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}
+	}
+	for {
+		var next yaml.Node
+		switch err := dec.Decode(&next); {
+		case errors.Is(err, io.EOF):
+			return &root, nil
+		case err != nil:
+			return nil, Errors{{File: filename, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}
+		}
+		if len(next.Content) == 0 || isNull(next.Content[0]) {
+			continue // a stray "---" at the end holds nothing
+		}
+		return nil, Errors{{File: filename, Line: next.Content[0].Line,
+			Msg: "a second YAML document: a topology file holds one (merge the documents, or apply each file on its own)"}}
+	}
 }
 
 type decoder struct {

@@ -612,6 +612,28 @@ routers: r1
 instances:
   - {name: vm1, project: demo, network: net1, hostname: "Web_1"}
 `, `instances[0].hostname: "Web_1" is not a valid hostname; nova would use "web-1"`},
+		{"second document", `
+routers:
+  - {name: r1, project: demo}
+---
+networks:
+  - {name: net1, project: demo, cidr: 10.90.1.0/24}
+`, "topology.yaml:5: a second YAML document"},
+		{"overlap on one network", `
+networks:
+  - name: net1
+    project: demo
+    subnets:
+      - {cidr: 10.90.1.0/24}
+      - {cidr: 10.90.1.128/25}
+`, "topology.yaml:7: networks[0].subnets[1].cidr: 10.90.1.128/25 overlaps 10.90.1.0/24 (line 6) on this network"},
+		{"overlap on one router", `
+routers:
+  - {name: r1, project: demo}
+networks:
+  - {name: net1, project: demo, cidr: 10.90.1.0/24, router: r1}
+  - {name: net2, project: demo, cidr: 10.90.0.0/16, router: r1}
+`, "topology.yaml:6: networks[1].cidr: 10.90.0.0/16 overlaps 10.90.1.0/24 of network net1 (line 5) on router r1"},
 		{"router without gateway", `
 networks:
   - {name: net1, project: demo, cidr: 10.90.1.0/24, gateway: none, router: r1}
@@ -792,4 +814,38 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Validate after a clean Parse failed: %v", err)
 		}
 	})
+}
+
+// TestApplyRefusesOverlapWithStoredRouterNetwork: a network the store
+// already has on the router counts, and the refused file writes nothing;
+// the same addresses behind another router, or after the stored network
+// moves away in the same file, are fine.
+func TestApplyRefusesOverlapWithStoredRouterNetwork(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	mustApply(t, st, `
+routers:
+  - {name: r1, project: demo}
+  - {name: r2, project: demo}
+networks:
+  - {name: stored, project: demo, cidr: 10.90.7.0/24, router: r1}
+`)
+	before := snapshot(t, st)
+	_, err := Apply(ctx, st, mustParse(t, `
+networks:
+  - {name: new, project: demo, cidr: 10.90.7.128/25, router: r1}
+`))
+	want := "topology.yaml:3: networks[0].router: network new's 10.90.7.128/25 overlaps 10.90.7.0/24 of network stored on router r1"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want %q", err, want)
+	}
+	if after := snapshot(t, st); after != before {
+		t.Errorf("half-written:\n%s", after)
+	}
+	mustApply(t, st, `
+networks:
+  - {name: other, project: demo, cidr: 10.90.7.0/24, router: r2}
+  - {name: new, project: demo, cidr: 10.90.7.128/25, router: r1}
+  - {name: stored, project: demo, cidr: 10.90.7.0/24}
+`)
 }

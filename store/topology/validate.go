@@ -104,9 +104,9 @@ func (t *Topology) validateNetworks(c *errs, routers map[string]bool) map[string
 		if len(n.Subnets) == 0 {
 			c.at(n.Pos, "cidr", "is required: give cidr, ipv6_cidr or subnets")
 		}
-		cidrs := map[netip.Prefix]bool{}
+		var cidrs []placedCIDR
 		for j := range n.Subnets {
-			validateSubnet(c, &n.Subnets[j], cidrs)
+			validateSubnet(c, &n.Subnets[j], &cidrs, n.Name)
 		}
 		if n.Router != "" && !slices.ContainsFunc(n.Subnets, func(s SubnetSpec) bool { return s.Gateway != "" }) {
 			c.at(n.Pos, "router", "network %s has no subnet with a gateway for router %s to attach to", n.Name, n.Router)
@@ -116,6 +116,7 @@ func (t *Topology) validateNetworks(c *errs, routers map[string]bool) map[string
 		}
 	}
 	_ = routers // references to routers are resolved by Apply, which also sees the store
+	t.validateRouterOverlaps(c)
 	return nets
 }
 
@@ -145,7 +146,49 @@ func validateAttach(c *errs, n *NetworkSpec) {
 	}
 }
 
-func validateSubnet(c *errs, s *SubnetSpec, cidrs map[netip.Prefix]bool) {
+// placedCIDR is a subnet's prefix and where the file gave it.
+type placedCIDR struct {
+	p       netip.Prefix
+	network string
+	line    int
+}
+
+// overlapping returns the first of cidrs that overlaps p.
+func overlapping(p netip.Prefix, cidrs []placedCIDR) (placedCIDR, bool) {
+	for _, o := range cidrs {
+		if o.p.Overlaps(p) {
+			return o, true
+		}
+	}
+	return placedCIDR{}, false
+}
+
+// validateRouterOverlaps refuses networks on one router (as the file
+// names it) whose subnets overlap, as neutron refuses to add such an
+// interface: the router could not tell the guests apart. Apply checks
+// the same against the networks the store already has on the router.
+func (t *Topology) validateRouterOverlaps(c *errs) {
+	byRouter := map[string][]placedCIDR{}
+	for _, n := range t.Networks {
+		if n.Router == "" {
+			continue
+		}
+		for _, s := range n.Subnets {
+			p, err := netip.ParsePrefix(s.CIDR)
+			if err != nil {
+				continue // reported by validateSubnet
+			}
+			if o, ok := overlapping(p, byRouter[n.Router]); ok && o.network != n.Name {
+				c.at(s.Pos, "cidr", "%s overlaps %s of network %s (line %d) on router %s; neutron refuses overlapping subnets on one router",
+					p, o.p, o.network, o.line, n.Router)
+				continue
+			}
+			byRouter[n.Router] = append(byRouter[n.Router], placedCIDR{p, n.Name, s.Pos.line("cidr")})
+		}
+	}
+}
+
+func validateSubnet(c *errs, s *SubnetSpec, cidrs *[]placedCIDR, network string) {
 	if s.CIDR == "" {
 		c.at(s.Pos, "cidr", "is required")
 		return
@@ -163,11 +206,15 @@ func validateSubnet(c *errs, s *SubnetSpec, cidrs map[netip.Prefix]bool) {
 		c.at(s.Pos, "cidr", "%s is too small for a gateway, a DHCP port and guests", s.CIDR)
 		return
 	}
-	if cidrs[p] {
-		c.at(s.Pos, "cidr", "%s is given twice on this network", s.CIDR)
+	if o, ok := overlapping(p, *cidrs); ok {
+		if o.p == p {
+			c.at(s.Pos, "cidr", "%s is given twice on this network", s.CIDR)
+		} else {
+			c.at(s.Pos, "cidr", "%s overlaps %s (line %d) on this network; neutron refuses overlapping subnets on one network", p, o.p, o.line)
+		}
 		return
 	}
-	cidrs[p] = true
+	*cidrs = append(*cidrs, placedCIDR{p, network, s.Pos.line("cidr")})
 	s.CIDR = p.String()
 	if p.Addr().Is4() && s.IPv6AddressMode != "" {
 		c.at(s.Pos, "ipv6_address_mode", "only applies to IPv6 subnets")
