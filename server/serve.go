@@ -61,6 +61,34 @@ type Options struct {
 	// AdminListen is an optional TCP address for the admin endpoint,
 	// beside <data-dir>/admin.sock (for `mdctl tui --server` from elsewhere).
 	AdminListen string
+	// AdminTokenFile holds the bearer token AdminListen requires; default
+	// <data-dir>/admin.token, made on first need. A non-loopback
+	// AdminListen is refused without it (server/admin/auth.go).
+	AdminTokenFile string
+}
+
+// adminToken is the token the TCP admin endpoint requires ("" without
+// one). A non-loopback address needs a token file the operator chose.
+func (o Options) adminToken() (string, error) {
+	if o.AdminListen == "" {
+		return "", nil
+	}
+	if o.AdminTokenFile != "" {
+		tok, err := admin.LoadToken(o.AdminTokenFile, false)
+		if err != nil {
+			return "", fmt.Errorf("serve: --admin-token-file: %w", err)
+		}
+		return tok, nil
+	}
+	if !admin.IsLoopback(o.AdminListen) {
+		return "", fmt.Errorf("serve: --admin-listen %s is not a loopback address, and the admin endpoint carries instance ids and guest addresses: "+
+			"give --admin-token-file FILE (a secret of 16+ characters, e.g. openssl rand -hex 32) or listen on 127.0.0.1", o.AdminListen)
+	}
+	tok, err := admin.LoadToken(filepath.Join(o.DataDir, admin.TokenFileName), true)
+	if err != nil {
+		return "", fmt.Errorf("serve: %w", err)
+	}
+	return tok, nil
 }
 
 // ParseComponents checks a --components value.
@@ -109,7 +137,11 @@ func Run(ctx context.Context, o Options) error {
 	// The live view: every hop publishes to bus, the admin endpoint serves it.
 	bus := events.NewBus()
 	reg := admin.NewRegistry(bus)
-	adm := admin.New(admin.Options{Bus: bus, SocketPath: filepath.Join(o.DataDir, admin.SocketName), TCPAddr: o.AdminListen,
+	token, err := o.adminToken()
+	if err != nil {
+		return err
+	}
+	adm := admin.New(admin.Options{Bus: bus, SocketPath: filepath.Join(o.DataDir, admin.SocketName), TCPAddr: o.AdminListen, Token: token,
 		Status: reg.Components, Names: admin.StoreNames(o.Store), Logger: o.Logger.With("component", "admin")})
 	g.Go(func() error {
 		// The live view is not worth guests' metadata: a serve whose admin

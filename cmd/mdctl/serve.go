@@ -22,8 +22,10 @@ type serveOptions struct {
 	// AdminListen adds a TCP address to the admin endpoint (events, metrics,
 	// status) beside <data-dir>/admin.sock, for mdctl tui --server on another host.
 	AdminListen string
-	Overrides   map[string]string
-	LogLevel    slog.Level
+	// AdminTokenFile holds the token --admin-listen requires.
+	AdminTokenFile string
+	Overrides      map[string]string
+	LogLevel       slog.Level
 }
 
 func newCmdServe(f *factory, runF func(context.Context, *serveOptions) error) *cobra.Command {
@@ -44,7 +46,8 @@ the next start to adopt (mdctl cleanup removes them). Logs go to stderr.`,
   mdctl serve --components api --api-listen 0.0.0.0:8775
   mdctl serve --components agent,proxy --set nova_metadata_host=10.0.0.5
   mdctl serve --set metadata_proxy_shared_secret=node-secret
-  mdctl serve --admin-listen 127.0.0.1:9100   # then: mdctl tui --server http://127.0.0.1:9100`,
+  mdctl serve --admin-listen 127.0.0.1:9100   # token in <data-dir>/admin.token; then:
+  MDCTL_ADMIN_TOKEN=$(cat /var/lib/mdctl/admin.token) mdctl tui --server http://127.0.0.1:9100`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
@@ -64,7 +67,8 @@ the next start to adopt (mdctl cleanup removes them). Logs go to stderr.`,
 	fl := cmd.Flags()
 	fl.StringVar(&components, "components", strings.Join(server.AllComponents, ","), "components to run: "+strings.Join(server.AllComponents, ","))
 	fl.StringVar(&opts.APIListen, "api-listen", "127.0.0.1:8775", "address the metadata API listens on")
-	fl.StringVar(&opts.AdminListen, "admin-listen", "", "also serve the admin endpoint (events, /metrics, status) on this TCP address")
+	fl.StringVar(&opts.AdminListen, "admin-listen", "", "also serve the admin endpoint (events, /metrics, status) on this TCP address; every request needs the bearer token (a non-loopback address needs --admin-token-file)")
+	fl.StringVar(&opts.AdminTokenFile, "admin-token-file", "", "file holding the --admin-listen bearer token (default <data-dir>/admin.token, made on first use; clients send it from $MDCTL_ADMIN_TOKEN)")
 	fl.StringArrayVar(&sets, "set", nil, "override a setting for this process only, KEY=VALUE (repeatable)")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
@@ -97,7 +101,7 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 	log.Info("mdctl serve starting", "components", strings.Join(opts.Components, ","), "data_dir", opts.DataDir)
 	err = server.Run(ctx, server.Options{
 		Store: st, DataDir: opts.DataDir, Components: opts.Components,
-		Overrides: opts.Overrides, APIListen: opts.APIListen, AdminListen: opts.AdminListen, Logger: log,
+		Overrides: opts.Overrides, APIListen: opts.APIListen, AdminListen: opts.AdminListen, AdminTokenFile: opts.AdminTokenFile, Logger: log,
 	})
 	if err == nil {
 		log.Info("mdctl serve stopped")

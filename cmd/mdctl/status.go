@@ -40,7 +40,7 @@ address, and its request counts. It fails when no serve answers.`,
 		},
 	}
 	addOutputFlag(cmd, &opts.Output)
-	cmd.Flags().StringVar(&opts.Server, "server", "", "admin endpoint to ask: a socket path or http://host:port (default <data-dir>/admin.sock)")
+	cmd.Flags().StringVar(&opts.Server, "server", "", "admin endpoint to ask: a socket path or http://host:port, whose bearer token comes from $MDCTL_ADMIN_TOKEN (default <data-dir>/admin.sock)")
 	return cmd
 }
 

@@ -47,7 +47,7 @@ Colours follow the terminal and NO_COLOR.`,
 			return runOrTest(cmd, opts, runF, tuiRun)
 		},
 	}
-	cmd.Flags().StringArrayVar(&opts.Servers, "server", nil, "admin endpoint to watch: a socket path or http://host:port (repeatable; default <data-dir>/admin.sock)")
+	cmd.Flags().StringArrayVar(&opts.Servers, "server", nil, "admin endpoint to watch: a socket path or http://host:port, whose bearer token comes from $MDCTL_ADMIN_TOKEN (repeatable; default <data-dir>/admin.sock)")
 	return cmd
 }
 

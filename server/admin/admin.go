@@ -54,6 +54,9 @@ type Options struct {
 	SocketPath string
 	// TCPAddr is an optional extra address, e.g. 127.0.0.1:8776.
 	TCPAddr string
+	// Token is the bearer token every request on TCPAddr must carry
+	// (auth.go); required with TCPAddr.
+	Token string
 	// Status reports the components; nil reports none.
 	Status func(context.Context) []Component
 	// Names fills an event's instance name from its id, off the request
@@ -100,6 +103,10 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	if s.o.TCPAddr != "" {
+		if s.o.Token == "" {
+			closeAll()
+			return fmt.Errorf("admin: %s: a TCP admin endpoint needs a token", s.o.TCPAddr)
+		}
 		ln, err := net.Listen("tcp", s.o.TCPAddr)
 		if err != nil {
 			closeAll()
@@ -114,8 +121,16 @@ func (s *Server) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
+	open, guarded := s.Handler(), requireToken(s.o.Token, s.Handler())
 	srv := &http.Server{
-		Handler:           s.Handler(),
+		// The socket is guarded by its file mode, TCP by the token.
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if _, unix := r.Context().Value(http.LocalAddrContextKey).(*net.UnixAddr); unix {
+				open.ServeHTTP(w, r)
+				return
+			}
+			guarded.ServeHTTP(w, r)
+		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),

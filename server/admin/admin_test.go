@@ -234,26 +234,3 @@ func TestNewClientAddresses(t *testing.T) {
 		}
 	}
 }
-
-func TestTCPAddress(t *testing.T) {
-	bus := events.NewBus()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go New(Options{Bus: bus, TCPAddr: addr, Logger: slog.New(slog.DiscardHandler)}).Run(ctx)
-	c, _ := NewClient("http://" + addr)
-	for i := 0; ; i++ {
-		if _, err = c.Status(context.Background()); err == nil {
-			break
-		}
-		if i == 500 {
-			t.Fatalf("status over TCP: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -25,6 +26,9 @@ type Client struct {
 	addr string // as given: a socket path or http://host:port
 	base string // http://… the requests go to
 	hc   *http.Client
+	// token is sent as a bearer token to an http:// address: the URL's
+	// password (http://:TOKEN@host:port) or $MDCTL_ADMIN_TOKEN.
+	token string
 }
 
 // NewClient returns a client for addr: a unix socket path, or an
@@ -35,7 +39,13 @@ func NewClient(addr string) (*Client, error) {
 		if err != nil || u.Host == "" {
 			return nil, fmt.Errorf("admin address %q: want a socket path or http://host:port", addr)
 		}
-		return &Client{addr: addr, base: strings.TrimRight(addr, "/"), hc: &http.Client{
+		tok := os.Getenv(TokenEnv)
+		if p, ok := u.User.Password(); ok {
+			tok = p
+		}
+		addr = u.Redacted() // a token in the URL stays out of messages
+		u.User = nil
+		return &Client{addr: addr, base: strings.TrimRight(u.String(), "/"), token: tok, hc: &http.Client{
 			Transport: &http.Transport{Proxy: nil, DialContext: (&net.Dialer{Timeout: 3 * time.Second}).DialContext},
 		}}, nil
 	}
@@ -58,6 +68,9 @@ func (c *Client) get(ctx context.Context, path string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
 	if err != nil {
 		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
