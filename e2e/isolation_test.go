@@ -184,3 +184,73 @@ func TestOddRequestsThroughChain(t *testing.T) {
 		}
 	}
 }
+
+// TestGuestReachesOnlyItsOwnProxy: from a guest's namespace nothing but
+// its own router's proxy answers: not the API's port or the admin
+// endpoint's on any of the host's addresses, not another router's
+// addresses, and its router's namespace listens on nothing but the proxy
+// (the agent is a unix socket on the host, with no listener in front of
+// it a guest could reach).
+func TestGuestReachesOnlyItsOwnProxy(t *testing.T) {
+	w := testworld.New(t, `
+settings:
+  metadata_proxy_shared_secret: s3cret
+routers:
+  - {name: r1, project: demo}
+  - {name: r2, project: demo}
+networks:
+  - {name: net1, project: demo, cidr: 10.90.1.0/24, router: r1}
+  - {name: net2, project: demo, cidr: 10.90.2.0/24, router: r2}
+instances:
+  - {name: vm1, project: demo, network: net1, ip: 10.90.1.5}
+  - {name: vm3, project: demo, network: net2, ip: 10.90.2.5}
+`)
+	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminAddr := adminLn.Addr().String()
+	adminLn.Close()
+	apiAddr, _ := w.StartServe(testworld.ServeOptions{AdminListen: adminAddr})
+	w.LabUp()
+	ns := w.GuestNS("vm1")
+	readsAs(t, ns, "vm1", "its own proxy:")
+
+	ports := []string{testworld.Port(apiAddr), testworld.Port(adminAddr)}
+	hosts := []string{"127.0.0.1", dataplane.MetadataIPv4, "10.90.1.1", "10.90.2.1", "10.90.2.5"}
+	hosts = append(hosts, hostAddrs(t)...)
+	for _, h := range hosts {
+		for _, p := range ports {
+			assertNoAnswer(t, ns, "http://"+net.JoinHostPort(h, p)+"/status", "API/admin port")
+		}
+	}
+	// Another router's metadata path: its qr address on 80 and 9697.
+	for _, p := range []string{"80", "9697"} {
+		assertNoAnswer(t, ns, "http://10.90.2.1:"+p+"/openstack", "router r2")
+	}
+	out, _, err := testworld.InNS(w.RouterNS("r1"), 5*time.Second, "ss", "-Hltn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if f := strings.Fields(line); len(f) >= 4 && !strings.HasSuffix(f[3], ":9697") {
+			t.Errorf("router namespace listens on %s besides the proxy", f[3])
+		}
+	}
+}
+
+// hostAddrs are the host namespace's own non-loopback addresses.
+func hostAddrs(t *testing.T) []string {
+	t.Helper()
+	ifs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, a := range ifs {
+		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && !ipn.IP.IsLinkLocalUnicast() {
+			out = append(out, ipn.IP.String())
+		}
+	}
+	return out
+}

@@ -116,6 +116,8 @@ type ServeOptions struct {
 	// APIListener is the API's; default a free port on 127.0.0.1 when
 	// Components include the API.
 	APIListener net.Listener
+	// AdminListen is serve's --admin-listen ("" for none).
+	AdminListen string
 }
 
 // StartServe runs a serve until stop is called or the test ends. apiAddr
@@ -125,7 +127,7 @@ func (w *World) StartServe(so ServeOptions) (apiAddr string, stop func()) {
 	w.t.Helper()
 	o := server.Options{
 		Store: w.Store, DataDir: so.Dir, Components: so.Components, Overrides: so.Overrides,
-		Dataplane: w.Dataplane, Poll: 50 * time.Millisecond, Logger: w.Log, APIListener: so.APIListener,
+		Dataplane: w.Dataplane, Poll: 50 * time.Millisecond, Logger: w.Log, APIListener: so.APIListener, AdminListen: so.AdminListen,
 	}
 	if o.DataDir == "" {
 		o.DataDir = w.Dir
