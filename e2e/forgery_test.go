@@ -57,8 +57,12 @@ var headerForms = []func(v victimFacts) []string{
 	func(v victimFacts) []string {
 		return []string{"X-Instance-ID: " + v.id, "X-Tenant-ID: " + v.project, "X-Instance-ID-Signature: " + v.sig}
 	},
-	func(v victimFacts) []string { return []string{"x-iNsTaNcE-iD: " + v.id, "X-INSTANCE-ID-SIGNATURE: " + v.sig} },
-	func(v victimFacts) []string { return []string{"X_Instance_ID: " + v.id, "X_Instance_ID_Signature: " + v.sig} },
+	func(v victimFacts) []string {
+		return []string{"x-iNsTaNcE-iD: " + v.id, "X-INSTANCE-ID-SIGNATURE: " + v.sig}
+	},
+	func(v victimFacts) []string {
+		return []string{"X_Instance_ID: " + v.id, "X_Instance_ID_Signature: " + v.sig}
+	},
 	func(v victimFacts) []string { return []string{"X-Instance-ID: " + v.id, "X-Instance-ID: " + v.id} },
 	func(v victimFacts) []string { return []string{"X-Forwarded-For: " + v.ip} },
 	func(v victimFacts) []string { return []string{"X-Forwarded-For: " + v.ip + ", 10.90.7.10"} },
@@ -75,7 +79,9 @@ var headerForms = []func(v victimFacts) []string{
 	func(v victimFacts) []string {
 		return []string{"X-Neutron-Router-ID: " + v.router, "X-Neutron-Network-ID: " + v.network}
 	},
-	func(v victimFacts) []string { return []string{"x-neutron-router-id: " + v.router, "X-NEUTRON-ROUTER-ID: " + v.router} },
+	func(v victimFacts) []string {
+		return []string{"x-neutron-router-id: " + v.router, "X-NEUTRON-ROUTER-ID: " + v.router}
+	},
 	func(v victimFacts) []string { return []string{"X-OVN-Network-ID: " + v.network} },
 	func(v victimFacts) []string { return []string{"X-Metadata-Provider: " + v.network} },
 	func(v victimFacts) []string {
