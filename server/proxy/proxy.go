@@ -99,6 +99,10 @@ type Options struct {
 	// AgentTransport, when set, carries requests to the agent instead of
 	// AgentSocket (serve sets it when the agent runs in the same process).
 	AgentTransport http.RoundTripper
+	// RequestTimeout bounds reading a whole request from its first byte
+	// (haproxy's timeout http-request; HeaderTimeout when 0): a guest
+	// trickling a byte at a time is answered 408 and cut after it.
+	RequestTimeout time.Duration
 }
 
 // Proxy forwards guests' requests to the agent. One Proxy serves any
@@ -125,6 +129,9 @@ type Proxy struct {
 func New(o Options) *Proxy {
 	if o.MaxConns <= 0 {
 		o.MaxConns = DefaultMaxConns
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = HeaderTimeout
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -182,7 +189,7 @@ func (p *Proxy) server(ctx context.Context, id Identity) *fasthttp.Server {
 		Handler:               p.handler(ctx, id, newLimiter()),
 		ErrorHandler:          p.requestError(id),
 		HeaderReceived:        guestHost,
-		ReadTimeout:           HeaderTimeout,
+		ReadTimeout:           p.opts.RequestTimeout,
 		WriteTimeout:          ClientTimeout,
 		IdleTimeout:           KeepAliveTimeout,
 		ReadBufferSize:        maxHeaderBytes,
