@@ -1,8 +1,8 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -193,10 +193,10 @@ func TestRateCounterSlides(t *testing.T) {
 }
 
 // TestRefusalsCountedLogThrottled: every 429 is counted in metrics, per
-// listener, while the log gets one line per refusalLogEvery saying how
-// many refusals it stands for.
+// listener, while the log takes refusalLogBurst lines per window, the
+// first after a shut gate saying how many it left out.
 func TestRefusalsCountedLogThrottled(t *testing.T) {
-	db := openStore(t, map[string]string{kEnabled: "true", kBurstMax: "1", kBaseMax: "1", kBaseWin: "60"})
+	db := openStore(t, map[string]string{kEnabled: "true", kBurstMax: "1", kBaseMax: "1", kBaseWin: "600"})
 	agent := newFakeAgent(t)
 	var logs syncBuffer
 	bus := events.NewBus()
@@ -209,31 +209,18 @@ func TestRefusalsCountedLogThrottled(t *testing.T) {
 	for range 50 {
 		get(t, addr, "/latest/")
 	}
-	clk.add(refusalLogEvery + time.Second)
+	clk.add(refusalLogWindow + time.Second)
 	get(t, addr, "/latest/")
 
 	counter := bus.Metrics().Counter(events.RateLimited, "", "listener", id.String())
 	if got := counter.Value(); got != 50 {
 		t.Errorf("counter %d, want 50 refusals", got)
 	}
-	lines := strings.Count(logs.String(), `msg="rate limited (429)"`)
-	if lines != 2 {
-		t.Errorf("%d log lines for 50 refusals over two intervals, want 2:\n%s", lines, logs.String())
+	lines := logs.lines(`msg="rate limited (429)"`)
+	if len(lines) != refusalLogBurst+1 {
+		t.Errorf("%d log lines for 50 refusals over two windows, want %d:\n%s", len(lines), refusalLogBurst+1, strings.Join(lines, "\n"))
 	}
-	if !strings.Contains(logs.String(), "suppressed_since_last=48") {
-		t.Errorf("second line does not count the 48 refusals it stands for:\n%s", logs.String())
+	if want := fmt.Sprintf("suppressed=%d", 49-refusalLogBurst); len(lines) == 0 || !strings.Contains(lines[len(lines)-1], want) {
+		t.Errorf("the line after the shut gate does not say %s:\n%s", want, strings.Join(lines, "\n"))
 	}
 }
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
