@@ -41,7 +41,10 @@ func HammerScenario() rig.Scenario {
 		Name:  Hammer,
 		Needs: append(labNeeds(), rig.NeedBinary("/usr/bin/python3", "apt-get install -y python3")),
 		Run: func(ctx context.Context, env *rig.Env) ([]rig.Finding, error) {
-			root := readerRoot()
+			_, root, err := reader(ctx)
+			if err != nil {
+				return nil, err
+			}
 			if _, err := precompileReader(ctx, env.Tools.Python, root); err != nil {
 				return nil, err
 			}
