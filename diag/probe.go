@@ -1,9 +1,11 @@
 package diag
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -39,6 +41,19 @@ type Probe struct {
 	TotalMS float64 `json:"total_ms,omitempty"`
 	// Statuses are what each hop answered.
 	Statuses map[string]int `json:"statuses,omitempty"`
+	// IPv6 is the same question asked over IPv6, as cloud-init >= 23.1
+	// asks first on a guest with IPv6; nil when the guest has none.
+	IPv6 *GuestRequest `json:"ipv6,omitempty"`
+}
+
+// GuestRequest is one request the probe sent as a real client does.
+type GuestRequest struct {
+	// URL is what the client is given; Host the header it then sends.
+	URL  string `json:"url"`
+	Host string `json:"host"`
+	// Status is what the guest got back; 0 when the request failed.
+	Status int    `json:"status,omitempty"`
+	Error  string `json:"error,omitempty"`
 }
 
 // probeWait is how long the probe waits for events after sending: the
@@ -88,6 +103,9 @@ func runProbe(ctx context.Context, o Options, t *target) *Probe {
 			}
 		}
 	}()
+	if t.hasIPv6() {
+		p.IPv6 = guestGet6(ctx, t.guestNS, p.Path, o.Timeout)
+	}
 	p.Status, err = guestGet(ctx, t.guestNS, p.Path, o.Timeout)
 	if err != nil {
 		p.Error = "the guest's request failed: " + rootCause(err)
@@ -115,6 +133,89 @@ func guestGet(ctx context.Context, ns, path string, limit time.Duration) (int, e
 	}}
 	a, err := fetch(ctx, hc, "http://"+dataplane.MetadataIPv4+path, map[string]string{"User-Agent": "mdctl-trace"})
 	return a.status, err
+}
+
+// Zone is the NIC cloud-init scopes the link-local metadata address to.
+const zone = dataplane.GuestInterface
+
+// guestGet6 sends what cloud-init >= 23.1 sends first on a guest with
+// IPv6: it is given http://[fe80::a9fe:a9fe%25eth0]/ and Debian's urllib3
+// writes the zone into Host unescaped. net/http would drop the zone from
+// Host, so the head is written by hand, with requests' default headers.
+func guestGet6(ctx context.Context, ns, path string, limit time.Duration) *GuestRequest {
+	g := &GuestRequest{
+		URL:  "http://[" + dataplane.MetadataIPv6 + "%25" + zone + "]" + path,
+		Host: "[" + dataplane.MetadataIPv6 + "%" + zone + "]",
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	status, err := rawGet(ctx, ns, "tcp6", net.JoinHostPort(dataplane.MetadataIPv6+"%"+zone, "80"),
+		"GET "+path+" HTTP/1.1\r\nHost: "+g.Host+"\r\nUser-Agent: mdctl-trace\r\nAccept-Encoding: gzip, deflate\r\nAccept: */*\r\nConnection: close\r\n\r\n")
+	g.Status = status
+	if err != nil {
+		g.Error = rootCause(err)
+	}
+	return g
+}
+
+// rawGet sends head from inside ns to addr and returns the answer's status.
+func rawGet(ctx context.Context, ns, network, addr, head string) (int, error) {
+	c, err := dataplane.DialContext(ctx, ns, network, addr)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	if _, err := io.WriteString(c, head); err != nil {
+		return 0, fmt.Errorf("send request: %w", err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return 0, fmt.Errorf("read answer: %w", err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// judgeIPv6 fails the proxy hop when the guest's IPv6 request, the one
+// cloud-init >= 23.1 sends first and whose answer it takes even when it
+// is an error, got another answer than the same request over IPv4: every
+// hop can pass while such a guest gets nothing. An IPv6 request that gets
+// no answer at all is evidence only: cloud-init then falls back to IPv4.
+func (r *Report) judgeIPv6() {
+	p := r.Probe
+	if p == nil || p.IPv6 == nil {
+		return
+	}
+	v6 := p.IPv6
+	for i := range r.Hops {
+		h := &r.Hops[i]
+		if h.Name != HopProxy {
+			continue
+		}
+		h.Evidence = append(h.Evidence, "probe over IPv6: "+v6.line())
+		if v6.Status == 0 || p.Status == 0 || v6.Status == p.Status || !h.OK {
+			return
+		}
+		h.OK = false
+		h.Detail = fmt.Sprintf("a guest asking over IPv6 as cloud-init >= 23.1 does (Host: %s) gets %d where IPv4 gets %d", v6.Host, v6.Status, p.Status)
+		h.Hint = "cloud-init takes that answer and gives up: serve's log (\"request refused\") and the proxy's event in mdctl tui say why the proxy refused it; it must accept what haproxy accepts"
+		return
+	}
+}
+
+// line is the request's result in one line.
+func (g *GuestRequest) line() string {
+	s := "GET " + g.URL + " (Host: " + g.Host + ")"
+	if g.Status != 0 {
+		s += fmt.Sprintf(" answered %d", g.Status)
+	}
+	if g.Error != "" {
+		s += ": " + g.Error
+	}
+	return s
 }
 
 // collect reads the probe's events until every hop of one request has
@@ -238,6 +339,9 @@ func (p *Probe) line() string {
 	}
 	if p.Error != "" {
 		s += ": " + p.Error
+	}
+	if p.IPv6 != nil {
+		s += "; over IPv6 " + p.IPv6.line()
 	}
 	return s
 }

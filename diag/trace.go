@@ -124,7 +124,8 @@ func Trace(ctx context.Context, o Options, instanceRef string) Report {
 	}
 	// The probe waits on serve's event stream; it runs beside the
 	// checks so that wait does not add to the trace's time. It reads
-	// only o and t.guestNS, which the checks never change.
+	// only o, t.guestNS and the plan (hasIPv6), which the checks never
+	// change.
 	probed := make(chan *Probe, 1)
 	go func() { probed <- runProbe(ctx, o, t) }()
 	for _, c := range checks {
@@ -132,6 +133,7 @@ func Trace(ctx context.Context, o Options, instanceRef string) Report {
 	}
 	r.Probe = <-probed
 	r.annotate()
+	r.judgeIPv6()
 	r.MS = ms(time.Since(start))
 	r.finish()
 	return r
@@ -288,6 +290,24 @@ func requestID() string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	return "trace-" + hex.EncodeToString(b)
+}
+
+// hasIPv6 says whether the guest can ask metadata over IPv6: its port has
+// an IPv6 address, or its network's DHCP port holds fe80::a9fe:a9fe.
+func (t *target) hasIPv6() bool {
+	for _, ip := range t.port.FixedIPs {
+		if a := net.ParseIP(ip.IPAddress); a != nil && a.To4() == nil {
+			return true
+		}
+	}
+	if t.dhcp != nil {
+		for _, a := range t.dhcp.MetadataAddrs {
+			if a == dataplane.MetadataIPv6+"/128" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // instanceName is how hints name the instance (`mdctl trace NAME --fix`).

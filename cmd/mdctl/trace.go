@@ -43,6 +43,11 @@ what it saw, how long it took and, when it fails, the command or setting that
 fixes it. Hops after the first failure are still checked where they can be.
 It reads the guest's route from its lab namespace when there is one.
 
+With a lab guest and a running serve it also sends the guest's own request end
+to end. On a guest with IPv6 that includes what cloud-init >= 23.1 asks first,
+http://[fe80::a9fe:a9fe%25eth0]/ with the zone in Host: an answer other than
+the one IPv4 gets fails the proxy hop, as cloud-init would take it.
+
 Read-only unless --fix: then it repairs what mdctl owns (namespaces, rules,
 addresses, the socket's mode, lab guests) after saying what it will do.
 Exit 0 when every hop passes, 1 when one fails.`,
