@@ -94,3 +94,33 @@ func TestCloudInitReaderOverIPv6(t *testing.T) {
 		})
 	}
 }
+
+// iso4Topo is an isolated IPv4-only network served from its DHCP namespace.
+const iso4Topo = `
+settings:
+  metadata_proxy_shared_secret: s3cret
+  enable_isolated_metadata: "true"
+networks:
+  - {name: iso4, project: demo, cidr: 10.90.34.0/24}
+instances:
+  - {name: vm4, project: demo, network: iso4, ip: 10.90.34.10}
+`
+
+// TestCloudInitReaderOverIPv6OnIPv4OnlyNetwork: neutron puts
+// fe80::a9fe:a9fe on an isolated network's DHCP port whenever the host has
+// IPv6 (netutils.is_ipv6_enabled), IPv4-only network or not, and so does
+// mdctl: cloud-init >= 23.1 is answered over IPv6 there first.
+func TestCloudInitReaderOverIPv6OnIPv4OnlyNetwork(t *testing.T) {
+	if !dataplane.ReadHost().IPv6 {
+		t.Skip("this host has IPv6 disabled: neutron adds no IPv6 metadata address either")
+	}
+	w := testworld.New(t, iso4Topo)
+	w.StartServe(testworld.ServeOptions{})
+	w.LabUp()
+	ns := w.GuestNS("vm4")
+	waitServing6(t, ns, "vm4")
+	c := testworld.RunCrawl(t, ns, "openstack", cloudInitURL6)
+	if c.Name != "vm4" || c.InstanceID != w.Instance("vm4").ID {
+		t.Fatalf("cloud-init read %+v over IPv6, want vm4's metadata", c)
+	}
+}

@@ -88,7 +88,7 @@ func PlanFromStore(ctx context.Context, st store.Reader, cfg store.Config) (data
 	if err != nil {
 		return dataplane.Desired{}, fmt.Errorf("list routers: %w", err)
 	}
-	return dataplane.Plan(nets, subs, ports, routers, cfg), nil
+	return dataplane.Plan(nets, subs, ports, routers, cfg, dataplane.ReadHost()), nil
 }
 
 // listeners is the proxy set the plan wants. A key carries the namespace's

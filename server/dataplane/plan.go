@@ -104,14 +104,16 @@ type DHCPNS struct {
 	Namespace string // qdhcp-<network id>; proxies listen on 169.254.169.254:80 and [fe80::a9fe:a9fe%<Interface.Name>]:80
 	Interface Interface
 	// MetadataAddrs are added to Interface.Name besides the port's own IPs:
-	// 169.254.169.254/32, and fe80::a9fe:a9fe/128 when the network has IPv6.
+	// 169.254.169.254/32, and fe80::a9fe:a9fe/128 when the host has IPv6
+	// (Host.IPv6), as neutron adds it, whatever the network's subnets.
 	MetadataAddrs []string
-	IPv6          bool
+	// IPv6 says the proxy also listens on [fe80::a9fe:a9fe%<Interface>]:80.
+	IPv6 bool
 }
 
 // Plan computes the wanted data plane from store records, following
 // neutron's l3 and DHCP agents (facts §5, §6). It does no I/O.
-func Plan(networks []store.Network, subnets []store.Subnet, ports []store.Port, routers []store.Router, cfg store.Config) Desired {
+func Plan(networks []store.Network, subnets []store.Subnet, ports []store.Port, routers []store.Router, cfg store.Config, host Host) Desired {
 	var d Desired
 	subnetByID := map[string]store.Subnet{}
 	for _, s := range subnets {
@@ -127,7 +129,7 @@ func Plan(networks []store.Network, subnets []store.Subnet, ports []store.Port, 
 	nets := append([]store.Network(nil), networks...)
 	sort.Slice(nets, func(i, j int) bool { return nets[i].ID < nets[j].ID })
 	for _, n := range nets {
-		seg, dhcp := planNetwork(n, subnets, ports, routerIPs, subnetByID, cfg)
+		seg, dhcp := planNetwork(n, subnets, ports, routerIPs, subnetByID, cfg, host)
 		setMetadataHops6(seg.Subnets, routerMACs)
 		d.Networks = append(d.Networks, seg)
 		if dhcp != nil {
@@ -160,7 +162,7 @@ func routerOwnedIPs(ports []store.Port) map[string]bool {
 	return owned
 }
 
-func planNetwork(n store.Network, subnets []store.Subnet, ports []store.Port, routerIPs map[string]bool, subnetByID map[string]store.Subnet, cfg store.Config) (NetSegment, *DHCPNS) {
+func planNetwork(n store.Network, subnets []store.Subnet, ports []store.Port, routerIPs map[string]bool, subnetByID map[string]store.Subnet, cfg store.Config, host Host) (NetSegment, *DHCPNS) {
 	seg := NetSegment{NetworkID: n.ID, Bridge: BridgeName(n.ID), MTU: n.MTU}
 	dhcpPort := firstDHCPPort(n.ID, ports)
 	for _, s := range subnets {
@@ -196,13 +198,13 @@ func planNetwork(n store.Network, subnets []store.Subnet, ports []store.Port, ro
 		Namespace: seg.DHCP.Namespace,
 		Interface: portInterface(*dhcpPort, DHCPInterfaceName(dhcpPort.ID), n, subnetByID),
 	}
+	// neutron/agent/linux/dhcp.py DeviceManager.setup: METADATA_CIDR, and
+	// METADATA_V6_CIDR whenever netutils.is_ipv6_enabled(), an IPv4-only
+	// network too (its test_setup_device_* expect it on an IPv4 port):
+	// cloud-init >= 23.1 asks [fe80::a9fe:a9fe%eth0] first on any guest.
 	ns.MetadataAddrs = []string{MetadataIPv4 + "/32"}
-	for _, s := range seg.Subnets {
-		if s.IPVersion == 6 {
-			ns.IPv6 = true
-		}
-	}
-	if ns.IPv6 {
+	if host.IPv6 {
+		ns.IPv6 = true
 		ns.MetadataAddrs = append(ns.MetadataAddrs, MetadataIPv6+"/128")
 	}
 	return seg, ns

@@ -1,6 +1,8 @@
 package dataplane
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -72,8 +74,9 @@ func newFixture(o fixtureOpts) fixture {
 	return f
 }
 
+// plan plans f on a host with IPv6, as almost every neutron node is.
 func (f fixture) plan(cfg store.Config) Desired {
-	return Plan(f.networks, f.subnets, f.ports, f.routers, cfg)
+	return Plan(f.networks, f.subnets, f.ports, f.routers, cfg, Host{IPv6: true})
 }
 
 // TestPlanDHCPDecision walks every row of neutron's decision (facts §6): the
@@ -266,5 +269,63 @@ COMMIT
 	}
 	if got := parseSave(in); !reflect.DeepEqual(got, want) {
 		t.Errorf("parseSave = %q, want %q", got, want)
+	}
+}
+
+// TestPlanIPv6MetadataAddressFollowsHost: neutron's DeviceManager.setup
+// (neutron/agent/linux/dhcp.py) adds METADATA_V6_CIDR to the DHCP port
+// whenever netutils.is_ipv6_enabled(), whatever the network's subnets; its
+// test_setup_device_is_ready_ipv6_enabled expects it on an IPv4-only port.
+func TestPlanIPv6MetadataAddressFollowsHost(t *testing.T) {
+	isolated4 := fixtureOpts{dhcp: true, gateway: "10.90.1.1", dhcpPort: true}
+	isolated46 := isolated4
+	isolated46.ipv6 = true
+	v4 := []string{"169.254.169.254/32"}
+	v46 := []string{"169.254.169.254/32", "fe80::a9fe:a9fe/128"}
+	tests := []struct {
+		name  string
+		fx    fixtureOpts
+		host  Host
+		addrs []string
+	}{
+		{"IPv4-only network, host with IPv6", isolated4, Host{IPv6: true}, v46},
+		{"IPv4-only network, host without IPv6", isolated4, Host{}, v4},
+		{"dual-stack network, host with IPv6", isolated46, Host{IPv6: true}, v46},
+		{"dual-stack network, host without IPv6", isolated46, Host{}, v4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(tt.fx)
+			d := Plan(f.networks, f.subnets, f.ports, f.routers, store.Config{EnableIsolatedMetadata: true}, tt.host)
+			if len(d.DHCP) != 1 {
+				t.Fatalf("DHCP namespaces %+v, want one", d.DHCP)
+			}
+			dh := d.DHCP[0]
+			if !reflect.DeepEqual(dh.MetadataAddrs, tt.addrs) || dh.IPv6 != tt.host.IPv6 {
+				t.Errorf("metadata addresses %q (listen on IPv6: %v), want %q (%v)", dh.MetadataAddrs, dh.IPv6, tt.addrs, tt.host.IPv6)
+			}
+		})
+	}
+}
+
+// TestIPv6Enabled reads disable_ipv6 as netutils.is_ipv6_enabled does:
+// enabled only when the file says 0; no file, no IPv6.
+func TestIPv6Enabled(t *testing.T) {
+	dir := t.TempDir()
+	for name, tc := range map[string]struct {
+		content string
+		want    bool
+	}{"0\n": {"0\n", true}, "1\n": {"1\n", false}, "missing": {"", false}} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(dir, "disable_ipv6-"+strings.TrimSpace(name))
+			if tc.content != "" {
+				if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := ipv6Enabled(path); got != tc.want {
+				t.Errorf("ipv6Enabled(%q) = %v, want %v", tc.content, got, tc.want)
+			}
+		})
 	}
 }
