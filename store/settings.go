@@ -15,7 +15,7 @@ type SettingKind int
 const (
 	KindString SettingKind = iota
 	KindBool
-	KindInt  // a non-negative integer
+	KindInt  // an integer ≥ Min
 	KindEnum // one of Allowed
 	KindList // comma-separated strings
 )
@@ -36,6 +36,8 @@ type SettingDef struct {
 var settingDefs = []SettingDef{
 	{Key: "force_metadata", Default: "false", Kind: KindBool, Help: "neutron dhcp: serve metadata from every network's DHCP namespace"},
 	{Key: "enable_isolated_metadata", Default: "false", Kind: KindBool, Help: "neutron dhcp: serve metadata from the DHCP namespace of isolated networks"},
+	{Key: "dhcp_lease_duration", Default: "86400", Kind: KindInt, Min: -1, Help: "neutron dhcp: seconds a DHCP lease lasts (-1: infinite)"},
+	{Key: "dns_domain", Default: "openstacklocal", Kind: KindString, Help: "neutron dhcp: domain of the DHCP host names (host-10-0-0-5.<domain>) and DHCP option 15"},
 	{Key: "enable_metadata_proxy", Default: "true", Kind: KindBool, Help: "neutron l3: run the metadata proxy in router namespaces"},
 	{Key: "force_config_drive", Default: "false", Kind: KindBool, Help: "nova: build a config drive for every instance"},
 	{Key: "config_drive_format", Default: "iso9660", Kind: KindEnum, Allowed: []string{"iso9660", "vfat"}, Help: "nova: config drive filesystem"},
@@ -155,6 +157,8 @@ type Config struct {
 	CacheExpirationSeconds     int
 	ServiceMetadataProxy       bool
 	DHCPDomain                 string
+	DHCPLeaseSeconds           int // -1: infinite
+	DNSDomain                  string
 	NovaMetadataHost           string
 	NovaMetadataPort           int
 	NovaMetadataProtocol       string
@@ -219,6 +223,8 @@ func ParseConfig(stored, overrides map[string]string) (Config, error) {
 		CacheExpirationSeconds:     n("metadata_cache_expiration"),
 		ServiceMetadataProxy:       b("service_metadata_proxy"),
 		DHCPDomain:                 m["dhcp_domain"],
+		DHCPLeaseSeconds:           n("dhcp_lease_duration"),
+		DNSDomain:                  m["dns_domain"],
 		NovaMetadataHost:           m["nova_metadata_host"],
 		NovaMetadataPort:           n("nova_metadata_port"),
 		NovaMetadataProtocol:       m["nova_metadata_protocol"],

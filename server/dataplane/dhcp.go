@@ -19,6 +19,11 @@ type DHCPServer struct {
 	Subnets []SubnetPlan
 	Hosts   []DHCPHost
 	MTU     int
+	// LeaseSeconds is neutron's dhcp_lease_duration (-1: infinite).
+	LeaseSeconds int
+	// Domain is neutron's dns_domain: dnsmasq's --domain (DHCP option
+	// 15) and the domain of the host names it hands out and resolves.
+	Domain string
 }
 
 // DHCPHost is one line of dnsmasq's hosts file: a port's MAC and its fixed
@@ -33,7 +38,7 @@ type DHCPHost struct {
 // planDHCPServer gives the network a DHCP server when it has a DHCP port
 // and an IPv4 subnet with DHCP on (mdctl serves DHCPv4 only: the lab
 // configures IPv6 addresses as SLAAC would).
-func planDHCPServer(n store.Network, seg NetSegment, ports []store.Port, subnetByID map[string]store.Subnet) *DHCPServer {
+func planDHCPServer(n store.Network, seg NetSegment, ports []store.Port, subnetByID map[string]store.Subnet, cfg store.Config) *DHCPServer {
 	dhcpPort := firstDHCPPort(n.ID, ports)
 	if dhcpPort == nil {
 		return nil
@@ -49,8 +54,9 @@ func planDHCPServer(n store.Network, seg NetSegment, ports []store.Port, subnetB
 	}
 	srv := &DHCPServer{
 		NetworkID: n.ID, Namespace: DHCPNamespace(n.ID), MTU: n.MTU,
-		Interface: portInterface(*dhcpPort, DHCPInterfaceName(dhcpPort.ID), n, subnetByID),
-		Subnets:   seg.Subnets,
+		Interface:    portInterface(*dhcpPort, DHCPInterfaceName(dhcpPort.ID), n, subnetByID),
+		Subnets:      seg.Subnets,
+		LeaseSeconds: cfg.DHCPLeaseSeconds, Domain: cfg.DNSDomain,
 	}
 	for _, p := range ports {
 		if p.NetworkID != n.ID || p.MACAddress == "" {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,8 +28,6 @@ type DnsmasqOptions struct {
 	StateDir string
 	// Binary defaults to DnsmasqBinary, else dnsmasq on $PATH.
 	Binary string
-	// Lease defaults to DefaultDHCPLease.
-	Lease  time.Duration
 	Logger *slog.Logger
 }
 
@@ -56,9 +55,6 @@ type dnsmasqProc struct {
 
 // NewDnsmasq returns a manager with nothing running yet.
 func NewDnsmasq(o DnsmasqOptions) *Dnsmasq {
-	if o.Lease <= 0 {
-		o.Lease = DefaultDHCPLease
-	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -116,15 +112,19 @@ func (m *Dnsmasq) syncOne(srv DHCPServer) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	hostsChanged, err := writeIfChanged(filepath.Join(dir, "host"), DHCPHostsFile(srv.Hosts))
+	hostsChanged, err := writeIfChanged(filepath.Join(dir, "host"), DHCPHostsFile(srv.Hosts, srv.Domain))
 	if err != nil {
 		return err
 	}
-	optsChanged, err := writeIfChanged(filepath.Join(dir, "opts"), DHCPOpts(srv.Subnets))
+	addnChanged, err := writeIfChanged(filepath.Join(dir, "addn_hosts"), DHCPAddnHostsFile(srv.Hosts, srv.Domain))
 	if err != nil {
 		return err
 	}
-	args := dnsmasqArgs(srv, dir, m.opts.Lease)
+	optsChanged, err := writeIfChanged(filepath.Join(dir, "opts"), DHCPOpts(srv.Subnets, srv.Domain))
+	if err != nil {
+		return err
+	}
+	args := dnsmasqArgs(srv, dir)
 	inode := namespaceInode(srv.Namespace)
 	p := m.procs[srv.NetworkID]
 	if p != nil && (p.exited() || !slices.Equal(p.args, args) || p.inode != inode) {
@@ -134,7 +134,7 @@ func (m *Dnsmasq) syncOne(srv DHCPServer) error {
 	if p == nil {
 		return m.start(srv, dir, args, inode)
 	}
-	if hostsChanged || optsChanged {
+	if hostsChanged || addnChanged || optsChanged {
 		m.opts.Logger.Info("dnsmasq reload", "network", srv.NetworkID)
 		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			return fmt.Errorf("reload dnsmasq: %w", err)
@@ -215,32 +215,70 @@ func (m *Dnsmasq) Running(networkID string) int {
 	return 0
 }
 
-// dnsmasqArgs is the command line, after neutron's Dnsmasq._build_cmdline:
-// static ranges per DHCP subnet, the hosts and opts files, bound to the
-// DHCP port only. mdctl adds: no DNS (--port=0: it serves metadata, not
-// names), staying in the foreground (it is serve's child), root (the
-// state dir may be unreadable to nobody) and authoritative answers (a
-// restarted dnsmasq must ACK a renewal it has no lease for: every address
-// is fixed by the hosts file anyway).
-func dnsmasqArgs(srv DHCPServer, dir string, lease time.Duration) []string {
+// dnsmasqArgs is the command line, after neutron's
+// Dnsmasq._build_cmdline_callback with its defaults: no /etc/hosts and no
+// upstream resolvers (dnsmasq_local_resolv off), the hosts, addn_hosts,
+// opts and lease files, static ranges per DHCP subnet with
+// dhcp_lease_duration, the MTU, the lease cap, --domain=dns_domain. Its
+// DNS answers on the DHCP port, as neutron's does: a subnet without
+// dns_nameservers hands the DHCP port out as its name server (option 6),
+// which resolves the guests' host names. mdctl differs where a guest
+// cannot tell: it stays in the foreground (serve's child), runs as root
+// (the state dir may be unreadable to nobody), binds the DHCP port by
+// name (--bind-interfaces, where neutron's --bind-dynamic follows address
+// changes the reconciler makes anyway), logs DHCP to the state dir, and
+// answers authoritatively (a restarted dnsmasq must ACK a renewal it has
+// no lease for: every address is fixed by the hosts file anyway).
+func dnsmasqArgs(srv DHCPServer, dir string) []string {
 	args := []string{
 		"--no-hosts", "--no-resolv", "--keep-in-foreground", "--conf-file=/dev/null",
-		"--port=0", "--user=root", "--group=root",
+		"--user=root", "--group=root",
 		"--pid-file=" + filepath.Join(dir, "pid"),
 		"--dhcp-hostsfile=" + filepath.Join(dir, "host"),
+		"--addn-hosts=" + filepath.Join(dir, "addn_hosts"),
 		"--dhcp-optsfile=" + filepath.Join(dir, "opts"),
 		"--dhcp-leasefile=" + filepath.Join(dir, "leases"),
 		"--log-facility=" + filepath.Join(dir, "log"), "--log-dhcp",
 		"--bind-interfaces", "--interface=" + srv.Interface.Name, "--except-interface=lo",
 		"--dhcp-authoritative",
 	}
-	for _, r := range DHCPRanges(srv.Subnets, lease) {
+	for _, r := range DHCPRanges(srv.Subnets, srv.LeaseSeconds) {
 		args = append(args, "--dhcp-range="+r)
 	}
 	if srv.MTU > 0 {
 		args = append(args, "--dhcp-option-force=option:mtu,"+strconv.Itoa(srv.MTU))
 	}
-	return append(args, "--dhcp-lease-max="+strconv.Itoa(max(len(srv.Hosts), 16)))
+	args = append(args, "--dhcp-lease-max="+strconv.Itoa(leaseMax(srv.Subnets)))
+	if srv.Domain != "" {
+		args = append(args, "--domain="+srv.Domain)
+	}
+	return args
+}
+
+// dnsmasqLeaseMax is neutron's dnsmasq_lease_max default.
+const dnsmasqLeaseMax = 1 << 24
+
+// leaseMax is neutron's --dhcp-lease-max: the sizes of the subnets it
+// writes a range for (IPv4 with DHCP; DHCPv6 stateful or stateless ones
+// of /64 or longer, though mdctl serves DHCPv4 only), capped at
+// dnsmasq_lease_max.
+func leaseMax(subnets []SubnetPlan) int {
+	n := 0
+	for _, s := range subnets {
+		if !s.EnableDHCP || (s.IPVersion == 6 && s.IPv6AddressMode == "slaac") {
+			continue
+		}
+		_, c, err := net.ParseCIDR(s.CIDR)
+		if err != nil {
+			continue
+		}
+		ones, bits := c.Mask.Size()
+		if s.IPVersion == 6 && ones < 64 {
+			continue
+		}
+		n = min(n+1<<min(bits-ones, 24), dnsmasqLeaseMax)
+	}
+	return n
 }
 
 // writeIfChanged replaces path with lines (atomically, so a dnsmasq

@@ -41,9 +41,12 @@ const DHCPClientBinary = "dhclient"
 // back to static routes.
 const dhclientTimeout = 15 * time.Second
 
+// dhclientConf asks what Debian's dhclient.conf asks that DHCPv4 can
+// carry here (the names too, though the script applies only addresses and
+// routes), so the lease records what a VM would be told.
 const dhclientConf = `# mdctl lab guest: ask for the classless static routes (RFC 3442).
 option rfc3442-classless-static-routes code 121 = array of unsigned integer 8;
-request subnet-mask, broadcast-address, routers, interface-mtu, rfc3442-classless-static-routes;
+request subnet-mask, broadcast-address, routers, domain-name, domain-name-servers, host-name, interface-mtu, rfc3442-classless-static-routes;
 timeout 15;
 retry 30;
 initial-interval 1;

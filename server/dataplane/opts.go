@@ -3,8 +3,8 @@ package dataplane
 import (
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
-	"time"
 )
 
 // DHCP option names and codes as neutron writes them for dnsmasq
@@ -17,29 +17,34 @@ const (
 	ipv4Any               = "0.0.0.0/0"
 )
 
-// DefaultDHCPLease is short so that a guest's renewal (at half the lease)
-// picks up a switched metadata route soon; neutron's default is a day.
-const DefaultDHCPLease = 120 * time.Second
-
 // DHCPOpts is the dnsmasq opts file for a network, line by line, in
-// neutron's order per subnet: dns-server (when the subnet names servers),
-// then for IPv4 the classless static routes (121) and their 249 twin, then
-// the router. The route list is neutron's: same-segment subnets on-link
+// neutron's order per subnet (Dnsmasq._generate_opts_per_subnet):
+// dns-server when the subnet names servers (a bare dns-server, announcing
+// none, when it names only 0.0.0.0 or ::; without servers dnsmasq names
+// itself, as it serves DNS), domain-search for IPv6 when there is a
+// domain, then for IPv4 the classless static routes (121) and their 249
+// twin, then the router. The route list is neutron's: same-segment subnets on-link
 // (each inserted at the front, so in reverse), the host routes (a 0.0.0.0/0
 // host route only supplies a missing gateway), 169.254.169.254/32 via the
 // metadata hop Plan chose, and 0.0.0.0/0 via the gateway when any route
 // precedes it. Subnets without DHCP and SLAAC IPv6 subnets get no lines.
-func DHCPOpts(subnets []SubnetPlan) []string {
+func DHCPOpts(subnets []SubnetPlan, domain string) []string {
 	var out []string
 	for _, s := range subnets {
 		if !s.EnableDHCP || (s.IPVersion == 6 && s.IPv6AddressMode == "slaac") {
 			continue
 		}
 		tag := subnetTagPrefix + s.SubnetID
-		if len(s.DNSNameservers) > 0 {
-			out = append(out, formatOption(s.IPVersion, tag, "dns-server", literalAddrs(s.IPVersion, s.DNSNameservers)...))
+		switch {
+		case anyAddress(s.IPVersion, s.DNSNameservers):
+			out = append(out, formatOption(s.IPVersion, tag, "dns-server"))
+		case len(s.DNSNameservers) > 0:
+			out = append(out, formatOption(s.IPVersion, tag, "dns-server", strings.Join(literalAddrs(s.IPVersion, s.DNSNameservers), ",")))
 		}
 		if s.IPVersion != 4 {
+			if domain != "" {
+				out = append(out, formatOption(6, tag, "domain-search", domain))
+			}
 			continue
 		}
 		gateway := s.GatewayIP
@@ -99,6 +104,16 @@ func isDigits(s string) bool {
 	return s != ""
 }
 
+// anyAddress is neutron's is_dns_servers_any_address: the subnet's only
+// name server is 0.0.0.0 (IPv4) or :: (IPv6), which says "announce none".
+func anyAddress(ipVersion int, servers []string) bool {
+	if len(servers) != 1 {
+		return false
+	}
+	ip := net.ParseIP(servers[0])
+	return ip != nil && ip.IsUnspecified() && (ip.To4() != nil) == (ipVersion == 4)
+}
+
 func literalAddrs(ipVersion int, ips []string) []string {
 	if ipVersion == 4 {
 		return ips
@@ -111,25 +126,52 @@ func literalAddrs(ipVersion int, ips []string) []string {
 }
 
 // DHCPHostsFile is dnsmasq's --dhcp-hostsfile: one line per port address,
-// "<mac>,host-<ip with dashes>,<ip>" — neutron's line without its domain
-// (mdctl's dnsmasq serves no names) and without neutron's
-// "set:port-<id>" tag: that tag only selects per-port extra DHCP options,
-// which mdctl has none of, and Debian's dnsmasq 2.90 crashes on SIGHUP
-// when a host line carries a tag and a lease exists — the very reload a
-// live switch needs.
-func DHCPHostsFile(hosts []DHCPHost) []string {
+// "<mac>,host-<ip with dashes>.<domain>,<ip>", neutron's line
+// (Dnsmasq._output_hosts_file) for a port without extra DHCP options: it
+// writes "set:port-<id>" only for those, which mdctl has none of (and
+// Debian's dnsmasq 2.90 crashes on SIGHUP when a host line carries a tag
+// and a lease exists, the very reload a live switch needs).
+func DHCPHostsFile(hosts []DHCPHost, domain string) []string {
 	out := make([]string, 0, len(hosts))
 	for _, h := range hosts {
-		name := "host-" + strings.NewReplacer(".", "-", ":", "-").Replace(h.IP)
-		out = append(out, fmt.Sprintf("%s,%s,%s", h.MAC, name, h.IP))
+		_, fqdn := hostNames(h.IP, domain)
+		out = append(out, fmt.Sprintf("%s,%s,%s", h.MAC, fqdn, h.IP))
 	}
 	return out
 }
 
+// DHCPAddnHostsFile is dnsmasq's --addn-hosts, neutron's
+// _output_addn_hosts_file: "<ip>\t<fqdn> <hostname>" per port address (the
+// FQDN first, so PTR answers carry it), the names the DHCP port's DNS
+// resolves for guests.
+func DHCPAddnHostsFile(hosts []DHCPHost, domain string) []string {
+	out := make([]string, 0, len(hosts))
+	for _, h := range hosts {
+		name, fqdn := hostNames(h.IP, domain)
+		out = append(out, fmt.Sprintf("%s\t%s %s", h.IP, fqdn, name))
+	}
+	return out
+}
+
+// hostNames is neutron's _get_dns_assignment for a port without a
+// dns_name: host-<ip with dashes>, and that name in domain.
+func hostNames(ip, domain string) (hostname, fqdn string) {
+	hostname = "host-" + strings.NewReplacer(".", "-", ":", "-").Replace(ip)
+	if domain == "" {
+		return hostname, hostname
+	}
+	return hostname, hostname + "." + domain
+}
+
 // DHCPRanges are the --dhcp-range values for the server's IPv4 DHCP
 // subnets: static (only hosts-file addresses are handed out), tagged
-// set:subnet-<id> so the opts file's tags select them.
-func DHCPRanges(subnets []SubnetPlan, lease time.Duration) []string {
+// set:subnet-<id> so the opts file's tags select them, with neutron's
+// dhcp_lease_duration ("infinite" for -1).
+func DHCPRanges(subnets []SubnetPlan, leaseSeconds int) []string {
+	lease := strconv.Itoa(leaseSeconds) + "s"
+	if leaseSeconds < 0 {
+		lease = "infinite"
+	}
 	var out []string
 	for _, s := range subnets {
 		if s.IPVersion != 4 || !s.EnableDHCP {
@@ -139,8 +181,8 @@ func DHCPRanges(subnets []SubnetPlan, lease time.Duration) []string {
 		if err != nil {
 			continue
 		}
-		out = append(out, fmt.Sprintf("set:%s%s,%s,static,%s,%ds",
-			subnetTagPrefix, s.SubnetID, n.IP, net.IP(n.Mask), int(lease/time.Second)))
+		out = append(out, fmt.Sprintf("set:%s%s,%s,static,%s,%s",
+			subnetTagPrefix, s.SubnetID, n.IP, net.IP(n.Mask), lease))
 	}
 	return out
 }

@@ -4,7 +4,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mdctl/mdctl/store"
 )
@@ -37,7 +36,7 @@ func TestDHCPOptsFromPlan(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := newFixture(tt.fx).plan(tt.cfg)
-			if got := DHCPOpts(d.Networks[0].Subnets); !reflect.DeepEqual(got, tt.want) {
+			if got := DHCPOpts(d.Networks[0].Subnets, ""); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("opts:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
 			}
 		})
@@ -105,7 +104,7 @@ func TestDHCPOptsOrdering(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := DHCPOpts(tt.subnets); !reflect.DeepEqual(got, tt.want) {
+			if got := DHCPOpts(tt.subnets, ""); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("opts:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
 			}
 		})
@@ -146,10 +145,10 @@ func TestDHCPServerPlan(t *testing.T) {
 			}
 			wantHosts = append(wantHosts, "fa:16:3e:00:00:02,host-10-90-1-2,10.90.1.2",
 				"fa:16:3e:00:00:10,host-10-90-1-10,10.90.1.10")
-			if got := DHCPHostsFile(srv.Hosts); !reflect.DeepEqual(got, wantHosts) {
+			if got := DHCPHostsFile(srv.Hosts, ""); !reflect.DeepEqual(got, wantHosts) {
 				t.Errorf("hosts = %q, want %q", got, wantHosts)
 			}
-			if got := DHCPRanges(srv.Subnets, 2*time.Minute); !reflect.DeepEqual(got, []string{"set:subnet-" + subA + ",10.90.1.0,static,255.255.255.0,120s"}) {
+			if got := DHCPRanges(srv.Subnets, 120); !reflect.DeepEqual(got, []string{"set:subnet-" + subA + ",10.90.1.0,static,255.255.255.0,120s"}) {
 				t.Errorf("ranges = %q", got)
 			}
 		})

@@ -135,7 +135,7 @@ func Plan(networks []store.Network, subnets []store.Subnet, ports []store.Port, 
 		if dhcp != nil {
 			d.DHCP = append(d.DHCP, *dhcp)
 		}
-		if srv := planDHCPServer(n, seg, ports, subnetByID); srv != nil {
+		if srv := planDHCPServer(n, seg, ports, subnetByID, cfg); srv != nil {
 			d.DHCPServers = append(d.DHCPServers, *srv)
 		}
 	}
