@@ -234,6 +234,10 @@ func newCmdLabExec(f *factory, runF func(context.Context, *labOptions) error) *c
 	cmd := &cobra.Command{
 		Use:   "exec INSTANCE -- CMD [ARGS...]",
 		Short: "Run a command inside an instance's guest namespace",
+		Long: `Exec runs CMD as the guest sees its system, as ip netns exec does: in the
+guest's network namespace and a mount namespace of its own, with /sys
+remounted for the guest (so /sys/class/net lists its eth0, as cloud-init
+expects) and /etc/netns/<namespace>/ files over /etc's.`,
 		Example: `  mdctl lab exec vm1 -- ip route
   mdctl lab exec vm1 -- curl -s http://169.254.169.254/latest/meta-data/instance-id
   mdctl lab exec vm1 --port 1 -- ping -c1 10.90.2.1`,

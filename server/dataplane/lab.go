@@ -486,12 +486,16 @@ func checkTap(segNS string, g Guest) []string {
 	return nil
 }
 
-// LabExec runs cmd inside the guest's namespace and waits for it. cmd is
-// started from a thread switched into the namespace, so the process (and
-// everything it starts) lives there, as under `ip netns exec`.
+// LabExec runs cmd as the guest sees its system and waits for it: in the
+// guest's network namespace with /sys remounted for it, as under
+// `ip netns exec` (StartInGuestView), so the process (and everything it
+// starts) finds the guest's NIC, not the host's, in /sys/class/net.
 func LabExec(opts Options, g Guest, cmd *exec.Cmd) error {
 	opts = opts.withDefaults()
-	return RunIn(GuestNamespace(opts.GuestPrefix, g), cmd)
+	if err := StartInGuestView(GuestNamespace(opts.GuestPrefix, g), cmd); err != nil {
+		return err
+	}
+	return cmd.Wait()
 }
 
 // RunIn starts cmd inside the named namespace and waits for it.

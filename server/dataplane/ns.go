@@ -31,20 +31,32 @@ const nsfsMagic = 0x6e736673
 // the Go runtime destroys the thread instead of handing a thread in the wrong
 // namespace to other goroutines, and Do reports the failure.
 func Do(nsName string, fn func() error) error {
-	if err := checkNSName(nsName); err != nil {
+	return onFreshGoroutine(nsName, func(target netns.NsHandle) error { return doLocked(nsName, target, fn) })
+}
+
+// onFreshGoroutine opens the named namespace and runs body with it on a
+// goroutine of its own, so body may lock (or never unlock) its thread.
+func onFreshGoroutine(nsName string, body func(netns.NsHandle) error) error {
+	target, err := openNamespace(nsName)
+	if err != nil {
 		return err
 	}
-	target, err := netns.GetFromPath(nsPath(nsName))
-	if err != nil {
-		return fmt.Errorf("namespace %s: open: %w", nsName, err)
-	}
 	defer target.Close()
-
 	errc := make(chan error, 1)
-	go func() {
-		errc <- doLocked(nsName, target, fn)
-	}()
+	go func() { errc <- body(target) }()
 	return <-errc
+}
+
+// openNamespace opens the named namespace; the caller closes the handle.
+func openNamespace(nsName string) (netns.NsHandle, error) {
+	if err := checkNSName(nsName); err != nil {
+		return netns.None(), err
+	}
+	h, err := netns.GetFromPath(nsPath(nsName))
+	if err != nil {
+		return netns.None(), fmt.Errorf("namespace %s: open: %w", nsName, err)
+	}
+	return h, nil
 }
 
 // doLocked is Do's body on its own goroutine. It unlocks the thread only when
