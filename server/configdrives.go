@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -55,7 +54,7 @@ func configDriveExt(format string) string {
 // production), and dynamic the DynamicJSON services' answers (from
 // vendordata.Fetcher; nil for none). rand is random_seed's source; nil
 // means crypto/rand.
-func ConfigDriveFiles(view store.InstanceView, cfg store.Config, readFile func(string) ([]byte, error), dynamic map[string]json.RawMessage, now time.Time, rand io.Reader) ([]metadata.File, error) {
+func ConfigDriveFiles(view store.InstanceView, cfg store.Config, readFile func(string) ([]byte, error), dynamic []metadata.VendorAnswer, now time.Time, rand io.Reader) ([]metadata.File, error) {
 	o, err := metadata.OptionsFromConfig(cfg, readFile)
 	if err != nil {
 		return nil, fmt.Errorf("config drive of %s: %w", view.Instance.ID, err)

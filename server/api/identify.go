@@ -221,6 +221,9 @@ func (s *Server) newEntry(ctx context.Context, snap store.Snapshot, now time.Tim
 	if err != nil {
 		return nil, fmt.Errorf("build metadata of %s: %w", view.Instance.ID, err)
 	}
+	for _, w := range md.Warnings() {
+		log.Warn(w)
+	}
 	return &entry{
 		md:         md,
 		instanceID: view.Instance.ID,

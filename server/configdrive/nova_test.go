@@ -61,7 +61,7 @@ func novaFiles(t *testing.T) []metadata.File {
 	v, _ := testView()
 	md, err := metadata.Build(v, metadata.Options{
 		Now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), DHCPDomain: "novalocal", ForConfigDrive: true,
-		StaticEnabled: true, StaticVendor: json.RawMessage(`{"motd": "hello"}`),
+		Providers: []string{metadata.StaticJSON}, StaticVendor: json.RawMessage(`{"motd": "hello"}`),
 		Rand:  seedReader{rand.NewChaCha8([32]byte{1})},
 		Files: []metadata.File{{Path: "/etc/motd", Data: []byte("welcome\n")}},
 	})

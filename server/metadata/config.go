@@ -28,11 +28,10 @@ func (e *VendordataFileError) Unwrap() error { return e.Err }
 // Callers add what is theirs: Now, RemoteAddr, ForConfigDrive and the
 // DynamicJSON answers.
 func OptionsFromConfig(cfg store.Config, readFile func(string) ([]byte, error)) (Options, error) {
-	o := Options{DHCPDomain: cfg.DHCPDomain}
-	if !slices.Contains(cfg.VendordataProviders, "StaticJSON") {
+	o := Options{DHCPDomain: cfg.DHCPDomain, Providers: slices.Clone(cfg.VendordataProviders)}
+	if !o.staticEnabled() {
 		return o, nil
 	}
-	o.StaticEnabled = true
 	path := cfg.VendordataJSONFile
 	if path == "" {
 		o.StaticVendor = json.RawMessage("{}")

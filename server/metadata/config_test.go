@@ -55,10 +55,10 @@ func TestOptionsFromConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if o.DHCPDomain != "example.org" || o.StaticEnabled != tt.wantStatic || string(o.StaticVendor) != tt.wantVendor {
+			if o.DHCPDomain != "example.org" || o.staticEnabled() != tt.wantStatic || string(o.StaticVendor) != tt.wantVendor {
 				t.Errorf("got %+v", o)
 			}
-			if o.StaticEnabled && !json.Valid(o.StaticVendor) {
+			if o.staticEnabled() && !json.Valid(o.StaticVendor) {
 				t.Errorf("static vendor %q is not JSON", o.StaticVendor)
 			}
 		})

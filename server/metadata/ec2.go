@@ -48,7 +48,7 @@ func ec2MetaData(v store.InstanceView, o Options, version string, withName bool)
 		{"hostname", host},
 		{"local-ipv4", localIPv4(v, o)},
 		{"reservation-id", reservationID(inst)},
-		{"security-groups", []string{"default"}},
+		{"security-groups", securityGroups(v)},
 	}
 	if len(inst.Keys) > 0 {
 		key := obj{}
@@ -108,6 +108,19 @@ func localIPv4(v store.InstanceView, o Options) string {
 		}
 	}
 	return o.RemoteAddr
+}
+
+// securityGroups is nova's get_instance_security_groups as the EC2 tree
+// uses it: for each of the instance's ports in turn, the name of each group
+// bound to it, one entry per binding and never deduplicated (nova/network/
+// security_group_api.py get_instances_security_groups_bindings), so a
+// two-port instance in "default" lists "default" twice.
+func securityGroups(v store.InstanceView) []string {
+	groups := []string{}
+	for _, p := range v.Ports {
+		groups = append(groups, p.Port.SecurityGroups...)
+	}
+	return groups
 }
 
 // reservationID stands in for nova's random reservation id ("r-" and eight

@@ -35,7 +35,8 @@ func fullView() store.InstanceView {
 			AvailabilityZone: "nova",
 			Flavor:           "m1.small",
 			LaunchIndex:      0,
-			Meta:             store.Meta{{Key: "role", Value: "web"}, {Key: "tier", Value: "front<end>&"}},
+			// Not sorted: nova keeps its rows' order (see store.Meta).
+			Meta: store.Meta{{Key: "tier", Value: "front<end>&"}, {Key: "role", Value: "web"}},
 			Keys: []store.Key{
 				{Name: "mykey", Type: "ssh", Data: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE1mdctl user@host\n"},
 				{Name: "backup", Type: "ssh", Data: "ssh-rsa AAAAB3NzaC1yc2E backup@host"},
@@ -55,7 +56,8 @@ func fullView() store.InstanceView {
 						{SubnetID: "sub-v4-static", IPAddress: "10.90.1.11"},
 						{SubnetID: "sub-v6-static", IPAddress: "2001:db8:1::10"},
 					},
-					DeviceOwner: store.OwnerCompute,
+					DeviceOwner:    store.OwnerCompute,
+					SecurityGroups: []string{"default", "web"},
 				},
 				Network: store.Network{ID: "net-static", Name: "static", MTU: 1450},
 				Subnets: []store.Subnet{
@@ -82,7 +84,8 @@ func fullView() store.InstanceView {
 						{SubnetID: "sub-v4-dhcp", IPAddress: "10.90.2.20"},
 						{SubnetID: "sub-v6-slaac", IPAddress: "2001:db8:2::f816:3eff:fe44:5566"},
 					},
-					DeviceOwner: store.OwnerCompute,
+					DeviceOwner:    store.OwnerCompute,
+					SecurityGroups: []string{"default"},
 				},
 				Network: store.Network{ID: "net-dhcp", Name: "dhcp", MTU: 1500},
 				Subnets: []store.Subnet{
@@ -103,14 +106,15 @@ func fullView() store.InstanceView {
 
 func fullOptions() Options {
 	return Options{
-		Now:           fixedNow,
-		DHCPDomain:    "novalocal",
-		StaticEnabled: true,
-		StaticVendor:  json.RawMessage(`{"cloud-init": "#cloud-config\npackages: [htop]", "n": [1, 2.50, 1E2, -0], "nested": {"b": true, "a": null}}`),
-		DynamicVendor: map[string]json.RawMessage{
-			"static":  json.RawMessage(`{"dropped": "duplicate of the static key"}`),
-			"zeta":    json.RawMessage(`{}`),
-			"billing": json.RawMessage(`{"plan":"gold","id":7}`),
+		Now:          fixedNow,
+		DHCPDomain:   "novalocal",
+		Providers:    []string{StaticJSON, DynamicJSON},
+		StaticVendor: json.RawMessage(`{"cloud-init": "#cloud-config\npackages: [htop]", "n": [1, 2.50, 1E2, -0], "nested": {"b": true, "a": null}}`),
+		// In vendordata_dynamic_targets order, which vendor_data2.json keeps.
+		DynamicVendor: []VendorAnswer{
+			{"static", json.RawMessage(`{"dropped": "duplicate of the static key"}`)},
+			{"zeta", json.RawMessage(`{}`)},
+			{"billing", json.RawMessage(`{"plan":"gold","id":7}`)},
 		},
 		RemoteAddr: "10.90.1.10",
 		Rand:       &counterReader{},

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +79,9 @@ func TestLookupPathRules(t *testing.T) {
 		{path: "/latest/meta-data/ami-launch-index/0", err: ErrLeafChild},
 		{path: "/latest/user-data/x", err: ErrLeafChild},
 		{path: "/latest/meta-data/public-keys/0/openssh-key/x", err: ErrLeafChild},
+		// One line per binding of each port, not deduplicated (nova/network/
+		// security_group_api.py get_instances_security_groups_bindings).
+		{path: "/latest/meta-data/security-groups", want: "default\nweb\ndefault", ctype: TextPlain},
 		{path: "/latest/meta-data/security-groups/default", err: ErrLeafChild},
 		{path: "/latest/meta-data/security-groups/other", err: ErrNotFound},
 		// OpenStack tree
@@ -96,7 +100,7 @@ func TestLookupPathRules(t *testing.T) {
 		{path: "/openstack/2013-04-04/vendor_data.json", err: ErrNotFound},
 		{path: "/openstack/2013-10-17/vendor_data.json", want: `{"cloud-init": "#cloud-config\npackages: [htop]", "n": [1, 2.5, 100.0, 0], "nested": {"b": true, "a": null}}`, ctype: ApplicationJSON},
 		{path: "/openstack/2016-06-30/vendor_data2.json", err: ErrNotFound},
-		{path: "/openstack/2016-10-06/vendor_data2.json", want: `{"static": {"cloud-init": "#cloud-config\npackages: [htop]", "n": [1, 2.5, 100.0, 0], "nested": {"b": true, "a": null}}, "billing": {"plan": "gold", "id": 7}, "zeta": {}}`, ctype: ApplicationJSON},
+		{path: "/openstack/2016-10-06/vendor_data2.json", want: `{"static": {"cloud-init": "#cloud-config\npackages: [htop]", "n": [1, 2.5, 100.0, 0], "nested": {"b": true, "a": null}}, "zeta": {}, "billing": {"plan": "gold", "id": 7}}`, ctype: ApplicationJSON},
 		{path: "/openstack/latest/meta_data.json/x", err: ErrNotFound},
 		{path: "/openstack/latest/content", err: ErrLeafChild},
 		{path: "/openstack/latest/nope", err: ErrNotFound},
@@ -405,21 +409,59 @@ func TestConfigDriveLayout(t *testing.T) {
 	}
 }
 
+// TestVendorData pins nova's _vendor_data and _vendor_data2
+// (nova/api/metadata/base.py): vendor_data.json is StaticJSON's file or a
+// 404; vendor_data2.json walks vendordata_providers in order, StaticJSON
+// setting "static" (keeping the place a target gave it) and DynamicJSON
+// adding its targets in order, a key already present dropped with
+// "Removing duplicate metadata key: %s".
 func TestVendorData(t *testing.T) {
+	static := []string{StaticJSON}
+	dyn := func(kv ...string) []VendorAnswer {
+		var out []VendorAnswer
+		for i := 0; i < len(kv); i += 2 {
+			out = append(out, VendorAnswer{kv[i], json.RawMessage(kv[i+1])})
+		}
+		return out
+	}
 	cases := []struct {
-		name string
-		opts Options
-		v1   string // "" means ErrNotFound
-		v2   string
+		name  string
+		opts  Options
+		v1    string // "" means ErrNotFound
+		v2    string
+		warns []string
 	}{
 		{name: "disabled", opts: Options{}, v1: "", v2: "{}"},
-		{name: "static without file", opts: Options{StaticEnabled: true}, v1: "{}", v2: `{"static": {}}`},
-		{name: "static invalid", opts: Options{StaticEnabled: true, StaticVendor: json.RawMessage(`{nope`)}, v1: "{}", v2: `{"static": {}}`},
-		{name: "static list", opts: Options{StaticEnabled: true, StaticVendor: json.RawMessage(` [1, "a"] `)}, v1: `[1, "a"]`, v2: `{"static": [1, "a"]}`},
+		{name: "static without file", opts: Options{Providers: static}, v1: "{}", v2: `{"static": {}}`},
+		{name: "static invalid", opts: Options{Providers: static, StaticVendor: json.RawMessage(`{nope`)}, v1: "{}", v2: `{"static": {}}`},
+		{name: "static list", opts: Options{Providers: static, StaticVendor: json.RawMessage(` [1, "a"] `)}, v1: `[1, "a"]`, v2: `{"static": [1, "a"]}`},
 		{
-			name: "dynamic only, a target named static kept",
-			opts: Options{DynamicVendor: map[string]json.RawMessage{"static": json.RawMessage(`{"x":1}`), "b": json.RawMessage(`oops`)}},
-			v1:   "", v2: `{"b": {}, "static": {"x": 1}}`,
+			name: "dynamic only: targets in configured order, a target named static kept",
+			opts: Options{Providers: []string{DynamicJSON}, DynamicVendor: dyn("zz", `{}`, "static", `{"x":1}`, "b", `oops`)},
+			v1:   "", v2: `{"zz": {}, "static": {"x": 1}, "b": {}}`,
+		},
+		{
+			name: "answers without DynamicJSON enabled are not served",
+			opts: Options{Providers: static, DynamicVendor: dyn("a", `{}`)},
+			v1:   "{}", v2: `{"static": {}}`,
+		},
+		{
+			name: "StaticJSON first: a target named static is dropped with nova's warning",
+			opts: Options{Providers: []string{StaticJSON, DynamicJSON}, DynamicVendor: dyn("b", `1`, "static", `2`, "a", `3`)},
+			v1:   "{}", v2: `{"static": {}, "b": 1, "a": 3}`,
+			warns: []string{"Removing duplicate metadata key: static"},
+		},
+		{
+			name: "DynamicJSON first: the targets lead, and StaticJSON's file replaces a target's static in its place",
+			opts: Options{Providers: []string{DynamicJSON, StaticJSON}, StaticVendor: json.RawMessage(`{"s": 1}`),
+				DynamicVendor: dyn("b", `1`, "static", `2`, "a", `3`)},
+			v1: `{"s": 1}`, v2: `{"b": 1, "static": {"s": 1}, "a": 3}`,
+		},
+		{
+			name: "a provider listed twice: DynamicJSON's second pass finds every key present",
+			opts: Options{Providers: []string{DynamicJSON, DynamicJSON}, DynamicVendor: dyn("a", `1`)},
+			v1:   "", v2: `{"a": 1}`,
+			warns: []string{"Removing duplicate metadata key: a"},
 		},
 	}
 	for _, tc := range cases {
@@ -440,6 +482,9 @@ func TestVendorData(t *testing.T) {
 			r, err = m.Lookup("/openstack/latest/vendor_data2.json")
 			if err != nil || string(r.Body) != tc.v2 || r.ContentType != ApplicationJSON {
 				t.Errorf("vendor_data2.json = %q (%s), %v; want %q", r.Body, r.ContentType, err, tc.v2)
+			}
+			if !slices.Equal(m.Warnings(), tc.warns) {
+				t.Errorf("warnings %q, want %q", m.Warnings(), tc.warns)
 			}
 		})
 	}

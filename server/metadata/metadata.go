@@ -37,13 +37,18 @@ const (
 
 // Options are the inputs beside the instance that shape its metadata.
 type Options struct {
-	Now            time.Time // versions dated after Now (UTC) are hidden from listings; zero: the current time
-	DHCPDomain     string    // nova's dhcp_domain, "novalocal" by default; "" appends none
-	StaticEnabled  bool      // "StaticJSON" is among vendordata_providers
-	StaticVendor   json.RawMessage
-	DynamicVendor  map[string]json.RawMessage // name → answer of each DynamicJSON target ({} on failure)
-	ForConfigDrive bool                       // adds admin_pass and the config drive's own rules
-	RemoteAddr     string                     // the guest's address (local-ipv4 fallback)
+	Now        time.Time // versions dated after Now (UTC) are hidden from listings; zero: the current time
+	DHCPDomain string    // nova's dhcp_domain, "novalocal" by default; "" appends none
+	// Providers is vendordata_providers in its configured order: it orders
+	// vendor_data2.json's keys, and StaticJSON among them serves
+	// vendor_data.json.
+	Providers    []string
+	StaticVendor json.RawMessage
+	// DynamicVendor holds each DynamicJSON target's answer ({} on failure)
+	// in vendordata_dynamic_targets order, each name once.
+	DynamicVendor  []VendorAnswer
+	ForConfigDrive bool   // adds admin_pass and the config drive's own rules
+	RemoteAddr     string // the guest's address (local-ipv4 fallback)
 	// Rand is the source of random_seed; crypto/rand when nil. Reads are
 	// serialised, so any reader will do; a failing one falls back to
 	// crypto/rand, since a document must never lose its seed.
@@ -52,6 +57,22 @@ type Options struct {
 	// meta_data.json "files" and served at /openstack/content/NNNN.
 	Files []File
 }
+
+// Provider names of vendordata_providers.
+const (
+	StaticJSON  = "StaticJSON"
+	DynamicJSON = "DynamicJSON"
+)
+
+// VendorAnswer is what one DynamicJSON target answered, under the name its
+// name@url entry gives it.
+type VendorAnswer struct {
+	Name string
+	Body json.RawMessage
+}
+
+// staticEnabled is nova's 'StaticJSON' in CONF.api.vendordata_providers.
+func (o Options) staticEnabled() bool { return slices.Contains(o.Providers, StaticJSON) }
 
 // Response is one servable document. Body is shared between Lookups:
 // callers must not modify it.
@@ -72,6 +93,7 @@ type Metadata struct {
 	vendor   []byte // nil: StaticJSON not enabled
 	vendor2  []byte
 	cdEC2    []File // config drive EC2 files, built once
+	warnings []string
 
 	randMu sync.Mutex
 	rand   io.Reader // nil: crypto/rand
@@ -105,12 +127,13 @@ func Build(v store.InstanceView, o Options) (*Metadata, error) {
 		content:  make(map[string][]byte, len(o.Files)),
 		userData: v.Instance.UserData,
 		network:  pyDumps(networkData(v.Ports)),
-		vendor2:  pyDumps(vendorData2(o)),
 		ec2List:  RootListing(now),
 		osList:   textResponse(strings.Join(visibleVersions(now), "\n")),
 		rand:     o.Rand,
 	}
-	if o.StaticEnabled {
+	v2, warnings := vendorData2(o)
+	m.vendor2, m.warnings = pyDumps(v2), warnings
+	if o.staticEnabled() {
 		m.vendor = pyDumps(vendorJSON(o.StaticVendor))
 	}
 	for i, f := range o.Files {
@@ -131,6 +154,10 @@ func Build(v store.InstanceView, o Options) (*Metadata, error) {
 	m.cdEC2 = configDriveEC2(v, o)
 	return m, nil
 }
+
+// Warnings are the lines nova logs at warning level while it serves this
+// metadata (vendor_data2.json's duplicate keys); callers log them.
+func (m *Metadata) Warnings() []string { return slices.Clone(m.warnings) }
 
 // visibleVersions are the OpenStack versions /openstack lists: those not
 // dated after now's UTC day, then "latest".

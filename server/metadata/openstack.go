@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
-	"sort"
 
 	"github.com/mdctl/mdctl/store"
 )
@@ -148,26 +147,29 @@ func vendorJSON(raw []byte) any {
 	return v
 }
 
-// vendorData2 is nova's _vendor_data2: "static" first when StaticJSON is
-// enabled, then each dynamic target by name (sorted here, as the names come
-// in a map); a name already present is dropped, as nova drops duplicates.
-func vendorData2(o Options) obj {
+// vendorData2 is nova's _vendor_data2 (nova/api/metadata/base.py): for
+// each of vendordata_providers in order, StaticJSON sets "static" (in the
+// place it already has, if a target took the name first) and DynamicJSON
+// adds its targets in order, dropping a name already present with nova's
+// warning. It returns the document and those warnings.
+func vendorData2(o Options) (obj, []string) {
 	j := obj{}
-	if o.StaticEnabled {
-		j = append(j, member{"static", vendorJSON(o.StaticVendor)})
-	}
-	names := make([]string, 0, len(o.DynamicVendor))
-	for n := range o.DynamicVendor {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if _, dup := j.get(n); dup {
-			continue
+	var warnings []string
+	for _, p := range o.Providers {
+		switch p {
+		case StaticJSON:
+			j.set("static", vendorJSON(o.StaticVendor))
+		case DynamicJSON:
+			for _, a := range o.DynamicVendor {
+				if _, dup := j.get(a.Name); dup {
+					warnings = append(warnings, "Removing duplicate metadata key: "+a.Name)
+					continue
+				}
+				j = append(j, member{a.Name, vendorJSON(a.Body)})
+			}
 		}
-		j = append(j, member{n, vendorJSON(o.DynamicVendor[n])})
 	}
-	return j
+	return j, warnings
 }
 
 func contentKey(i int) string { return fmt.Sprintf("%04d", i) }

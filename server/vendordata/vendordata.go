@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mdctl/mdctl/server/metadata"
 	"github.com/mdctl/mdctl/store"
 )
 
@@ -41,10 +42,13 @@ type dynamicRequest struct {
 }
 
 // Dynamic asks every vendordata_dynamic_targets service about an
-// instance. A failing target gives {} and nova's warning, or an error when
+// instance, as nova's DynamicVendorData.get (vendordata_dynamic.py): in the
+// targets' order, a target without "@" skipped, and a name already answered
+// skipped (the first target of a name wins), each with nova's warning. A
+// failing target gives {} and nova's warning, or an error when
 // vendordata_dynamic_failure_fatal is set.
-func (f Fetcher) Dynamic(ctx context.Context, log *slog.Logger, cfg store.Config, inst store.Instance) (map[string]json.RawMessage, error) {
-	if !slices.Contains(cfg.VendordataProviders, "DynamicJSON") || len(cfg.VendordataDynamicTargets) == 0 {
+func (f Fetcher) Dynamic(ctx context.Context, log *slog.Logger, cfg store.Config, inst store.Instance) ([]metadata.VendorAnswer, error) {
+	if !slices.Contains(cfg.VendordataProviders, metadata.DynamicJSON) || len(cfg.VendordataDynamicTargets) == 0 {
 		return nil, nil
 	}
 	req := dynamicRequest{
@@ -61,11 +65,15 @@ func (f Fetcher) Dynamic(ctx context.Context, log *slog.Logger, cfg store.Config
 	if err != nil {
 		return nil, fmt.Errorf("encode vendordata request: %w", err)
 	}
-	out := make(map[string]json.RawMessage, len(cfg.VendordataDynamicTargets))
+	out := make([]metadata.VendorAnswer, 0, len(cfg.VendordataDynamicTargets))
 	for _, target := range cfg.VendordataDynamicTargets {
 		name, url, ok := strings.Cut(target, "@")
 		if !ok {
-			log.Warn(fmt.Sprintf("Dynamic vendordata target %s is malformed; it should be name@url", target))
+			log.Warn(fmt.Sprintf("Vendordata target %s lacks a name. Skipping", target), "target", target)
+			continue
+		}
+		if slices.ContainsFunc(out, func(a metadata.VendorAnswer) bool { return a.Name == name }) {
+			log.Warn(fmt.Sprintf("Vendordata already contains an entry named %s. Skipping", target), "target", target)
 			continue
 		}
 		data, err := f.post(ctx, cfg, url, body)
@@ -77,7 +85,7 @@ func (f Fetcher) Dynamic(ctx context.Context, log *slog.Logger, cfg store.Config
 			}
 			data = json.RawMessage("{}")
 		}
-		out[name] = data
+		out = append(out, metadata.VendorAnswer{Name: name, Body: data})
 	}
 	return out, nil
 }
