@@ -159,7 +159,8 @@ func Run(ctx context.Context, o Options) error {
 		if err != nil {
 			return err
 		}
-		srv := api.New(api.Options{Store: o.Store, Live: live, Logger: o.Logger.With("component", "api"), Events: bus})
+		srv := api.New(api.Options{Store: o.Store, Live: live, Logger: o.Logger.With("component", "api"), Events: bus,
+			HealthcheckDisableFile: filepath.Join(o.DataDir, api.HealthcheckDisableName)})
 		// An agent in this process talks to this API wherever it listens,
 		// and through its handler rather than a loopback connection.
 		addr := "http://" + ln.Addr().String()

@@ -10,11 +10,8 @@ import (
 // Explanations nova passes to webob's exceptions, and webob's defaults for
 // the exceptions nova raises bare. Guests and the agent see these bytes.
 const (
-	explainNotFound = "The resource could not be found."
-	explainConflict = "There was a conflict when trying to complete your request."
-	// webob 1.8's default for HTTPInternalServerError, for the bare 500
-	// of an unhandled exception.
-	explainServerError  = "The server has either erred or is incapable of performing the requested operation."
+	explainNotFound     = "The resource could not be found."
+	explainConflict     = "There was a conflict when trying to complete your request."
 	explainUnknown      = "An unknown error has occurred. Please try your request again."
 	explainBadSignature = "Invalid proxy request signature."
 	explainTooLarge     = "Request is too large."
@@ -39,8 +36,13 @@ type errorPage struct {
 // writeError answers like a webob exception raised inside nova's wsgify
 // app: the body format follows the request's Accept header exactly as
 // webob.exc.WSGIHTTPException.generate_response chooses it, and a HEAD
-// gets webob's empty text/html answer.
+// gets webob's empty text/html answer. On its way out the pipeline's CORS
+// filter turns it into an empty 200 for OPTIONS (writeCORSPreflight).
 func writeError(w http.ResponseWriter, r *http.Request, e errorPage) {
+	if r.Method == http.MethodOptions {
+		writeCORSPreflight(w)
+		return
+	}
 	h := w.Header()
 	if r.Method == http.MethodHead {
 		h["Content-Type"] = ctypeHTML
@@ -164,20 +166,33 @@ func hex4(n int) string {
 	return string([]byte{digits[n>>12&0xf], digits[n>>8&0xf], digits[n>>4&0xf], digits[n&0xf]})
 }
 
+// errorOffers are what webob's generate_response offers for an error page.
+var errorOffers = [...]string{"text/html", "application/json"}
+
 // negotiate picks between webob's offers text/html and application/json
-// the way webob.acceptparse does; "" means the plain-text page. No header
-// at all (webob sees "") and an empty header both give plain text; an
-// unparsable header accepts every offer, so html.
+// for an error page; "" means the plain-text page. No header at all (webob
+// sees "") and an empty header both give plain text; an unparsable header
+// accepts every offer, so html.
 func negotiate(accept string, present bool) string {
 	if !present || strings.TrimSpace(accept) == "" {
 		return ""
 	}
+	return bestOffer(accept, true, errorOffers[:])
+}
+
+// bestOffer is webob.acceptparse's acceptable_offers(offers)[0]: the offer
+// of the highest q, the earlier one on a tie, "" when none is acceptable.
+// No header and an unparsable one accept every offer, so the first.
+func bestOffer(accept string, present bool, offers []string) string {
+	if !present {
+		return offers[0]
+	}
 	ranges, ok := parseAccept(accept)
 	if !ok {
-		return "text/html"
+		return offers[0]
 	}
 	best, bestQ := "", 0.0
-	for _, offer := range [...]string{"text/html", "application/json"} {
+	for _, offer := range offers {
 		q, spec := 0.0, 0
 		for _, rg := range ranges {
 			s := rg.specificity(offer)

@@ -28,7 +28,6 @@ func TestErrorPagesGolden(t *testing.T) {
 		{"404", errorPage{404, explainNotFound}},
 		{"409", errorPage{409, explainConflict}},
 		{"500-unknown", errorPage{500, explainUnknown}},
-		{"500-bare", errorPage{500, explainServerError}},
 	}
 	accepts := []struct {
 		name  string
@@ -102,21 +101,6 @@ func TestNegotiate(t *testing.T) {
 	for _, tt := range tests {
 		if got := negotiate(tt.accept, tt.present); got != tt.want {
 			t.Errorf("negotiate(%q, %v) = %q, want %q", tt.accept, tt.present, got, tt.want)
-		}
-	}
-}
-
-func TestPyNormpath(t *testing.T) {
-	tests := map[string]string{
-		"": ".", "/": "/", "//": "//", "///": "/", "/a/": "/a", "/a/../..": "/", "a/..": ".",
-		"../a": "../a", "/./latest//meta-data/": "/latest/meta-data", "//a/../": "//",
-	}
-	for in, want := range tests {
-		if got := pyNormpath(in); got != want {
-			t.Errorf("pyNormpath(%q) = %q, want %q", in, got, want)
-		}
-		if got := isRoot(in); got != (want == "/") {
-			t.Errorf("isRoot(%q) = %v", in, got)
 		}
 	}
 }

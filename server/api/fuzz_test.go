@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/mdctl/mdctl/server/metadata"
 	"github.com/mdctl/mdctl/store"
 )
 
@@ -38,7 +39,7 @@ func FuzzPath(f *testing.F) {
 		default:
 			t.Fatalf("%s %q: status %d %q", method, path, w.Code, w.Body.String())
 		}
-		if isRoot(path) && w.Code != 200 {
+		if metadata.IsRoot(metadata.PipelinePath(path)) && w.Code != 200 {
 			t.Fatalf("root %q: status %d", path, w.Code)
 		}
 		if head && w.Body.Len() != 0 {

@@ -88,6 +88,8 @@ type env struct {
 	network store.Network
 	subnet  store.Subnet
 	nextIP  int
+	// disableFile is the server's healthcheck disable_by_file_path.
+	disableFile string
 }
 
 // newEnv opens a real SQLite store in t.TempDir() with settings applied,
@@ -116,10 +118,12 @@ func newEnv(t testing.TB, settings map[string]string) *env {
 	e.subnet = store.Subnet{ID: uuid.NewString(), NetworkID: e.network.ID, Name: "sub1", IPVersion: 4,
 		CIDR: "10.90.0.0/16", GatewayIP: "10.90.0.1", EnableDHCP: true}
 	must(t, sq.PutSubnet(ctx, e.subnet))
+	e.disableFile = filepath.Join(t.TempDir(), "healthcheck_disable")
 	e.srv = New(Options{
-		Store:  e.st,
-		Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:    e.clock.Now,
+		Store:                  e.st,
+		Logger:                 slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:                    e.clock.Now,
+		HealthcheckDisableFile: e.disableFile,
 	})
 	return e
 }
@@ -164,8 +168,12 @@ func (e *env) addPort(deviceID, owner string) string {
 
 func (e *env) addPortIP(networkID, subnetID, deviceID, owner, ip string) {
 	e.t.Helper()
+	var groups []string
+	if owner == store.OwnerCompute {
+		groups = []string{store.DefaultSecurityGroup} // as topology.Apply binds them
+	}
 	must(e.t, e.st.PutPort(context.Background(), store.Port{ID: uuid.NewString(), NetworkID: networkID,
-		ProjectID: e.project.ID, DeviceID: deviceID, DeviceOwner: owner,
+		ProjectID: e.project.ID, DeviceID: deviceID, DeviceOwner: owner, SecurityGroups: groups,
 		FixedIPs: []store.FixedIP{{SubnetID: subnetID, IPAddress: ip}}}))
 }
 
@@ -188,7 +196,16 @@ func signedHeaders(inst store.Instance) map[string]string {
 // do runs one request through the handler.
 func (e *env) do(method, path string, headers map[string]string, body string) *httptest.ResponseRecorder {
 	e.t.Helper()
+	return e.doChunked(method, path, headers, body, false)
+}
+
+// doChunked is do, with the body of unknown length when chunked.
+func (e *env) doChunked(method, path string, headers map[string]string, body string, chunked bool) *httptest.ResponseRecorder {
+	e.t.Helper()
 	r := httptest.NewRequest(method, "http://169.254.169.254/", strings.NewReader(body))
+	if chunked {
+		r.ContentLength, r.TransferEncoding = -1, []string{"chunked"}
+	}
 	r.URL.Path = path // any bytes, as a proxy may forward them
 	for k, v := range headers {
 		if k == "RemoteAddr" {

@@ -116,9 +116,12 @@ func (s *Server) load(w http.ResponseWriter, r *http.Request, rid string, snap s
 	return nil
 }
 
-// identifyByProvider is nova's LB path (X-Metadata-Provider). mdctl has no
-// subnets with advanced service providers, so once the headers and the
-// signature pass, nova's port lookup finds nothing: 400.
+// identifyByProvider is nova's LB path (X-Metadata-Provider,
+// handler.py _handle_instance_id_request_from_lb). mdctl has no subnets
+// with advanced service providers, so once the headers and the signature
+// pass, nova's list_subnets(advanced_service_providers=[id]) in
+// _get_instance_id_from_lb finds none: 400 with its message, logged at
+// error level.
 func (s *Server) identifyByProvider(w http.ResponseWriter, r *http.Request, rid string, snap store.Snapshot) {
 	remote, ok := header(r, "X-Forwarded-For")
 	if !ok {
@@ -136,9 +139,9 @@ func (s *Server) identifyByProvider(w http.ResponseWriter, r *http.Request, rid 
 			return
 		}
 	}
-	s.logger(rid).Error(fmt.Sprintf("Failed to get instance id for metadata request, provider %s networks [] requester %s. Error: list index out of range",
-		provider, addr), "provider", provider, "remote", addr)
-	writeError(w, r, errorPage{http.StatusBadRequest, explainUnknown})
+	msg := "Could not find any subnets for provider " + provider
+	s.logger(rid).Error(msg, "provider", provider, "remote", addr)
+	writeError(w, r, errorPage{http.StatusBadRequest, msg})
 }
 
 // identifyByPeer is nova's path with service_metadata_proxy off: the peer

@@ -75,9 +75,11 @@ func TestSignedIdentification(t *testing.T) {
 			plainError("400 Bad Request", "X-Forwarded-For is missing from request."), ""},
 		{"provider with bad signature", with(map[string]string{"X-Metadata-Provider": "lb1", "X-Metadata-Provider-Signature": "x"}), 403,
 			plainError("403 Forbidden", "Invalid proxy request signature."), "for id: lb1"},
+		// handler.py _get_instance_id_from_lb: no subnet has the provider
+		// among its advanced_service_providers (mdctl has none).
 		{"provider unknown to mdctl", with(map[string]string{"X-Metadata-Provider": "lb1", "X-Metadata-Provider-Signature": sign(testSecret, "lb1")}), 400,
-			plainError("400 Bad Request", "An unknown error has occurred. Please try your request again."),
-			"Failed to get instance id for metadata request, provider lb1"},
+			plainError("400 Bad Request", "Could not find any subnets for provider lb1"),
+			`level=ERROR msg="Could not find any subnets for provider lb1"`},
 		{"empty provider is ignored", with(map[string]string{"X-Metadata-Provider": ""}), 200, wantID, ""},
 		{"root needs no identification", nil, 200, "", ""},
 	}
@@ -113,14 +115,10 @@ func TestSignedIdentification(t *testing.T) {
 
 func TestRootListing(t *testing.T) {
 	e := newEnv(t, nil)
+	// "//" too: the bare handler's normpath would keep two leading slashes,
+	// but a deployed nova's urlmap folds them first (see pipeline_test.go).
 	for _, p := range []string{"/", "//", "/./", "/a/..", "/latest/.."} {
 		w := e.get(p, nil)
-		if p == "//" { // Python's normpath keeps two leading slashes: not the root
-			if w.Code != 400 {
-				t.Errorf("%q: status %d, want 400 (identification needed)", p, w.Code)
-			}
-			continue
-		}
 		if w.Code != 200 || !strings.HasSuffix(w.Body.String(), "\nlatest") || !strings.HasPrefix(w.Body.String(), "1.0\n") {
 			t.Errorf("%q: %d %q", p, w.Code, w.Body.String())
 		}
@@ -199,8 +197,7 @@ func TestServeStatuses(t *testing.T) {
 		{"/openstack/latest/meta_data.json", 200, "application/json", ""},
 		{"/1999-01-01/meta-data/", 404, "text/plain; charset=UTF-8", plainError("404 Not Found", "The resource could not be found.")},
 		{"/latest/meta-data/nope", 404, "text/plain; charset=UTF-8", plainError("404 Not Found", "The resource could not be found.")},
-		{"/latest/meta-data/hostname/x", 500, "text/plain; charset=UTF-8",
-			plainError("500 Internal Server Error", "The server has either erred or is incapable of performing the requested operation.")},
+		{"/latest/meta-data/hostname/x", 500, "text/plain", ""}, // eventlet's bare 500, see pipeline_test.go
 		{"/openstack/2012-08-10/password", 404, "text/plain; charset=UTF-8", plainError("404 Not Found", "The resource could not be found.")},
 	}
 	for _, tt := range tests {

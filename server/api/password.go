@@ -13,9 +13,11 @@ import (
 // maxPassword is nova's limit: four system_metadata chunks of 255.
 const maxPassword = 4 * 255
 
-// password is nova's handle_password. It reads and writes the store
-// directly, never the cache, so a posted password shows on the next GET.
-// Answers carry webob's default content type, text/html.
+// password is nova's handle_password (nova/api/metadata/password.py). It
+// reads and writes the store directly, never the cache, so a posted
+// password shows on the next GET. Answers carry webob's default content
+// type, text/html. What nova lets escape as an exception (a store error, a
+// body that is not UTF-8 in convert_password) is eventlet's bare 500.
 func (s *Server) password(w http.ResponseWriter, r *http.Request, rid, instanceID string) {
 	ctx := r.Context()
 	switch r.Method {
@@ -23,7 +25,7 @@ func (s *Server) password(w http.ResponseWriter, r *http.Request, rid, instanceI
 		pw, err := s.store.Password(ctx, instanceID)
 		if err != nil {
 			s.logger(rid).Error("read password", "instance", instanceID, "error", err)
-			writeError(w, r, errorPage{http.StatusInternalServerError, explainServerError})
+			writeBare500(w)
 			return
 		}
 		writePassword(w, pw)
@@ -31,11 +33,18 @@ func (s *Server) password(w http.ResponseWriter, r *http.Request, rid, instanceI
 		cur, err := s.store.Password(ctx, instanceID)
 		if err != nil {
 			s.logger(rid).Error("read password", "instance", instanceID, "error", err)
-			writeError(w, r, errorPage{http.StatusInternalServerError, explainServerError})
+			writeBare500(w)
 			return
 		}
 		if cur != "" { // nova checks the conflict before the size
 			writeError(w, r, errorPage{http.StatusConflict, explainConflict})
+			return
+		}
+		if r.ContentLength < 0 {
+			// A body of unknown length (chunked): webob's content_length
+			// is None and nova's "None > MAX_SIZE" a TypeError, so
+			// eventlet's bare 500.
+			writeBare500(w)
 			return
 		}
 		if r.ContentLength > maxPassword {
@@ -54,7 +63,7 @@ func (s *Server) password(w http.ResponseWriter, r *http.Request, rid, instanceI
 		if !utf8.Valid(body) {
 			// nova's body.decode('utf-8') raises: an unhandled 500.
 			s.logger(rid).Warn("password is not UTF-8", "instance", instanceID)
-			writeError(w, r, errorPage{http.StatusInternalServerError, explainServerError})
+			writeBare500(w)
 			return
 		}
 		switch err := s.store.SetPassword(ctx, instanceID, string(body)); {
@@ -62,7 +71,7 @@ func (s *Server) password(w http.ResponseWriter, r *http.Request, rid, instanceI
 			writeError(w, r, errorPage{http.StatusConflict, explainConflict})
 		case err != nil:
 			s.logger(rid).Error("store password", "instance", instanceID, "error", err)
-			writeError(w, r, errorPage{http.StatusInternalServerError, explainServerError})
+			writeBare500(w)
 		default:
 			s.logger(rid).Info("password set", "instance", instanceID)
 			writePassword(w, "")

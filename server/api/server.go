@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/mdctl/mdctl/server/events"
@@ -41,6 +40,10 @@ type Options struct {
 	CacheEntries int
 	// Events receives one event per request; nil means none.
 	Events *events.Bus
+	// HealthcheckDisableFile is oslo's disable_by_file_path for
+	// /healthcheck: while it exists, /healthcheck answers 503 (to drain an
+	// API from a load balancer). "" means none.
+	HealthcheckDisableFile string
 }
 
 // Server is the metadata API. It is safe for concurrent use.
@@ -52,9 +55,10 @@ type Server struct {
 	vendor vendordata.Fetcher
 	events *events.Bus
 
-	byID, byIP *cache
-	signers    signers
-	ids        requestIDs
+	byID, byIP    *cache
+	signers       signers
+	ids           requestIDs
+	healthDisable string
 }
 
 // New returns a Server; it does no I/O.
@@ -67,6 +71,8 @@ func New(o Options) *Server {
 		vendor: vendordata.Fetcher{Client: o.HTTPClient},
 		events: o.Events,
 		ids:    newRequestIDs(),
+
+		healthDisable: o.HealthcheckDisableFile,
 	}
 	if s.live == nil {
 		s.live = store.NewLive(o.Store, nil)
@@ -85,7 +91,8 @@ func New(o Options) *Server {
 	return s
 }
 
-// Handler returns the HTTP handler: the metadata tree plus /healthz.
+// Handler returns the HTTP handler: the metadata tree behind nova's
+// pipeline (with /healthcheck), plus mdctl's /healthz.
 func (s *Server) Handler() http.Handler { return s }
 
 // Run serves on ln until ctx is cancelled, then shuts down gracefully,
@@ -117,7 +124,8 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// ServeHTTP answers one request as nova's MetadataRequestHandler.__call__.
+// ServeHTTP answers one request as a deployed nova-api-metadata: nova's
+// paste pipeline (pipeline.go), then MetadataRequestHandler.__call__.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rid := s.ids.echo(w, r)
 	var e *entry // the instance identified, for the event
@@ -137,12 +145,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}()
 		w = rec
 	}
-	if r.URL.Path == "/healthz" {
+	if r.URL.Path == HealthPath && !viaChain(r) {
 		s.health(w, r)
 		return
 	}
+	path, ok := pipelinePath(r)
+	switch {
+	case !ok:
+		writeBare500(w)
+		return
+	case path == HealthcheckPath:
+		s.healthcheck(w, r)
+		return
+	}
 	now := s.now()
-	if isRoot(r.URL.Path) {
+	if metadata.IsRoot(path) {
 		resp := metadata.RootListing(now)
 		writeOK(w, r, resp)
 		return
@@ -165,12 +182,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if e == nil {
 		return // identification answered already
 	}
-	s.serve(w, r, rid, e)
+	s.serve(w, r, rid, path, e)
 }
 
 // serve answers a path for an identified instance.
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, rid string, e *entry) {
-	resp, err := e.md.Lookup(r.URL.Path)
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, rid, path string, e *entry) {
+	resp, err := e.md.Lookup(path)
 	switch {
 	case err == nil:
 		writeOK(w, r, resp)
@@ -180,11 +197,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rid string, e *en
 		writeError(w, r, errorPage{http.StatusNotFound, explainNotFound})
 	default:
 		// ErrLeafChild is nova's TypeError: an unhandled exception, so
-		// webob's bare 500. Anything else unexpected answers the same.
+		// eventlet's bare 500. Anything else unexpected answers the same.
 		if !errors.Is(err, metadata.ErrLeafChild) {
-			s.logger(rid).Error("metadata lookup failed", "path", r.URL.Path, "instance", e.instanceID, "error", err)
+			s.logger(rid).Error("metadata lookup failed", "path", path, "instance", e.instanceID, "error", err)
 		}
-		writeError(w, r, errorPage{http.StatusInternalServerError, explainServerError})
+		writeBare500(w)
 	}
 }
 
@@ -226,7 +243,12 @@ func containsByte(s string, c byte) bool {
 	return false
 }
 
-// health answers /healthz: 200 "ok" when the store answers.
+// health answers HealthPath, mdctl's own check: 200 "ok" when the store
+// answers, 503 naming the fault when not. Unlike /healthcheck (which says
+// only that the process is up, as oslo's does) it proves the API can
+// build metadata. A request that came through the agent (it always sets
+// X-Forwarded-For) is a guest's, and gets nova's answer instead: nova has
+// no /healthz.
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.store.Generation(r.Context()); err != nil {
 		http.Error(w, "store: "+err.Error(), http.StatusServiceUnavailable)
@@ -236,74 +258,14 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte("ok"))
 }
 
+// viaChain reports a request the agent forwarded for a guest.
+func viaChain(r *http.Request) bool {
+	_, ok := r.Header["X-Forwarded-For"]
+	return ok
+}
+
 func (s *Server) logger(rid string) *slog.Logger {
 	return s.log.With("request_id", rid)
-}
-
-// isRoot reports pyNormpath(p) == "/" without allocating on the usual
-// paths, which have no ".." segment.
-func isRoot(p string) bool {
-	if p == "/" {
-		return true
-	}
-	if strings.Contains(p, "..") {
-		return pyNormpath(p) == "/"
-	}
-	if len(p) == 0 || p[0] != '/' || (len(p) > 1 && p[1] == '/' && (len(p) == 2 || p[2] != '/')) {
-		return false
-	}
-	for seg := range strings.SplitSeq(p, "/") {
-		if seg != "" && seg != "." {
-			return false
-		}
-	}
-	return true
-}
-
-// pyNormpath is Python's posixpath.normpath, which nova applies before
-// comparing with "/": "." and ".." resolved, repeated slashes folded,
-// except that exactly two leading slashes are kept.
-func pyNormpath(p string) string {
-	if p == "" {
-		return "."
-	}
-	lead := 0
-	if p[0] == '/' {
-		lead = 1
-		if len(p) > 1 && p[1] == '/' && (len(p) == 2 || p[2] != '/') {
-			lead = 2
-		}
-	}
-	var parts []string
-	start := 0
-	for i := 0; i <= len(p); i++ {
-		if i < len(p) && p[i] != '/' {
-			continue
-		}
-		c := p[start:i]
-		start = i + 1
-		switch {
-		case c == "" || c == ".":
-		case c != "..":
-			parts = append(parts, c)
-		case lead == 0 && (len(parts) == 0 || parts[len(parts)-1] == ".."):
-			parts = append(parts, c)
-		case len(parts) > 0:
-			parts = parts[:len(parts)-1]
-		}
-	}
-	out := ""
-	for i, c := range parts {
-		if i > 0 {
-			out += "/"
-		}
-		out += c
-	}
-	out = "//"[:lead] + out
-	if out == "" {
-		return "."
-	}
-	return out
 }
 
 // statusRecorder remembers the status and size for the access log.

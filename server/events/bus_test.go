@@ -157,6 +157,7 @@ func TestPathClass(t *testing.T) {
 		"/2009-04-04":                       "ec2",
 		"/2009-04-0x":                       "other",
 		"/healthz":                          "health",
+		"/healthcheck":                      "health",
 		"/etc/passwd":                       "other",
 		"/openstackfoo":                     "other",
 	} {

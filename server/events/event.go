@@ -67,7 +67,7 @@ func PathClass(p string) string {
 		return "openstack"
 	case p == "/latest" || strings.HasPrefix(p, "/latest/") || isEC2Version(p):
 		return "ec2"
-	case p == "/healthz":
+	case p == "/healthz" || p == "/healthcheck":
 		return "health"
 	}
 	return "other"
