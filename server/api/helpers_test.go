@@ -207,6 +207,7 @@ func (e *env) doChunked(method, path string, headers map[string]string, body str
 		r.ContentLength, r.TransferEncoding = -1, []string{"chunked"}
 	}
 	r.URL.Path = path // any bytes, as a proxy may forward them
+	r.RequestURI = "" // as handed over in process: the URL says it
 	for k, v := range headers {
 		if k == "RemoteAddr" {
 			r.RemoteAddr = v

@@ -130,6 +130,64 @@ func healthHTML(reason string) string {
 		"</TBODY>\n</TABLE>\n<HR></HR>\n\n</BODY>\n</HTML>"
 }
 
+// eventlet's limits on what it reads (eventlet/wsgi.py): the request line
+// is read with readline(url_length_limit), MAX_REQUEST_LINE by default
+// (nova-api-metadata passes no max_url_len); each header line with
+// MAX_HEADER_LINE, which nova's wsgi.Server sets from [wsgi]
+// max_header_line; all header lines together may not pass
+// MAX_TOTAL_HEADER_SIZE.
+const (
+	eventletMaxRequestLine = 8192
+	novaMaxHeaderLine      = 16384
+	eventletMaxHeaders     = 65536
+)
+
+// writeEventletRefusal answers a request eventlet refuses before any WSGI
+// application runs, as its raw answers do: the status, Connection: close,
+// Content-Length: 0 and nothing else, not even a Date
+// (HttpProtocol.handle_one_request, RESPONSE_414 and the 400s "Header Line
+// Too Long" and "Headers Too Large"; Go's reason phrase is its own). It
+// returns false when eventlet would read the request.
+func writeEventletRefusal(w http.ResponseWriter, r *http.Request) bool {
+	code := 0
+	uri := r.RequestURI
+	if uri == "" { // a request handed over in process
+		uri = r.URL.RequestURI()
+	}
+	if len(r.Method)+1+len(uri)+1+len(r.Proto)+2 >= eventletMaxRequestLine {
+		code = http.StatusRequestURITooLong
+	} else {
+		total := 2 // the blank line that ends the headers
+		line := func(n int) {
+			total += n
+			if n >= novaMaxHeaderLine {
+				code = http.StatusBadRequest
+			}
+		}
+		if r.Host != "" { // Go keeps Host apart from the header map
+			line(len("Host: ") + len(r.Host) + 2)
+		}
+		for k, vs := range r.Header {
+			for _, v := range vs {
+				line(len(k) + 2 + len(v) + 2)
+			}
+		}
+		if total > eventletMaxHeaders {
+			code = http.StatusBadRequest
+		}
+	}
+	if code == 0 {
+		return false
+	}
+	h := w.Header()
+	h["Connection"] = []string{"close"}
+	h["Content-Length"] = clenZero
+	h["Date"] = nil // suppresses Go's
+	delete(h, "X-Request-Id")
+	w.WriteHeader(code)
+	return true
+}
+
 // pipelinePath is the path the stages after urlmap see, and ok is false
 // when webob cannot decode it: Request.path_info decodes PATH_INFO as
 // strict UTF-8, and the first stage to ask (healthcheck's req.path)

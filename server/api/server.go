@@ -145,6 +145,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}()
 		w = rec
 	}
+	if writeEventletRefusal(w, r) {
+		return
+	}
 	if r.URL.Path == HealthPath && !viaChain(r) {
 		s.health(w, r)
 		return
