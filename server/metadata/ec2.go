@@ -114,7 +114,9 @@ func localIPv4(v store.InstanceView, o Options) string {
 // uses it: for each of the instance's ports in turn, the name of each group
 // bound to it, one entry per binding and never deduplicated (nova/network/
 // security_group_api.py get_instances_security_groups_bindings), so a
-// two-port instance in "default" lists "default" twice.
+// two-port instance in "default" lists "default" twice. nova shows them
+// nowhere else: neither meta_data.json nor network_data.json has them
+// (base.py reads self.security_groups only in get_ec2_metadata).
 func securityGroups(v store.InstanceView) []string {
 	groups := []string{}
 	for _, p := range v.Ports {
