@@ -5,12 +5,14 @@ import (
 	"time"
 
 	"github.com/mdctl/mdctl/server/metadata"
+	"github.com/mdctl/mdctl/store"
 )
 
 // entry is one identified instance with its built metadata, as nova's
 // cache holds an InstanceMetadata object.
 type entry struct {
 	md         *metadata.Metadata
+	inst       store.Instance // what DynamicJSON targets are told
 	instanceID string
 	projectID  string
 	// signature is the instance's expected proxy signature under the

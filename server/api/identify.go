@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mdctl/mdctl/server/metadata"
+	"github.com/mdctl/mdctl/server/vendordata"
 	"github.com/mdctl/mdctl/store"
 )
 
@@ -216,19 +217,16 @@ func (s *Server) newEntry(ctx context.Context, snap store.Snapshot, now time.Tim
 	if err != nil {
 		return nil, err
 	}
-	o.Now, o.RemoteAddr = now, remote
-	if o.DynamicVendor, err = s.vendor.Dynamic(ctx, log, cfg, view.Instance); err != nil {
-		return nil, err
-	}
+	// nova asks the DynamicJSON targets on each vendor_data2.json request,
+	// and for no other document (base.py _vendor_data2).
+	o.Now, o.RemoteAddr, o.DynamicPerRequest = now, remote, vendordata.Wanted(cfg)
 	md, err := metadata.Build(view, o)
 	if err != nil {
 		return nil, fmt.Errorf("build metadata of %s: %w", view.Instance.ID, err)
 	}
-	for _, w := range md.Warnings() {
-		log.Warn(w)
-	}
 	return &entry{
 		md:         md,
+		inst:       view.Instance,
 		instanceID: view.Instance.ID,
 		projectID:  view.Instance.ProjectID,
 		signature:  s.signers.get(cfg.SharedSecret).expected(view.Instance.ID),

@@ -146,10 +146,58 @@ func TestDynamicVendordata(t *testing.T) {
 		t.Errorf("metadata = %v", b["metadata"])
 	}
 
-	// vendordata_dynamic_failure_fatal turns the failure into a 500.
+	// nova asks the targets on every vendor_data2.json request (base.py
+	// _vendor_data2 calls DynamicVendorData.get each time, past the
+	// metadata cache) and for no other document.
+	e.get("/openstack/latest/meta_data.json", signedHeaders(inst))
+	e.get("/latest/meta-data/hostname", signedHeaders(inst))
+	e.get("/openstack/latest/vendor_data2.json", signedHeaders(inst))
+	mu.Lock()
+	requests = len(got)
+	mu.Unlock()
+	if requests != 2 {
+		t.Errorf("%d requests to the good target after two vendor_data2.json reads and two other documents, want 2", requests)
+	}
+
+	// vendordata_dynamic_failure_fatal: _do_request re-raises, so
+	// vendor_data2.json is eventlet's bare 500, and only it.
 	must(t, e.st.SetSetting(context.Background(), "vendordata_dynamic_failure_fatal", "true"))
 	w = e.get("/openstack/latest/vendor_data2.json", signedHeaders(inst))
-	if w.Code != 500 || !strings.Contains(e.logs.String(), "dynamic vendordata bad") {
-		t.Fatalf("fatal failure: %d %q\n%s", w.Code, w.Body.String(), e.logs.String())
+	if w.Code != 500 || w.Body.Len() != 0 || w.Header().Get("Content-Type") != "text/plain" ||
+		!strings.Contains(e.logs.String(), "dynamic vendordata bad") {
+		t.Fatalf("fatal failure: %d %q %v\n%s", w.Code, w.Body.String(), w.Header(), e.logs.String())
+	}
+	if w := e.get("/openstack/latest/meta_data.json", signedHeaders(inst)); w.Code != 200 {
+		t.Errorf("meta_data.json with a fatal vendordata failure: %d, want 200 as nova", w.Code)
+	}
+}
+
+// TestDynamicVendordataDuplicates: a target named like a key already
+// there is dropped with nova's warning, on each request (base.py
+// _vendor_data2 "Removing duplicate metadata key: %s"), and a repeated
+// target name is the first target's (vendordata_dynamic.py get).
+func TestDynamicVendordataDuplicates(t *testing.T) {
+	answer := func(s string) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, s) }))
+	}
+	first, second, static := answer(`{"n": 1}`), answer(`{"n": 2}`), answer(`{"n": 3}`)
+	defer first.Close()
+	defer second.Close()
+	defer static.Close()
+	e := newEnv(t, map[string]string{
+		"vendordata_providers":       "StaticJSON,DynamicJSON",
+		"vendordata_dynamic_targets": "zz@" + first.URL + ",zz@" + second.URL + ",static@" + static.URL + ",aa@" + first.URL,
+	})
+	inst, _ := e.addInstance("vm1")
+	w := e.get("/openstack/latest/vendor_data2.json", signedHeaders(inst))
+	if want := `{"static": {}, "zz": {"n": 1}, "aa": {"n": 1}}`; w.Code != 200 || w.Body.String() != want {
+		t.Errorf("vendor_data2.json = %d %s, want %s", w.Code, w.Body.String(), want)
+	}
+	logs := e.logs.String()
+	for _, want := range []string{"Vendordata already contains an entry named zz@" + second.URL + ". Skipping",
+		"Removing duplicate metadata key: static"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %q:\n%s", want, logs)
+		}
 	}
 }

@@ -185,17 +185,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if e == nil {
 		return // identification answered already
 	}
-	s.serve(w, r, rid, path, e)
+	s.serve(w, r, rid, path, snap.Config, e)
 }
 
 // serve answers a path for an identified instance.
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, rid, path string, e *entry) {
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, rid, path string, cfg store.Config, e *entry) {
 	resp, err := e.md.Lookup(path)
 	switch {
 	case err == nil:
 		writeOK(w, r, resp)
 	case errors.Is(err, metadata.ErrPassword):
 		s.password(w, r, rid, e.instanceID)
+	case errors.Is(err, metadata.ErrVendorData2):
+		s.vendorData2(w, r, rid, cfg, e)
 	case errors.Is(err, metadata.ErrNotFound):
 		writeError(w, r, errorPage{http.StatusNotFound, explainNotFound})
 	default:
@@ -206,6 +208,26 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rid, path string,
 		}
 		writeBare500(w)
 	}
+}
+
+// vendorData2 serves vendor_data2.json as nova's _vendor_data2 does: the
+// DynamicJSON targets asked now, for this request. With
+// vendordata_dynamic_failure_fatal a failing target's error escapes
+// (vendordata_dynamic.py _do_request re-raises it): eventlet's bare 500,
+// for this document only.
+func (s *Server) vendorData2(w http.ResponseWriter, r *http.Request, rid string, cfg store.Config, e *entry) {
+	log := s.logger(rid).With("instance", e.instanceID)
+	answers, err := s.vendor.Dynamic(r.Context(), log, cfg, e.inst)
+	if err != nil {
+		log.Error("vendor_data2.json", "error", err)
+		writeBare500(w)
+		return
+	}
+	resp, warnings := e.md.VendorData2(answers)
+	for _, msg := range warnings {
+		log.Warn(msg)
+	}
+	writeOK(w, r, resp)
 }
 
 // writeOK sends a document as webob does: the content type with webob's

@@ -531,3 +531,33 @@ func TestLocalIPv4(t *testing.T) {
 		t.Errorf("IPv6-only local-ipv4 = %q, want the remote address", r.Body)
 	}
 }
+
+// TestVendorData2PerRequest: built for the API, vendor_data2.json is left
+// to each request (nova's _vendor_data2 asks the DynamicJSON targets every
+// time), with the same order rules; a config drive cannot be built so.
+func TestVendorData2PerRequest(t *testing.T) {
+	o := Options{Now: fixedNow, Providers: []string{StaticJSON, DynamicJSON}, StaticVendor: json.RawMessage(`{"s": 1}`),
+		DynamicPerRequest: true}
+	m, err := Build(minimalView(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Lookup("/openstack/latest/vendor_data2.json"); !errors.Is(err, ErrVendorData2) {
+		t.Fatalf("Lookup = %v, want ErrVendorData2", err)
+	}
+	if _, err := m.Lookup("/openstack/2016-06-30/vendor_data2.json"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("before 2016-10-06: %v, want ErrNotFound", err)
+	}
+	r, warns := m.VendorData2([]VendorAnswer{{"b", json.RawMessage(`2`)}, {"static", json.RawMessage(`3`)}})
+	if string(r.Body) != `{"static": {"s": 1}, "b": 2}` || r.ContentType != ApplicationJSON ||
+		!slices.Equal(warns, []string{"Removing duplicate metadata key: static"}) {
+		t.Errorf("VendorData2 = %s (%s), %q", r.Body, r.ContentType, warns)
+	}
+	if r, err := m.Lookup("/openstack/latest/vendor_data.json"); err != nil || string(r.Body) != `{"s": 1}` {
+		t.Errorf("vendor_data.json = %q, %v", r.Body, err)
+	}
+	o.ForConfigDrive = true
+	if _, err := Build(minimalView(), o); err == nil {
+		t.Error("a config drive built with DynamicPerRequest")
+	}
+}

@@ -27,6 +27,10 @@ var (
 	// ErrPassword says the path is this version's password endpoint, which
 	// the API serves itself (it needs the store).
 	ErrPassword = errors.New("metadata: password endpoint")
+	// ErrVendorData2 says the path is vendor_data2.json of a Metadata built
+	// with DynamicPerRequest: the caller asks the DynamicJSON targets, as
+	// nova does on every such request, and serves VendorData2(answers).
+	ErrVendorData2 = errors.New("metadata: vendor_data2.json asks the DynamicJSON targets")
 )
 
 // Content types nova sets.
@@ -46,9 +50,14 @@ type Options struct {
 	StaticVendor json.RawMessage
 	// DynamicVendor holds each DynamicJSON target's answer ({} on failure)
 	// in vendordata_dynamic_targets order, each name once.
-	DynamicVendor  []VendorAnswer
-	ForConfigDrive bool   // adds admin_pass and the config drive's own rules
-	RemoteAddr     string // the guest's address (local-ipv4 fallback)
+	DynamicVendor []VendorAnswer
+	// DynamicPerRequest leaves the DynamicJSON answers to each request of
+	// vendor_data2.json, as nova's _vendor_data2 asks the targets every
+	// time (and only then): Lookup returns ErrVendorData2 for it. The API
+	// only; a config drive is written once, with DynamicVendor.
+	DynamicPerRequest bool
+	ForConfigDrive    bool   // adds admin_pass and the config drive's own rules
+	RemoteAddr        string // the guest's address (local-ipv4 fallback)
 	// Rand is the source of random_seed; crypto/rand when nil. Reads are
 	// serialised, so any reader will do; a failing one falls back to
 	// crypto/rand, since a document must never lose its seed.
@@ -95,6 +104,11 @@ type Metadata struct {
 	cdEC2    []File // config drive EC2 files, built once
 	warnings []string
 
+	// For vendor_data2.json per request (Options.DynamicPerRequest).
+	vendor2Later bool
+	providers    []string
+	static       any // the StaticJSON document, parsed
+
 	randMu sync.Mutex
 	rand   io.Reader // nil: crypto/rand
 }
@@ -117,6 +131,9 @@ func Build(v store.InstanceView, o Options) (*Metadata, error) {
 	if v.Instance.ID == "" {
 		return nil, errors.New("metadata: build: instance has no id")
 	}
+	if o.ForConfigDrive && o.DynamicPerRequest {
+		return nil, errors.New("metadata: build: a config drive is written once; give DynamicVendor, not DynamicPerRequest")
+	}
 	now := o.Now
 	if now.IsZero() {
 		now = time.Now()
@@ -131,10 +148,14 @@ func Build(v store.InstanceView, o Options) (*Metadata, error) {
 		osList:   textResponse(strings.Join(visibleVersions(now), "\n")),
 		rand:     o.Rand,
 	}
-	v2, warnings := vendorData2(o)
-	m.vendor2, m.warnings = pyDumps(v2), warnings
+	static := vendorJSON(o.StaticVendor)
+	m.providers, m.static, m.vendor2Later = o.Providers, static, o.DynamicPerRequest
+	if !o.DynamicPerRequest {
+		v2, warnings := vendorData2(o.Providers, static, o.DynamicVendor)
+		m.vendor2, m.warnings = pyDumps(v2), warnings
+	}
 	if o.staticEnabled() {
-		m.vendor = pyDumps(vendorJSON(o.StaticVendor))
+		m.vendor = pyDumps(static)
 	}
 	for i, f := range o.Files {
 		m.content[contentKey(i)] = f.Data
@@ -158,6 +179,14 @@ func Build(v store.InstanceView, o Options) (*Metadata, error) {
 // Warnings are the lines nova logs at warning level while it serves this
 // metadata (vendor_data2.json's duplicate keys); callers log them.
 func (m *Metadata) Warnings() []string { return slices.Clone(m.warnings) }
+
+// VendorData2 is vendor_data2.json with the DynamicJSON answers of this
+// request, for a Metadata built with DynamicPerRequest, and the warnings
+// nova logs while making it.
+func (m *Metadata) VendorData2(answers []VendorAnswer) (Response, []string) {
+	doc, warnings := vendorData2(m.providers, m.static, answers)
+	return Response{Body: pyDumps(doc), ContentType: ApplicationJSON}, warnings
+}
 
 // visibleVersions are the OpenStack versions /openstack lists: those not
 // dated after now's UTC day, then "latest".
@@ -243,6 +272,9 @@ func (m *Metadata) lookupOpenStack(tokens []string) (Response, error) {
 	case "vendor_data2.json":
 		if !osSince(newtonTwo, ver.name) {
 			return Response{}, ErrNotFound
+		}
+		if m.vendor2Later {
+			return Response{}, ErrVendorData2
 		}
 		return Response{Body: m.vendor2, ContentType: ApplicationJSON}, nil
 	case "content":

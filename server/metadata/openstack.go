@@ -152,15 +152,15 @@ func vendorJSON(raw []byte) any {
 // place it already has, if a target took the name first) and DynamicJSON
 // adds its targets in order, dropping a name already present with nova's
 // warning. It returns the document and those warnings.
-func vendorData2(o Options) (obj, []string) {
+func vendorData2(providers []string, static any, dynamic []VendorAnswer) (obj, []string) {
 	j := obj{}
 	var warnings []string
-	for _, p := range o.Providers {
+	for _, p := range providers {
 		switch p {
 		case StaticJSON:
-			j.set("static", vendorJSON(o.StaticVendor))
+			j.set("static", static)
 		case DynamicJSON:
-			for _, a := range o.DynamicVendor {
+			for _, a := range dynamic {
 				if _, dup := j.get(a.Name); dup {
 					warnings = append(warnings, "Removing duplicate metadata key: "+a.Name)
 					continue

@@ -41,6 +41,11 @@ type dynamicRequest struct {
 	BootRoles  string     `json:"boot-roles"`
 }
 
+// Wanted reports whether the settings name DynamicJSON targets to ask.
+func Wanted(cfg store.Config) bool {
+	return slices.Contains(cfg.VendordataProviders, metadata.DynamicJSON) && len(cfg.VendordataDynamicTargets) > 0
+}
+
 // Dynamic asks every vendordata_dynamic_targets service about an
 // instance, as nova's DynamicVendorData.get (vendordata_dynamic.py): in the
 // targets' order, a target without "@" skipped, and a name already answered
@@ -48,7 +53,7 @@ type dynamicRequest struct {
 // failing target gives {} and nova's warning, or an error when
 // vendordata_dynamic_failure_fatal is set.
 func (f Fetcher) Dynamic(ctx context.Context, log *slog.Logger, cfg store.Config, inst store.Instance) ([]metadata.VendorAnswer, error) {
-	if !slices.Contains(cfg.VendordataProviders, metadata.DynamicJSON) || len(cfg.VendordataDynamicTargets) == 0 {
+	if !Wanted(cfg) {
 		return nil, nil
 	}
 	req := dynamicRequest{
