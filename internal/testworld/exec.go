@@ -125,14 +125,25 @@ func RunCrawl(t *testing.T, ns, mode string, args ...string) Crawl {
 // ("" for the default).
 func RunCrawlWith(t *testing.T, version, ns, mode string, args ...string) Crawl {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := judge.Command(ctx, ModuleRoot(t), []string{"ip", "netns", "exec", ns}, version, mode, args...)
+	cmd := judge.Command(ctx, ModuleRoot(t), GuestPrefix(ns), version, mode, args...)
 	c, stderr, err := judge.Run(cmd)
 	if err != nil {
 		t.Fatalf("in %s: %v\nstderr: %s", ns, err, stderr)
 	}
 	return c
+}
+
+// GuestPrefix runs a command as in the lab guest of namespace ns: in its
+// network namespace (ip netns exec, which also shows it its own
+// /sys/class/net), and with the resolver its DHCP lease gives, which names
+// no DNS server (an empty /etc/resolv.conf in a private mount namespace).
+// The host's resolv.conf names a server the guest cannot reach, whose
+// timeouts cloud-init's datasources would wait out (is_resolvable_url).
+func GuestPrefix(ns string) []string {
+	return []string{"ip", "netns", "exec", ns, "unshare", "--mount", "--propagation", "private",
+		"sh", "-c", `mount --bind /dev/null /etc/resolv.conf && exec "$0" "$@"`}
 }
 
 // Port is the port of a host:port (StartServe's apiAddr), as settings such
