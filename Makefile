@@ -3,7 +3,6 @@
 GO        ?= go
 BIN       ?= bin/mdctl
 PREFIX    ?= /usr/local
-SHARED    ?= $(abspath ../shared)
 # Three passes of 5 s runs: medians that survive a noisy minute (bench/README.md).
 BENCHFLAGS ?= -passes 3 -duration 5s
 DATA_DIR  ?= $(abspath .mdctl-data)
@@ -38,7 +37,7 @@ bench: build
 	  [ -z "$$nova" ] || apt-get install -y -qq --no-install-recommends python3-nova >/dev/null; fi
 	$(MAKE) --no-print-directory test-deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
-	$(GO) run ./bench/cmd/mdbench -shared $(SHARED)/bench -mdctl $(abspath $(BIN)) $(BENCHFLAGS)
+	$(GO) run ./bench/cmd/mdbench -mdctl $(abspath $(BIN)) $(BENCHFLAGS)
 
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 

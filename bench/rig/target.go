@@ -87,7 +87,7 @@ type Env struct {
 type Tools struct {
 	Wrk, HAProxy, Python, Taskset string
 	Constsrv                      string // built by BuildConstsrv
-	SharedDir                     string // ../shared/bench: reference configs and servers
+	ReferenceDir                  string // bench/reference: the reference servers' sources
 	// Self is the running mdbench executable: targets whose server is Go
 	// code linked into mdbench run it as a child, `Self -child NAME args`.
 	Self string

@@ -70,30 +70,16 @@ func CheckRequirements(reqs []Requirement) error {
 	return fmt.Errorf("missing %s; install with:\n  %s", strings.Join(missing, ", "), strings.Join(installs, "\n  "))
 }
 
-// BuildConstsrv builds the reference constant server (src is its main.go,
-// outside this module) in a scratch module under dir and returns the binary.
+// BuildConstsrv builds the reference constant server, the package in
+// src (bench/reference/constsrv, standard library only), into dir and
+// returns the binary.
 func BuildConstsrv(ctx context.Context, src, dir string) (string, error) {
-	mod := filepath.Join(dir, "constsrv-src")
-	if err := os.MkdirAll(mod, 0o755); err != nil {
-		return "", fmt.Errorf("build constsrv: %w", err)
-	}
-	code, err := os.ReadFile(src)
-	if err != nil {
-		return "", fmt.Errorf("build constsrv: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(mod, "main.go"), code, 0o644); err != nil {
-		return "", fmt.Errorf("build constsrv: %w", err)
-	}
 	bin := filepath.Join(dir, "constsrv")
-	// GOWORK=off and GOFLAGS=-mod=mod: the scratch module must not pick up
-	// a workspace or the vendoring settings of whoever runs the rig.
-	env := append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off")
-	for _, argv := range [][]string{{"go", "mod", "init", "constsrv"}, {"go", "build", "-o", bin, "."}} {
-		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-		cmd.Dir, cmd.Env = mod, env
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("build constsrv: %s: %w: %s", strings.Join(argv, " "), err, out)
-		}
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	// GOWORK=off: a workspace of whoever runs the rig must not change it.
+	cmd.Dir, cmd.Env = src, append(os.Environ(), "GOWORK=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build constsrv in %s: %w: %s", src, err, out)
 	}
 	return bin, nil
 }

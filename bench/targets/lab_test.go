@@ -3,7 +3,9 @@ package targets
 import (
 	"context"
 	"errors"
+	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -75,20 +77,50 @@ func TestSeedLabGuests(t *testing.T) {
 	}
 }
 
-func TestHAProxyToTCP(t *testing.T) {
-	dir := t.TempDir()
-	out, err := haproxyToTCP(filepath.Join(sharedBench(t), "haproxy-neutron.cfg"), dir, "127.0.0.1:18775")
+var updateGolden = flag.Bool("update", false, "rewrite testdata golden files")
+
+// TestNeutronHAProxyConfig: the generated file is neutron's template with
+// the listener, server and resource filled in (golden), and a resource
+// neutron does not proxy is refused.
+func TestNeutronHAProxyConfig(t *testing.T) {
+	got, err := NeutronHAProxy{Bind: "127.0.0.1:9697", Server: "/run/md.sock", Resource: "Router", ResourceID: routerID}.Config()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := os.ReadFile(out)
-	if !strings.Contains(string(b), "server metadata 127.0.0.1:18775\n") || strings.Contains(string(b), "MD_SOCK}\"") {
-		t.Errorf("server line not rewritten:\n%s", b)
+	golden := filepath.Join("testdata", "haproxy-neutron-router.cfg")
+	if *updateGolden {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	bad := filepath.Join(dir, "bad.cfg")
-	os.WriteFile(bad, []byte("listen x\n    server other /sock\n"), 0o644)
-	if _, err := haproxyToTCP(bad, dir, "127.0.0.1:1"); err == nil {
-		t.Error("a config without neutron's server line was accepted")
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (go test -update writes it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("config differs from %s:\ngot:\n%s\nwant:\n%s", golden, got, want)
+	}
+	net, err := NeutronHAProxy{Bind: "169.254.169.254:80", Server: "/run/md.sock", Resource: "Network", ResourceID: "n1"}.Config()
+	if err != nil || !strings.Contains(net, "del-header X-Neutron-Router-ID\n") || !strings.Contains(net, "set-header X-Neutron-Network-ID n1\n") {
+		t.Errorf("network proxy config (%v):\n%s", err, net)
+	}
+	if _, err := (NeutronHAProxy{Bind: "x:1", Server: "/s", Resource: "Port", ResourceID: "p"}).Config(); err == nil {
+		t.Error("a Port resource was accepted")
+	}
+}
+
+// TestHAProxyAcceptsConfig: haproxy itself checks the generated file.
+func TestHAProxyAcceptsConfig(t *testing.T) {
+	haproxy, err := exec.LookPath("haproxy")
+	if err != nil {
+		t.Skipf("no haproxy (%s)", rig.InstallWrkHAProxy)
+	}
+	path, err := NeutronHAProxy{Bind: "127.0.0.1:9697", Server: "127.0.0.1:8775", Resource: "Router", ResourceID: routerID}.Write(t.TempDir(), "haproxy.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(haproxy, "-c", "-f", path).CombinedOutput(); err != nil {
+		t.Errorf("haproxy -c: %v\n%s", err, out)
 	}
 }
 

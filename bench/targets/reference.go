@@ -1,6 +1,7 @@
 // Package targets holds the servers mdbench measures: the reference servers
-// from ../shared/bench (bare constsrv, neutron's haproxy hop, nova's own
-// metadata handler) and mdctl's own. Each is a rig.Target whose Start spawns
+// (bench/reference's bare constsrv, haproxy configured as neutron configures
+// it, nova's own metadata handler under bench/reference/nova's runner) and
+// mdctl's own. Each is a rig.Target whose Start spawns
 // processes through rig.Env.
 //
 // It owns how each server is started and addressed. It must never measure
@@ -11,7 +12,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -74,7 +74,7 @@ func ConstBackend(env *rig.Env) (string, error) {
 	return sock, nil
 }
 
-// haproxyListen is where haproxy-neutron.cfg binds (fixed in the file).
+// haproxyListen is where the haproxy targets bind: neutron's router port.
 const haproxyListen = "127.0.0.1:9697"
 
 // HAProxyTarget is haproxy configured as neutron configures the namespace
@@ -93,8 +93,11 @@ func HAProxyTarget() rig.Target {
 			if err != nil {
 				return nil, err
 			}
-			cfg := filepath.Join(env.Tools.SharedDir, "haproxy-neutron.cfg")
-			pid, err := env.Spawn("haproxy", []string{"MD_SOCK=" + sock}, env.Tools.HAProxy, "-db", "-f", cfg)
+			cfg, err := NeutronHAProxy{Bind: haproxyListen, Server: sock, Resource: "Router", ResourceID: routerID}.Write(env.Dir, "haproxy.cfg")
+			if err != nil {
+				return nil, err
+			}
+			pid, err := env.Spawn("haproxy", nil, env.Tools.HAProxy, "-db", "-f", cfg)
 			if err != nil {
 				return nil, err
 			}
@@ -108,16 +111,16 @@ func HAProxyTarget() rig.Target {
 }
 
 // NovaTarget is nova's own metadata handler (Debian python3-nova) in nova's
-// eventlet server with a cache-hit instance lookup: nova's best case, the
-// one mdctl's API is judged against. Requests carry the signed headers the
-// script prints.
+// eventlet server with a cache-hit instance lookup (bench/reference/nova):
+// nova's best case, the one mdctl's API is judged against. Requests carry
+// the signed headers the runner prints.
 func NovaTarget() rig.Target {
 	return rig.Target{
 		Name:  Nova,
 		Paths: []string{PathMetaData, PathInstanceID},
 		Needs: []rig.Requirement{rig.NeedNova()},
 		Start: func(ctx context.Context, env *rig.Env) (*rig.Running, error) {
-			script := filepath.Join(env.Tools.SharedDir, "nova_md_server.py")
+			script := novaRunner(env)
 			headers, err := novaHeaders(ctx, env.Tools.Python, script)
 			if err != nil {
 				return nil, err
@@ -175,12 +178,11 @@ func ParseHeaderLines(s string) ([]string, error) {
 
 // NovaHAProxyTarget is the chain's peer, OpenStack's best case for a
 // guest's request: haproxy as neutron configures it, forwarding straight
-// to nova's handler (cache hit) on TCP, without neutron's metadata agent
-// between them (which would only add a Python hop). haproxy-neutron.cfg's
-// unix-socket server line becomes nova's address in a copy in env.Dir.
-// Requests carry nova's signed headers, as the agent would have added
-// them; haproxy appends X-Forwarded-For (option forwardfor). Both
-// processes are measured.
+// to nova's handler (cache hit) on TCP instead of the agent's unix socket,
+// without neutron's metadata agent between them (which would only add a
+// Python hop). Requests carry nova's signed headers, as the agent would
+// have added them; haproxy appends X-Forwarded-For (option forwardfor).
+// Both processes are measured.
 func NovaHAProxyTarget() rig.Target {
 	return rig.Target{
 		Name:  NovaHAProxy,
@@ -190,7 +192,7 @@ func NovaHAProxyTarget() rig.Target {
 			if err := rig.PortFree(haproxyListen); err != nil {
 				return nil, err
 			}
-			script := filepath.Join(env.Tools.SharedDir, "nova_md_server.py")
+			script := novaRunner(env)
 			headers, err := novaHeaders(ctx, env.Tools.Python, script)
 			if err != nil {
 				return nil, err
@@ -200,7 +202,7 @@ func NovaHAProxyTarget() rig.Target {
 				return nil, err
 			}
 			novaAddr := "127.0.0.1:" + strconv.Itoa(port)
-			cfg, err := haproxyToTCP(filepath.Join(env.Tools.SharedDir, "haproxy-neutron.cfg"), env.Dir, novaAddr)
+			cfg, err := NeutronHAProxy{Bind: haproxyListen, Server: novaAddr, Resource: "Router", ResourceID: routerID}.Write(env.Dir, "haproxy-nova.cfg")
 			if err != nil {
 				return nil, err
 			}
@@ -224,21 +226,7 @@ func NovaHAProxyTarget() rig.Target {
 	}
 }
 
-// haproxyToTCP copies haproxy-neutron.cfg into dir with its server line
-// pointing at addr instead of the unix socket, and returns the copy's path.
-func haproxyToTCP(src, dir, addr string) (string, error) {
-	b, err := os.ReadFile(src)
-	if err != nil {
-		return "", fmt.Errorf("haproxy config: %w", err)
-	}
-	const from = `server metadata "${MD_SOCK}"`
-	if !strings.Contains(string(b), from) {
-		return "", fmt.Errorf("haproxy config %s: no line %q to point at nova", src, from)
-	}
-	out := filepath.Join(dir, "haproxy-neutron-nova.cfg")
-	cfg := strings.Replace(string(b), from, "server metadata "+addr, 1)
-	if err := os.WriteFile(out, []byte(cfg), 0o644); err != nil {
-		return "", fmt.Errorf("haproxy config: %w", err)
-	}
-	return out, nil
+// novaRunner is bench/reference/nova's runner of nova's handler.
+func novaRunner(env *rig.Env) string {
+	return filepath.Join(env.Tools.ReferenceDir, "nova", "serve.py")
 }

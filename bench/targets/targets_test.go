@@ -138,7 +138,7 @@ func TestRunBareAndMdctlProxy(t *testing.T) {
 	}
 	ctx := context.Background()
 	scratch := t.TempDir()
-	constsrv, err := rig.BuildConstsrv(ctx, filepath.Join(sharedBench(t), "constsrv", "main.go"), scratch)
+	constsrv, err := rig.BuildConstsrv(ctx, referenceDir(t, "constsrv"), scratch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestRunBareAndMdctlProxy(t *testing.T) {
 		Scratch: scratch, Proc: rig.Proc{Root: "/proc"}, ClockTicks: rig.ClockTicks(),
 		Log: slog.New(slog.DiscardHandler),
 		Tools: rig.Tools{Wrk: wrk, Taskset: taskset, Constsrv: constsrv, Self: self,
-			SharedDir: sharedBench(t), ServerCPU: "0", LoadCPU: "0-1"},
+			ReferenceDir: referenceDir(t), ServerCPU: "0", LoadCPU: "0-1"},
 	}
 	rows, _, fails := rig.Run(ctx, cfg, []rig.Target{BareTarget(), MdctlProxyTarget()})
 	if len(fails) > 0 {
@@ -191,9 +191,8 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 }
 
-// sharedBench is ../shared/bench beside the repository, where CI and every
-// developer have the reference servers.
-func sharedBench(t *testing.T) string {
+// referenceDir is bench/reference in the repository, or a folder in it.
+func referenceDir(t *testing.T, elem ...string) string {
 	t.Helper()
-	return filepath.Join(testworld.ModuleRoot(t), "..", "shared", "bench")
+	return filepath.Join(append([]string{testworld.ModuleRoot(t), "bench", "reference"}, elem...)...)
 }

@@ -38,7 +38,7 @@ type options struct {
 	threads, conns   int
 	serverCPU        string
 	loadCPU          string
-	shared           string
+	reference        string
 	outDir           string
 	keep             bool
 	verbose          bool
@@ -79,7 +79,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.conns, "connections", 64, "wrk connections")
 	fs.StringVar(&o.serverCPU, "server-cpu", "0", "CPU list servers are pinned to")
 	fs.StringVar(&o.loadCPU, "load-cpu", "1", "CPU list wrk is pinned to")
-	fs.StringVar(&o.shared, "shared", filepath.Join("..", "shared", "bench"), "directory of the reference servers (constsrv, haproxy cfg, nova script); run from the repository root, shared/ sits beside it")
+	fs.StringVar(&o.reference, "reference", filepath.Join("bench", "reference"), "directory of the reference servers' sources (constsrv, nova's runner); run from the repository root")
 	fs.StringVar(&o.outDir, "out", "bench/results", "directory for the Markdown results file (\"\" to skip)")
 	fs.StringVar(&o.profileDir, "cpuprofile-dir", "", "write CPU profiles of mdctl's servers here (<child>.prof), for go tool pprof")
 	fs.BoolVar(&o.keep, "keep", false, "keep the scratch directory (server logs) after the run")
@@ -110,12 +110,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
 	// The reference servers start in their own scratch directories, so a
-	// relative -shared (the default) must not be resolved from there.
-	abs, err := filepath.Abs(o.shared)
+	// relative -reference (the default) must not be resolved from there.
+	abs, err := filepath.Abs(o.reference)
 	if err != nil {
-		return o, usageError{fmt.Errorf("-shared: %w", err)}
+		return o, usageError{fmt.Errorf("-reference: %w", err)}
 	}
-	o.shared = abs
+	o.reference = abs
 	return o, nil
 }
 
@@ -177,7 +177,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else {
 		defer os.RemoveAll(scratch)
 	}
-	constsrv, err := rig.BuildConstsrv(ctx, filepath.Join(o.shared, "constsrv", "main.go"), scratch)
+	constsrv, err := rig.BuildConstsrv(ctx, filepath.Join(o.reference, "constsrv"), scratch)
 	if err != nil {
 		return err
 	}
@@ -187,7 +187,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	tools := rig.Tools{
 		Wrk: lookPath("wrk"), HAProxy: lookPath("haproxy"), Python: rig.Python, Taskset: lookPath("taskset"),
-		Constsrv: constsrv, SharedDir: o.shared, Self: self, ProfileDir: o.profileDir,
+		Constsrv: constsrv, ReferenceDir: o.reference, Self: self, ProfileDir: o.profileDir,
 		ServerCPU: o.serverCPU, LoadCPU: o.loadCPU,
 	}
 	cfg := rig.Config{
