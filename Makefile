@@ -1,28 +1,56 @@
 # mdctl — make targets. `make test` installs what the tests need on a fresh
-# Debian machine (as root) and runs them; `make run` serves on the embedded store.
-GO        ?= go
+# Debian machine (as root) and runs them; `make run` serves the example topology.
+# Go by absolute path when it is not on PATH: sudo's secure_path drops /usr/local/go/bin.
+GO        ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+# Tests and mdbench run go themselves (go build, go run): the same one, found the same way.
+ifneq ($(filter /%,$(GO)),)
+export PATH := $(patsubst %/,%,$(dir $(GO))):$(PATH)
+endif
 BIN       ?= bin/mdctl
 PREFIX    ?= /usr/local
 # Three passes of 5 s runs: medians that survive a noisy minute (bench/README.md).
 BENCHFLAGS ?= -passes 3 -duration 5s
-DATA_DIR  ?= $(abspath .mdctl-data)
-TEST_DEBS  = iptables iproute2 xorriso mtools util-linux dnsmasq-base isc-dhcp-client curl tmux python3 wrk haproxy
-BENCH_DEBS = wrk haproxy
+# Empty: mdctl's own default (MDCTL_DATA_DIR, else /var/lib/mdctl as root), so `make run`
+# and the README's tour share one world.
+DATA_DIR  ?=
+# Debian packages, one a line. tools/cloudinit/setup installs cloud-init's readers' own.
+TEST_DEBS  = \
+	curl \
+	dnsmasq-base \
+	haproxy \
+	iproute2 \
+	iptables \
+	isc-dhcp-client \
+	mtools \
+	python3 \
+	tmux \
+	util-linux \
+	wrk \
+	xorriso
+BENCH_DEBS = \
+	haproxy \
+	python3-nova \
+	wrk
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS    = -X main.version=$(VERSION)
+
+# apt_install installs those of the Debian packages $(1) that are missing, so a warm
+# machine pays nothing.
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
 
 .PHONY: build test test-deps bench lint completions install run clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/mdctl
 
-# Installs Debian packages only when one is missing, so a warm machine pays nothing.
 test-deps:
-	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	fi
+	$(call apt_install,$(TEST_DEBS))
 	tools/cloudinit/setup
 	$(GO) mod download
 
@@ -30,11 +58,7 @@ test: test-deps lint
 	$(GO) test -count=1 -timeout 20m ./...
 
 bench: build
-	@missing=""; for p in $(BENCH_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	dpkg -s python3-nova >/dev/null 2>&1 || nova=1; \
-	if [ -n "$$missing$$nova" ]; then export DEBIAN_FRONTEND=noninteractive; apt-get update -qq; \
-	  [ -z "$$missing" ] || apt-get install -y -qq $$missing >/dev/null; \
-	  [ -z "$$nova" ] || apt-get install -y -qq --no-install-recommends python3-nova >/dev/null; fi
+	$(call apt_install,$(BENCH_DEBS))
 	$(MAKE) --no-print-directory test-deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./bench/cmd/mdbench -mdctl $(abspath $(BIN)) $(BENCHFLAGS)
@@ -56,10 +80,11 @@ install: build
 	install -D -m 0644 completions/mdctl.zsh $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_mdctl
 	install -D -m 0644 completions/mdctl.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/mdctl.fish
 
-# Seeds the example topology into a local data dir and serves it.
+# Seeds the example topology into the data dir and serves it (as root: namespaces, iptables).
 run: build
-	$(BIN) --data-dir $(DATA_DIR) apply -f examples/topology.yaml
-	$(BIN) --data-dir $(DATA_DIR) serve
+	$(BIN) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) apply -f examples/topology.yaml
+	$(BIN) $(if $(DATA_DIR),--data-dir $(DATA_DIR)) serve
 
+# The build's outputs; the data dir is the operator's (mdctl cleanup, then remove it).
 clean:
-	rm -rf bin $(DATA_DIR)
+	rm -rf bin
