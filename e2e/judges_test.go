@@ -94,19 +94,6 @@ func TestJudgesAcceptEveryGuest(t *testing.T) {
 	}
 }
 
-// zoneHostServed says whether the guest listener answers the zone Host
-// header urllib3 sends on the IPv6 URL (Host: [fe80::a9fe:a9fe%eth0]); the
-// proxy answers 400 before mdctl's handler runs (issue 12, the ipv6
-// helper's fix). Cases over IPv6 skip until it is true.
-const zoneHostServed = false
-
-func skipZoneHost(t *testing.T) {
-	t.Helper()
-	if !zoneHostServed {
-		t.Skipf("issue 12: the guest proxy answers 400 to the zone Host header (Host: [%s%%%s]); set zoneHostServed with the fix", dataplane.MetadataIPv6, dataplane.GuestInterface)
-	}
-}
-
 func judgeGuest(t *testing.T, w *testworld.World, version string, g judgedGuest) {
 	ns := w.GuestNS(g.name)
 	inst := w.Instance(g.name)
@@ -128,19 +115,20 @@ func judgeGuest(t *testing.T, w *testworld.World, version string, g judgedGuest)
 	}
 	for _, u := range urls {
 		t.Run("datasource/"+u.name, func(t *testing.T) {
-			if u.base == metadataBase6 {
-				skipZoneHost(t)
-			}
 			c := testworld.RunCrawlWith(t, version, ns, "datasource", u.base)
 			checkJudged(t, c, inst.ID, g)
-			if c.MetadataAddress != u.base {
-				t.Errorf("metadata address %q, want %q", c.MetadataAddress, u.base)
+			want := u.base
+			if u.base == metadataBase6 && strings.HasPrefix(version, "22.") {
+				// 22.4's datasource drops URLs it cannot resolve, and its
+				// is_resolvable_url hands the zone (%25eth0) to getaddrinfo:
+				// it reads from its default, IPv4, as a 22.4 guest does.
+				want = metadataBase4
+			}
+			if c.MetadataAddress != want {
+				t.Errorf("metadata address %q, want %q", c.MetadataAddress, want)
 			}
 		})
 		t.Run("reader/"+u.name, func(t *testing.T) {
-			if u.base == metadataBase6 {
-				skipZoneHost(t)
-			}
 			checkJudged(t, testworld.RunCrawlWith(t, version, ns, "openstack", u.base), inst.ID, g)
 		})
 	}
