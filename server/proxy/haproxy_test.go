@@ -11,9 +11,9 @@ import (
 	"time"
 )
 
-// TestAsHAProxyAnswers pins what neutron's haproxy (2.6.12, the config in
-// ../shared/bench/haproxy-neutron.cfg on loopback, an agent on its unix
-// socket) was seen to do with requests that are odd but not malformed:
+// TestAsHAProxyAnswers pins what neutron's haproxy (2.6.12, configured as
+// bench/targets.NeutronHAProxy writes neutron's template, on loopback, an
+// agent on its unix socket) was seen to do with requests that are odd but not malformed:
 // it forwards them, and the guest gets the agent's answer at once. mdctl
 // gave OPTIONS * a 500 and made LF-only heads wait 30 s for a 408.
 func TestAsHAProxyAnswers(t *testing.T) {
