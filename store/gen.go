@@ -32,9 +32,9 @@ type genCache struct {
 	wal   atomic.Pointer[os.File]
 	cur   atomic.Pointer[genEntry]
 
-	mu    sync.Mutex // serialises reopening
-	old   []*os.File // replaced descriptors, closed with the cache
-	close bool
+	mu   sync.Mutex // serialises reopening
+	old  []*os.File // replaced descriptors, closed with the cache
+	shut bool
 }
 
 type genEntry struct {
@@ -102,7 +102,7 @@ func (g *genCache) stat() (fileStat, bool) {
 func (g *genCache) reopen() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.close {
+	if g.shut {
 		return
 	}
 	if f := g.wal.Load(); f != nil {
@@ -128,7 +128,7 @@ func (g *genCache) invalidate() { g.cur.Store(nil) }
 func (g *genCache) closeFiles() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.close = true
+	g.shut = true
 	g.cur.Store(nil)
 	var first error
 	for _, f := range append(g.old, g.wal.Swap(nil)) {
@@ -150,3 +150,8 @@ func (k fileStat) settled(now int64) bool {
 	}
 	return k.mtime <= now-int64(margin)
 }
+
+// committed drops the cached entry: this process has just committed.
+func (g *genCache) committed(uint64) { g.invalidate() }
+
+func (g *genCache) close() error { return g.closeFiles() }

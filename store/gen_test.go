@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 )
@@ -21,7 +20,7 @@ func settle(t testing.TB, s *SQLite) {
 	if _, err := s.Generation(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if s.gen.cur.Load() == nil {
+	if s.wal.cur.Load() == nil {
 		t.Fatal("generation not cached after the files settled")
 	}
 }
@@ -167,50 +166,6 @@ func TestHelperWriterProcess(t *testing.T) {
 	must(t, s.PutProject(context.Background(), Project{ID: "from-child-" + round}))
 }
 
-// TestConcurrentWriters: two handles (two processes' worth of pools)
-// writing at once wait for each other; none sees SQLITE_BUSY.
-func TestConcurrentWriters(t *testing.T) {
-	ctx := context.Background()
-	a, b := openPair(t)
-	g0 := gen(t, a)
-	const workers, writes = 4, 25
-	var wg sync.WaitGroup
-	errs := make(chan error, 2*workers*writes)
-	for h, s := range []*SQLite{a, b} {
-		for w := range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range writes {
-					id := fmt.Sprintf("h%d-w%d-%d", h, w, i)
-					errs <- s.Update(ctx, func(tx Tx) error {
-						if err := tx.PutNetwork(ctx, Network{ID: id, Name: id}); err != nil {
-							return err
-						}
-						_, err := tx.GetNetwork(ctx, id)
-						return err
-					})
-				}
-			}()
-		}
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatalf("concurrent write: %v", err)
-		}
-	}
-	ns, err := b.ListNetworks(ctx)
-	must(t, err)
-	if len(ns) != 2*workers*writes {
-		t.Errorf("%d networks, want %d", len(ns), 2*workers*writes)
-	}
-	if g := gen(t, a); g != g0+2*workers*writes {
-		t.Errorf("generation %d, want %d", g, g0+2*workers*writes)
-	}
-}
-
 func BenchmarkGeneration(b *testing.B) {
 	s := openTest(b)
 	fixture(b, s)
@@ -246,14 +201,14 @@ func TestGenerationWALReplaced(t *testing.T) {
 	gone, err := os.Create(filepath.Join(t.TempDir(), "gone-wal"))
 	must(t, err)
 	must(t, os.Remove(gone.Name()))
-	a.gen.wal.Store(gone) // as if the watched -wal had been unlinked
-	a.gen.old = append(a.gen.old, gone)
+	a.wal.wal.Store(gone) // as if the watched -wal had been unlinked
+	a.wal.old = append(a.wal.old, gone)
 	before := gen(t, a)
 	must(t, b.PutProject(ctx, Project{ID: "p-new"}))
 	if got := gen(t, a); got != before+1 {
 		t.Fatalf("generation %d, want %d", got, before+1)
 	}
-	if a.gen.wal.Load() == gone {
+	if a.wal.wal.Load() == gone {
 		t.Error("still watching the removed file")
 	}
 	settle(t, a) // and caching works again on the new descriptor

@@ -48,6 +48,9 @@ func (c *stmtCache) stmt(ctx context.Context, q string) *sql.Stmt {
 }
 
 func (c *stmtCache) close() error {
+	if c == nil {
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var errs []error

@@ -6,12 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 )
+
+// The SQL record layer: one set of statements for every SQL backend. It
+// reads and writes rows; what a valid record is, and its canonical form,
+// is rules.go's. Statements use "?" placeholders and no backend's
+// extensions; the dialect rebinds them and supplies the few differences.
 
 // querier is what *sql.DB and *sql.Tx share, so one set of record
 // functions serves single-statement reads, read snapshots and writes.
@@ -22,9 +25,10 @@ type querier interface {
 }
 
 // sqlTx reads and writes records through q. dirty records that a write
-// was attempted, so that Update bumps the generation.
+// changed something served, so that Update bumps the generation.
 type sqlTx struct {
 	q     querier
+	d     *dialect
 	dirty bool
 	stmts *stmtCache // set for reads from the reader pool
 	tx    *sql.Tx    // set in a read transaction with stmts
@@ -44,23 +48,14 @@ func nanosOr(t time.Time, def time.Time) int64 {
 	return t.UnixNano()
 }
 
-func notFound(kind, ref string) error {
-	return fmt.Errorf("%s %q: %w", kind, ref, ErrNotFound)
-}
-
-func required(kind, field, v string) error {
-	if v == "" {
-		return fmt.Errorf("%s: %s is required", kind, field)
-	}
-	return nil
-}
+func (t *sqlTx) mapErr(err error) error { return t.d.mapErr(err) }
 
 // lookupRef finds the ID of the record of table whose id, else whose name,
 // is ref. Names are unique, so the answer is one row or none.
 func (t *sqlTx) lookupRef(ctx context.Context, table, kind, ref string) (string, error) {
 	var id string
 	err := t.queryRow(ctx,
-		`SELECT id FROM `+table+` WHERE id = ?1 UNION ALL SELECT id FROM `+table+` WHERE name = ?1 AND name <> '' LIMIT 1`, ref).Scan(&id)
+		`SELECT id FROM `+table+` WHERE id = ? UNION ALL SELECT id FROM `+table+` WHERE name = ? AND name <> '' LIMIT 1`, ref, ref).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", notFound(kind, ref)
 	}
@@ -102,7 +97,7 @@ func (t *sqlTx) stmt(ctx context.Context, q string) *sql.Stmt {
 	if t.stmts == nil {
 		return nil
 	}
-	st := t.stmts.stmt(ctx, q)
+	st := t.stmts.stmt(ctx, t.d.rebind(q))
 	if st != nil && t.tx != nil {
 		st = t.tx.StmtContext(ctx, st)
 	}
@@ -164,17 +159,20 @@ func (t *sqlTx) ListProjects(ctx context.Context) ([]Project, error) {
 }
 
 func (t *sqlTx) PutProject(ctx context.Context, p Project) error {
-	t.write()
 	if err := required("project", "id", p.ID); err != nil {
 		return err
 	}
+	if same, err := unchanged(ctx, t.GetProject, p.ID, p, nil); same || err != nil {
+		return err
+	}
+	t.write()
 	if err := t.checkName(ctx, "projects", "project", p.ID, p.Name); err != nil {
 		return err
 	}
 	_, err := t.q.ExecContext(ctx, `INSERT INTO projects (id, name) VALUES (?, ?)
 		ON CONFLICT (id) DO UPDATE SET name = excluded.name`, p.ID, p.Name)
 	if err != nil {
-		return fmt.Errorf("put project %s: %w", p.ID, mapErr(err))
+		return fmt.Errorf("put project %s: %w", p.ID, t.mapErr(err))
 	}
 	return nil
 }
@@ -211,10 +209,13 @@ func (t *sqlTx) ListNetworks(ctx context.Context) ([]Network, error) {
 }
 
 func (t *sqlTx) PutNetwork(ctx context.Context, n Network) error {
-	t.write()
 	if err := required("network", "id", n.ID); err != nil {
 		return err
 	}
+	if same, err := unchanged(ctx, t.GetNetwork, n.ID, n, stampNetwork); same || err != nil {
+		return err
+	}
+	t.write()
 	if err := t.checkName(ctx, "networks", "network", n.ID, n.Name); err != nil {
 		return err
 	}
@@ -227,7 +228,7 @@ func (t *sqlTx) PutNetwork(ctx context.Context, n Network) error {
 			mtu = excluded.mtu, bridge = excluded.bridge, vlan = excluded.vlan, updated_at = excluded.updated_at`,
 		n.ID, n.Name, n.ProjectID, n.MTU, n.Bridge, n.VLAN, nanosOr(n.CreatedAt, ts), ts.UnixNano())
 	if err != nil {
-		return fmt.Errorf("put network %s: %w", n.ID, mapErr(err))
+		return fmt.Errorf("put network %s: %w", n.ID, t.mapErr(err))
 	}
 	return nil
 }
@@ -250,7 +251,7 @@ func (t *sqlTx) deleteWith(ctx context.Context, kind, id string, stmts ...string
 	for _, s := range stmts {
 		var err error
 		if res, err = t.q.ExecContext(ctx, s, id); err != nil {
-			return fmt.Errorf("delete %s %s: %w", kind, id, mapErr(err))
+			return fmt.Errorf("delete %s %s: %w", kind, id, t.mapErr(err))
 		}
 	}
 	n, err := res.RowsAffected()
@@ -295,48 +296,22 @@ func (t *sqlTx) GetSubnet(ctx context.Context, id string) (Subnet, error) {
 }
 
 func (t *sqlTx) ListSubnets(ctx context.Context, networkID string) ([]Subnet, error) {
-	q := `SELECT ` + subnetCols + ` FROM subnets WHERE ?1 = '' OR network_id = ?1 ORDER BY rowid`
+	q := `SELECT ` + subnetCols + ` FROM subnets WHERE ? = '' OR network_id = ? ORDER BY rowid`
 	return queryAll(ctx, t.q, "list subnets", q,
-		func(rows *sql.Rows) (Subnet, error) { return scanSubnet(rows) }, networkID)
-}
-
-// checkSubnet validates what the rest of mdctl relies on: a parseable
-// CIDR whose family matches IPVersion (filled in when 0), and a gateway
-// inside it.
-func checkSubnet(s *Subnet) error {
-	pfx, err := netip.ParsePrefix(s.CIDR)
-	if err != nil {
-		return fmt.Errorf("subnet %s: cidr %q: %w", s.ID, s.CIDR, err)
-	}
-	v := 4
-	if pfx.Addr().Is6() {
-		v = 6
-	}
-	switch s.IPVersion {
-	case 0:
-		s.IPVersion = v
-	case v:
-	default:
-		return fmt.Errorf("subnet %s: ip_version %d does not match cidr %s", s.ID, s.IPVersion, s.CIDR)
-	}
-	if s.GatewayIP != "" {
-		gw, err := netip.ParseAddr(s.GatewayIP)
-		if err != nil || !pfx.Contains(gw) {
-			return fmt.Errorf("subnet %s: gateway_ip %q is not an address in %s", s.ID, s.GatewayIP, s.CIDR)
-		}
-		s.GatewayIP = gw.String()
-	}
-	return nil
+		func(rows *sql.Rows) (Subnet, error) { return scanSubnet(rows) }, networkID, networkID)
 }
 
 func (t *sqlTx) PutSubnet(ctx context.Context, s Subnet) error {
-	t.write()
 	if err := required("subnet", "id", s.ID); err != nil {
 		return err
 	}
 	if err := checkSubnet(&s); err != nil {
 		return err
 	}
+	if same, err := unchanged(ctx, t.GetSubnet, s.ID, s, nil); same || err != nil {
+		return err
+	}
+	t.write()
 	if ok, err := t.exists(ctx, "networks", s.NetworkID); err != nil {
 		return fmt.Errorf("put subnet %s: %w", s.ID, err)
 	} else if !ok {
@@ -369,7 +344,7 @@ func (t *sqlTx) PutSubnet(ctx context.Context, s Subnet) error {
 		s.ID, s.NetworkID, s.Name, s.IPVersion, s.CIDR, s.GatewayIP, s.EnableDHCP, s.IPv6AddressMode,
 		string(dns), string(routes))
 	if err != nil {
-		return fmt.Errorf("put subnet %s: %w", s.ID, mapErr(err))
+		return fmt.Errorf("put subnet %s: %w", s.ID, t.mapErr(err))
 	}
 	return nil
 }
@@ -425,10 +400,13 @@ func (t *sqlTx) ListRouters(ctx context.Context) ([]Router, error) {
 }
 
 func (t *sqlTx) PutRouter(ctx context.Context, r Router) error {
-	t.write()
 	if err := required("router", "id", r.ID); err != nil {
 		return err
 	}
+	if same, err := unchanged(ctx, t.GetRouter, r.ID, r, stampRouter); same || err != nil {
+		return err
+	}
+	t.write()
 	if err := t.checkName(ctx, "routers", "router", r.ID, r.Name); err != nil {
 		return err
 	}
@@ -438,7 +416,7 @@ func (t *sqlTx) PutRouter(ctx context.Context, r Router) error {
 			updated_at = excluded.updated_at`,
 		r.ID, r.Name, r.ProjectID, nanosOr(r.CreatedAt, ts), ts.UnixNano())
 	if err != nil {
-		return fmt.Errorf("put router %s: %w", r.ID, mapErr(err))
+		return fmt.Errorf("put router %s: %w", r.ID, t.mapErr(err))
 	}
 	return nil
 }
@@ -458,22 +436,6 @@ func (t *sqlTx) DeleteRouter(ctx context.Context, id string) error {
 }
 
 // ---- ports
-
-// canonicalIP writes addresses one way so lookups by the guest's address
-// match however the port was written ("fe80::0001" = "fe80::1").
-func canonicalIP(s string) string {
-	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap().String()
-	}
-	return s
-}
-
-func canonicalMAC(s string) string {
-	if hw, err := net.ParseMAC(s); err == nil {
-		return hw.String()
-	}
-	return strings.ToLower(s)
-}
 
 func (t *sqlTx) GetPort(ctx context.Context, id string) (Port, error) {
 	ports, err := t.listPorts(ctx, `p.id = ?`, []any{id})
@@ -501,7 +463,7 @@ func (t *sqlTx) ListPorts(ctx context.Context, f PortFilter) ([]Port, error) {
 			return
 		}
 		if !index {
-			col = "+" + col
+			col = t.d.noIndex(col)
 		}
 		where = append(where, col+` IN (`+placeholders(len(vals))+`)`)
 		for _, v := range vals {
@@ -521,7 +483,7 @@ func (t *sqlTx) ListPorts(ctx context.Context, f PortFilter) ([]Port, error) {
 			args = append(args, canonicalIP(ip))
 		}
 	}
-	cond := "1"
+	cond := "1 = 1"
 	if len(where) > 0 {
 		cond = strings.Join(where, " AND ")
 	}
@@ -579,17 +541,21 @@ func (t *sqlTx) listPorts(ctx context.Context, cond string, args []any) ([]Port,
 // lie in its subnet, the subnet on the port's network, and no other port
 // of the network may hold it.
 func (t *sqlTx) PutPort(ctx context.Context, p Port) error {
-	t.write()
 	if err := required("port", "id", p.ID); err != nil {
 		return err
 	}
+	if err := canonicalPort(&p); err != nil {
+		return err
+	}
+	if same, err := unchanged(ctx, t.GetPort, p.ID, p, stampPort); same || err != nil {
+		return err
+	}
+	t.write()
 	if ok, err := t.exists(ctx, "networks", p.NetworkID); err != nil {
 		return fmt.Errorf("put port %s: %w", p.ID, err)
 	} else if !ok {
 		return fmt.Errorf("put port %s: %w", p.ID, notFound("network", p.NetworkID))
 	}
-	p.MACAddress = canonicalMAC(p.MACAddress)
-	p.FixedIPs = slices.Clone(p.FixedIPs) // canonicalised in place; the caller's stays as it was
 	if err := t.checkPortAddrs(ctx, &p); err != nil {
 		return err
 	}
@@ -620,7 +586,7 @@ func (t *sqlTx) PutPort(ctx context.Context, p Port) error {
 			security_groups = excluded.security_groups, binding_host_id = excluded.binding_host_id`,
 		p.ID, p.NetworkID, p.ProjectID, p.MACAddress, p.DeviceID, p.DeviceOwner, string(groups), p.BindingHostID,
 		nanosOr(p.CreatedAt, ts)); err != nil {
-		return fmt.Errorf("put port %s: %w", p.ID, mapErr(err))
+		return fmt.Errorf("put port %s: %w", p.ID, t.mapErr(err))
 	}
 	if _, err := t.q.ExecContext(ctx, `DELETE FROM fixed_ips WHERE port_id = ?`, p.ID); err != nil {
 		return fmt.Errorf("put port %s: %w", p.ID, err)
@@ -628,29 +594,19 @@ func (t *sqlTx) PutPort(ctx context.Context, p Port) error {
 	for i, f := range p.FixedIPs {
 		if _, err := t.q.ExecContext(ctx, `INSERT INTO fixed_ips (port_id, pos, network_id, subnet_id, ip_address)
 			VALUES (?, ?, ?, ?, ?)`, p.ID, i, p.NetworkID, f.SubnetID, f.IPAddress); err != nil {
-			return fmt.Errorf("put port %s: address %s: %w", p.ID, f.IPAddress, mapErr(err))
+			return fmt.Errorf("put port %s: address %s: %w", p.ID, f.IPAddress, t.mapErr(err))
 		}
 	}
 	return nil
 }
 
-// checkPortAddrs canonicalises p's addresses and checks them against their
-// subnets and the other ports of the network.
+// checkPortAddrs checks p's (canonical) addresses against their subnets
+// and the other ports of the network.
 func (t *sqlTx) checkPortAddrs(ctx context.Context, p *Port) error {
-	seen := map[string]bool{}
-	for i := range p.FixedIPs {
-		f := &p.FixedIPs[i]
-		addr, err := netip.ParseAddr(f.IPAddress)
-		if err != nil {
-			return fmt.Errorf("put port %s: ip_address %q: %w", p.ID, f.IPAddress, err)
-		}
-		f.IPAddress = addr.Unmap().String()
-		if seen[f.IPAddress] {
-			return fmt.Errorf("put port %s: address %s listed twice: %w", p.ID, f.IPAddress, ErrConflict)
-		}
-		seen[f.IPAddress] = true
+	for _, f := range p.FixedIPs {
+		addr := netip.MustParseAddr(f.IPAddress) // canonicalPort parsed it
 		var netID, cidr string
-		err = t.q.QueryRowContext(ctx, `SELECT network_id, cidr FROM subnets WHERE id = ?`, f.SubnetID).Scan(&netID, &cidr)
+		err := t.q.QueryRowContext(ctx, `SELECT network_id, cidr FROM subnets WHERE id = ?`, f.SubnetID).Scan(&netID, &cidr)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("put port %s: %w", p.ID, notFound("subnet", f.SubnetID))
 		} else if err != nil {
@@ -659,7 +615,7 @@ func (t *sqlTx) checkPortAddrs(ctx context.Context, p *Port) error {
 		if netID != p.NetworkID {
 			return fmt.Errorf("put port %s: subnet %s is on network %s, not the port's network %s", p.ID, f.SubnetID, netID, p.NetworkID)
 		}
-		if pfx, err := netip.ParsePrefix(cidr); err == nil && !pfx.Contains(addr.Unmap()) {
+		if pfx, err := netip.ParsePrefix(cidr); err == nil && !pfx.Contains(addr) {
 			return fmt.Errorf("put port %s: address %s is not in subnet %s (%s)", p.ID, f.IPAddress, f.SubnetID, cidr)
 		}
 		var other string
@@ -726,10 +682,14 @@ func (t *sqlTx) ListInstances(ctx context.Context) ([]Instance, error) {
 // PutInstance creates or replaces an instance. EC2ID 0 means "assign one":
 // a new instance gets the next integer, an existing one keeps its own.
 func (t *sqlTx) PutInstance(ctx context.Context, i Instance) error {
-	t.write()
 	if err := required("instance", "id", i.ID); err != nil {
 		return err
 	}
+	canonicalInstance(&i)
+	if same, err := unchanged(ctx, t.GetInstance, i.ID, i, stampInstance); same || err != nil {
+		return err
+	}
+	t.write()
 	if err := t.checkName(ctx, "instances", "instance", i.ID, i.Name); err != nil {
 		return err
 	}
@@ -761,7 +721,7 @@ func (t *sqlTx) PutInstance(ctx context.Context, i Instance) error {
 		i.ID, ec2, i.Name, i.Hostname, i.ProjectID, i.AvailabilityZone, i.Flavor, i.LaunchIndex,
 		string(meta), string(keys), ud, i.ConfigDrive, i.AdminPass, nanosOr(i.CreatedAt, ts), ts.UnixNano())
 	if err != nil {
-		return fmt.Errorf("put instance %s: %w", i.ID, mapErr(err))
+		return fmt.Errorf("put instance %s: %w", i.ID, t.mapErr(err))
 	}
 	return nil
 }
@@ -776,7 +736,13 @@ func (t *sqlTx) ec2ID(ctx context.Context, i Instance) (int64, error) {
 	if id == 0 {
 		err := t.q.QueryRowContext(ctx, `SELECT ec2_id FROM instances WHERE id = ?`, i.ID).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
-			err = t.q.QueryRowContext(ctx, `SELECT last_ec2_id + 1 FROM counters WHERE id = 1`).Scan(&id)
+			// Taking the next id and recording it is one statement, so two
+			// writers (on two hosts, say) never take the same one.
+			err = t.q.QueryRowContext(ctx, `UPDATE counters SET last_ec2_id = last_ec2_id + 1 WHERE id = 1
+				RETURNING last_ec2_id`).Scan(&id)
+			if err == nil {
+				return id, nil
+			}
 		}
 		if err != nil {
 			return 0, fmt.Errorf("put instance %s: ec2 id: %w", i.ID, err)
@@ -790,7 +756,8 @@ func (t *sqlTx) ec2ID(ctx context.Context, i Instance) (int64, error) {
 			return 0, fmt.Errorf("put instance %s: ec2 id: %w", i.ID, err)
 		}
 	}
-	if _, err := t.q.ExecContext(ctx, `UPDATE counters SET last_ec2_id = max(last_ec2_id, ?) WHERE id = 1`, id); err != nil {
+	if _, err := t.q.ExecContext(ctx, `UPDATE counters SET last_ec2_id = CASE WHEN last_ec2_id < ? THEN ? ELSE last_ec2_id END
+		WHERE id = 1`, id, id); err != nil {
 		return 0, fmt.Errorf("put instance %s: ec2 id: %w", i.ID, err)
 	}
 	return id, nil
@@ -879,15 +846,28 @@ func (t *sqlTx) Settings(ctx context.Context) (map[string]string, error) {
 
 // SetSetting stores a known setting in its canonical form, so what a
 // server later parses is always valid.
+// Setting a value it already has changes nothing, and no generation.
 func (t *sqlTx) SetSetting(ctx context.Context, key, value string) error {
-	t.write()
 	v, err := NormalizeSetting(key, value)
 	if err != nil {
 		return err
 	}
-	if _, err := t.q.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?)
-		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, v); err != nil {
+	res, err := t.q.ExecContext(ctx, `INSERT INTO settings (key, value) VALUES (?, ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE settings.value <> excluded.value`, key, v)
+	if err != nil {
 		return fmt.Errorf("set %s: %w", key, err)
+	}
+	return t.wroteRows(res, "set "+key)
+}
+
+// wroteRows marks the transaction dirty when res changed any row.
+func (t *sqlTx) wroteRows(res sql.Result, what string) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if n > 0 {
+		t.write()
 	}
 	return nil
 }
@@ -895,11 +875,11 @@ func (t *sqlTx) SetSetting(ctx context.Context, key, value string) error {
 // UnsetSetting returns a setting to its default; unsetting one that is not
 // set is not an error.
 func (t *sqlTx) UnsetSetting(ctx context.Context, key string) error {
-	t.write()
-	if _, err := t.q.ExecContext(ctx, `DELETE FROM settings WHERE key = ?`, key); err != nil {
+	res, err := t.q.ExecContext(ctx, `DELETE FROM settings WHERE key = ?`, key)
+	if err != nil {
 		return fmt.Errorf("unset %s: %w", key, err)
 	}
-	return nil
+	return t.wroteRows(res, "unset "+key)
 }
 
 func (t *sqlTx) Password(ctx context.Context, instanceID string) (string, error) {
@@ -914,8 +894,10 @@ func (t *sqlTx) Password(ctx context.Context, instanceID string) (string, error)
 	return pw, nil
 }
 
+// SetPassword leaves the generation alone: no server caches a password
+// (the API reads it from the store on each GET), so a guest's POST must
+// not flush every cache and reconcile every serve.
 func (t *sqlTx) SetPassword(ctx context.Context, instanceID, password string) error {
-	t.write()
 	if ok, err := t.exists(ctx, "instances", instanceID); err != nil {
 		return fmt.Errorf("instance %s: set password: %w", instanceID, err)
 	} else if !ok {

@@ -1,0 +1,220 @@
+// Package pgtest starts throwaway PostgreSQL servers for tests: initdb and
+// pg_ctl (Debian's postgresql package; `make test` installs it) in a temp
+// dir, run as the postgres user when the test runs as root, on a random
+// free port with its unix socket in that dir, stopped and removed in
+// t.Cleanup. Without the server binaries a test fails and says to run
+// `make test`, unless MDCTL_TEST_POSTGRES=skip says to skip it.
+package pgtest
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver, to create databases
+)
+
+// SkipEnv, set to "skip", skips tests that need a server instead of
+// failing them when the binaries are missing.
+const SkipEnv = "MDCTL_TEST_POSTGRES"
+
+// BinEnv names the directory of initdb and pg_ctl, overriding the search.
+const BinEnv = "MDCTL_PG_BIN"
+
+// Cluster is one running server.
+type Cluster struct {
+	dir  string // owns data/, the socket and the log
+	port int
+	n    atomic.Int64 // databases handed out
+}
+
+// Bin finds the directory holding initdb and pg_ctl: $MDCTL_PG_BIN, else
+// the newest /usr/lib/postgresql/*/bin (Debian), else $PATH.
+func Bin() (string, error) {
+	if d := os.Getenv(BinEnv); d != "" {
+		return d, nil
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return version(dirs[i]) > version(dirs[j]) })
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err == nil {
+			return d, nil
+		}
+	}
+	if p, err := exec.LookPath("initdb"); err == nil {
+		return filepath.Dir(p), nil
+	}
+	return "", fmt.Errorf("PostgreSQL server binaries (initdb, pg_ctl) not found in /usr/lib/postgresql/*/bin or $PATH: " +
+		"run `make test` (it installs postgresql), set " + BinEnv + ", or set " + SkipEnv + "=skip to skip these tests")
+}
+
+func version(binDir string) int {
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
+	return v
+}
+
+// Start initialises and starts a cluster that t.Cleanup stops and removes.
+func Start(t testing.TB) *Cluster {
+	t.Helper()
+	bin, err := Bin()
+	if err != nil {
+		if os.Getenv(SkipEnv) == "skip" {
+			t.Skip(err)
+		}
+		t.Fatal(err)
+	}
+	c, err := start(bin)
+	if c != nil {
+		t.Cleanup(func() {
+			if err := c.stop(bin); err != nil {
+				t.Errorf("stop postgres: %v", err)
+			}
+		})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func start(bin string) (*Cluster, error) {
+	dir, err := os.MkdirTemp("", "pgtest-")
+	if err != nil {
+		return nil, fmt.Errorf("pgtest: %w", err)
+	}
+	c := &Cluster{dir: dir}
+	cred, err := credential()
+	if err != nil {
+		return c, err
+	}
+	if cred != nil {
+		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			return c, fmt.Errorf("pgtest: %w", err)
+		}
+	}
+	if c.port, err = freePort(); err != nil {
+		return c, err
+	}
+	data := filepath.Join(dir, "data")
+	if err := run(cred, filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres", "-A", "trust",
+		"--no-sync", "-E", "UTF8", "--locale=C"); err != nil {
+		return c, err
+	}
+	opts := fmt.Sprintf("-k %s -p %d -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+		dir, c.port)
+	if err := run(cred, filepath.Join(bin, "pg_ctl"), "-D", data, "-l", filepath.Join(dir, "log"),
+		"-w", "-t", "60", "-o", opts, "start"); err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "log"))
+		return c, fmt.Errorf("%w\n%s", err, log)
+	}
+	return c, nil
+}
+
+func (c *Cluster) stop(bin string) error {
+	defer os.RemoveAll(c.dir)
+	if _, err := os.Stat(filepath.Join(c.dir, "data", "postmaster.pid")); err != nil {
+		return nil // never started
+	}
+	cred, err := credential()
+	if err != nil {
+		return err
+	}
+	return run(cred, filepath.Join(bin, "pg_ctl"), "-D", filepath.Join(c.dir, "data"), "-m", "immediate", "-w", "stop")
+}
+
+// credential is the postgres user's when running as root (initdb refuses
+// root), else nil: run as ourselves.
+func credential() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("pgtest: running as root needs a postgres user (the postgresql package makes it): %w", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+func run(cred *syscall.Credential, name string, args ...string) error {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("pgtest: %s: %w\n%s", filepath.Base(name), err, out.Bytes())
+	}
+	return nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("pgtest: free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// URL is the connection URL of database db over the unix socket.
+func (c *Cluster) URL(db string) string {
+	q := url.Values{"host": {c.dir}, "port": {strconv.Itoa(c.port)}, "sslmode": {"disable"}}
+	return (&url.URL{Scheme: "postgres", User: url.User("postgres"), Path: "/" + db, RawQuery: q.Encode()}).String()
+}
+
+// TCPURL is the connection URL of database db over TCP on 127.0.0.1.
+func (c *Cluster) TCPURL(db string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, db)
+}
+
+// NewDB creates an empty database and returns its URL; t.Cleanup drops it.
+func (c *Cluster) NewDB(t testing.TB) string {
+	t.Helper()
+	name := fmt.Sprintf("t%d_%d", os.Getpid(), c.n.Add(1))
+	if err := c.exec("CREATE DATABASE " + name); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := c.exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
+			t.Errorf("pgtest: %v", err)
+		}
+	})
+	return c.URL(name)
+}
+
+// Exec runs one statement on the postgres database (as the superuser).
+func (c *Cluster) Exec(t testing.TB, stmt string) {
+	t.Helper()
+	if err := c.exec(stmt); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+}
+
+func (c *Cluster) exec(stmt string) error {
+	db, err := sql.Open("pgx", c.URL("postgres"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := db.ExecContext(ctx, stmt); err != nil {
+		return fmt.Errorf("%s: %w", stmt, err)
+	}
+	return nil
+}

@@ -1,0 +1,261 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mdctl/mdctl/internal/pgtest"
+)
+
+// backend is one Store implementation under the contract suite: fresh
+// names a new, empty store (a URL for Open) and handles open it.
+type backend struct {
+	name  string
+	fresh func(t testing.TB) string
+}
+
+// open opens a fresh store, closed in t.Cleanup.
+func (b backend) open(t testing.TB) Store { return b.openURL(t, b.fresh(t)) }
+
+// openURL opens another handle on the store at url, as another process or
+// host would.
+func (b backend) openURL(t testing.TB, url string) Store {
+	t.Helper()
+	s, err := Open("", url)
+	if err != nil {
+		t.Fatalf("open %s store: %v", b.name, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// contract is the suite both backends pass, each case on a fresh store.
+var contract = []struct {
+	name string
+	fn   func(t *testing.T, b backend)
+}{
+	{"ProjectsNetworksRoutersCRUD", contractProjectsNetworksRoutersCRUD},
+	{"SubnetsCRUD", contractSubnetsCRUD},
+	{"InstancesCRUD", contractInstancesCRUD},
+	{"NameUniqueness", contractNameUniqueness},
+	{"PortsAndAddresses", contractPortsAndAddresses},
+	{"ListPorts", contractListPorts},
+	{"InstanceView", contractInstanceView},
+	{"Cascades", contractCascades},
+	{"Passwords", contractPasswords},
+	{"Settings", contractSettings},
+	{"UpdateRollsBack", contractUpdateRollsBack},
+	{"GenerationBumps", contractGenerationBumps},
+	{"ErrorsNameTheRecord", contractErrorsNameTheRecord},
+	{"ReopenMigrated", contractReopenMigrated},
+	{"ConcurrentWriters", contractConcurrentWriters},
+	{"ConcurrentUniqueness", contractConcurrentUniqueness},
+	{"ChangeSeenByOtherHandle", contractChangeSeenByOtherHandle},
+}
+
+// TestContract runs the contract suite on SQLite (a temp file per case)
+// and on PostgreSQL (a database per case on a server of this test's own).
+func TestContract(t *testing.T) {
+	backends := []struct {
+		name  string
+		start func(t *testing.T) func(testing.TB) string
+	}{
+		{"sqlite", func(*testing.T) func(testing.TB) string {
+			return func(t testing.TB) string { return "sqlite://" + filepath.Join(t.TempDir(), "mdctl.db") }
+		}},
+		{"postgres", func(t *testing.T) func(testing.TB) string {
+			c := pgtest.Start(t)
+			return c.NewDB
+		}},
+	}
+	for _, bk := range backends {
+		t.Run(bk.name, func(t *testing.T) {
+			b := backend{name: bk.name, fresh: bk.start(t)}
+			for _, c := range contract {
+				t.Run(c.name, func(t *testing.T) { c.fn(t, b) })
+			}
+		})
+	}
+}
+
+// contractReopenMigrated: a second open of a migrated store applies
+// nothing again and sees the data.
+func contractReopenMigrated(t *testing.T, b backend) {
+	ctx := context.Background()
+	url := b.fresh(t)
+	s := b.openURL(t, url)
+	fixture(t, s)
+	for range 2 {
+		s2 := b.openURL(t, url)
+		if _, err := s2.GetInstance(ctx, "vm1"); err != nil {
+			t.Fatalf("reopened store: %v", err)
+		}
+	}
+}
+
+// contractConcurrentWriters: two handles (two processes' or hosts' worth
+// of pools) writing at once wait for each other; every write commits and
+// bumps the generation once.
+func contractConcurrentWriters(t *testing.T, b backend) {
+	ctx := context.Background()
+	url := b.fresh(t)
+	a, c := b.openURL(t, url), b.openURL(t, url)
+	g0, err := a.Generation(ctx)
+	must(t, err)
+	const workers, writes = 4, 15
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*workers*writes)
+	for h, s := range []Store{a, c} {
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range writes {
+					id := fmt.Sprintf("h%d-w%d-%d", h, w, i)
+					errs <- s.Update(ctx, func(tx Tx) error {
+						if err := tx.PutNetwork(ctx, Network{ID: id, Name: id}); err != nil {
+							return err
+						}
+						_, err := tx.GetNetwork(ctx, id)
+						return err
+					})
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent write: %v", err)
+		}
+	}
+	ns, err := c.ListNetworks(ctx)
+	must(t, err)
+	if len(ns) != 2*workers*writes {
+		t.Errorf("%d networks, want %d", len(ns), 2*workers*writes)
+	}
+	// The writer's own handle knows its commits at once.
+	if g, _ := a.Generation(ctx); g < g0+workers*writes {
+		t.Errorf("generation %d after %d own writes from %d", g, workers*writes, g0)
+	}
+	waitGeneration(t, a, g0+2*workers*writes)
+}
+
+// contractConcurrentUniqueness: writers on two handles racing for one
+// name, one address or the next EC2 id: exactly one wins each name and
+// address, the rest get ErrConflict, and no EC2 id is handed out twice.
+func contractConcurrentUniqueness(t *testing.T, b backend) {
+	ctx := context.Background()
+	url := b.fresh(t)
+	a, c := b.openURL(t, url), b.openURL(t, url)
+	fixture(t, a)
+	const racers = 8
+	race := func(put func(s Store, i int) error) (won int) {
+		t.Helper()
+		var wg sync.WaitGroup
+		errs := make([]error, racers)
+		for i := range racers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = put([]Store{a, c}[i%2], i)
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				won++
+			case !errors.Is(err, ErrConflict):
+				t.Errorf("racer: %v, want nil or ErrConflict", err)
+			}
+		}
+		return won
+	}
+	if won := race(func(s Store, i int) error {
+		return s.PutNetwork(ctx, Network{ID: fmt.Sprintf("race-n%d", i), Name: "contested"})
+	}); won != 1 {
+		t.Errorf("%d networks won the name, want 1", won)
+	}
+	if won := race(func(s Store, i int) error {
+		return s.PutPort(ctx, Port{ID: fmt.Sprintf("race-p%d", i), NetworkID: "n1",
+			FixedIPs: []FixedIP{{SubnetID: "s1", IPAddress: "10.90.1.77"}}})
+	}); won != 1 {
+		t.Errorf("%d ports won the address, want 1", won)
+	}
+	if won := race(func(s Store, i int) error {
+		return s.PutPort(ctx, Port{ID: fmt.Sprintf("race-m%d", i), NetworkID: "n2", MACAddress: "fa:16:3e:77:77:77"})
+	}); won != 1 {
+		t.Errorf("%d ports won the MAC, want 1", won)
+	}
+	if won := race(func(s Store, i int) error {
+		return s.PutInstance(ctx, Instance{ID: fmt.Sprintf("race-i%d", i)})
+	}); won != racers {
+		t.Errorf("%d of %d instances created", won, racers)
+	}
+	insts, err := c.ListInstances(ctx)
+	must(t, err)
+	seen := map[int64]string{}
+	for _, i := range insts {
+		if other, dup := seen[i.EC2ID]; dup {
+			t.Errorf("ec2 id %d given to %s and %s", i.EC2ID, other, i.ID)
+		}
+		seen[i.EC2ID] = i.ID
+	}
+}
+
+// contractChangeSeenByOtherHandle: a write through one handle moves the
+// generation another handle (another process or host) reports; a write
+// that changes nothing served moves neither.
+func contractChangeSeenByOtherHandle(t *testing.T, b backend) {
+	ctx := context.Background()
+	url := b.fresh(t)
+	a, c := b.openURL(t, url), b.openURL(t, url)
+	fixture(t, a)
+	g0, err := a.Generation(ctx)
+	must(t, err)
+	waitGeneration(t, c, g0)
+	must(t, a.SetSetting(ctx, "dhcp_domain", "example.org"))
+	took := waitGeneration(t, c, g0+1)
+	t.Logf("%s: other handle saw the write after %v", b.name, took)
+	must(t, a.SetPassword(ctx, "i1", "pw"))
+	must(t, a.SetSetting(ctx, "dhcp_domain", "example.org"))
+	// A later write shows the no-op ones left the counter alone.
+	must(t, a.PutNetwork(ctx, Network{ID: "n9"}))
+	waitGeneration(t, c, g0+2)
+	if g, _ := c.Generation(ctx); g != g0+2 {
+		t.Errorf("generation %d, want %d", g, g0+2)
+	}
+	m, err := c.Settings(ctx)
+	must(t, err)
+	if m["dhcp_domain"] != "example.org" {
+		t.Errorf("other handle's settings: %v", m)
+	}
+}
+
+// waitGeneration waits (bounded) until s reports at least want and
+// returns how long that took.
+func waitGeneration(t *testing.T, s Store, want uint64) time.Duration {
+	t.Helper()
+	ctx := context.Background()
+	start := time.Now()
+	var g uint64
+	for range 1000 {
+		var err error
+		if g, err = s.Generation(ctx); err != nil {
+			t.Fatalf("generation: %v", err)
+		}
+		if g >= want {
+			return time.Since(start)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("generation %d after %v, want %d", g, time.Since(start), want)
+	return 0
+}

@@ -1,0 +1,159 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+)
+
+// The change feed's timing. A listener that hears nothing for pgFeedIdle
+// pings its connection, so a dead peer (a host gone without a FIN) is found
+// within pgFeedIdle+pgFeedPing rather than at TCP's timeouts. While the
+// feed is down, Generation follows other writers by polling every
+// pgPollEvery, and the feed reconnects after pgReconnectMin, backing off
+// to pgReconnectMax.
+const (
+	pgFeedIdle     = 10 * time.Second
+	pgFeedPing     = 3 * time.Second
+	pgPollEvery    = 200 * time.Millisecond
+	pgReconnectMin = 500 * time.Millisecond
+	pgReconnectMax = 5 * time.Second
+)
+
+// pgFeed is PostgreSQL's generation source: the newest generation heard
+// of, kept in memory by one LISTEN connection (or by polling while that is
+// down), so Generation costs an atomic load per request.
+type pgFeed struct {
+	cfg       *pgx.ConnConfig
+	query     func(context.Context) (uint64, error) // reads the counter through the pool
+	cur       atomic.Uint64
+	listening atomic.Bool
+	cancel    context.CancelFunc
+	done      chan struct{}
+}
+
+func startPGFeed(cfg *pgx.ConnConfig, gen uint64, query func(context.Context) (uint64, error)) *pgFeed {
+	lc := cfg.Copy()
+	lc.RuntimeParams["application_name"] = cfg.RuntimeParams["application_name"] + " listener"
+	// A deadline, not a cancel request, ends a wait: a cancel request
+	// could land on the ping that follows.
+	lc.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.DeadlineContextWatcherHandler{Conn: c.Conn()}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &pgFeed{cfg: lc, query: query, cancel: cancel, done: make(chan struct{})}
+	f.cur.Store(gen)
+	go f.run(ctx)
+	return f
+}
+
+func (f *pgFeed) get(context.Context) (uint64, error) { return f.cur.Load(), nil }
+
+func (f *pgFeed) committed(gen uint64) { f.raise(gen) }
+
+func (f *pgFeed) close() error {
+	f.cancel()
+	<-f.done
+	return nil
+}
+
+// raise moves the generation up to gen; generations never go back.
+func (f *pgFeed) raise(gen uint64) {
+	for {
+		cur := f.cur.Load()
+		if gen <= cur || f.cur.CompareAndSwap(cur, gen) {
+			return
+		}
+	}
+}
+
+// run listens, and polls while it cannot, until the store closes.
+func (f *pgFeed) run(ctx context.Context) {
+	defer close(f.done)
+	wait := pgReconnectMin
+	for ctx.Err() == nil {
+		heard, err := f.listen(ctx)
+		f.listening.Store(false)
+		if ctx.Err() != nil {
+			return
+		}
+		if heard {
+			wait = pgReconnectMin
+		}
+		slog.Warn("store change feed down; polling until it reconnects", "retry_in", wait, "error", err)
+		f.poll(ctx, wait)
+		wait = min(2*wait, pgReconnectMax)
+	}
+}
+
+// listen LISTENs on one connection and raises the generation on each
+// notification until the connection fails. heard says it got as far as
+// listening.
+func (f *pgFeed) listen(ctx context.Context) (heard bool, err error) {
+	cctx, cancel := context.WithTimeout(ctx, pgReconnectMax)
+	conn, err := pgx.ConnectConfig(cctx, f.cfg)
+	cancel()
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+pgChannel); err != nil {
+		return false, err
+	}
+	// Read the counter only now: a commit before LISTEN is in it, one
+	// after is notified.
+	var gen int64
+	if err := conn.QueryRow(ctx, `SELECT generation FROM counters WHERE id = 1`).Scan(&gen); err != nil {
+		return false, err
+	}
+	f.raise(uint64(gen))
+	f.listening.Store(true)
+	for {
+		wctx, cancel := context.WithTimeout(ctx, pgFeedIdle)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		switch {
+		case err == nil:
+			if g, perr := strconv.ParseUint(n.Payload, 10, 64); perr == nil {
+				f.raise(g)
+			}
+		case ctx.Err() != nil:
+			return true, ctx.Err()
+		case errors.Is(err, context.DeadlineExceeded) && !conn.IsClosed():
+			pctx, cancel := context.WithTimeout(ctx, pgFeedPing)
+			err = conn.Ping(pctx)
+			cancel()
+			if err != nil {
+				return true, err
+			}
+		default:
+			return true, err
+		}
+	}
+}
+
+// poll reads the counter every pgPollEvery for d.
+func (f *pgFeed) poll(ctx context.Context, d time.Duration) {
+	t := time.NewTicker(pgPollEvery)
+	defer t.Stop()
+	end := time.After(d)
+	for {
+		if gen, err := f.query(ctx); err == nil {
+			f.raise(gen)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-end:
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,135 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strings"
+)
+
+// The rules layer: what a valid record is and its one canonical form,
+// whichever backend stores it. Uniqueness is the schema's (unique indexes,
+// which hold across processes and hosts); the record layer's lookups before
+// a write only name the record a conflict is with.
+
+func notFound(kind, ref string) error {
+	return fmt.Errorf("%s %q: %w", kind, ref, ErrNotFound)
+}
+
+func required(kind, field, v string) error {
+	if v == "" {
+		return fmt.Errorf("%s: %s is required", kind, field)
+	}
+	return nil
+}
+
+// checkSubnet validates what the rest of mdctl relies on: a parseable
+// CIDR whose family matches IPVersion (filled in when 0), and a gateway
+// inside it.
+func checkSubnet(s *Subnet) error {
+	pfx, err := netip.ParsePrefix(s.CIDR)
+	if err != nil {
+		return fmt.Errorf("subnet %s: cidr %q: %w", s.ID, s.CIDR, err)
+	}
+	v := 4
+	if pfx.Addr().Is6() {
+		v = 6
+	}
+	switch s.IPVersion {
+	case 0:
+		s.IPVersion = v
+	case v:
+	default:
+		return fmt.Errorf("subnet %s: ip_version %d does not match cidr %s", s.ID, s.IPVersion, s.CIDR)
+	}
+	if s.GatewayIP != "" {
+		gw, err := netip.ParseAddr(s.GatewayIP)
+		if err != nil || !pfx.Contains(gw) {
+			return fmt.Errorf("subnet %s: gateway_ip %q is not an address in %s", s.ID, s.GatewayIP, s.CIDR)
+		}
+		s.GatewayIP = gw.String()
+	}
+	return nil
+}
+
+// canonicalIP writes addresses one way so lookups by the guest's address
+// match however the port was written ("fe80::0001" = "fe80::1").
+func canonicalIP(s string) string {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap().String()
+	}
+	return s
+}
+
+func canonicalMAC(s string) string {
+	if hw, err := net.ParseMAC(s); err == nil {
+		return hw.String()
+	}
+	return strings.ToLower(s)
+}
+
+// canonicalPort writes p's MAC and addresses in their canonical forms (on
+// a copy of FixedIPs: the caller's stays as it was) and refuses an address
+// that does not parse or is listed twice.
+func canonicalPort(p *Port) error {
+	p.MACAddress = canonicalMAC(p.MACAddress)
+	p.FixedIPs = slices.Clone(p.FixedIPs)
+	if len(p.FixedIPs) == 0 {
+		p.FixedIPs = nil // as it reads back
+	}
+	seen := map[string]bool{}
+	for i := range p.FixedIPs {
+		f := &p.FixedIPs[i]
+		addr, err := netip.ParseAddr(f.IPAddress)
+		if err != nil {
+			return fmt.Errorf("put port %s: ip_address %q: %w", p.ID, f.IPAddress, err)
+		}
+		f.IPAddress = addr.Unmap().String()
+		if seen[f.IPAddress] {
+			return fmt.Errorf("put port %s: address %s listed twice: %w", p.ID, f.IPAddress, ErrConflict)
+		}
+		seen[f.IPAddress] = true
+	}
+	return nil
+}
+
+// canonicalInstance stores no user data as nil, as it reads back.
+func canonicalInstance(i *Instance) {
+	if len(i.UserData) == 0 {
+		i.UserData = nil
+	}
+}
+
+// unchanged reports whether putting next would leave the record stored
+// under id as it is, apart from what the store stamps itself (stamp copies
+// those fields from the stored record into next). Such a put writes
+// nothing and leaves the generation alone, so servers keep their caches.
+func unchanged[T any](ctx context.Context, get func(context.Context, string) (T, error), id string, next T, stamp func(cur T, next *T)) (bool, error) {
+	cur, err := get(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if stamp != nil {
+		stamp(cur, &next)
+	}
+	return reflect.DeepEqual(cur, next), nil
+}
+
+// The stamps of each kind: timestamps the store sets, and an instance's
+// EC2 id when the put leaves it to the store (0).
+func stampNetwork(cur Network, n *Network) { n.CreatedAt, n.UpdatedAt = cur.CreatedAt, cur.UpdatedAt }
+func stampRouter(cur Router, r *Router)    { r.CreatedAt, r.UpdatedAt = cur.CreatedAt, cur.UpdatedAt }
+func stampPort(cur Port, p *Port)          { p.CreatedAt = cur.CreatedAt }
+func stampInstance(cur Instance, i *Instance) {
+	i.CreatedAt, i.UpdatedAt = cur.CreatedAt, cur.UpdatedAt
+	if i.EC2ID == 0 {
+		i.EC2ID = cur.EC2ID
+	}
+}

@@ -1,0 +1,269 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// dialect is all that differs between the SQL backends once a store is
+// open: the record layer (records.go) and the rules (rules.go) are shared.
+type dialect struct {
+	name string
+	// rebind turns the record layer's "?" placeholders into the backend's.
+	rebind func(q string) string
+	// noIndex writes col so the planner does not pick its index (SQLite
+	// has no statistics by default; PostgreSQL needs no hint).
+	noIndex func(col string) string
+	// mapErr turns constraint violations into ErrConflict.
+	mapErr func(err error) error
+	// readTx are the options of a multi-statement read: a snapshot.
+	readTx *sql.TxOptions
+	// lockWrites, run first in every write transaction, serialises
+	// writers ("" when beginning the transaction already does).
+	lockWrites string
+	// migrations holds the backend's NNNN_name.sql files; migrationLock,
+	// run first in each migration's transaction, makes processes opening
+	// one database at once apply each migration once.
+	migrations    fs.FS
+	migrationDir  string
+	migrationLock string
+	// versionTable creates schema_migrations.
+	versionTable string
+}
+
+// rebound is a querier whose statements are rebound for a dialect.
+type rebound struct {
+	q querier
+	d *dialect
+}
+
+func (r rebound) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return r.q.ExecContext(ctx, r.d.rebind(q), args...)
+}
+
+func (r rebound) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return r.q.QueryContext(ctx, r.d.rebind(q), args...)
+}
+
+func (r rebound) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	return r.q.QueryRowContext(ctx, r.d.rebind(q), args...)
+}
+
+// genSource answers Generation for a store, as cheaply as its backend
+// allows, and hears of the store's own commits.
+type genSource interface {
+	get(ctx context.Context) (uint64, error)
+	committed(gen uint64)
+	close() error
+}
+
+// sqlStore is a Store over database/sql: SQLite and PostgreSQL are a
+// sqlStore each with their own dialect, pools and generation source.
+type sqlStore struct {
+	d    *dialect
+	wdb  *sql.DB // writers
+	rdb  *sql.DB // readers; may be wdb
+	rst  *stmtCache
+	gen  genSource
+	feed func(ctx context.Context, tx *sql.Tx, gen uint64) error // publishes a commit's generation in its transaction; nil for none
+}
+
+var _ Store = (*sqlStore)(nil)
+
+// tx wraps q (a pool or a transaction) for the record layer.
+func (s *sqlStore) tx(q querier) *sqlTx { return &sqlTx{q: rebound{q, s.d}, d: s.d} }
+
+// Update runs fn in one write transaction and, when fn changed anything
+// served, bumps the generation and publishes it in that transaction. fn's
+// error (or panic) rolls all of it back. fn must write through tx only: a
+// write through the store itself would wait for this very transaction.
+func (s *sqlStore) Update(ctx context.Context, fn func(tx Tx) error) error {
+	stx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin write: %w", s.d.mapErr(err))
+	}
+	defer stx.Rollback()
+	if s.d.lockWrites != "" {
+		if _, err := stx.ExecContext(ctx, s.d.lockWrites); err != nil {
+			return fmt.Errorf("begin write: lock: %w", s.d.mapErr(err))
+		}
+	}
+	t := s.tx(stx)
+	if err := fn(t); err != nil {
+		return err
+	}
+	var gen uint64
+	if t.dirty {
+		if err := stx.QueryRowContext(ctx, `UPDATE counters SET generation = generation + 1 WHERE id = 1
+			RETURNING generation`).Scan(&gen); err != nil {
+			return fmt.Errorf("bump generation: %w", s.d.mapErr(err))
+		}
+		if s.feed != nil {
+			if err := s.feed(ctx, stx, gen); err != nil {
+				return fmt.Errorf("publish generation %d: %w", gen, err)
+			}
+		}
+	}
+	if err := stx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", s.d.mapErr(err))
+	}
+	if t.dirty {
+		s.gen.committed(gen)
+	}
+	return nil
+}
+
+// view runs fn in one read transaction: a consistent snapshot for reads
+// that take more than one statement.
+func view[T any](ctx context.Context, s *sqlStore, fn func(t *sqlTx) (T, error)) (T, error) {
+	var zero T
+	stx, err := s.rdb.BeginTx(ctx, s.d.readTx)
+	if err != nil {
+		return zero, fmt.Errorf("begin read: %w", s.d.mapErr(err))
+	}
+	defer stx.Rollback()
+	t := s.tx(stx)
+	t.stmts, t.tx = s.rst, stx
+	v, err := fn(t)
+	if err != nil {
+		return zero, err
+	}
+	return v, stx.Commit()
+}
+
+// direct reads with one statement, which is a snapshot by itself.
+func (s *sqlStore) direct() *sqlTx {
+	t := s.tx(s.rdb)
+	t.stmts = s.rst
+	return t
+}
+
+func (s *sqlStore) queryGeneration(ctx context.Context) (uint64, error) {
+	return s.direct().Generation(ctx)
+}
+
+// Generation returns the write counter from memory wherever the backend
+// allows it (see genCache, pgFeed), so servers can call it on every request.
+func (s *sqlStore) Generation(ctx context.Context) (uint64, error) {
+	return s.gen.get(ctx)
+}
+
+// Close closes the pools and the generation source.
+func (s *sqlStore) Close() error {
+	errs := []error{s.rst.close(), s.rdb.Close()}
+	if s.wdb != s.rdb {
+		errs = append(errs, s.wdb.Close())
+	}
+	// SQLite's -wal descriptor goes last, after SQLite has let go of the file.
+	return errors.Join(append(errs, s.gen.close())...)
+}
+
+// migrate applies each of the dialect's migrations not yet recorded, in
+// order, each in its own transaction behind the dialect's migration lock.
+func (s *sqlStore) migrate(ctx context.Context) error {
+	if err := s.inMigrationTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.d.versionTable)
+		return err
+	}); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	names, err := fs.Glob(s.d.migrations, path.Join(s.d.migrationDir, "*.sql"))
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	sort.Strings(names)
+	if err := s.checkNotNewer(ctx, names); err != nil {
+		return err
+	}
+	for _, name := range names {
+		if err := s.applyMigration(ctx, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// inMigrationTx runs fn in a write transaction holding the migration lock.
+func (s *sqlStore) inMigrationTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if s.d.migrationLock != "" {
+		if _, err := tx.ExecContext(ctx, s.d.migrationLock); err != nil {
+			return fmt.Errorf("lock: %w", err)
+		}
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// migrationVersion is the number a migration's file name starts with.
+func migrationVersion(name string) (int, error) {
+	base := path.Base(name)
+	num, _, _ := strings.Cut(base, "_")
+	v, err := strconv.Atoi(num)
+	if err != nil {
+		return 0, fmt.Errorf("migration %s: name must start with a number", base)
+	}
+	return v, nil
+}
+
+// checkNotNewer refuses a database a newer mdctl has migrated past what
+// this binary knows: its tables may no longer mean what this code thinks.
+func (s *sqlStore) checkNotNewer(ctx context.Context, names []string) error {
+	known := 0
+	if len(names) > 0 {
+		known, _ = migrationVersion(names[len(names)-1])
+	}
+	var newest int
+	if err := s.wdb.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&newest); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if newest > known {
+		return fmt.Errorf("database schema version %d is newer than this mdctl knows (%d): upgrade mdctl", newest, known)
+	}
+	return nil
+}
+
+func (s *sqlStore) applyMigration(ctx context.Context, name string) error {
+	base := path.Base(name)
+	version, err := migrationVersion(name)
+	if err != nil {
+		return err
+	}
+	body, err := fs.ReadFile(s.d.migrations, name)
+	if err != nil {
+		return fmt.Errorf("migration %s: %w", base, err)
+	}
+	err = s.inMigrationTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, s.d.rebind(`SELECT count(*) FROM schema_migrations WHERE version = ?`), version).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
+			version, base, time.Now().UnixNano())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("migration %s: %w", base, err)
+	}
+	return nil
+}
