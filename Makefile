@@ -22,6 +22,7 @@ TEST_DEBS  = \
 	iptables \
 	isc-dhcp-client \
 	mtools \
+	postgresql \
 	python3 \
 	tmux \
 	util-linux \

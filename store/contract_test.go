@@ -56,6 +56,7 @@ var contract = []struct {
 	{"ConcurrentWriters", contractConcurrentWriters},
 	{"ConcurrentUniqueness", contractConcurrentUniqueness},
 	{"ChangeSeenByOtherHandle", contractChangeSeenByOtherHandle},
+	{"LiveFollowsOtherHandle", contractLiveFollowsOtherHandle},
 }
 
 // TestContract runs the contract suite on SQLite (a temp file per case)
@@ -236,6 +237,31 @@ func contractChangeSeenByOtherHandle(t *testing.T, b backend) {
 	must(t, err)
 	if m["dhcp_domain"] != "example.org" {
 		t.Errorf("other handle's settings: %v", m)
+	}
+}
+
+// contractLiveFollowsOtherHandle: a setting written through one handle
+// switches the settings a Live over another handle hands out.
+func contractLiveFollowsOtherHandle(t *testing.T, b backend) {
+	ctx := context.Background()
+	url := b.fresh(t)
+	a, c := b.openURL(t, url), b.openURL(t, url)
+	live := NewLive(c, nil)
+	snap, err := live.Snapshot(ctx)
+	must(t, err)
+	if snap.Config.ForceMetadata {
+		t.Fatal("force_metadata on by default")
+	}
+	must(t, a.SetSetting(ctx, "force_metadata", "true"))
+	for range 1000 {
+		if snap, err = live.Snapshot(ctx); err != nil || snap.Config.ForceMetadata {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	must(t, err)
+	if !snap.Config.ForceMetadata {
+		t.Errorf("Live over the other handle never switched: %+v", snap.Raw)
 	}
 }
 

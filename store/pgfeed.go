@@ -31,7 +31,7 @@ const (
 // of, kept in memory by one LISTEN connection (or by polling while that is
 // down), so Generation costs an atomic load per request.
 type pgFeed struct {
-	cfg       *pgx.ConnConfig
+	cfg       atomic.Pointer[pgx.ConnConfig]        // tests swap it to keep the feed down
 	query     func(context.Context) (uint64, error) // reads the counter through the pool
 	cur       atomic.Uint64
 	listening atomic.Bool
@@ -48,7 +48,8 @@ func startPGFeed(cfg *pgx.ConnConfig, gen uint64, query func(context.Context) (u
 		return &pgconn.DeadlineContextWatcherHandler{Conn: c.Conn()}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &pgFeed{cfg: lc, query: query, cancel: cancel, done: make(chan struct{})}
+	f := &pgFeed{query: query, cancel: cancel, done: make(chan struct{})}
+	f.cfg.Store(lc)
 	f.cur.Store(gen)
 	go f.run(ctx)
 	return f
@@ -98,7 +99,7 @@ func (f *pgFeed) run(ctx context.Context) {
 // listening.
 func (f *pgFeed) listen(ctx context.Context) (heard bool, err error) {
 	cctx, cancel := context.WithTimeout(ctx, pgReconnectMax)
-	conn, err := pgx.ConnectConfig(cctx, f.cfg)
+	conn, err := pgx.ConnectConfig(cctx, f.cfg.Load())
 	cancel()
 	if err != nil {
 		return false, err

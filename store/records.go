@@ -27,11 +27,12 @@ type querier interface {
 // sqlTx reads and writes records through q. dirty records that a write
 // changed something served, so that Update bumps the generation.
 type sqlTx struct {
-	q     querier
-	d     *dialect
-	dirty bool
-	stmts *stmtCache // set for reads from the reader pool
-	tx    *sql.Tx    // set in a read transaction with stmts
+	q       querier
+	d       *dialect
+	dirty   bool
+	copying bool       // Copy: keep the source's updated_at stamps
+	stmts   *stmtCache // set for reads from the reader pool
+	tx      *sql.Tx    // set in a read transaction with stmts
 }
 
 var _ Tx = (*sqlTx)(nil)
@@ -49,6 +50,14 @@ func nanosOr(t time.Time, def time.Time) int64 {
 }
 
 func (t *sqlTx) mapErr(err error) error { return t.d.mapErr(err) }
+
+// updatedAt is the stamp a put writes: now, or the record's own in a Copy.
+func (t *sqlTx) updatedAt(v, ts time.Time) int64 {
+	if t.copying {
+		return nanosOr(v, ts)
+	}
+	return ts.UnixNano()
+}
 
 // lookupRef finds the ID of the record of table whose id, else whose name,
 // is ref. Names are unique, so the answer is one row or none.
@@ -226,7 +235,7 @@ func (t *sqlTx) PutNetwork(ctx context.Context, n Network) error {
 	_, err := t.q.ExecContext(ctx, `INSERT INTO networks (`+networkCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET name = excluded.name, project_id = excluded.project_id,
 			mtu = excluded.mtu, bridge = excluded.bridge, vlan = excluded.vlan, updated_at = excluded.updated_at`,
-		n.ID, n.Name, n.ProjectID, n.MTU, n.Bridge, n.VLAN, nanosOr(n.CreatedAt, ts), ts.UnixNano())
+		n.ID, n.Name, n.ProjectID, n.MTU, n.Bridge, n.VLAN, nanosOr(n.CreatedAt, ts), t.updatedAt(n.UpdatedAt, ts))
 	if err != nil {
 		return fmt.Errorf("put network %s: %w", n.ID, t.mapErr(err))
 	}
@@ -414,7 +423,7 @@ func (t *sqlTx) PutRouter(ctx context.Context, r Router) error {
 	_, err := t.q.ExecContext(ctx, `INSERT INTO routers (`+routerCols+`) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET name = excluded.name, project_id = excluded.project_id,
 			updated_at = excluded.updated_at`,
-		r.ID, r.Name, r.ProjectID, nanosOr(r.CreatedAt, ts), ts.UnixNano())
+		r.ID, r.Name, r.ProjectID, nanosOr(r.CreatedAt, ts), t.updatedAt(r.UpdatedAt, ts))
 	if err != nil {
 		return fmt.Errorf("put router %s: %w", r.ID, t.mapErr(err))
 	}
@@ -719,7 +728,7 @@ func (t *sqlTx) PutInstance(ctx context.Context, i Instance) error {
 			user_data = excluded.user_data, config_drive = excluded.config_drive,
 			admin_pass = excluded.admin_pass, updated_at = excluded.updated_at`,
 		i.ID, ec2, i.Name, i.Hostname, i.ProjectID, i.AvailabilityZone, i.Flavor, i.LaunchIndex,
-		string(meta), string(keys), ud, i.ConfigDrive, i.AdminPass, nanosOr(i.CreatedAt, ts), ts.UnixNano())
+		string(meta), string(keys), ud, i.ConfigDrive, i.AdminPass, nanosOr(i.CreatedAt, ts), t.updatedAt(i.UpdatedAt, ts))
 	if err != nil {
 		return fmt.Errorf("put instance %s: %w", i.ID, t.mapErr(err))
 	}

@@ -1,0 +1,85 @@
+package store
+
+import (
+	"context"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mdctl/mdctl/internal/pgtest"
+)
+
+func TestRebindDollar(t *testing.T) {
+	tests := map[string]string{
+		`SELECT 1`:                         `SELECT 1`,
+		`SELECT a FROM t WHERE b = ?`:      `SELECT a FROM t WHERE b = $1`,
+		`INSERT INTO t VALUES (?, ?, ?)`:   `INSERT INTO t VALUES ($1, $2, $3)`,
+		`x IN (?, ?) AND y = ? ORDER BY z`: `x IN ($1, $2) AND y = $3 ORDER BY z`,
+		`?`:                                `$1`,
+		`a = ? OR b = ? OR c = ? OR d = ?`: `a = $1 OR b = $2 OR c = $3 OR d = $4`,
+	}
+	for in, want := range tests {
+		if got := rebindDollar(in); got != want {
+			t.Errorf("rebindDollar(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// waitFor polls cond (bounded) and fails with what when it never holds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for range 1500 {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting until %s", what)
+}
+
+// TestPostgresFeedFallsBackToPolling: when the LISTEN connection drops and
+// cannot come back, Generation still follows other writers (by polling);
+// once the server takes connections again the feed listens again.
+func TestPostgresFeedFallsBackToPolling(t *testing.T) {
+	ctx := context.Background()
+	c := pgtest.Start(t)
+	u := c.NewDB(t)
+	openPG := func() *Postgres {
+		s, err := OpenPostgres(ctx, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a, b := openPG(), openPG()
+	waitFor(t, "b listens", b.Listening)
+
+	// Keep b's feed from reconnecting, then cut its connection.
+	good := b.feed.cfg.Load()
+	bad := good.Copy()
+	bad.Port = 1
+	bad.Host = "127.0.0.1"
+	b.feed.cfg.Store(bad)
+	pu, _ := url.Parse(u)
+	db := strings.TrimPrefix(pu.Path, "/")
+	c.Exec(t, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE datname = '`+db+`' AND application_name = 'mdctl listener'`)
+	waitFor(t, "b's feed is down", func() bool { return !b.Listening() })
+
+	g0, err := a.Generation(ctx)
+	must(t, err)
+	must(t, a.SetSetting(ctx, "dhcp_domain", "example.org"))
+	took := waitGeneration(t, b, g0+1)
+	t.Logf("polling saw the write after %v", took)
+	if b.Listening() {
+		t.Fatal("b's feed came back on a bad address")
+	}
+
+	b.feed.cfg.Store(good)
+	waitFor(t, "b listens again", b.Listening)
+	must(t, a.UnsetSetting(ctx, "dhcp_domain"))
+	took = waitGeneration(t, b, g0+2)
+	t.Logf("the feed saw the write after %v", took)
+}
