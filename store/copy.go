@@ -206,3 +206,6 @@ func each[T any](ctx context.Context, xs []T, put func(context.Context, T) error
 	}
 	return nil
 }
+
+// CopiedTables names the tables Copy carries, in its order.
+func CopiedTables() []string { return slices.Clone(copiedTables) }

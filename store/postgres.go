@@ -65,7 +65,7 @@ func isPostgresURL(u string) bool {
 // or with ?host=/socket/dir), applies pending migrations and starts
 // listening for other writers' changes.
 func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
-	name := redactURL(url)
+	name := RedactURL(url)
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres store %s: %w", name, err)

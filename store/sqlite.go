@@ -95,8 +95,18 @@ func sqlitePath(dataDir, u string) (string, error) {
 	return u, nil
 }
 
-// redactURL hides a password in a connection URL so errors can be logged.
-func redactURL(u string) string {
+// SQLiteFile is the file a --db URL names when it names a SQLite store
+// (ok false for PostgreSQL).
+func SQLiteFile(dataDir, url string) (path string, ok bool, err error) {
+	if isPostgresURL(url) {
+		return "", false, nil
+	}
+	path, err = sqlitePath(dataDir, url)
+	return path, err == nil, err
+}
+
+// RedactURL hides a password in a store URL so it can be shown or logged.
+func RedactURL(u string) string {
 	pu, err := url.Parse(u)
 	if err != nil {
 		return "postgres://…"

@@ -79,6 +79,7 @@ the operator tools to seed, switch and trace them.`,
 		newCmdCleanup(f, nil),
 		newCmdTrace(f, nil),
 		newCmdConfigDrive(f),
+		newCmdStore(f),
 		newCmdVersion(f),
 		newCmdCompletion(f),
 	)
