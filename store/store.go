@@ -1,7 +1,12 @@
 // Package store owns mdctl's data model (projects, networks, subnets,
 // routers, ports, instances, settings, passwords) and its persistence.
-// SQLite (modernc.org/sqlite, no cgo) is the embedded default; every caller
-// goes through Store so that a PostgreSQL backend can follow.
+// SQLite (modernc.org/sqlite, no cgo) is the embedded default; PostgreSQL
+// (pgx) serves several hosts on one database. Every caller goes through
+// Store. Both backends share the rules (rules.go: validation, canonical
+// forms) and the SQL record layer (records.go); they differ only in a
+// dialect (sql.go), how they open, their migrations (migrations/ and
+// migrations/postgres/) and their change feed: the -wal file's stat for
+// SQLite (gen.go), LISTEN/NOTIFY for PostgreSQL (pgfeed.go).
 // It must never know about HTTP or namespaces.
 package store
 

@@ -64,7 +64,7 @@ the operator tools to seed, switch and trace them.`,
 	})
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&f.DataDir, "data-dir", f.DataDir, "directory of the SQLite store, agent socket and admin socket (env MDCTL_DATA_DIR)")
-	pf.StringVar(&f.DB, "db", f.DB, "another store, e.g. sqlite:///path/mdctl.db or postgres://… (overrides the SQLite file in --data-dir)")
+	pf.StringVar(&f.DB, "db", f.DB, "another store: sqlite:///path/mdctl.db, or postgres://user:pass@host/db shared by several hosts (overrides the SQLite file in --data-dir)")
 
 	cmd.AddCommand(
 		newCmdApply(f, nil),
