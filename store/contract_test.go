@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"path"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -53,6 +55,7 @@ var contract = []struct {
 	{"GenerationBumps", contractGenerationBumps},
 	{"ErrorsNameTheRecord", contractErrorsNameTheRecord},
 	{"ReopenMigrated", contractReopenMigrated},
+	{"OpenNewConcurrently", contractOpenNewConcurrently},
 	{"ConcurrentWriters", contractConcurrentWriters},
 	{"ConcurrentUniqueness", contractConcurrentUniqueness},
 	{"ChangeSeenByOtherHandle", contractChangeSeenByOtherHandle},
@@ -97,6 +100,44 @@ func contractReopenMigrated(t *testing.T, b backend) {
 			t.Fatalf("reopened store: %v", err)
 		}
 	}
+}
+
+// contractOpenNewConcurrently: processes opening one new store at once
+// apply each migration once, and all of them open.
+func contractOpenNewConcurrently(t *testing.T, b backend) {
+	ctx := context.Background()
+	url := b.fresh(t)
+	const n = 6
+	var wg sync.WaitGroup
+	handles := make([]Store, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			handles[i], errs[i] = Open("", url)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("open %d: %v", i, err)
+			continue
+		}
+		t.Cleanup(func() { handles[i].Close() })
+	}
+	if t.Failed() {
+		return
+	}
+	s := handles[0].(sqlBacked).base()
+	files, err := fs.Glob(s.d.migrations, path.Join(s.d.migrationDir, "*.sql"))
+	must(t, err)
+	var applied int
+	must(t, s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&applied))
+	if applied != len(files) {
+		t.Errorf("%d migrations recorded, %d files", applied, len(files))
+	}
+	must(t, handles[n-1].PutNetwork(ctx, Network{ID: "n1"}))
 }
 
 // contractConcurrentWriters: two handles (two processes' or hosts' worth

@@ -104,7 +104,11 @@ func (f *pgFeed) listen(ctx context.Context) (heard bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	defer conn.Close(context.Background())
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), pgFeedPing)
+		conn.Close(cctx) // a dead peer must not hold up Close
+		cancel()
+	}()
 	if _, err := conn.Exec(ctx, "LISTEN "+pgChannel); err != nil {
 		return false, err
 	}

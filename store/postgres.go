@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -24,6 +25,10 @@ const pgChannel = "mdctl_changes"
 // pgMigrationLock is the advisory lock key migrations hold (any constant
 // that no other user of the database picks: "mdctl" in ASCII).
 const pgMigrationLock = 0x6d6463746c
+
+// pgConnectTimeout bounds a connection attempt when the URL sets none
+// (connect_timeout).
+const pgConnectTimeout = 10 * time.Second
 
 // pgPoolSize bounds each process's connections: serves on many hosts share
 // one server's max_connections (100 by default).
@@ -46,6 +51,7 @@ var pgDialect = &dialect{
 	noIndex:       func(col string) string { return col },
 	mapErr:        mapPGErr,
 	readTx:        &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
+	writeTx:       &sql.TxOptions{Isolation: sql.LevelReadCommitted}, // whatever the database's default
 	lockWrites:    `SELECT generation FROM counters WHERE id = 1 FOR UPDATE`,
 	migrations:    pgMigrationFS,
 	migrationDir:  "migrations/postgres",
@@ -69,6 +75,9 @@ func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres store %s: %w", name, err)
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = pgConnectTimeout // else an unreachable host takes TCP's minutes
 	}
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "mdctl"

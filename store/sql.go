@@ -24,8 +24,10 @@ type dialect struct {
 	noIndex func(col string) string
 	// mapErr turns constraint violations into ErrConflict.
 	mapErr func(err error) error
-	// readTx are the options of a multi-statement read: a snapshot.
-	readTx *sql.TxOptions
+	// readTx are the options of a multi-statement read: a snapshot;
+	// writeTx those of a write, whose statements must each see every
+	// commit before it (lockWrites then makes the rules' reads current).
+	readTx, writeTx *sql.TxOptions
 	// lockWrites, run first in every write transaction, serialises
 	// writers ("" when beginning the transaction already does).
 	lockWrites string
@@ -86,7 +88,7 @@ func (s *sqlStore) tx(q querier) *sqlTx { return &sqlTx{q: rebound{q, s.d}, d: s
 // error (or panic) rolls all of it back. fn must write through tx only: a
 // write through the store itself would wait for this very transaction.
 func (s *sqlStore) Update(ctx context.Context, fn func(tx Tx) error) error {
-	stx, err := s.wdb.BeginTx(ctx, nil)
+	stx, err := s.wdb.BeginTx(ctx, s.d.writeTx)
 	if err != nil {
 		return fmt.Errorf("begin write: %w", s.d.mapErr(err))
 	}
