@@ -64,12 +64,17 @@ func TestCopy(t *testing.T) {
 			must(t, src.DeleteInstance(ctx, "gone")) // its EC2 id is never handed out again
 			must(t, src.SetPassword(ctx, "i1", "pw"))
 			must(t, src.SetSetting(ctx, "dhcp_domain", "example.org"))
+			// What later migrations added travels too.
+			must(t, src.PutNetwork(ctx, Network{ID: "n3", Name: "prov", Bridge: "br-op", VLAN: 42}))
+			must(t, src.PutPort(ctx, Port{ID: "hp1", NetworkID: "n3", DeviceOwner: OwnerCompute,
+				SecurityGroups: []string{"web", "default"}, BindingHostID: "hv1"}))
+			must(t, src.PutInstance(ctx, Instance{ID: "i3", Meta: Meta{{Key: "z", Value: "1"}, {Key: "a", Value: "2"}}}))
 			g0, err := dst.Generation(ctx)
 			must(t, err)
 
 			stats, err := Copy(ctx, src, dst)
 			must(t, err)
-			if stats["ports"] != 4 || stats["fixed_ips"] != 5 || stats["passwords"] != 1 {
+			if stats["ports"] != 5 || stats["fixed_ips"] != 5 || stats["passwords"] != 1 {
 				t.Errorf("stats = %v", stats)
 			}
 			if got, want := dumpOf(t, dst), dumpOf(t, src); !reflect.DeepEqual(got, want) {
@@ -79,8 +84,8 @@ func TestCopy(t *testing.T) {
 				t.Errorf("target generation %d → %d, want one step", g0, g)
 			}
 			must(t, dst.PutInstance(ctx, Instance{ID: "new"}))
-			if i, _ := dst.GetInstance(ctx, "new"); i.EC2ID != 3 {
-				t.Errorf("next EC2 id on the copy = %d, want 3 (2 went to a deleted instance)", i.EC2ID)
+			if i, _ := dst.GetInstance(ctx, "new"); i.EC2ID != 4 {
+				t.Errorf("next EC2 id on the copy = %d, want 4 (2 went to a deleted instance)", i.EC2ID)
 			}
 			if got, want := tablesOf(t, dst), slices.Sorted(slices.Values(copiedTables)); !slices.Equal(got, want) {
 				t.Errorf("%s tables %v, Copy carries %v: list new tables in copiedTables", dir[1], got, want)

@@ -221,15 +221,15 @@ func (t *sqlTx) PutNetwork(ctx context.Context, n Network) error {
 	if err := required("network", "id", n.ID); err != nil {
 		return err
 	}
+	if err := CheckAttach(n.Bridge, n.VLAN); err != nil {
+		return fmt.Errorf("put network %s: %w", n.ID, err)
+	}
 	if same, err := unchanged(ctx, t.GetNetwork, n.ID, n, stampNetwork); same || err != nil {
 		return err
 	}
 	t.write()
 	if err := t.checkName(ctx, "networks", "network", n.ID, n.Name); err != nil {
 		return err
-	}
-	if err := CheckAttach(n.Bridge, n.VLAN); err != nil {
-		return fmt.Errorf("put network %s: %w", n.ID, err)
 	}
 	ts := now()
 	_, err := t.q.ExecContext(ctx, `INSERT INTO networks (`+networkCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)

@@ -72,14 +72,17 @@ func canonicalMAC(s string) string {
 	return strings.ToLower(s)
 }
 
-// canonicalPort writes p's MAC and addresses in their canonical forms (on
-// a copy of FixedIPs: the caller's stays as it was) and refuses an address
-// that does not parse or is listed twice.
+// canonicalPort writes p's MAC, addresses and security groups in their
+// canonical forms (on a copy of FixedIPs: the caller's stays as it was)
+// and refuses an address that does not parse or is listed twice.
 func canonicalPort(p *Port) error {
 	p.MACAddress = canonicalMAC(p.MACAddress)
 	p.FixedIPs = slices.Clone(p.FixedIPs)
 	if len(p.FixedIPs) == 0 {
 		p.FixedIPs = nil // as it reads back
+	}
+	if len(p.SecurityGroups) == 0 {
+		p.SecurityGroups = nil // none reads back as nil
 	}
 	seen := map[string]bool{}
 	for i := range p.FixedIPs {
