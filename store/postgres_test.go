@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"io/fs"
 	"net/url"
+	"path"
 	"strings"
 	"testing"
 	"time"
@@ -82,4 +84,29 @@ func TestPostgresFeedFallsBackToPolling(t *testing.T) {
 	must(t, a.UnsetSetting(ctx, "dhcp_domain"))
 	took = waitGeneration(t, b, g0+2)
 	t.Logf("the feed saw the write after %v", took)
+}
+
+// TestMigrationsPaired: each backend has a migration of each number, so a
+// change that adds a column to one adds it to the other.
+func TestMigrationsPaired(t *testing.T) {
+	names := func(d *dialect) map[string]bool {
+		files, err := fs.Glob(d.migrations, path.Join(d.migrationDir, "*.sql"))
+		must(t, err)
+		out := map[string]bool{}
+		for _, f := range files {
+			out[path.Base(f)] = true
+		}
+		return out
+	}
+	sqlite, pg := names(sqliteDialect), names(pgDialect)
+	for n := range sqlite {
+		if !pg[n] {
+			t.Errorf("store/migrations/%s has no PostgreSQL counterpart store/migrations/postgres/%s", n, n)
+		}
+	}
+	for n := range pg {
+		if !sqlite[n] {
+			t.Errorf("store/migrations/postgres/%s has no SQLite counterpart store/migrations/%s", n, n)
+		}
+	}
 }
