@@ -4,13 +4,28 @@ import (
 	"context"
 	"fmt"
 	"testing"
+
+	"github.com/mdctl/mdctl/internal/pgtest"
 )
+
+// eachBackendBench runs fn on a fresh SQLite store and a fresh PostgreSQL
+// store (on a server of the benchmark's own), as sub-benchmarks.
+func eachBackendBench(b *testing.B, fn func(b *testing.B, s Store)) {
+	b.Run("sqlite", func(b *testing.B) { fn(b, openTest(b)) })
+	b.Run("postgres", func(b *testing.B) {
+		s, err := OpenPostgres(context.Background(), pgtest.Start(b).NewDB(b))
+		must(b, err)
+		b.Cleanup(func() { s.Close() })
+		fn(b, s)
+	})
+}
 
 // BenchmarkListPortsByIP is the agent's lookup: network AND address, among
 // 10,000 ports.
-func BenchmarkListPortsByIP(b *testing.B) {
+func BenchmarkListPortsByIP(b *testing.B) { eachBackendBench(b, benchListPortsByIP) }
+
+func benchListPortsByIP(b *testing.B, s Store) {
 	ctx := context.Background()
-	s := openTest(b)
 	const n = 10000
 	must(b, s.Update(ctx, func(tx Tx) error {
 		if err := tx.PutNetwork(ctx, Network{ID: "n1"}); err != nil {
@@ -39,9 +54,10 @@ func BenchmarkListPortsByIP(b *testing.B) {
 	}
 }
 
-func BenchmarkInstanceView(b *testing.B) {
+func BenchmarkInstanceView(b *testing.B) { eachBackendBench(b, benchInstanceView) }
+
+func benchInstanceView(b *testing.B, s Store) {
 	ctx := context.Background()
-	s := openTest(b)
 	fixture(b, s)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -52,10 +68,15 @@ func BenchmarkInstanceView(b *testing.B) {
 	}
 }
 
-func BenchmarkLiveSnapshot(b *testing.B) {
-	s := openTest(b)
+// BenchmarkLiveSnapshot is every request's look at the store: in memory
+// on both backends while nothing changes.
+func BenchmarkLiveSnapshot(b *testing.B) { eachBackendBench(b, benchLiveSnapshot) }
+
+func benchLiveSnapshot(b *testing.B, s Store) {
 	live := NewLive(s, nil)
-	settle(b, s)
+	if sq, ok := s.(*SQLite); ok {
+		settle(b, sq)
+	}
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {

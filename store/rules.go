@@ -100,10 +100,14 @@ func canonicalPort(p *Port) error {
 	return nil
 }
 
-// canonicalInstance stores no user data as nil, as it reads back.
+// canonicalInstance writes no user data and no meta as nil, as they read
+// back.
 func canonicalInstance(i *Instance) {
 	if len(i.UserData) == 0 {
 		i.UserData = nil
+	}
+	if len(i.Meta) == 0 {
+		i.Meta = nil
 	}
 }
 

@@ -682,7 +682,7 @@ func contractGenerationBumps(t *testing.T, b backend) {
 		{"put router again", func() error { return s.PutRouter(ctx, Router{ID: "r2"}) }, false},
 		{"delete router", func() error { return s.DeleteRouter(ctx, "r2") }, true},
 		{"put instance", func() error { return s.PutInstance(ctx, Instance{ID: "i2", UserData: []byte{}}) }, true},
-		{"put instance again", func() error { return s.PutInstance(ctx, Instance{ID: "i2"}) }, false},
+		{"put instance again", func() error { return s.PutInstance(ctx, Instance{ID: "i2", Meta: Meta{}}) }, false},
 		{"set password", func() error { return s.SetPassword(ctx, "i2", "pw") }, false},
 		{"delete instance", func() error { return s.DeleteInstance(ctx, "i2") }, true},
 		{"set setting", func() error { return s.SetSetting(ctx, "force_metadata", "true") }, true},
