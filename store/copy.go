@@ -54,6 +54,15 @@ type sqlBacked interface{ base() *sqlStore }
 
 func (s *sqlStore) base() *sqlStore { return s }
 
+// analyzed runs the dialect's statistics pass after a bulk load. It only
+// speeds up the first queries (autovacuum catches up later), so a failure
+// is no failure of the load.
+func (s *sqlStore) analyzed(ctx context.Context) {
+	if s.d.analyze != "" {
+		_, _ = s.wdb.ExecContext(ctx, s.d.analyze)
+	}
+}
+
 // Copy copies every record of from into to, in one transaction of to: the
 // copy is whole, or to is left as it was. It refuses a target that holds
 // any record (ErrNotEmpty). Timestamps, EC2 ids, creation order and the
@@ -92,6 +101,7 @@ func Copy(ctx context.Context, from, to Store) (CopyStats, error) {
 	if err != nil {
 		return nil, fmt.Errorf("copy store: %w", err)
 	}
+	to.(sqlBacked).base().analyzed(ctx)
 	return stats, nil
 }
 

@@ -60,6 +60,9 @@ var pgDialect = &dialect{
 		version    INTEGER PRIMARY KEY,
 		name       TEXT NOT NULL,
 		applied_at BIGINT NOT NULL)`,
+	// Until autovacuum gets to a freshly loaded table, the planner guesses
+	// and reads a whole network's ports to find one address.
+	analyze: `ANALYZE`,
 }
 
 // isPostgresURL reports whether a --db URL names a PostgreSQL database.

@@ -39,6 +39,9 @@ type dialect struct {
 	migrationLock string
 	// versionTable creates schema_migrations.
 	versionTable string
+	// analyze, run after a bulk load, gives the planner statistics at once
+	// ("" where plans do not rely on them).
+	analyze string
 }
 
 // rebound is a querier whose statements are rebound for a dialect.

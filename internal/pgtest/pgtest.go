@@ -45,6 +45,10 @@ type Cluster struct {
 // the newest /usr/lib/postgresql/*/bin (Debian), else $PATH.
 func Bin() (string, error) {
 	if d := os.Getenv(BinEnv); d != "" {
+		if _, err := os.Stat(filepath.Join(d, "initdb")); err != nil {
+			return "", fmt.Errorf("%s=%s: no initdb there (%v): run `make test` (it installs postgresql), "+
+				"or set %s=skip to skip these tests", BinEnv, d, err, SkipEnv)
+		}
 		return d, nil
 	}
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
