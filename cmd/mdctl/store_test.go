@@ -41,7 +41,6 @@ func TestStoreMigrate(t *testing.T) {
 	if code, out, _ := runCLI(t, dir, "", "--db", db, "instance", "show", "vm1", "-o", "json"); code != 0 || !strings.Contains(out, `"ip_address": "10.90.1.5"`) {
 		t.Errorf("instance show on the copy: %d %s", code, out)
 	}
-
 	tests := []struct {
 		name    string
 		args    []string
@@ -71,6 +70,29 @@ func TestStoreMigrate(t *testing.T) {
 	}
 	if res.To != "sqlite://"+back || res.Copied["instances"] != 1 || res.Copied["ports"] != 4 {
 		t.Errorf("migrate back: %+v", res)
+	}
+
+	// The record commands work on the copy as they did on the file.
+	iso := filepath.Join(t.TempDir(), "vm1.iso")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"network", "list"}, "10.90.2.0/24"},
+		{[]string{"router", "show", "r1", "-o", "json"}, `"net1"`},
+		{[]string{"config", "list"}, "force_metadata"},
+		{[]string{"configdrive", "build", "vm1", "-o", iso}, ""},
+		{[]string{"instance", "delete", "vm1"}, "deleted instance vm1"},
+		{[]string{"network", "delete", "iso"}, "deleted network iso"},
+		{[]string{"instance", "list"}, ""},
+	} {
+		code, out, stderr := runCLI(t, dir, "", append([]string{"--db", db}, c.args...)...)
+		if code != 0 || !strings.Contains(out, c.want) {
+			t.Errorf("mdctl --db … %s: %d %q %s", strings.Join(c.args, " "), code, out, stderr)
+		}
+	}
+	if fi, err := os.Stat(iso); err != nil || fi.Size() == 0 {
+		t.Errorf("config drive from the PostgreSQL store: %v", err)
 	}
 }
 
