@@ -26,6 +26,18 @@
 // is not DHCP-served and SubnetPlan.MetadataHop is the option 121 next hop.
 // Every veth's other end is tap<port[:11]> on brq<network[:11]>.
 //
+// The operator's L2 (host.go): a network whose record names a host bridge
+// (store Network.Bridge) has no segment bridge. Its router and DHCP taps go
+// on that bridge in the host namespace (Options.HostNamespace, default the
+// one mdctl started in), as neutron's linuxbridge agent plugs a flat
+// provider network; with a VLAN, mdctl makes <device>.<vlan> and a
+// brq<network> bridge holding it (ensure_vlan_bridge). Links mdctl makes on
+// the host carry hostAlias (the owner mark, then what they serve), so
+// sweepHost removes only this mdctl's: the operator's bridge and everything
+// else on it stay. A tap name held by a device mdctl did not make (a real
+// VM's tap) is never deleted or replaced (ErrForeignTap); TapOf says what
+// holds a port's tap name.
+//
 // DHCP: Desired.DHCPServers has one entry per network with a DHCP port and
 // an IPv4 DHCP subnet, whether or not it serves metadata (guests need their
 // routes either way), so a qdhcp namespace exists for each; the switches
@@ -61,4 +73,8 @@
 // static, as RAs would give them, fe80::a9fe:a9fe/128 via the router's
 // link-local address on routed networks (neutron's radvd route);
 // LabStatus inspects, LabExec runs a command inside, LabDown removes them.
+// A port bound to a host (binding_host_id), or whose tap a VM already
+// holds, is external: LabUp builds nothing for it and LabStatus reports it
+// as external, not missing. GuestLease runs the lab's DHCP client in any
+// namespace (tests' stand-ins for VMs outside the lab use it).
 package dataplane

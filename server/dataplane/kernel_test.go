@@ -8,14 +8,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
 	"github.com/mdctl/mdctl/store"
@@ -189,10 +192,7 @@ func newLab() *lab {
 	subI := store.Subnet{ID: id(), NetworkID: netI, IPVersion: 4, CIDR: "10.90.12.0/24", GatewayIP: "10.90.12.1", EnableDHCP: true}
 	l.subnets = []store.Subnet{subR, subI}
 	l.routers = []store.Router{{ID: rtr, Name: "rtr"}}
-	port := func(net string, sub store.Subnet, ip, owner, dev, mac string) store.Port {
-		return store.Port{ID: id(), NetworkID: net, MACAddress: mac, DeviceOwner: owner, DeviceID: dev,
-			FixedIPs: []store.FixedIP{{SubnetID: sub.ID, IPAddress: ip}}}
-	}
+	port := testPort
 	l.ports = []store.Port{
 		port(netR, subR, "10.90.11.1", store.OwnerRouterInterface, rtr, "fa:16:3e:11:00:01"),
 		port(netR, subR, "10.90.11.2", store.OwnerDHCP, "dhcp", "fa:16:3e:11:00:02"),
@@ -209,6 +209,12 @@ func newLab() *lab {
 		vm("vm2", l.networks[1], subI, "10.90.12.10", "fa:16:3e:12:00:10"),
 	}
 	return l
+}
+
+// testPort is a port with a fresh id and one address.
+func testPort(net string, sub store.Subnet, ip, owner, dev, mac string) store.Port {
+	return store.Port{ID: uuid.NewString(), NetworkID: net, MACAddress: mac, DeviceOwner: owner, DeviceID: dev,
+		FixedIPs: []store.FixedIP{{SubnetID: sub.ID, IPAddress: ip}}}
 }
 
 func (l *lab) plan() Desired {
@@ -513,15 +519,7 @@ func assertRulesOnce(t *testing.T, ns string, ipv6 bool, want map[string][]strin
 
 func linkNames(t *testing.T, ns string) string {
 	t.Helper()
-	n, err := openNS(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	links, err := n.h.LinkList()
-	if err != nil {
-		t.Fatal(err)
-	}
+	links := slices.SortedFunc(maps.Values(hostLinks(t, ns)), func(a, b netlink.Link) int { return a.Attrs().Index - b.Attrs().Index })
 	var names []string
 	for _, l := range links {
 		names = append(names, fmt.Sprintf("%s(%d)", l.Attrs().Name, l.Attrs().Index))

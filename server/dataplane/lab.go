@@ -25,10 +25,15 @@ type Guest struct {
 	PortIndex    int // 0 for the instance's first NIC
 	PortID       string
 	NetworkID    string
-	MAC          string
-	Addrs        []string // the port's fixed IPs, CIDR notation
-	Gateway      string   // IPv4 default gateway, "" for none
-	Gateway6     string   // IPv6 default gateway, "" for none
+	Bridge       string // the bridge its tap goes on (NetworkBridge)
+	OnHost       bool   // Bridge is in the host namespace: the operator's L2
+	// BoundHost is the port's binding_host_id: a VM on that host plays the
+	// port, so the lab never builds, touches or reports it missing.
+	BoundHost string
+	MAC       string
+	Addrs     []string // the port's fixed IPs, CIDR notation
+	Gateway   string   // IPv4 default gateway, "" for none
+	Gateway6  string   // IPv6 default gateway, "" for none
 	// DHCPPortIP and MetadataViaDHCP tell whether 169.254.169.254 is served
 	// from the network's DHCP namespace; MetadataHop is the option 121 next
 	// hop for it ("" for no route), as Plan chose it.
@@ -105,7 +110,9 @@ func guestFor(inst store.Instance, index int, pv store.PortView, seg NetSegment)
 	g := Guest{
 		InstanceID: inst.ID, InstanceName: inst.Name, PortIndex: index,
 		PortID: pv.Port.ID, NetworkID: pv.Port.NetworkID, MAC: pv.Port.MACAddress, MTU: pv.Network.MTU,
+		BoundHost: pv.Port.BindingHostID,
 	}
+	g.Bridge, g.OnHost = NetworkBridge(pv.Network)
 	plans := map[string]SubnetPlan{}
 	for _, s := range seg.Subnets {
 		plans[s.SubnetID] = s
@@ -147,8 +154,14 @@ func guestFor(inst store.Instance, index int, pv store.PortView, seg NetSegment)
 
 // LabUp builds one namespace per guest: eth0 with the port's MAC and
 // addresses, its veth peer tap<port id[:11]> on the network's bridge in the
-// segment namespace, and the routes DHCP would push. It is idempotent and
-// removes lab guests of this mdctl that guests no longer lists.
+// segment namespace (the host namespace for a network on the operator's
+// L2), and the routes DHCP would push. It is idempotent and removes lab
+// guests of this mdctl that guests no longer lists.
+//
+// A port played by a VM outside the lab is never touched: one bound to a
+// host (Guest.BoundHost), or one whose tap name a device mdctl did not make
+// already holds (a real VM's tap). LabUp skips it, says so in the log, and
+// LabStatus reports it as external.
 func LabUp(ctx context.Context, opts Options, guests []Guest) error {
 	opts = opts.withDefaults()
 	wired, err := wireGuests(ctx, opts, guests)
@@ -172,6 +185,11 @@ func wireGuests(ctx context.Context, opts Options, guests []Guest) (map[string]G
 		return nil, fmt.Errorf("lab: segment namespace: %w", err)
 	}
 	defer seg.Close()
+	links := planeLinks{seg: seg, segNS: opts.SegmentNamespace}
+	if host, err := openHostNS(opts); err == nil {
+		defer host.Close()
+		links.host = host
+	}
 	wanted := map[string]bool{}
 	wired := map[string]Guest{}
 	var errs error
@@ -180,8 +198,12 @@ func wireGuests(ctx context.Context, opts Options, guests []Guest) (map[string]G
 			return wired, errors.Join(errs, err)
 		}
 		name := GuestNamespace(opts.GuestPrefix, g)
+		if why := externalWhy(opts, g); why != "" {
+			opts.Logger.Info("lab leaves a port to its VM", "instance", g.InstanceName, "port", g.PortID, "why", why)
+			continue
+		}
 		wanted[name] = true
-		if err := labGuestUp(seg, name, mark, g, opts.Logger); err != nil {
+		if err := labGuestUp(links, name, mark, g, opts.Logger); err != nil {
 			errs = errors.Join(errs, fmt.Errorf("lab guest %s: %w", name, err))
 			continue
 		}
@@ -228,11 +250,27 @@ func routeGuest(ctx context.Context, opts Options, name string, g Guest) error {
 	return guestRoutes(ctx, opts, n, name, g)
 }
 
-func labGuestUp(seg *nsLink, name, mark string, g Guest, log *slog.Logger) error {
-	// The bridge normally comes from Apply; making it here lets the lab run
-	// before (or without) serve.
-	if err := ensureBridge(seg, BridgeName(g.NetworkID), aliasNetwork+g.NetworkID, g.MTU); err != nil {
-		return err
+// externalWhy says why a VM outside the lab plays g's port, or "" when the
+// lab may: the port is bound to a host, or its tap name is held by a device
+// mdctl did not make.
+func externalWhy(opts Options, g Guest) string {
+	if g.BoundHost != "" {
+		return "port bound to host " + g.BoundHost + " (binding_host_id)"
+	}
+	if tap := TapOf(opts, g.PortID, g.OnHost); tap.Exists && !tap.Ours {
+		return fmt.Sprintf("%s is a %s mdctl did not make (a VM's tap)", TapName(g.PortID), tap.Type)
+	}
+	return ""
+}
+
+func labGuestUp(links planeLinks, name, mark string, g Guest, log *slog.Logger) error {
+	if !g.OnHost {
+		// The bridge normally comes from Apply; making it here lets the lab
+		// run before (or without) serve. The operator's L2 comes from Apply
+		// alone: a VLAN's bridge needs the network's record.
+		if err := ensureBridge(links.seg, g.Bridge, aliasNetwork+g.NetworkID, g.MTU); err != nil {
+			return err
+		}
 	}
 	n, err := ensureOwnedNamespace(name, mark, log)
 	if err != nil {
@@ -241,9 +279,9 @@ func labGuestUp(seg *nsLink, name, mark string, g Guest, log *slog.Logger) error
 	defer n.Close()
 	ifc := Interface{
 		PortID: g.PortID, NetworkID: g.NetworkID, Name: GuestInterface, Tap: TapName(g.PortID),
-		Bridge: BridgeName(g.NetworkID), MAC: g.MAC, Addrs: g.Addrs, MTU: g.MTU,
+		Bridge: g.Bridge, OnHost: g.OnHost, MAC: g.MAC, Addrs: g.Addrs, MTU: g.MTU,
 	}
-	return ensureVeth(seg, n, ifc, aliasGuest+name)
+	return links.ensureVeth(n, ifc, aliasGuest+name)
 }
 
 // guestRoutes gives the guest its routes: IPv4 from a real DHCP lease when
@@ -387,7 +425,10 @@ func sweepGuests(opts Options, mark string, wanted map[string]bool) error {
 type GuestStatus struct {
 	Namespace string
 	Guest     Guest // zero for a stray
-	Exists    bool
+	// External says why a VM outside the lab plays this port (externalWhy);
+	// the lab built nothing for it, and nothing is missing.
+	External string
+	Exists   bool
 	// Stray: an mdctl guest namespace no listed guest wants (LabUp removes it).
 	Stray    bool
 	Addrs    []string // on eth0
@@ -395,7 +436,9 @@ type GuestStatus struct {
 }
 
 // OK reports whether the guest exists and is wired as wanted.
-func (s GuestStatus) OK() bool { return s.Exists && !s.Stray && len(s.Problems) == 0 }
+func (s GuestStatus) OK() bool {
+	return s.External != "" || s.Exists && !s.Stray && len(s.Problems) == 0
+}
 
 // LabStatus inspects each guest (and any stray guest namespaces of this
 // mdctl) without changing anything.
@@ -406,6 +449,10 @@ func LabStatus(ctx context.Context, opts Options, guests []Guest) ([]GuestStatus
 	listed := map[string]bool{}
 	for _, g := range guests {
 		name := GuestNamespace(opts.GuestPrefix, g)
+		if why := externalWhy(opts, g); why != "" {
+			out = append(out, GuestStatus{Namespace: name, Guest: g, External: why})
+			continue
+		}
 		listed[name] = true
 		out = append(out, inspectGuest(opts, name, g))
 	}
@@ -463,25 +510,23 @@ func inspectGuest(opts Options, name string, g Guest) GuestStatus {
 			st.Problems = append(st.Problems, "address "+w+" missing")
 		}
 	}
-	st.Problems = append(st.Problems, checkTap(opts.SegmentNamespace, g)...)
+	st.Problems = append(st.Problems, checkTap(opts, g)...)
 	return st
 }
 
-func checkTap(segNS string, g Guest) []string {
-	seg, err := openNS(segNS)
-	if err != nil {
-		return []string{"segment namespace " + segNS + " missing"}
+func checkTap(opts Options, g Guest) []string {
+	where := opts.SegmentNamespace
+	if g.OnHost {
+		where = "the host namespace"
 	}
-	defer seg.Close()
-	tap, _ := seg.linkByName(TapName(g.PortID))
-	br, _ := seg.linkByName(BridgeName(g.NetworkID))
+	tap := TapOf(opts, g.PortID, g.OnHost)
 	switch {
-	case tap == nil:
-		return []string{TapName(g.PortID) + " missing in " + segNS}
-	case br == nil:
-		return []string{"bridge " + BridgeName(g.NetworkID) + " missing in " + segNS}
-	case tap.Attrs().MasterIndex != br.Attrs().Index:
-		return []string{TapName(g.PortID) + " not on bridge " + BridgeName(g.NetworkID)}
+	case tap.Problem != "":
+		return []string{tap.Problem}
+	case !tap.Exists:
+		return []string{TapName(g.PortID) + " missing in " + where}
+	case tap.Master != g.Bridge:
+		return []string{TapName(g.PortID) + " not on bridge " + g.Bridge + " in " + where}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package dataplane
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -181,6 +182,23 @@ func runDHCPClient(ctx context.Context, opts Options, guestNS, client string) er
 	}
 	return nil
 }
+
+// GuestLease runs mdctl's guest DHCP client (dhclient with the lab's own
+// config and script, never the host's) on eth0 of any namespace and waits
+// for its first lease, which it then keeps renewing as a VM's client does.
+// The lab's guests get theirs from LabUp; tests use it for the stand-ins
+// of VMs outside the lab. StopGuestLease ends it.
+func GuestLease(ctx context.Context, opts Options, nsName string) error {
+	opts = opts.withDefaults()
+	client, err := exec.LookPath(cmp.Or(opts.DHCPClient, DHCPClientBinary))
+	if err != nil {
+		return fmt.Errorf("no DHCP client: %w", err)
+	}
+	return runDHCPClient(ctx, opts, nsName, client)
+}
+
+// StopGuestLease ends GuestLease's client in nsName and forgets its lease.
+func StopGuestLease(opts Options, nsName string) { removeGuestState(opts.withDefaults(), nsName) }
 
 // stopDHCPClient ends the guest's DHCP client, if one runs.
 func stopDHCPClient(opts Options, guestNS string) {

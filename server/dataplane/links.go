@@ -175,8 +175,10 @@ func setAliasUp(n *nsLink, l netlink.Link, alias string) error {
 
 // ensureVeth makes ifc real: Name inside target with the port's MAC and
 // addresses, Tap on the bridge in seg, both up. An existing pair is adopted;
-// half a pair is removed and rebuilt.
-func ensureVeth(seg, target *nsLink, ifc Interface, alias string) error {
+// half a pair is removed and rebuilt, but only when owned says the tap end
+// is mdctl's: a device it did not make under that name is left alone
+// (ErrForeignTap).
+func ensureVeth(seg, target *nsLink, ifc Interface, alias string, owned func(netlink.Link) bool) error {
 	inner, err := target.linkByName(ifc.Name)
 	if err != nil {
 		return err
@@ -184,6 +186,9 @@ func ensureVeth(seg, target *nsLink, ifc Interface, alias string) error {
 	tap, err := seg.linkByName(ifc.Tap)
 	if err != nil {
 		return err
+	}
+	if tap != nil && !owned(tap) {
+		return fmt.Errorf("%s: %s (a %s): %w", seg.name, ifc.Tap, tap.Type(), ErrForeignTap)
 	}
 	if inner == nil || tap == nil || inner.Type() != "veth" || tap.Type() != "veth" {
 		if inner != nil {

@@ -1,6 +1,11 @@
 package dataplane
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+
+	"github.com/mdctl/mdctl/store"
+)
 
 // Neutron's names, so that the tracer reads a real OpenStack node as well.
 const (
@@ -55,6 +60,26 @@ func TapName(portID string) string { return "tap" + short(portID, idPrefix) }
 // BridgeName is "brq<network id[:11]>", a network's bridge in the segment
 // namespace (linuxbridge's name for it).
 func BridgeName(networkID string) string { return "brq" + short(networkID, idPrefix) }
+
+// NetworkBridge is the bridge a network's ports plug into, and whether it
+// is in the host namespace: brq<network> in the segment namespace for
+// mdctl's own networks; the operator's bridge itself for a network attached
+// to one; brq<network> in the host namespace, holding the VLAN link, for a
+// network on a VLAN of the operator's bridge or trunk (linuxbridge's
+// ensure_vlan_bridge).
+func NetworkBridge(n store.Network) (bridge string, onHost bool) {
+	switch {
+	case n.Bridge == "":
+		return BridgeName(n.ID), false
+	case n.VLAN == 0:
+		return n.Bridge, true
+	}
+	return BridgeName(n.ID), true
+}
+
+// VLANLinkName is "<device>.<vlan>", the 802.1Q sub-interface linuxbridge
+// makes on a physical interface (store.CheckVLAN keeps it within 15 bytes).
+func VLANLinkName(device string, vlan int) string { return device + "." + strconv.Itoa(vlan) }
 
 // GuestNamespace names a lab guest's namespace: prefix + the instance name
 // (or id[:8] when it has none), cleaned to [a-z0-9-] and kept short; a second

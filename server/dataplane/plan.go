@@ -22,14 +22,24 @@ type Desired struct {
 	DHCPServers []DHCPServer
 }
 
-// NetSegment is one tenant network: a bridge in the segment namespace, and
-// neutron's metadata decisions for it.
+// NetSegment is one tenant network: a bridge in the segment namespace, or
+// on the operator's L2 in the host namespace, and neutron's metadata
+// decisions for it.
 type NetSegment struct {
 	NetworkID string
-	Bridge    string // in the segment namespace
-	MTU       int    // 0: kernel default
-	Subnets   []SubnetPlan
-	DHCP      DHCPDecision
+	Bridge    string // in the segment namespace, or in the host one when OnHost
+	// OnHost: the network is attached to the operator's L2 (store
+	// Network.Bridge). Without a VLAN, Bridge is the operator's own bridge,
+	// which mdctl never creates, changes or removes; with one, mdctl makes
+	// VLANLink (<HostDevice>.<VLAN>) and Bridge (brq<network>) holding it,
+	// as neutron's linuxbridge agent does for a VLAN provider network.
+	OnHost     bool
+	HostDevice string // the operator's bridge or trunk (store Network.Bridge)
+	VLAN       int
+	VLANLink   string // <HostDevice>.<VLAN>, "" without a VLAN
+	MTU        int    // 0: kernel default
+	Subnets    []SubnetPlan
+	DHCP       DHCPDecision
 }
 
 // DHCPDecision says whether the network's DHCP namespace serves metadata,
@@ -67,13 +77,15 @@ type SubnetPlan struct {
 }
 
 // Interface is one veth: Name inside a router/DHCP/guest namespace, Tap on
-// the network's bridge in the segment namespace.
+// the network's bridge in the segment namespace (in the host namespace when
+// OnHost).
 type Interface struct {
 	PortID    string
 	NetworkID string
 	Name      string   // qr-…, ns-… or eth0
 	Tap       string   // tap… on Bridge
-	Bridge    string   // brq…
+	Bridge    string   // brq…, or the operator's bridge
+	OnHost    bool     // Tap and Bridge are in the host namespace
 	MAC       string   // the port's MAC, on Name
 	Addrs     []string // CIDR notation ("10.90.1.1/24"), on Name
 	MTU       int
@@ -163,7 +175,14 @@ func routerOwnedIPs(ports []store.Port) map[string]bool {
 }
 
 func planNetwork(n store.Network, subnets []store.Subnet, ports []store.Port, routerIPs map[string]bool, subnetByID map[string]store.Subnet, cfg store.Config, host Host) (NetSegment, *DHCPNS) {
-	seg := NetSegment{NetworkID: n.ID, Bridge: BridgeName(n.ID), MTU: n.MTU}
+	seg := NetSegment{NetworkID: n.ID, MTU: n.MTU}
+	seg.Bridge, seg.OnHost = NetworkBridge(n)
+	if seg.OnHost {
+		seg.HostDevice, seg.VLAN = n.Bridge, n.VLAN
+		if n.VLAN != 0 {
+			seg.VLANLink = VLANLinkName(n.Bridge, n.VLAN)
+		}
+	}
 	dhcpPort := firstDHCPPort(n.ID, ports)
 	for _, s := range subnets {
 		if s.NetworkID != n.ID {
@@ -315,8 +334,9 @@ func planRouter(r store.Router, ports []store.Port, subnetByID map[string]store.
 func portInterface(p store.Port, name string, n store.Network, subnetByID map[string]store.Subnet) Interface {
 	ifc := Interface{
 		PortID: p.ID, NetworkID: p.NetworkID, Name: name, Tap: TapName(p.ID),
-		Bridge: BridgeName(p.NetworkID), MAC: p.MACAddress, MTU: n.MTU,
+		MAC: p.MACAddress, MTU: n.MTU,
 	}
+	ifc.Bridge, ifc.OnHost = NetworkBridge(n)
 	for _, ip := range p.FixedIPs {
 		if cidr := withPrefix(ip.IPAddress, subnetByID[ip.SubnetID].CIDR); cidr != "" {
 			ifc.Addrs = append(ifc.Addrs, cidr)

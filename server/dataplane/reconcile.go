@@ -30,7 +30,12 @@ type Options struct {
 	GuestRoutes string
 	// DHCPClient is the lab guests' DHCP client; default DHCPClientBinary.
 	DHCPClient string
-	Logger     *slog.Logger
+	// HostNamespace stands for the host: where the operator's bridges of
+	// networks attached to one (store Network.Bridge) live, and where mdctl
+	// plugs its router and DHCP taps into them. "" is the namespace mdctl
+	// started in; tests name a namespace of their own.
+	HostNamespace string
+	Logger        *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -93,9 +98,24 @@ func (r *Reconciler) apply(ctx context.Context, d Desired) error {
 	}
 	defer seg.Close()
 
+	host, err := r.openHost(d)
+	if err != nil {
+		return err
+	}
+	if host != nil {
+		defer host.Close()
+	}
+	links := planeLinks{seg: seg, host: host, segNS: r.opts.SegmentNamespace}
+
 	var errs error
 	for _, n := range d.Networks {
-		if err := ensureBridge(seg, n.Bridge, aliasNetwork+n.NetworkID, n.MTU); err != nil {
+		var err error
+		if n.OnHost {
+			err = ensureHostSegment(host, n, hostAlias(r.opts.SegmentNamespace, aliasNetwork+n.NetworkID))
+		} else {
+			err = ensureBridge(seg, n.Bridge, aliasNetwork+n.NetworkID, n.MTU)
+		}
+		if err != nil {
 			errs = errors.Join(errs, fmt.Errorf("network %s: %w", n.NetworkID, err))
 		}
 	}
@@ -103,7 +123,7 @@ func (r *Reconciler) apply(ctx context.Context, d Desired) error {
 		if err := ctx.Err(); err != nil {
 			return errors.Join(errs, err)
 		}
-		if err := r.applyRouter(seg, rt, mark); err != nil {
+		if err := r.applyRouter(links, rt, mark); err != nil {
 			errs = errors.Join(errs, fmt.Errorf("router %s: %w", rt.RouterID, err))
 		}
 	}
@@ -111,7 +131,7 @@ func (r *Reconciler) apply(ctx context.Context, d Desired) error {
 		if err := ctx.Err(); err != nil {
 			return errors.Join(errs, err)
 		}
-		if err := r.applyDHCP(seg, dh, mark); err != nil {
+		if err := r.applyDHCP(links, dh, mark); err != nil {
 			errs = errors.Join(errs, fmt.Errorf("dhcp %s: %w", dh.NetworkID, err))
 		}
 	}
@@ -121,10 +141,32 @@ func (r *Reconciler) apply(ctx context.Context, d Desired) error {
 	if err := sweepSegment(seg, d); err != nil {
 		errs = errors.Join(errs, err)
 	}
+	if host != nil {
+		errs = errors.Join(errs, sweepHost(host, d, r.opts.SegmentNamespace))
+	}
 	return errs
 }
 
-func (r *Reconciler) applyRouter(seg *nsLink, rt RouterNS, mark string) error {
+// openHost opens the host namespace. It is nil when a named stand-in for
+// the host (tests) is gone and nothing wants it: there is nothing of ours
+// there to sweep either.
+func (r *Reconciler) openHost(d Desired) (*nsLink, error) {
+	host, err := openHostNS(r.opts)
+	if err == nil {
+		return host, nil
+	}
+	for _, n := range d.Networks {
+		if n.OnHost {
+			return nil, fmt.Errorf("network %s: host namespace: %w", n.NetworkID, err)
+		}
+	}
+	if ok, _ := NamespaceExists(r.opts.HostNamespace); r.opts.HostNamespace != "" && !ok {
+		return nil, nil
+	}
+	return nil, fmt.Errorf("host namespace: %w", err)
+}
+
+func (r *Reconciler) applyRouter(links planeLinks, rt RouterNS, mark string) error {
 	n, err := ensureOwnedNamespace(rt.Namespace, mark, r.opts.Logger)
 	if err != nil {
 		return err
@@ -134,7 +176,7 @@ func (r *Reconciler) applyRouter(seg *nsLink, rt RouterNS, mark string) error {
 	var errs error
 	for _, ifc := range rt.Interfaces {
 		keep[ifc.Name] = true
-		if err := ensureVeth(seg, n, ifc, aliasRouter+rt.RouterID); err != nil {
+		if err := links.ensureVeth(n, ifc, aliasRouter+rt.RouterID); err != nil {
 			errs = errors.Join(errs, fmt.Errorf("port %s: %w", ifc.PortID, err))
 		}
 	}
@@ -175,7 +217,7 @@ func (r *Reconciler) syncRules(rt RouterNS) error {
 	return nil
 }
 
-func (r *Reconciler) applyDHCP(seg *nsLink, dh DHCPNS, mark string) error {
+func (r *Reconciler) applyDHCP(links planeLinks, dh DHCPNS, mark string) error {
 	n, err := ensureOwnedNamespace(dh.Namespace, mark, r.opts.Logger)
 	if err != nil {
 		return err
@@ -183,7 +225,7 @@ func (r *Reconciler) applyDHCP(seg *nsLink, dh DHCPNS, mark string) error {
 	defer n.Close()
 	ifc := dh.Interface
 	ifc.Addrs = append(append([]string{}, ifc.Addrs...), dh.MetadataAddrs...)
-	err = ensureVeth(seg, n, ifc, aliasDHCP+dh.NetworkID)
+	err = links.ensureVeth(n, ifc, aliasDHCP+dh.NetworkID)
 	return errors.Join(err, removeStaleLinks(n, "ns-", map[string]bool{ifc.Name: true}))
 }
 
@@ -283,11 +325,22 @@ func (r *Reconciler) Teardown(ctx context.Context) error {
 	}
 	defer unlock()
 	if ok, err := NamespaceExists(r.opts.SegmentNamespace); err != nil || !ok {
-		return err
+		// No segment, so no router or DHCP namespace; what this mdctl
+		// left on the host's bridges still goes.
+		return errors.Join(err, r.sweepHostOnly())
 	}
 	err = r.apply(ctx, Desired{})
 	err = errors.Join(err, os.RemoveAll(r.opts.DHCPStateDir()))
 	os.Remove(filepath.Join(r.opts.StateDir, "lab")) // only when no guest is left
 	os.Remove(r.opts.StateDir)
 	return errors.Join(err, DeleteNamespace(r.opts.SegmentNamespace))
+}
+
+func (r *Reconciler) sweepHostOnly() error {
+	host, err := r.openHost(Desired{})
+	if err != nil || host == nil {
+		return err
+	}
+	defer host.Close()
+	return sweepHost(host, Desired{}, r.opts.SegmentNamespace)
 }
