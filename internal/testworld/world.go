@@ -29,6 +29,9 @@ type World struct {
 	t      *testing.T
 	serves []func()
 	guests map[string]dataplane.Guest // by instance name, from the last LabUp
+	// hosts and outside are the Host stand-ins and OutsideVM namespaces,
+	// removed after the data plane.
+	hosts, outside []string
 }
 
 // NamePrefix starts the name of every namespace a World makes for its
@@ -103,6 +106,7 @@ func (w *World) close() {
 	if err := dataplane.NewReconciler(w.Dataplane).Teardown(ctx); err != nil {
 		w.t.Errorf("teardown: %v", err)
 	}
+	w.closeOutside()
 	w.Store.Close()
 }
 
