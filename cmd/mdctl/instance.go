@@ -20,10 +20,11 @@ func newCmdInstance(f *factory) *cobra.Command {
 		Example: `  mdctl instance create vm1 --project demo --network net1
   mdctl instance list
   mdctl instance show vm1 -o json
+  mdctl instance show vm1 --libvirt   # attach a VM of your own by hand
   mdctl instance delete vm1`,
 	}
 	k := instanceKind()
-	cmd.AddCommand(newCmdInstanceCreate(f, nil), newCmdRecordList(f, k, nil), newCmdRecordShow(f, k, nil), newCmdRecordDelete(f, k, nil))
+	cmd.AddCommand(newCmdInstanceCreate(f, nil), newCmdRecordList(f, k, nil), newCmdInstanceShow(f, nil), newCmdRecordDelete(f, k, nil))
 	return cmd
 }
 
