@@ -78,11 +78,7 @@ The format defaults to the config_drive_format setting in force.`,
 
 func configDriveBuildRun(ctx context.Context, opts *configDriveBuildOptions) error {
 	return withStoreFn(ctx, opts.Store, func(st store.Store) error {
-		view, err := st.InstanceView(ctx, opts.Ref)
-		if err != nil {
-			return notFound(err, "instance", opts.Ref)
-		}
-		snap, err := store.NewLive(st, nil).Snapshot(ctx)
+		view, snap, err := instanceWithSettings(ctx, st, opts.Ref)
 		if err != nil {
 			return err
 		}
@@ -113,6 +109,17 @@ func configDriveBuildRun(ctx context.Context, opts *configDriveBuildOptions) err
 		}
 		return nil
 	})
+}
+
+// instanceWithSettings reads an instance's view and the settings in force,
+// as serve would see them, for commands that build what nova would give it.
+func instanceWithSettings(ctx context.Context, st store.Store, ref string) (store.InstanceView, store.Snapshot, error) {
+	view, err := st.InstanceView(ctx, ref)
+	if err != nil {
+		return view, store.Snapshot{}, notFound(err, "instance", ref)
+	}
+	snap, err := store.NewLive(st, nil).Snapshot(ctx)
+	return view, snap, err
 }
 
 type configDriveInspectOptions struct {

@@ -74,11 +74,7 @@ lives in its namespace (` + dataplane.DefaultSegmentNamespace + `).`
 // with notes on what the operator must still do.
 func instanceAttachRun(ctx context.Context, opts *instanceShowOptions) error {
 	return withStoreFn(ctx, opts.Store, func(st store.Store) error {
-		view, err := st.InstanceView(ctx, opts.Ref)
-		if err != nil {
-			return notFound(err, "instance", opts.Ref)
-		}
-		snap, err := store.NewLive(st, nil).Snapshot(ctx)
+		view, snap, err := instanceWithSettings(ctx, st, opts.Ref)
 		if err != nil {
 			return err
 		}

@@ -2,16 +2,12 @@ package main
 
 import (
 	"context"
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/mdctl/mdctl/internal/golden"
 	"github.com/mdctl/mdctl/server/dataplane"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 const attachTopo = `routers:
   - {name: r1, project: demo}
@@ -69,7 +65,7 @@ func TestInstanceShowAttach(t *testing.T) {
 					t.Errorf("output lacks %q", want)
 				}
 			}
-			golden(t, "instance-show"+strings.ReplaceAll(flagName, "-", "_")+".golden", stable(out))
+			golden.Check(t, "instance-show"+strings.ReplaceAll(flagName, "-", "_")+".golden", stable(out))
 		})
 	}
 	if code, _, errOut := runCLI(t, dir, "", "instance", "show", "vm1", "--libvirt", "--qemu"); code != 2 {
@@ -77,22 +73,5 @@ func TestInstanceShowAttach(t *testing.T) {
 	}
 	if code, _, errOut := runCLI(t, dir, "", "instance", "show", "vm1", "--qemu", "-o", "json"); code != 2 {
 		t.Errorf("--qemu -o json: exit %d (%s), want a usage error", code, errOut)
-	}
-}
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test -run %s -update writes it)", err, t.Name())
-	}
-	if got != string(want) {
-		t.Errorf("%s differs:\n--- got\n%s\n--- want\n%s", name, got, want)
 	}
 }

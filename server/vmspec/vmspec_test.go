@@ -2,19 +2,15 @@ package vmspec
 
 import (
 	"encoding/xml"
-	"flag"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/mdctl/mdctl/internal/golden"
 	"github.com/mdctl/mdctl/server/configdrive"
 	"github.com/mdctl/mdctl/store"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 const uuid = "3f2a8f4e-5b1c-4d2e-9f00-1a2b3c4d5e6f"
 
@@ -30,23 +26,6 @@ func spec(format string) Spec {
 		}
 	}
 	return s
-}
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update once)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs:\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
 }
 
 // TestNovaSysInfo pins nova's SMBIOS system record: what ds-identify and
@@ -113,8 +92,8 @@ func TestGolden(t *testing.T) {
 			if len(dom.Entries) != 5 || dom.Entries[0].Value != Manufacturer || dom.SMBIOS.Mode != "sysinfo" {
 				t.Errorf("parsed sysinfo %+v smbios %+v", dom.Entries, dom.SMBIOS)
 			}
-			golden(t, name+".xml", x)
-			golden(t, name+".qemu", strings.Join(s.QEMUArgs(), "\n")+"\n")
+			golden.Check(t, name+".xml", x)
+			golden.Check(t, name+".qemu", strings.Join(s.QEMUArgs(), "\n")+"\n")
 		})
 	}
 }
