@@ -115,8 +115,11 @@ type guestRow struct {
 	MAC       string   `json:"mac" yaml:"mac"`
 	Addresses []string `json:"addresses" yaml:"addresses"`
 	Metadata  string   `json:"metadata_via" yaml:"metadata_via"` // "router 10.90.1.1", "dhcp 10.90.2.2", "none"
-	OK        bool     `json:"ok" yaml:"ok"`
-	Problems  []string `json:"problems,omitempty" yaml:"problems,omitempty"`
+	// External says why a VM outside the lab plays the port (bound to a
+	// host, or its tap is a VM's); the lab leaves it alone.
+	External string   `json:"external,omitempty" yaml:"external,omitempty"`
+	OK       bool     `json:"ok" yaml:"ok"`
+	Problems []string `json:"problems,omitempty" yaml:"problems,omitempty"`
 }
 
 func rowFor(opts *labOptions, g dataplane.Guest) guestRow {
@@ -136,7 +139,11 @@ func rowFor(opts *labOptions, g dataplane.Guest) guestRow {
 func printGuests(opts *labOptions, guests []dataplane.Guest) error {
 	rows := make([]guestRow, 0, len(guests))
 	for _, g := range guests {
-		rows = append(rows, rowFor(opts, g))
+		r := rowFor(opts, g)
+		if r.External = dataplane.ExternalWhy(opts.Dataplane, g); r.External != "" {
+			r.Namespace = "-"
+		}
+		rows = append(rows, r)
 	}
 	return printGuestRows(opts, rows)
 }
@@ -148,7 +155,10 @@ func printGuestRows(opts *labOptions, rows []guestRow) error {
 	t := newTable(opts.IO.Out, "INSTANCE", "NAMESPACE", "MAC", "ADDRESSES", "METADATA VIA", "STATE")
 	for _, r := range rows {
 		state := "ok"
-		if !r.OK {
+		switch {
+		case r.External != "":
+			state = "external: " + r.External
+		case !r.OK:
 			state = strings.Join(r.Problems, "; ")
 		}
 		t.row(r.Instance, r.Namespace, r.MAC, strings.Join(r.Addresses, ","), r.Metadata, state)
@@ -207,6 +217,8 @@ func labStatusRun(ctx context.Context, opts *labOptions) error {
 		r := rowFor(opts, s.Guest)
 		r.Namespace = s.Namespace
 		switch {
+		case s.External != "":
+			r.Namespace, r.External = "-", s.External
 		case s.Stray:
 			r.Instance, r.Problems = "-", []string{"stray: no instance wants it (mdctl lab up removes it)"}
 		case !s.Exists:

@@ -198,7 +198,7 @@ func wireGuests(ctx context.Context, opts Options, guests []Guest) (map[string]G
 			return wired, errors.Join(errs, err)
 		}
 		name := GuestNamespace(opts.GuestPrefix, g)
-		if why := externalWhy(opts, g); why != "" {
+		if why := ExternalWhy(opts, g); why != "" {
 			opts.Logger.Info("lab leaves a port to its VM", "instance", g.InstanceName, "port", g.PortID, "why", why)
 			continue
 		}
@@ -250,10 +250,10 @@ func routeGuest(ctx context.Context, opts Options, name string, g Guest) error {
 	return guestRoutes(ctx, opts, n, name, g)
 }
 
-// externalWhy says why a VM outside the lab plays g's port, or "" when the
+// ExternalWhy says why a VM outside the lab plays g's port, or "" when the
 // lab may: the port is bound to a host, or its tap name is held by a device
 // mdctl did not make.
-func externalWhy(opts Options, g Guest) string {
+func ExternalWhy(opts Options, g Guest) string {
 	if g.BoundHost != "" {
 		return "port bound to host " + g.BoundHost + " (binding_host_id)"
 	}
@@ -425,7 +425,7 @@ func sweepGuests(opts Options, mark string, wanted map[string]bool) error {
 type GuestStatus struct {
 	Namespace string
 	Guest     Guest // zero for a stray
-	// External says why a VM outside the lab plays this port (externalWhy);
+	// External says why a VM outside the lab plays this port (ExternalWhy);
 	// the lab built nothing for it, and nothing is missing.
 	External string
 	Exists   bool
@@ -449,7 +449,7 @@ func LabStatus(ctx context.Context, opts Options, guests []Guest) ([]GuestStatus
 	listed := map[string]bool{}
 	for _, g := range guests {
 		name := GuestNamespace(opts.GuestPrefix, g)
-		if why := externalWhy(opts, g); why != "" {
+		if why := ExternalWhy(opts, g); why != "" {
 			out = append(out, GuestStatus{Namespace: name, Guest: g, External: why})
 			continue
 		}
