@@ -50,6 +50,9 @@ type Status struct {
 // Options configure the admin Server.
 type Options struct {
 	Bus *events.Bus
+	// Recent answers /recent: each instance's last requests; nil answers
+	// none.
+	Recent *events.Recent
 	// SocketPath is the unix socket (mode 0660); empty means none.
 	SocketPath string
 	// TCPAddr is an optional extra address, e.g. 127.0.0.1:8776.
@@ -188,7 +191,28 @@ func (s *Server) Handler() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /status", s.status)
+	mux.HandleFunc("GET /recent", s.recent)
 	return mux
+}
+
+// recent answers an instance's last requests (events.Recent), oldest
+// first, as a JSON array of events.
+func (s *Server) recent(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("instance")
+	if id == "" {
+		http.Error(w, "instance=<id> is required", http.StatusBadRequest)
+		return
+	}
+	evs := s.o.Recent.Of(id)
+	w.Header().Set("Content-Type", "application/json")
+	buf := []byte{'['}
+	for i := range evs {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = evs[i].AppendJSON(buf)
+	}
+	_, _ = w.Write(append(buf, ']', '\n'))
 }
 
 func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {

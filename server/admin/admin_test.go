@@ -234,3 +234,39 @@ func TestNewClientAddresses(t *testing.T) {
 		}
 	}
 }
+
+// TestRecent: /recent gives an instance's last requests as the agent saw
+// them, oldest first, and nothing for an instance serve never saw.
+func TestRecent(t *testing.T) {
+	bus := events.NewBus()
+	rec := events.NewRecent(bus)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go rec.Run(ctx)
+	c, _ := start(t, Options{Bus: bus, Recent: rec})
+	for i := 0; bus.Subscribers() == 0; i++ {
+		if i == 500 {
+			t.Fatal("Recent never subscribed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	bus.Publish(events.Event{Hop: events.HopAgent, InstanceID: "i1", Path: "/openstack", Status: 200, SourceIP: "10.90.1.5", Mode: events.ModeRouter})
+	bus.Publish(events.Event{Hop: events.HopAgent, InstanceID: "i1", Path: "/latest/meta-data/", Status: 200})
+	var got []events.Event
+	for i := 0; len(got) < 2; i++ {
+		if i == 500 {
+			t.Fatalf("recent = %+v", got)
+		}
+		time.Sleep(10 * time.Millisecond)
+		var err error
+		if got, err = c.Recent(context.Background(), "i1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got[0].Path != "/openstack" || got[0].SourceIP != "10.90.1.5" || got[1].Path != "/latest/meta-data/" {
+		t.Errorf("recent = %+v", got)
+	}
+	if none, err := c.Recent(context.Background(), "nobody"); err != nil || len(none) != 0 {
+		t.Errorf("recent of nobody = %+v, %v", none, err)
+	}
+}

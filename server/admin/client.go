@@ -102,6 +102,29 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	return st, nil
 }
 
+// Recent reads /recent: the instance's last requests as serve's agent saw
+// them, oldest first (empty when serve saw none, or keeps no record).
+func (c *Client) Recent(ctx context.Context, instanceID string) ([]events.Event, error) {
+	resp, err := c.get(ctx, "/recent?instance="+url.QueryEscape(instanceID))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var raw []json.RawMessage
+	if err := json.NewDecoder(resp.Body).Decode(&raw); err != nil {
+		return nil, fmt.Errorf("%s/recent: %w", c.addr, err)
+	}
+	out := make([]events.Event, 0, len(raw))
+	for _, m := range raw {
+		e, err := events.DecodeJSON(m)
+		if err != nil {
+			return nil, fmt.Errorf("%s/recent: %w", c.addr, err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
 // Stream is an open /events stream.
 type Stream struct {
 	body io.ReadCloser
