@@ -42,7 +42,7 @@ func Fix(ctx context.Context, o Options, r Report, out io.Writer) error {
 	}
 	o = o.withDefaults(cfg)
 	var errs error
-	failed := func(name string) bool { h := r.Hop(name); return h.Name != "" && !h.OK }
+	failed := func(name string) bool { h := r.Hop(name); return h.Name != "" && !h.OK && !h.NotChecked }
 
 	if failed(HopNamespace) || failed(HopIPTables) || failed(HopProxy) {
 		d, err := server.PlanFromStore(ctx, o.Store, cfg)
@@ -81,6 +81,10 @@ func Fix(ctx context.Context, o Options, r Report, out io.Writer) error {
 		}
 	}
 	for _, h := range r.Hops {
+		if h.NotChecked {
+			fmt.Fprintf(out, "not checked (%s), nothing to fix: %s\n", h.Name, h.Hint)
+			continue
+		}
 		if h.OK || h.Name == HopNamespace || h.Name == HopIPTables || h.Name == HopSocket || h.Name == HopProxy {
 			continue
 		}

@@ -22,8 +22,26 @@ import (
 // fixHint is the repair mdctl can do itself.
 func (t *target) fixHint() string { return "mdctl trace " + t.instanceName() + " --fix" }
 
-// wantHop is the next hop the guest's metadata route should use.
-func (t *target) wantHop() string { return t.subnet.MetadataHop }
+// wantHop is the next hop the guest's metadata route should use: DHCP
+// option 121's, or on a routed subnet without mdctl's DHCP the gateway.
+func (t *target) wantHop() string {
+	if t.subnet.MetadataHop == "" && t.mode == ModeRouter {
+		return t.subnet.GatewayIP
+	}
+	return t.subnet.MetadataHop
+}
+
+// wantLine says where the guest's metadata route should lead, and why.
+func (t *target) wantLine() string {
+	via, how := "the router's gateway", "DHCP option 121"
+	if t.mode == ModeDHCP {
+		via = "the DHCP port"
+	}
+	if !t.subnet.EnableDHCP {
+		how = "the guest's default route: mdctl runs no DHCP on this subnet"
+	}
+	return fmt.Sprintf("want 169.254.169.254 via %s (%s, %s)", t.wantHop(), via, how)
+}
 
 func checkRoute(ctx context.Context, o Options, t *target) Hop {
 	if t.mode == ModeNone {
@@ -43,10 +61,9 @@ func checkRoute(ctx context.Context, o Options, t *target) Hop {
 	if t.mode == ModeDHCP {
 		via = "the DHCP port"
 	}
-	wantLine := fmt.Sprintf("want 169.254.169.254 via %s (%s, DHCP option 121)", want, via)
+	wantLine := t.wantLine()
 	if t.guestNS == "" {
-		return Hop{OK: true, Detail: "no lab guest; a real VM's route cannot be read from here (" + wantLine[5:] + ")",
-			Evidence: []string{wantLine}}
+		return checkRouteOutside(ctx, o, t)
 	}
 	h := Hop{Evidence: []string{"guest namespace " + t.guestNS, wantLine}}
 	if src := guestSource(t.guestNS); src != "" && src != t.ip {

@@ -42,7 +42,10 @@ type Report struct {
 	OK         bool   `json:"ok"`
 	// FailedHop is the first hop that failed, "" when none did.
 	FailedHop string `json:"failed_hop"`
-	Hops      []Hop  `json:"hops"`
+	// NotChecked names the hops that could not be checked (Hop.NotChecked):
+	// with none failed, the trace is not verified rather than OK.
+	NotChecked []string `json:"not_checked,omitempty"`
+	Hops       []Hop    `json:"hops"`
 	// Probe is the end-to-end probe through the running serve: each
 	// hop's own latency, or why no probe was sent. Nil when the trace
 	// could not start.
@@ -67,6 +70,10 @@ type Hop struct {
 	// Skipped: the hop could not be checked (what it depends on is
 	// missing); it then counts as failed.
 	Skipped bool `json:"skipped,omitempty"`
+	// NotChecked: the hop cannot be checked from here (a real VM's route
+	// table) and no evidence shows a fault; Evidence says what stands in.
+	// It neither passes nor fails, and the report is not OK.
+	NotChecked bool `json:"not_checked,omitempty"`
 	// Evidence is what the check saw (routes, rules, statuses).
 	Evidence []string `json:"evidence,omitempty"`
 	// RequestIDs are the X-Request-IDs of the probes this hop sent.
@@ -75,8 +82,13 @@ type Hop struct {
 
 // finish sets OK and FailedHop from the hops.
 func (r *Report) finish() {
-	r.OK, r.FailedHop = r.Error == "", ""
+	r.OK, r.FailedHop, r.NotChecked = r.Error == "", "", nil
 	for _, h := range r.Hops {
+		if h.NotChecked {
+			r.OK = false
+			r.NotChecked = append(r.NotChecked, h.Name)
+			continue
+		}
 		if !h.OK {
 			r.OK = false
 			if r.FailedHop == "" {
@@ -155,16 +167,26 @@ func (r Report) WriteText(w io.Writer, color bool) error {
 		b.WriteString("  " + s.dim(r.ModeReason) + "\n")
 	}
 	for _, h := range r.Hops {
-		mark := s.ok("✓")
+		mark, detail := s.ok("✓"), h.Detail
 		switch {
+		case h.NotChecked:
+			mark, detail = s.skip("?"), s.skip("NOT CHECKED")+": "+h.Detail
 		case h.Skipped:
 			mark = s.skip("-")
 		case !h.OK:
 			mark = s.fail("✗")
 		}
 		name := s.name(fmt.Sprintf("%-9s", h.Name))
-		fmt.Fprintf(&b, "%s %s %s  %s\n", mark, name, s.dim(fmt.Sprintf("%7.1fms", h.MS)), h.Detail)
-		if !h.OK && h.Hint != "" {
+		fmt.Fprintf(&b, "%s %s %s  %s\n", mark, name, s.dim(fmt.Sprintf("%7.1fms", h.MS)), detail)
+		switch {
+		case h.NotChecked:
+			for _, e := range h.Evidence {
+				b.WriteString("    " + s.dim(e) + "\n")
+			}
+			if h.Hint != "" {
+				b.WriteString("    " + s.hint("check: "+h.Hint) + "\n")
+			}
+		case !h.OK && h.Hint != "":
 			b.WriteString("    " + s.hint("fix: "+h.Hint) + "\n")
 		}
 	}
@@ -179,6 +201,9 @@ func (r Report) WriteText(w io.Writer, color bool) error {
 		}
 	case r.OK:
 		fmt.Fprintf(&b, "%s: every hop passed (%.1fms)\n", s.verdictOK("OK"), r.MS)
+	case r.FailedHop == "" && len(r.NotChecked) > 0:
+		fmt.Fprintf(&b, "%s: every checked hop passed, but %s could not be checked from here (%.1fms)\n",
+			s.skip("NOT VERIFIED"), strings.Join(r.NotChecked, ", "), r.MS)
 	default:
 		h := r.Hop(r.FailedHop)
 		fmt.Fprintf(&b, "%s: first failure at %s: %s (%.1fms)\n", s.verdictFail("FAIL"), r.FailedHop, h.Detail, r.MS)

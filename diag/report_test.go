@@ -130,3 +130,38 @@ func TestProbeSkippedWithoutServe(t *testing.T) {
 		t.Errorf("text line %q", l)
 	}
 }
+
+// unverifiedReport is a trace of a real VM: every hop trace could check
+// passed, the route hop could not be checked.
+func unverifiedReport() Report {
+	r := fixedReport()
+	r.Hops[0] = Hop{Name: HopRoute, NotChecked: true, MS: 0.8,
+		Detail:   "a real VM's route table cannot be read from here; standing in: tap0a1b2c3d-4e up on br0; DHCP lease 10.90.1.5; serve answered 4 requests from it, the last 2s ago (200)",
+		Hint:     "inside the VM, ip route get 169.254.169.254 should say via 10.90.1.1",
+		Evidence: []string{"want 169.254.169.254 via 10.90.1.1 (the router's gateway, DHCP option 121)", "mdctl's dnsmasq leased 10.90.1.5 to fa:16:3e:00:00:05 (no expiry)"}}
+	r.Hops[2] = Hop{Name: HopIPTables, OK: true, MS: 6.2, Detail: "metadata rules present"}
+	r.Hops[4] = Hop{Name: HopSocket, OK: true, MS: 0.1, Detail: "accepts (mode 0660)"}
+	r.finish()
+	return r
+}
+
+// TestGoldenNotChecked: a hop that cannot be checked is shown as NOT
+// CHECKED with its evidence, never ✓, and the verdict is not OK.
+func TestGoldenNotChecked(t *testing.T) {
+	r := unverifiedReport()
+	if r.OK || r.FailedHop != "" || len(r.NotChecked) != 1 || r.NotChecked[0] != HopRoute {
+		t.Fatalf("ok=%v failed=%q not_checked=%v", r.OK, r.FailedHop, r.NotChecked)
+	}
+	var text, js bytes.Buffer
+	if err := r.WriteText(&text, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(text.String(), "✓ route") || strings.Contains(text.String(), "every hop passed") {
+		t.Errorf("an unchecked hop reads as passed:\n%s", text.String())
+	}
+	golden(t, "report-notchecked.txt", text.Bytes())
+	golden(t, "report-notchecked.json", js.Bytes())
+}

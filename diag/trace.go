@@ -234,10 +234,19 @@ func decideMode(t *target) {
 		return
 	}
 	t.subnet = *sub
-	switch sub.MetadataVia {
+	via := sub.MetadataVia
+	if via == "" && !sub.EnableDHCP && !sub.Isolated {
+		// mdctl hands out no route here (the operator's DHCP, or the
+		// guest's own config, does): the default route leads to the router.
+		via = "router"
+	}
+	switch via {
 	case "router":
 		t.mode = ModeRouter
 		t.why = fmt.Sprintf("subnet %s is routed: a router interface owns gateway %s (%s)", sub.SubnetID, sub.GatewayIP, t.net.DHCP.Reason)
+		if !sub.EnableDHCP {
+			t.why = fmt.Sprintf("subnet %s has DHCP off (the operator's DHCP or the guest's own config gives its routes) and a router interface owns gateway %s: metadata goes via the default route", sub.SubnetID, sub.GatewayIP)
+		}
 		for i := range t.desired.Routers {
 			rt := &t.desired.Routers[i]
 			for _, ifc := range rt.Interfaces {

@@ -116,16 +116,43 @@ func TestTraceHealthyRouter(t *testing.T) {
 	}
 }
 
+// TestTraceNoLabGuest: an instance with no lab guest and no VM on its port
+// fails at the route hop (trace used to print "OK: every hop passed" for
+// it), naming what to attach; the hops trace can check from outside pass.
 func TestTraceNoLabGuest(t *testing.T) {
 	w := newWorld(t, testworld.RoutedTopo)
 	api := serveAll(w)
-	r := waitHealthy(t, opts(w, api), "vm1")
-	if h := r.Hop(HopRoute); !h.OK || !strings.Contains(h.Detail, "no lab guest") {
-		t.Errorf("route hop without a guest: %+v", h)
+	o := opts(w, api)
+	others := []string{HopNamespace, HopIPTables, HopProxy, HopSocket, HopAgent, HopAPI, HopMetadata}
+	untilHops(o, "vm1", others...)
+	r := trace(t, o, "vm1")
+	wantFailure(t, r, HopRoute, "no guest is attached", dataplane.TapName(portOf(t, w, "vm1").ID))
+	if h := r.Hop(HopRoute); !strings.Contains(h.Hint, "mdctl lab up") || !strings.Contains(h.Hint, "instance show vm1 --libvirt") {
+		t.Errorf("route hint: %q", h.Hint)
+	}
+	for _, name := range others {
+		if h := r.Hop(name); !h.OK {
+			t.Errorf("%s hop: %+v", name, h)
+		}
+	}
+	var b bytes.Buffer
+	r.WriteText(&b, false)
+	if strings.Contains(b.String(), "every hop passed") || !strings.Contains(b.String(), "FAIL: first failure at route") {
+		t.Errorf("verdict:\n%s", b.String())
 	}
 	if r.Probe == nil || !strings.Contains(r.Probe.Skipped, "no lab guest") || r.Probe.RequestID != "" {
 		t.Errorf("probe without a guest: %+v", r.Probe)
 	}
+}
+
+// portOf is the instance's first port.
+func portOf(t *testing.T, w *testworld.World, instance string) store.Port {
+	t.Helper()
+	ps, err := w.Store.ListPorts(context.Background(), store.PortFilter{DeviceIDs: []string{w.Instance(instance).ID}})
+	if err != nil || len(ps) == 0 {
+		t.Fatalf("ports of %s: %v %v", instance, ps, err)
+	}
+	return ps[0]
 }
 
 // TestTraceFaults injects one fault at a time into a healthy routed world

@@ -17,6 +17,9 @@ const (
 	exitOK    = 0
 	exitFail  = 1
 	exitUsage = 2
+	// exitUnverified: trace found no fault but could not check every hop
+	// (a real VM's route).
+	exitUnverified = 3
 )
 
 // exitError carries an exit code other than exitFail.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -41,7 +42,13 @@ func newCmdTrace(f *factory, runF func(context.Context, *traceOptions) error) *c
 route, namespace, iptables, proxy, socket, agent, api, metadata. Each hop says
 what it saw, how long it took and, when it fails, the command or setting that
 fixes it. Hops after the first failure are still checked where they can be.
-It reads the guest's route from its lab namespace when there is one.
+It reads the guest's route from its lab namespace when there is one. A real
+VM's route cannot be read from outside: the route hop then gathers what
+stands in for it (the port's tap on its bridge, the DHCP lease mdctl gave its
+MAC and the option 121 route in it, its neighbour entry on the router's or
+DHCP port's interface, the requests serve last saw from it, cloud-init's
+lines on a lab VM's console). Evidence of a fault fails the hop; otherwise it
+is NOT CHECKED, never passed.
 
 With a lab guest and a running serve it also sends the guest's own request end
 to end. On a guest with IPv6 that includes what cloud-init >= 23.1 asks first,
@@ -50,7 +57,8 @@ the one IPv4 gets fails the proxy hop, as cloud-init would take it.
 
 Read-only unless --fix: then it repairs what mdctl owns (namespaces, rules,
 addresses, the socket's mode, lab guests) after saying what it will do.
-Exit 0 when every hop passes, 1 when one fails.`,
+Exit 0 when every hop passes, 1 when one fails, 3 when none fails but a hop
+could not be checked (NOT CHECKED).`,
 		Example: `  mdctl trace vm1
   mdctl trace vm1 --json | jq .failed_hop
   mdctl trace vm1 --fix
@@ -85,7 +93,7 @@ func traceRun(ctx context.Context, opts *traceOptions) error {
 		APIURL: runningAPIURL(ctx, opts.DataDir),
 	}
 	r := diag.Trace(ctx, o, opts.Instance)
-	if opts.Fix && !r.OK && r.Error == "" {
+	if opts.Fix && r.FailedHop != "" && r.Error == "" {
 		if err := printTrace(opts, r); err != nil {
 			return err
 		}
@@ -104,7 +112,10 @@ func traceRun(ctx context.Context, opts *traceOptions) error {
 	if err := printTrace(opts, r); err != nil {
 		return err
 	}
-	if !r.OK {
+	switch {
+	case r.Error == "" && r.FailedHop == "" && len(r.NotChecked) > 0:
+		return &exitError{code: exitUnverified, err: fmt.Errorf("trace %s: no hop failed, but %s could not be checked from here", r.Instance, strings.Join(r.NotChecked, ", "))}
+	case !r.OK:
 		return &exitError{code: exitFail, err: traceFailure(r)}
 	}
 	return nil
