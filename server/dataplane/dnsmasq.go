@@ -228,7 +228,11 @@ func (m *Dnsmasq) Running(networkID string) int {
 // name (--bind-interfaces, where neutron's --bind-dynamic follows address
 // changes the reconciler makes anyway), logs DHCP to the state dir, and
 // answers authoritatively (a restarted dnsmasq must ACK a renewal it has
-// no lease for: every address is fixed by the hosts file anyway).
+// no lease for: every address is fixed by the hosts file anyway), except
+// on the operator's L2: there other machines may renew leases from the
+// operator's own DHCP, and an authoritative dnsmasq would NAK them.
+// Without it, it answers only the MACs of its hosts file and stays silent
+// to everyone else.
 func dnsmasqArgs(srv DHCPServer, dir string) []string {
 	args := []string{
 		"--no-hosts", "--no-resolv", "--keep-in-foreground", "--conf-file=/dev/null",
@@ -240,7 +244,9 @@ func dnsmasqArgs(srv DHCPServer, dir string) []string {
 		"--dhcp-leasefile=" + filepath.Join(dir, "leases"),
 		"--log-facility=" + filepath.Join(dir, "log"), "--log-dhcp",
 		"--bind-interfaces", "--interface=" + srv.Interface.Name, "--except-interface=lo",
-		"--dhcp-authoritative",
+	}
+	if !srv.Interface.OnHost {
+		args = append(args, "--dhcp-authoritative")
 	}
 	for _, r := range DHCPRanges(srv.Subnets, srv.LeaseSeconds) {
 		args = append(args, "--dhcp-range="+r)

@@ -113,3 +113,16 @@ func ipRoute(t *testing.T, ns string) string {
 	}
 	return string(out)
 }
+
+// TestDnsmasqArgsAuthoritative: dnsmasq is authoritative on mdctl's own
+// segment, and not on the operator's L2, where an authoritative server
+// would NAK the renewals of machines the operator's DHCP serves.
+func TestDnsmasqArgsAuthoritative(t *testing.T) {
+	for _, onHost := range []bool{false, true} {
+		srv := DHCPServer{NetworkID: "n1", Interface: Interface{Name: "ns-1", OnHost: onHost}}
+		args := strings.Join(dnsmasqArgs(srv, "/run/x"), " ")
+		if got := strings.Contains(args, "--dhcp-authoritative"); got == onHost {
+			t.Errorf("onHost=%v: authoritative=%v in %s", onHost, got, args)
+		}
+	}
+}
