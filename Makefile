@@ -16,7 +16,9 @@ DATA_DIR  ?=
 # Debian packages, one a line. tools/cloudinit/setup installs cloud-init's readers' own.
 TEST_DEBS  = \
 	curl \
+	debootstrap \
 	dnsmasq-base \
+	e2fsprogs \
 	haproxy \
 	iproute2 \
 	iptables \
@@ -24,6 +26,8 @@ TEST_DEBS  = \
 	mtools \
 	postgresql \
 	python3 \
+	qemu-system-x86 \
+	qemu-utils \
 	tmux \
 	util-linux \
 	wrk \
@@ -53,6 +57,8 @@ build:
 test-deps:
 	$(call apt_install,$(TEST_DEBS))
 	tools/cloudinit/setup
+	@# The VM tests' Debian image: built once per recipe (minutes), cached in /var/cache/mdctl.
+	internal/testimage/build.sh >/dev/null
 	$(GO) mod download
 
 test: test-deps lint
