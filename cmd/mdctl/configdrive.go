@@ -15,7 +15,6 @@ import (
 
 	"github.com/mdctl/mdctl/server"
 	"github.com/mdctl/mdctl/server/configdrive"
-	"github.com/mdctl/mdctl/server/vendordata"
 	"github.com/mdctl/mdctl/store"
 )
 
@@ -87,23 +86,16 @@ func configDriveBuildRun(ctx context.Context, opts *configDriveBuildOptions) err
 			format = snap.Config.ConfigDriveFormat
 		}
 		log := slog.New(slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		dynamic, err := vendordata.Fetcher{}.Dynamic(ctx, log, snap.Config, view.Instance)
+		files, err := server.WriteConfigDrive(ctx, view, snap.Config, format, opts.File, opts.ReadFile, opts.Now(), log)
 		if err != nil {
 			return err
-		}
-		files, err := server.ConfigDriveFiles(view, snap.Config, opts.ReadFile, dynamic, opts.Now(), nil)
-		if err != nil {
-			return err
-		}
-		if err := configdrive.WriteFile(opts.File, format, files); err != nil {
-			return fmt.Errorf("%w (is the folder of -o %s writable?)", err, opts.File)
 		}
 		fi, err := os.Stat(opts.File)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(opts.IO.Out, "wrote %s: %s, label %s, %d files, %d bytes, instance %s (%s)\n",
-			opts.File, format, configdrive.Label, len(files), fi.Size(), view.Instance.Name, view.Instance.ID)
+			opts.File, format, configdrive.Label, files, fi.Size(), view.Instance.Name, view.Instance.ID)
 		if !server.NeedsConfigDrive(view.Instance, snap.Config) {
 			fmt.Fprintf(opts.IO.ErrOut, "note: %s has config_drive off and force_config_drive is false, so serve keeps no drive for it\n", view.Instance.Name)
 		}

@@ -32,7 +32,7 @@ would.`,
   mdctl lab status
   mdctl lab down`,
 	}
-	cmd.AddCommand(newCmdLabUp(f, nil), newCmdLabDown(f, nil), newCmdLabStatus(f, nil), newCmdLabExec(f, nil))
+	cmd.AddCommand(newCmdLabUp(f, nil), newCmdLabDown(f, nil), newCmdLabStatus(f, nil), newCmdLabExec(f, nil), newCmdLabConsole(f, nil))
 	return cmd
 }
 
@@ -44,12 +44,16 @@ type labOptions struct {
 	Instance  string
 	Port      int
 	Argv      []string
+	// DataDir holds the lab VMs (read when the command runs: --data-dir).
+	DataDir func() string
+	VM      labVMFlags
+	Follow  bool
 }
 
 func newLabOptions(f *factory) *labOptions {
 	return &labOptions{IO: f.IO, Store: f.OpenStore, Dataplane: dataplane.Options{
 		SegmentNamespace: dataplane.DefaultSegmentNamespace, GuestPrefix: dataplane.DefaultGuestPrefix,
-	}}
+	}, DataDir: func() string { return f.DataDir }, VM: labVMFlags{Version: f.Version}}
 }
 
 // labGuests reads the store and plans every guest.
@@ -70,16 +74,38 @@ func newCmdLabUp(f *factory, runF func(context.Context, *labOptions) error) *cob
 	opts := newLabOptions(f)
 	var routes string
 	cmd := &cobra.Command{
-		Use:   "up",
-		Short: "Create or update a guest namespace for every instance port",
+		Use:   "up [--image FILE [--kernel F --initrd F --append ARGS]] [INSTANCE...]",
+		Short: "Create or update a guest namespace for every instance port, or boot instances as QEMU VMs",
 		Long: `Up builds a namespace per instance port. With mdctl serve running, each guest
 takes its address and routes from a real DHCP lease (dnsmasq in the network's
 qdhcp namespace, option 121 as neutron writes it; dhclient in the guest), so a
 switch such as force_metadata reaches it on the next renewal. Without a DHCP
-client, or without serve, guests get the same routes statically.`,
-		Example: "  mdctl lab up\n  mdctl lab up --routes static\n  mdctl lab up -o json",
-		Args:    exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, _ []string) error {
+client, or without serve, guests get the same routes statically.
+
+With --image, the INSTANCEs (all instances when none is named) boot as real
+QEMU VMs instead: a copy-on-write overlay on the image (never written), one
+virtio NIC per port with the port's MAC on its network's bridge, SMBIOS as
+nova sets it (OpenStack Nova, the instance uuid), and the config drive when
+the instance has config_drive or force_config_drive is set. KVM when a probe
+boot proves it works (the verdict is cached in ` + server.DefaultAccelCache + `), TCG
+otherwise. Each VM's files (console.log, qemu.pid, the overlay) are in
+<data-dir>/` + server.LabVMsDirName + `/<instance uuid>. The other instances stay namespace guests.`,
+		Example: `  mdctl lab up
+  mdctl lab up --routes static
+  mdctl lab up --image debian-12-genericcloud-amd64.qcow2 vm1
+  mdctl lab up --image disk.qcow2 --kernel vmlinuz --initrd initrd.img --append "root=/dev/vda rw console=ttyS0" vm1 vm2
+  mdctl lab up -o json`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 && opts.VM.Image == "" {
+				return usageErrorf("INSTANCE arguments need --image: they name the instances to boot as VMs")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Instance, opts.Argv = "", args
+			if err := opts.VM.check(); err != nil {
+				return err
+			}
 			if err := checkOutput(opts.Output); err != nil {
 				return err
 			}
@@ -91,6 +117,7 @@ client, or without serve, guests get the same routes statically.`,
 		},
 	}
 	cmd.Flags().StringVar(&routes, "routes", dataplane.GuestRoutesDHCP, "how guests get their routes: dhcp (a real lease, static when none can be had) or static")
+	opts.VM.addFlags(cmd)
 	addOutputFlag(cmd, &opts.Output)
 	return cmd
 }
@@ -102,10 +129,22 @@ func labUpRun(ctx context.Context, opts *labOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := dataplane.LabUp(ctx, opts.Dataplane, guests); err != nil {
+	boot, err := labVMsToBoot(opts, guests)
+	if err != nil {
+		return err
+	}
+	// Namespace guests for everything that is not a VM; LabUp removes the
+	// namespace of an instance that becomes one, freeing its tap's name.
+	nsGuests := withoutInstances(guests, labVMInstances(opts, boot))
+	if err := dataplane.LabUp(ctx, opts.Dataplane, nsGuests); err != nil {
 		return fmt.Errorf("lab up: %w", err)
 	}
-	return printGuests(opts, guests)
+	vms, err := labVMsUp(ctx, opts, boot)
+	rows := guestRows(opts, nsGuests)
+	for _, v := range vms {
+		rows = append(rows, vmRow(v, true))
+	}
+	return errors.Join(err, printGuestRows(opts, rows))
 }
 
 // guestRow is what lab up and lab status print per guest.
@@ -120,6 +159,8 @@ type guestRow struct {
 	External string   `json:"external,omitempty" yaml:"external,omitempty"`
 	OK       bool     `json:"ok" yaml:"ok"`
 	Problems []string `json:"problems,omitempty" yaml:"problems,omitempty"`
+	Kind     string   `json:"kind" yaml:"kind"` // "namespace" or "vm"
+	VM       *vmInfo  `json:"vm,omitempty" yaml:"vm,omitempty"`
 }
 
 func rowFor(opts *labOptions, g dataplane.Guest) guestRow {
@@ -132,11 +173,11 @@ func rowFor(opts *labOptions, g dataplane.Guest) guestRow {
 	}
 	return guestRow{
 		Instance: g.InstanceName, Namespace: dataplane.GuestNamespace(opts.Dataplane.GuestPrefix, g),
-		MAC: g.MAC, Addresses: g.Addrs, Metadata: via, OK: true,
+		MAC: g.MAC, Addresses: g.Addrs, Metadata: via, OK: true, Kind: kindNamespace,
 	}
 }
 
-func printGuests(opts *labOptions, guests []dataplane.Guest) error {
+func guestRows(opts *labOptions, guests []dataplane.Guest) []guestRow {
 	rows := make([]guestRow, 0, len(guests))
 	for _, g := range guests {
 		r := rowFor(opts, g)
@@ -145,15 +186,20 @@ func printGuests(opts *labOptions, guests []dataplane.Guest) error {
 		}
 		rows = append(rows, r)
 	}
-	return printGuestRows(opts, rows)
+	return rows
 }
 
 func printGuestRows(opts *labOptions, rows []guestRow) error {
 	if opts.Output != "table" {
 		return printData(opts.IO.Out, opts.Output, rows)
 	}
+	var vms []guestRow
 	t := newTable(opts.IO.Out, "INSTANCE", "NAMESPACE", "MAC", "ADDRESSES", "METADATA VIA", "STATE")
 	for _, r := range rows {
+		if r.Kind == kindVM {
+			vms = append(vms, r)
+			continue
+		}
 		state := "ok"
 		switch {
 		case r.External != "":
@@ -163,14 +209,23 @@ func printGuestRows(opts *labOptions, rows []guestRow) error {
 		}
 		t.row(r.Instance, r.Namespace, r.MAC, strings.Join(r.Addresses, ","), r.Metadata, state)
 	}
-	return t.flush()
+	if len(vms) == 0 {
+		return t.flush()
+	}
+	if len(vms) < len(rows) {
+		if err := t.flush(); err != nil {
+			return err
+		}
+		fmt.Fprintln(opts.IO.Out)
+	}
+	return printVMRows(opts, vms)
 }
 
 func newCmdLabDown(f *factory, runF func(context.Context, *labOptions) error) *cobra.Command {
 	opts := newLabOptions(f)
 	return &cobra.Command{
 		Use:     "down",
-		Short:   "Remove every lab guest namespace",
+		Short:   "Power off every lab VM and remove every lab guest namespace",
 		Example: "  mdctl lab down",
 		Args:    exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -180,6 +235,9 @@ func newCmdLabDown(f *factory, runF func(context.Context, *labOptions) error) *c
 }
 
 func labDownRun(ctx context.Context, opts *labOptions) error {
+	if err := server.LabVMDown(opts.DataDir()); err != nil {
+		return fmt.Errorf("lab down: %w", err)
+	}
 	if err := dataplane.LabDown(ctx, opts.Dataplane); err != nil {
 		return fmt.Errorf("lab down: %w", err)
 	}
@@ -191,7 +249,7 @@ func newCmdLabStatus(f *factory, runF func(context.Context, *labOptions) error) 
 	opts := newLabOptions(f)
 	cmd := &cobra.Command{
 		Use:     "status",
-		Short:   "Show each guest and whether it is wired as lab up wires it (exit 1 if not)",
+		Short:   "Show each guest and VM, whether it is wired as lab up wires it, and cloud-init's progress in each VM (exit 1 on a problem)",
 		Example: "  mdctl lab status\n  mdctl lab status -o json",
 		Args:    exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -207,11 +265,15 @@ func labStatusRun(ctx context.Context, opts *labOptions) error {
 	if err != nil {
 		return err
 	}
-	sts, err := dataplane.LabStatus(ctx, opts.Dataplane, guests)
+	vms, err := server.LabVMs(opts.DataDir())
 	if err != nil {
 		return fmt.Errorf("lab status: %w", err)
 	}
-	rows := make([]guestRow, 0, len(sts))
+	sts, err := dataplane.LabStatus(ctx, opts.Dataplane, withoutInstances(guests, vmInstanceIDs(vms)))
+	if err != nil {
+		return fmt.Errorf("lab status: %w", err)
+	}
+	rows := make([]guestRow, 0, len(sts)+len(vms))
 	bad := 0
 	for _, s := range sts {
 		r := rowFor(opts, s.Guest)
@@ -232,11 +294,18 @@ func labStatusRun(ctx context.Context, opts *labOptions) error {
 		}
 		rows = append(rows, r)
 	}
+	for _, v := range vms {
+		r := vmRow(v, false)
+		if !r.OK {
+			bad++
+		}
+		rows = append(rows, r)
+	}
 	if err := printGuestRows(opts, rows); err != nil {
 		return err
 	}
 	if bad > 0 {
-		return fmt.Errorf("%d of %d lab guests are not wired as wanted", bad, len(rows))
+		return fmt.Errorf("%d of %d lab guests are not wired as wanted or not configured", bad, len(rows))
 	}
 	return nil
 }
