@@ -214,6 +214,11 @@ func judge(t *testing.T, c vmCase, g dataplane.Guest, rep testimage.Report, cons
 		if reads == 0 {
 			t.Errorf("no read from 169.254.169.254 in cloud-init.log")
 		}
+		tm, err := testimage.OpenStackTiming(rep.CloudInitLog)
+		if err != nil || tm.Reads == 0 {
+			t.Errorf("cloud-init.log's OpenStack search: %+v, %v", tm, err)
+		}
+		t.Logf("%s: search to end of crawl %s (DHCP %s, crawl %s, %d reads)", c.name, tm.Search, tm.DHCP, tm.Metadata, tm.Reads)
 		// The route cloud-init printed (ci-info) goes where mdctl's plan
 		// says: the router's or the DHCP port's address.
 		hop := g.MetadataHop

@@ -61,11 +61,16 @@ type LabVM struct {
 
 // LabVMPort is one NIC of a lab VM.
 type LabVMPort struct {
-	PortID    string `json:"port_id" yaml:"port_id"`
-	MAC       string `json:"mac" yaml:"mac"`
-	Tap       string `json:"tap" yaml:"tap"`
-	Bridge    string `json:"bridge" yaml:"bridge"`
-	Namespace string `json:"namespace" yaml:"namespace"`
+	PortID    string   `json:"port_id" yaml:"port_id"`
+	MAC       string   `json:"mac" yaml:"mac"`
+	Tap       string   `json:"tap" yaml:"tap"`
+	Bridge    string   `json:"bridge" yaml:"bridge"`
+	Namespace string   `json:"namespace" yaml:"namespace"`
+	Addrs     []string `json:"addresses" yaml:"addresses"`
+	// MetadataHop is where the plan routes 169.254.169.254 ("" for the
+	// default route), MetadataViaDHCP whether that is the DHCP port.
+	MetadataHop     string `json:"metadata_hop,omitempty" yaml:"metadata_hop,omitempty"`
+	MetadataViaDHCP bool   `json:"metadata_via_dhcp,omitempty" yaml:"metadata_via_dhcp,omitempty"`
 }
 
 // Console is the VM's serial console file.
@@ -172,7 +177,8 @@ func labVMUp(ctx context.Context, st store.Reader, cfg store.Config, o LabVMOpti
 		}
 		spec.NICs = append(spec.NICs, vm.NIC{MAC: g.MAC, Tap: tap})
 		t := dataplane.VMTap(o.Dataplane, g)
-		v.Ports = append(v.Ports, LabVMPort{PortID: g.PortID, MAC: g.MAC, Tap: t.Name, Bridge: t.Bridge, Namespace: t.Namespace})
+		v.Ports = append(v.Ports, LabVMPort{PortID: g.PortID, MAC: g.MAC, Tap: t.Name, Bridge: t.Bridge, Namespace: t.Namespace,
+			Addrs: g.Addrs, MetadataHop: g.MetadataHop, MetadataViaDHCP: g.MetadataViaDHCP})
 	}
 	p, err := vm.Start(ctx, spec) // closes the taps: QEMU holds them now
 	if err != nil {

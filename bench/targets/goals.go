@@ -52,4 +52,4 @@ func Goals(lines []rig.Line) []rig.Finding {
 }
 
 // Scenarios is every scenario mdbench knows.
-func Scenarios() []rig.Scenario { return []rig.Scenario{StormScenario(), HammerScenario()} }
+func Scenarios() []rig.Scenario { return []rig.Scenario{StormScenario(), HammerScenario(), VMStormScenario()} }

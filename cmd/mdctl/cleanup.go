@@ -52,13 +52,17 @@ func cleanupRun(ctx context.Context, opts *cleanupOptions) error {
 	if !opts.Force && serveRunning(opts.DataDir) {
 		return errors.New("mdctl serve is running on this data dir and would rebuild it all; stop it first (or --force)")
 	}
+	// Lab VMs first: their taps are in the segment namespace Teardown removes.
+	if err := server.LabVMDown(opts.DataDir); err != nil {
+		return fmt.Errorf("cleanup: lab VMs: %w", err)
+	}
 	if err := dataplane.LabDown(ctx, opts.Dataplane); err != nil {
 		return fmt.Errorf("cleanup: lab guests: %w", err)
 	}
 	if err := dataplane.NewReconciler(opts.Dataplane).Teardown(ctx); err != nil {
 		return fmt.Errorf("cleanup: data plane: %w", err)
 	}
-	fmt.Fprintln(opts.IO.Out, "removed mdctl's lab guests, namespaces, links and rules")
+	fmt.Fprintln(opts.IO.Out, "removed mdctl's lab VMs, lab guests, namespaces, links and rules")
 	return nil
 }
 

@@ -164,13 +164,7 @@ type guestRow struct {
 }
 
 func rowFor(opts *labOptions, g dataplane.Guest) guestRow {
-	via := "none"
-	switch {
-	case g.MetadataViaDHCP:
-		via = "dhcp " + g.MetadataHop
-	case g.MetadataHop != "":
-		via = "router " + g.MetadataHop
-	}
+	via := g.Via()
 	return guestRow{
 		Instance: g.InstanceName, Namespace: dataplane.GuestNamespace(opts.Dataplane.GuestPrefix, g),
 		MAC: g.MAC, Addresses: g.Addrs, Metadata: via, OK: true, Kind: kindNamespace,

@@ -171,17 +171,16 @@ func labVMsUp(ctx context.Context, opts *labOptions, ids []string) ([]server.Lab
 
 // vmInfo is what lab up and lab status say about a VM.
 type vmInfo struct {
-	State       string        `json:"state" yaml:"state"` // running, stopped
-	Pid         int           `json:"pid,omitempty" yaml:"pid,omitempty"`
-	Accel       string        `json:"accel" yaml:"accel"`
-	AccelReason string        `json:"accel_reason" yaml:"accel_reason"`
-	Taps        []string      `json:"taps" yaml:"taps"`
-	ConfigDrive string        `json:"config_drive,omitempty" yaml:"config_drive,omitempty"`
-	Console     string        `json:"console" yaml:"console"`
-	Dir         string        `json:"dir" yaml:"dir"`
-	Started     time.Time     `json:"started" yaml:"started"`
-	CloudInit   vm.Progress   `json:"cloud_init" yaml:"cloud_init"`
-	Uptime      time.Duration `json:"-" yaml:"-"`
+	State       string      `json:"state" yaml:"state"` // running, stopped
+	Pid         int         `json:"pid,omitempty" yaml:"pid,omitempty"`
+	Accel       string      `json:"accel" yaml:"accel"`
+	AccelReason string      `json:"accel_reason" yaml:"accel_reason"`
+	Taps        []string    `json:"taps" yaml:"taps"`
+	ConfigDrive string      `json:"config_drive,omitempty" yaml:"config_drive,omitempty"`
+	Console     string      `json:"console" yaml:"console"`
+	Dir         string      `json:"dir" yaml:"dir"`
+	Started     time.Time   `json:"started" yaml:"started"`
+	CloudInit   vm.Progress `json:"cloud_init" yaml:"cloud_init"`
 }
 
 // vmRow reads a VM's state and console. A VM just booted (fresh) has no
@@ -190,16 +189,20 @@ func vmRow(v server.LabVM, fresh bool) guestRow {
 	pid, running := vm.Running(v.Dir)
 	info := &vmInfo{
 		State: "stopped", Accel: v.Accel, AccelReason: v.AccelReason, ConfigDrive: v.ConfigDriveFormat,
-		Console: v.Console(), Dir: v.Dir, Started: v.Started, Uptime: time.Since(v.Started),
+		Console: v.Console(), Dir: v.Dir, Started: v.Started,
 	}
 	if running {
 		info.State, info.Pid = "running", pid
 	}
-	r := guestRow{Instance: v.Instance, Kind: kindVM, VM: info, Metadata: "-"}
+	r := guestRow{Instance: v.Instance, Kind: kindVM, VM: info, Metadata: "none"}
 	var macs []string
-	for _, p := range v.Ports {
+	for i, p := range v.Ports {
 		macs = append(macs, p.MAC)
 		info.Taps = append(info.Taps, p.Tap+"@"+p.Bridge)
+		r.Addresses = append(r.Addresses, p.Addrs...)
+		if i == 0 {
+			r.Metadata = dataplane.Guest{MetadataHop: p.MetadataHop, MetadataViaDHCP: p.MetadataViaDHCP}.Via()
+		}
 	}
 	r.MAC = strings.Join(macs, ",")
 	console, _ := os.ReadFile(v.Console())
@@ -215,7 +218,7 @@ func vmRow(v server.LabVM, fresh bool) guestRow {
 }
 
 func printVMRows(opts *labOptions, rows []guestRow) error {
-	t := newTable(opts.IO.Out, "VM", "STATE", "ACCEL", "MAC", "TAPS", "CLOUD-INIT", "STAGES", "PROBLEMS")
+	t := newTable(opts.IO.Out, "VM", "STATE", "ACCEL", "MAC", "ADDRESSES", "METADATA VIA", "TAPS", "CLOUD-INIT", "STAGES", "PROBLEMS")
 	for _, r := range rows {
 		ci := r.VM.CloudInit
 		status := ci.Status
@@ -236,7 +239,7 @@ func printVMRows(opts *labOptions, rows []guestRow) error {
 		if problems == "" {
 			problems = "-"
 		}
-		t.row(r.Instance, r.VM.State, r.VM.Accel, r.MAC, strings.Join(r.VM.Taps, ","), status, stages, problems)
+		t.row(r.Instance, r.VM.State, r.VM.Accel, r.MAC, strings.Join(r.Addresses, ","), r.Metadata, strings.Join(r.VM.Taps, ","), status, stages, problems)
 	}
 	return t.flush()
 }

@@ -45,6 +45,12 @@ debootstrap --variant=minbase --cache-dir="$cache_root/debs" \
   --include=python3-cffi-backend,systemd,systemd-sysv,udev,dbus,linux-image-amd64,initramfs-tools,cloud-init,openssh-server,sudo,ifupdown,isc-dhcp-client,net-tools,iproute2,netbase,procps,e2fsprogs,locales \
   "$suite" "$root" "$mirror" >"$log" 2>&1 || { tail -20 "$log" >&2; exit 1; }
 
+# cloud-init's cc_locale sets Debian's default en_US.UTF-8 and update-locale
+# refuses a locale that was never generated (Debian's locale-gen only builds
+# what /etc/locale.gen lists).
+sed -i 's/^# *\(en_US.UTF-8 UTF-8\)/\1/' "$root/etc/locale.gen"
+chroot "$root" locale-gen >>"$log" 2>&1
+
 # debootstrap copies the build host's resolv.conf: a guest that keeps it waits
 # 15 s on cloud-init's URL resolution. The guest gets its resolvers from DHCP.
 rm -f "$root/etc/resolv.conf"
@@ -102,5 +108,9 @@ end=$(date +%s)
 echo "$((end - start))" >"$work/build-seconds"
 date -u +%FT%TZ >"$work/done"
 mv "$work" "$dir"
+# One recipe's image is kept: older ones are 700 MB each.
+for old in "$cache_root"/test-image-*; do
+  [ "$old" = "$dir" ] || rm -rf "$old"
+done
 echo "test image built in $((end - start)) s" >&2
 echo "$dir"

@@ -52,6 +52,18 @@ type Guest struct {
 	DHCPServer string
 }
 
+// Via says how the guest reaches metadata, for people: "dhcp <hop>",
+// "router <hop>" or "none".
+func (g Guest) Via() string {
+	switch {
+	case g.MetadataViaDHCP:
+		return "dhcp " + g.MetadataHop
+	case g.MetadataHop != "":
+		return "router " + g.MetadataHop
+	}
+	return "none"
+}
+
 // Route is one route a guest gets; Via "" means on-link.
 type Route struct {
 	Dst string
