@@ -160,10 +160,13 @@ func waitDHCPReady(ctx context.Context, st store.Reader, dp dataplane.Options) e
 	}
 	ns := dataplane.DHCPNamespace(nets[0].ID)
 	for end := time.Now().Add(labSetupTimeout); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		var out []byte
 		err := dataplane.Do(ns, func() error {
 			var err error
-			out, err = os.ReadFile("/proc/net/udp")
+			out, err = os.ReadFile("/proc/thread-self/net/udp") // /proc/net is the process's namespace, not the thread's
 			return err
 		})
 		if err == nil && strings.Contains(string(out), ":0043 ") {

@@ -112,6 +112,12 @@ func openTap(s TapSpec) (*os.File, error) {
 	if err != nil {
 		return fail(err)
 	}
+	// The tun ioctls leave the MTU at 1500: the network's goes on after.
+	if s.MTU > 0 && l.Attrs().MTU != s.MTU {
+		if err := netlink.LinkSetMTU(l, s.MTU); err != nil {
+			return fail(fmt.Errorf("mtu %d: %w", s.MTU, err))
+		}
+	}
 	if err := netlink.LinkSetMaster(l, br); err != nil {
 		return fail(fmt.Errorf("plug into %s: %w", s.Bridge, err))
 	}
