@@ -21,13 +21,16 @@ import (
 func newCmdLab(f *factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "lab",
-		Short: "Simulated guests: one network namespace per instance port",
+		Short: "Simulated guests (one network namespace per instance port) and real QEMU VMs",
 		Long: `The lab stands in for VMs: every instance port gets a network namespace whose
 eth0 carries the port's MAC and addresses, plugged into its network's segment,
 with the routes DHCP would push (169.254.169.254 via the router or the DHCP
 port). Run mdctl serve beside it and the guests reach metadata exactly as VMs
-would.`,
+would. With lab up --image, instances boot as real QEMU VMs instead, with the
+real cloud-init of their image; lab console shows their serial console.`,
 		Example: `  mdctl lab up
+  mdctl lab up --image disk.qcow2 --kernel vmlinuz --initrd initrd.img vm1
+  mdctl lab console vm1 -f
   mdctl lab exec vm1 -- curl -s http://169.254.169.254/openstack/latest/meta_data.json
   mdctl lab status
   mdctl lab down`,
