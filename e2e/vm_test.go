@@ -15,6 +15,7 @@ import (
 	"github.com/mdctl/mdctl/server"
 	"github.com/mdctl/mdctl/server/dataplane"
 	"github.com/mdctl/mdctl/server/vm"
+	"github.com/mdctl/mdctl/server/vmspec"
 	"github.com/mdctl/mdctl/store"
 )
 
@@ -143,8 +144,9 @@ func bootAndJudge(t *testing.T, im testimage.Image, c vmCase) {
 	}
 	v := vms[0]
 	t.Logf("%s: accel %s (%s)", c.name, v.Accel, v.AccelReason)
-	if exists, owner, err := dataplane.TapOwner(w.Dataplane.SegmentNamespace, dataplane.TapName(g.PortID)); err != nil || !exists || owner != g.InstanceID {
-		t.Errorf("tap %s in %s: exists %v owner %q err %v; want the VM's", dataplane.TapName(g.PortID), w.Dataplane.SegmentNamespace, exists, owner, err)
+	// QEMU's own tap (a tun device) on the network's bridge, marked as the lab's.
+	if tap := dataplane.TapOf(w.Dataplane, g.PortID, g.OnHost); !tap.Exists || tap.Type != "tuntap" || !tap.Ours || tap.Master != g.Bridge || !tap.Up {
+		t.Errorf("tap %s: %+v; want QEMU's tap, mdctl's, up on %s", dataplane.TapName(g.PortID), tap, g.Bridge)
 	}
 	rep, console, took := waitReport(t, v)
 	t.Logf("%s: report after %s", c.name, took.Round(time.Second))
@@ -188,8 +190,8 @@ func judge(t *testing.T, c vmCase, g dataplane.Guest, rep testimage.Report, cons
 			t.Errorf("stage %s: %+v (ran %v); want started, finished, no errors", s, st, ok && st.Ran())
 		}
 	}
-	p := vm.ReadProgress(console)
-	if p.Status != vm.StatusDone || len(p.Stages) != 4 || !strings.HasPrefix(p.Datasource, c.datasource) {
+	p := vmspec.ParseConsole(string(console))
+	if p.Status() != vmspec.StatusDone || len(p.Stages) != 4 || !strings.HasPrefix(p.Datasource, c.datasource) {
 		t.Errorf("console progress %+v; want done after 4 stages from %s", p, c.datasource)
 	}
 	if !strings.HasPrefix(rep.Datasource, c.datasource) || !strings.Contains(rep.Datasource, c.source) {

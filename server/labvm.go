@@ -15,11 +15,9 @@ import (
 	"github.com/mdctl/mdctl/server/dataplane"
 	"github.com/mdctl/mdctl/server/vendordata"
 	"github.com/mdctl/mdctl/server/vm"
+	"github.com/mdctl/mdctl/server/vmspec"
 	"github.com/mdctl/mdctl/store"
 )
-
-// LabVMsDirName is the folder in the data dir with one folder per lab VM.
-const LabVMsDirName = "lab-vms"
 
 // labVMStateFile records what LabVMUp made, beside QEMU's own files.
 const labVMStateFile = "vm.json"
@@ -77,10 +75,14 @@ type LabVMPort struct {
 func (v LabVM) Console() string { return filepath.Join(v.Dir, vm.ConsoleFile) }
 
 // LabVMDir is the folder of an instance's lab VM (by instance id, which
-// no rename changes).
+// no rename changes): where vmspec.ConsolePath puts its console, which
+// trace reads too.
 func LabVMDir(dataDir, instanceID string) string {
-	return filepath.Join(dataDir, LabVMsDirName, instanceID)
+	return filepath.Dir(vmspec.ConsolePath(dataDir, instanceID))
 }
+
+// labVMsRoot holds every lab VM's folder.
+func labVMsRoot(dataDir string) string { return filepath.Dir(LabVMDir(dataDir, "x")) }
 
 // LabVMUp boots each instance (name or id) in refs as a QEMU VM: an overlay
 // on o.Image, one NIC per port with the port's MAC on its network's bridge,
@@ -148,43 +150,51 @@ func labVMUp(ctx context.Context, st store.Reader, cfg store.Config, o LabVMOpti
 		Instance: inst.Name, InstanceID: inst.ID, Dir: dir, Image: o.Image,
 		Accel: verdict.Accel, AccelReason: verdict.Reason, Started: time.Now().UTC(),
 	}
+	var mine []dataplane.Guest
+	for _, g := range guests {
+		if g.InstanceID == inst.ID {
+			mine = append(mine, g)
+		}
+	}
+	ns, err := vmNamespace(o.Dataplane, mine)
+	if err != nil {
+		return LabVM{}, err
+	}
 	spec := vm.Spec{
-		Name: inst.Name, UUID: inst.ID, SMBIOS: vm.NovaSMBIOS(inst.ID, o.Version),
 		Image: o.Image, Kernel: o.Kernel, Initrd: o.Initrd, Append: o.Append,
-		MemoryMB: o.MemoryMB, Accel: verdict.Accel, Dir: dir,
+		MemoryMB: o.MemoryMB, Accel: verdict.Accel, Dir: dir, Namespace: ns,
 	}
 	for _, s := range o.Serials {
 		spec.Serials = append(spec.Serials, filepath.Join(dir, s))
 	}
+	var drive *vmspec.Disk
 	if NeedsConfigDrive(inst, cfg) {
 		v.ConfigDriveFormat = cfg.ConfigDriveFormat
 		v.ConfigDrive = filepath.Join(dir, "disk.config"+configDriveExt(cfg.ConfigDriveFormat))
 		if _, err := WriteConfigDrive(ctx, view, cfg, v.ConfigDriveFormat, v.ConfigDrive, o.ReadFile, time.Now(), o.Logger); err != nil {
 			return LabVM{}, err
 		}
-		spec.ConfigDrive, spec.ConfigDriveFormat = v.ConfigDrive, v.ConfigDriveFormat
+		drive = &vmspec.Disk{Path: v.ConfigDrive, Format: v.ConfigDriveFormat}
 	}
 	// Every port gets a NIC, as nova gives one even to a config-drive-only
 	// guest: cloud-init needs the MAC network_data.json names.
-	for _, g := range guests {
-		if g.InstanceID != inst.ID {
-			continue
-		}
-		tap, err := dataplane.PlugVM(ctx, o.Dataplane, g)
-		if err != nil {
-			closeNICs(spec.NICs)
+	spec.Devices = vmspec.FromView(view, drive)
+	for _, g := range mine {
+		if err := dataplane.EnsureVMBridge(ctx, o.Dataplane, g); err != nil {
 			return LabVM{}, err
 		}
-		spec.NICs = append(spec.NICs, vm.NIC{MAC: g.MAC, Tap: tap})
-		t := dataplane.VMTap(o.Dataplane, g)
-		v.Ports = append(v.Ports, LabVMPort{PortID: g.PortID, MAC: g.MAC, Tap: t.Name, Bridge: t.Bridge, Namespace: t.Namespace,
+		v.Ports = append(v.Ports, LabVMPort{PortID: g.PortID, MAC: g.MAC, Tap: dataplane.TapName(g.PortID), Bridge: g.Bridge, Namespace: ns,
 			Addrs: g.Addrs, MetadataHop: g.MetadataHop, MetadataViaDHCP: g.MetadataViaDHCP})
 	}
-	p, err := vm.Start(ctx, spec) // closes the taps: QEMU holds them now
+	p, err := vm.Start(ctx, spec)
 	if err != nil {
 		return LabVM{}, err
 	}
 	v.Args = p.Args
+	if err := plugVMTaps(ctx, o.Dataplane, mine, p); err != nil {
+		_ = p.Stop(time.Second)
+		return LabVM{}, err
+	}
 	if err := writeLabVM(v); err != nil {
 		_ = p.Stop(time.Second)
 		return LabVM{}, err
@@ -192,10 +202,46 @@ func labVMUp(ctx context.Context, st store.Reader, cfg store.Config, o LabVMOpti
 	return v, nil
 }
 
-func closeNICs(nics []vm.NIC) {
-	for _, n := range nics {
-		n.Tap.Close()
+// vmNamespace is where the VM's QEMU runs: its taps are made there, so
+// all its ports' bridges must share one namespace.
+func vmNamespace(opts dataplane.Options, guests []dataplane.Guest) (string, error) {
+	if len(guests) == 0 {
+		return dataplane.VMNamespace(opts, dataplane.Guest{}), nil
 	}
+	ns := dataplane.VMNamespace(opts, guests[0])
+	for _, g := range guests[1:] {
+		if g.OnHost != guests[0].OnHost {
+			return "", fmt.Errorf("ports on the operator's L2 and on mdctl's segment: one QEMU makes its taps in one namespace")
+		}
+	}
+	return ns, nil
+}
+
+// vmTapWait bounds how long QEMU may take to make its taps after its pid
+// file: it opens them once its arguments are parsed.
+const vmTapWait = 30 * time.Second
+
+// plugVMTaps waits for each tap QEMU makes and plugs it into its bridge
+// (dataplane.PlugVMTap), marked as the lab's.
+func plugVMTaps(ctx context.Context, opts dataplane.Options, guests []dataplane.Guest, p *vm.Process) error {
+	for _, g := range guests {
+		for end := time.Now().Add(vmTapWait); !dataplane.TapOf(opts, g.PortID, g.OnHost).Exists; time.Sleep(50 * time.Millisecond) {
+			select {
+			case <-p.Exited():
+				return fmt.Errorf("qemu exited before it made %s: %s", dataplane.TapName(g.PortID), filepath.Join(p.Dir, vm.LogFile))
+			case <-ctx.Done():
+				return ctx.Err()
+			default:
+			}
+			if time.Now().After(end) {
+				return fmt.Errorf("qemu made no %s within %s", dataplane.TapName(g.PortID), vmTapWait)
+			}
+		}
+		if err := dataplane.PlugVMTap(opts, g); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // WriteConfigDrive builds view's config drive in format at path, with the
@@ -241,7 +287,7 @@ func ReadLabVM(dir string) (LabVM, error) {
 // LabVMs lists the lab VMs recorded in the data dir, running or not, by
 // instance name.
 func LabVMs(dataDir string) ([]LabVM, error) {
-	ents, err := os.ReadDir(filepath.Join(dataDir, LabVMsDirName))
+	ents, err := os.ReadDir(labVMsRoot(dataDir))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -253,7 +299,7 @@ func LabVMs(dataDir string) ([]LabVM, error) {
 		if !e.IsDir() {
 			continue
 		}
-		v, err := ReadLabVM(filepath.Join(dataDir, LabVMsDirName, e.Name()))
+		v, err := ReadLabVM(filepath.Join(labVMsRoot(dataDir), e.Name()))
 		if err != nil {
 			continue // half made by an up that failed: LabVMDown still removes it
 		}
@@ -266,7 +312,7 @@ func LabVMs(dataDir string) ([]LabVM, error) {
 // LabVMDown powers off every lab VM in the data dir and removes its folder
 // (overlay, console, config drive). Its taps go with QEMU.
 func LabVMDown(dataDir string) error {
-	root := filepath.Join(dataDir, LabVMsDirName)
+	root := labVMsRoot(dataDir)
 	ents, err := os.ReadDir(root)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

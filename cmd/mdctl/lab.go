@@ -56,7 +56,7 @@ type labOptions struct {
 func newLabOptions(f *factory) *labOptions {
 	return &labOptions{IO: f.IO, Store: f.OpenStore, Dataplane: dataplane.Options{
 		SegmentNamespace: dataplane.DefaultSegmentNamespace, GuestPrefix: dataplane.DefaultGuestPrefix,
-	}, DataDir: func() string { return f.DataDir }, VM: labVMFlags{Version: f.Version}}
+	}, DataDir: func() string { return f.DataDir }}
 }
 
 // labGuests reads the store and plans every guest.
@@ -92,7 +92,7 @@ nova sets it (OpenStack Nova, the instance uuid), and the config drive when
 the instance has config_drive or force_config_drive is set. KVM when a probe
 boot proves it works (the verdict is cached in ` + server.DefaultAccelCache + `), TCG
 otherwise. Each VM's files (console.log, qemu.pid, the overlay) are in
-<data-dir>/` + server.LabVMsDirName + `/<instance uuid>. The other instances stay namespace guests.`,
+<data-dir>/lab/vms/<instance uuid>. The other instances stay namespace guests.`,
 		Example: `  mdctl lab up
   mdctl lab up --routes static
   mdctl lab up --image debian-12-genericcloud-amd64.qcow2 vm1

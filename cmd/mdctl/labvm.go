@@ -14,6 +14,7 @@ import (
 	"github.com/mdctl/mdctl/server"
 	"github.com/mdctl/mdctl/server/dataplane"
 	"github.com/mdctl/mdctl/server/vm"
+	"github.com/mdctl/mdctl/server/vmspec"
 	"github.com/mdctl/mdctl/store"
 )
 
@@ -30,7 +31,6 @@ type labVMFlags struct {
 	Image, Kernel, Initrd, Append string
 	MemoryMB                      int
 	Accel                         string
-	Version                       string // mdctl's, for SMBIOS
 }
 
 // defaultAppend boots a directly booted image whose root is the whole
@@ -159,7 +159,7 @@ func labVMsUp(ctx context.Context, opts *labOptions, ids []string) ([]server.Lab
 		vms, err = server.LabVMUp(ctx, st, snap.Config, server.LabVMOptions{
 			DataDir: opts.DataDir(), Dataplane: opts.Dataplane,
 			Image: opts.VM.Image, Kernel: opts.VM.Kernel, Initrd: opts.VM.Initrd, Append: opts.VM.Append,
-			MemoryMB: opts.VM.MemoryMB, Accel: opts.VM.Accel, Version: opts.VM.Version, Logger: opts.Dataplane.Logger,
+			MemoryMB: opts.VM.MemoryMB, Accel: opts.VM.Accel, Logger: opts.Dataplane.Logger,
 		}, ids)
 		return err
 	})
@@ -171,16 +171,33 @@ func labVMsUp(ctx context.Context, opts *labOptions, ids []string) ([]server.Lab
 
 // vmInfo is what lab up and lab status say about a VM.
 type vmInfo struct {
-	State       string      `json:"state" yaml:"state"` // running, stopped
-	Pid         int         `json:"pid,omitempty" yaml:"pid,omitempty"`
-	Accel       string      `json:"accel" yaml:"accel"`
-	AccelReason string      `json:"accel_reason" yaml:"accel_reason"`
-	Taps        []string    `json:"taps" yaml:"taps"`
-	ConfigDrive string      `json:"config_drive,omitempty" yaml:"config_drive,omitempty"`
-	Console     string      `json:"console" yaml:"console"`
-	Dir         string      `json:"dir" yaml:"dir"`
-	Started     time.Time   `json:"started" yaml:"started"`
-	CloudInit   vm.Progress `json:"cloud_init" yaml:"cloud_init"`
+	State       string    `json:"state" yaml:"state"` // running, stopped
+	Pid         int       `json:"pid,omitempty" yaml:"pid,omitempty"`
+	Accel       string    `json:"accel" yaml:"accel"`
+	AccelReason string    `json:"accel_reason" yaml:"accel_reason"`
+	Taps        []string  `json:"taps" yaml:"taps"`
+	ConfigDrive string    `json:"config_drive,omitempty" yaml:"config_drive,omitempty"`
+	Console     string    `json:"console" yaml:"console"`
+	Dir         string    `json:"dir" yaml:"dir"`
+	Started     time.Time `json:"started" yaml:"started"`
+	CloudInit   cloudInit `json:"cloud_init" yaml:"cloud_init"`
+}
+
+// cloudInit is what the VM's console says of cloud-init; Status is
+// cloud-init's own word (not run, running, done, error).
+type cloudInit struct {
+	Status     string   `json:"status" yaml:"status"`
+	Stages     []string `json:"stages" yaml:"stages"`
+	Finished   bool     `json:"finished" yaml:"finished"`
+	Datasource string   `json:"datasource,omitempty" yaml:"datasource,omitempty"`
+	Errors     []string `json:"errors,omitempty" yaml:"errors,omitempty"`
+	Warnings   []string `json:"warnings,omitempty" yaml:"warnings,omitempty"`
+	Kernel     bool     `json:"kernel" yaml:"kernel"` // the guest's kernel started
+}
+
+func cloudInitOf(c vmspec.Console) cloudInit {
+	return cloudInit{Status: c.Status(), Stages: c.Stages, Finished: c.Finished, Datasource: c.Datasource,
+		Errors: c.Errors, Warnings: c.Warnings, Kernel: c.Kernel}
 }
 
 // vmRow reads a VM's state and console. A VM just booted (fresh) has no
@@ -206,11 +223,11 @@ func vmRow(v server.LabVM, fresh bool) guestRow {
 	}
 	r.MAC = strings.Join(macs, ",")
 	console, _ := os.ReadFile(v.Console())
-	info.CloudInit = vm.ReadProgress(console)
+	info.CloudInit = cloudInitOf(vmspec.ParseConsole(string(console)))
 	if !running {
 		r.Problems = append(r.Problems, "stopped: its QEMU is gone (qemu.log in "+v.Dir+"); mdctl lab up --image boots it again")
 	}
-	if !fresh && info.CloudInit.Status == vm.StatusError {
+	if !fresh && info.CloudInit.Status == vmspec.StatusError {
 		r.Problems = append(r.Problems, fmt.Sprintf("cloud-init: %d error(s), first: %s", len(info.CloudInit.Errors), info.CloudInit.Errors[0]))
 	}
 	r.OK = len(r.Problems) == 0
@@ -250,7 +267,7 @@ func newCmdLabConsole(f *factory, runF func(context.Context, *labOptions) error)
 		Use:   "console INSTANCE [-f]",
 		Short: "Show a lab VM's serial console (follow it with -f)",
 		Long: `Console prints what a lab VM wrote on its serial console (ttyS0), kept in
-<data-dir>/` + server.LabVMsDirName + `/<instance uuid>/console.log: the kernel, systemd and
+<data-dir>/lab/vms/<instance uuid>/console.log: the kernel, systemd and
 cloud-init's own lines. With -f it keeps printing as the VM writes, until
 the VM stops or you interrupt it.`,
 		Example: "  mdctl lab console vm1\n  mdctl lab console vm1 -f",

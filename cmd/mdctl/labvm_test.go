@@ -10,6 +10,7 @@ import (
 
 	"github.com/mdctl/mdctl/server"
 	"github.com/mdctl/mdctl/server/vm"
+	"github.com/mdctl/mdctl/server/vmspec"
 )
 
 func TestLabVMFlagErrors(t *testing.T) {
@@ -78,7 +79,7 @@ func TestLabStatusAndConsoleOfARecordedVM(t *testing.T) {
 			got = &rows[i]
 		}
 	}
-	if code != 1 || got == nil || got.OK || got.VM.State != "stopped" || got.VM.CloudInit.Status != vm.StatusDone ||
+	if code != 1 || got == nil || got.OK || got.VM.State != "stopped" || got.VM.CloudInit.Status != vmspec.StatusDone ||
 		len(got.VM.CloudInit.Stages) != 4 || got.Metadata != "router 10.90.1.1" || got.Addresses[0] != "10.90.1.9/24" {
 		t.Errorf("exit %d, vm row %+v (vm %+v)", code, got, got.VM)
 	}

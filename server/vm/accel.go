@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mdctl/mdctl/server/vmspec"
 )
 
 // Verdict is which accelerator VMs get on this host, and why.
@@ -81,7 +83,7 @@ func ProbeAccel(ctx context.Context, kernel, initrd string) Verdict {
 	args := []string{
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
 		"-machine", "pc,accel=kvm", "-cpu", "host", "-m", "256",
-		"-chardev", "file,id=c,path=" + qemuOpt(console), "-serial", "chardev:c",
+		"-chardev", "file,id=c,path=" + vmspec.QEMUEscape(console), "-serial", "chardev:c",
 		"-kernel", kernel, "-append", "console=ttyS0 panic=-1",
 	}
 	if initrd != "" {

@@ -1,39 +1,39 @@
-// Package vm runs real guests: one QEMU process per VM, as nova's libvirt
-// driver would configure it, for `mdctl lab up --image` and the VM tests.
-// It knows QEMU and nothing of the store, the data plane or HTTP: callers
-// hand it a Spec with open tap files and disk paths, and it hands back a
-// running process whose files live in Spec.Dir.
+// Package vm runs real guests: one QEMU process per VM, for `mdctl lab up
+// --image`, the VM tests and the bench's VM storm. It knows QEMU and
+// nothing of the store: what nova decides about a VM (SMBIOS, NICs on
+// their taps, config drive) comes in Spec.Devices from server/vmspec, the
+// one place those facts live, and the launcher adds the machine, the
+// overlay, the consoles and the accelerator.
 //
-// The API (also for anyone plugging a VM into a bridge of their own):
+// The API (also for anyone booting a VM on a bridge of their own):
 //
 //	Args(spec) []string                  the QEMU command line, pure (golden-tested)
 //	Start(ctx, spec) (*Process, error)   overlay, pid file, console, its own process group
 //	Running(dir) (pid int, ok bool)      is the VM whose files are in dir alive
 //	Stop(dir, grace) error               power it off (SIGTERM, then SIGKILL) and wait
 //	ChooseAccel / ProbeAccel             KVM when it really boots a kernel, else TCG
-//	NovaSMBIOS(uuid, version)            system info exactly as nova sets it
-//	ReadProgress(console) Progress       cloud-init's stages, errors and status from a console
 //
-// A NIC is a MAC and an open tap file (Spec.NICs[i].Tap): QEMU gets it as
-// -netdev tap,fd=N and is its only holder once Start returns, so the tap
-// (made non-persistent by dataplane.OpenTap) goes when QEMU exits. To put
-// a VM on a bridge of your own, open the tap with
-// dataplane.OpenTap(dataplane.TapSpec{Namespace: "", Name: "tapX", Bridge: "br0"})
-// and pass it here; for mdctl's own networks dataplane.PlugVM does both.
+// NICs: each vmspec.NIC names its tap (tap<port[:11]>) and bridge. QEMU
+// makes the tap itself (-netdev tap,ifname=...,script=no) in
+// Spec.Namespace, the network namespace Start runs it in ("" for the
+// caller's), so the tap lives exactly as long as QEMU. The caller plugs it
+// into its bridge once it appears: dataplane.PlugVMTap for mdctl's
+// networks and the operator's bridges alike (server.LabVMUp does this),
+// or `ip link set TAP master BRIDGE up` for a bridge mdctl does not know.
+// To put a VM on a plain host bridge: Namespace "", NICs with that bridge,
+// Start, then plug.
 //
 // Disks: Spec.Image is never written. Start makes a qcow2 overlay in Dir
-// backed by it (qemu-img create -b), and the VM boots that, on virtio
-// (vda). A config drive goes as nova attaches it: iso9660 as an IDE cdrom,
-// vfat as a second virtio disk, both read-only.
+// backed by it (qemu-img create -b) and the VM boots that on virtio (vda);
+// the config drive is attached as nova does (vmspec.Disk).
 //
-// SMBIOS type 1 is nova's: manufacturer "OpenStack Foundation", product
-// "OpenStack Nova", serial and uuid the instance uuid, family "Virtual
-// Machine". cloud-init's ds-identify looks for that product name before it
-// enables the OpenStack datasource at all.
+// Accelerator: /dev/kvm may exist where KVM aborts at the first MSR write
+// (-cpu host) or never runs a kernel, so ProbeAccel boots a kernel under
+// KVM with a bound and says KVM only when its banner reaches the serial
+// console; ChooseAccel caches that verdict per QEMU build and host kernel.
 //
-// Files in Spec.Dir: disk.qcow2 (the overlay), console.log (ttyS0, the
-// serial console; further Spec.Serials are ttyS1...), qemu.pid (written by
-// QEMU), qemu.log (its stderr). Running and Stop trust a pid only while
-// /proc/<pid>/cmdline still names this pid file, so a recycled pid is
-// never signalled.
+// Files in Spec.Dir: disk.qcow2 (the overlay), console.log (ttyS0; further
+// Spec.Serials are ttyS1...), qemu.pid (written by QEMU), qemu.log (its
+// stderr). Running and Stop trust a pid only while /proc/<pid>/cmdline
+// still names this pid file, so a recycled pid is never signalled.
 package vm

@@ -12,6 +12,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/mdctl/mdctl/server/dataplane"
+	"github.com/mdctl/mdctl/server/vmspec"
 )
 
 // Binaries; tests and operators may point them elsewhere.
@@ -26,12 +29,6 @@ const (
 	AccelTCG = "tcg"
 )
 
-// Config drive formats, as nova's config_drive_format names them.
-const (
-	DriveISO9660 = "iso9660"
-	DriveVFAT    = "vfat"
-)
-
 // Files in a VM's Dir.
 const (
 	OverlayFile = "disk.qcow2"
@@ -40,11 +37,11 @@ const (
 	LogFile     = "qemu.log"
 )
 
-// Spec is one VM.
+// Spec is one VM: what mdctl decides about it (Devices: SMBIOS, NICs,
+// config drive, from vmspec, the one place nova's choices live) and what
+// the launcher adds.
 type Spec struct {
-	Name   string // for messages
-	UUID   string // the instance uuid: SMBIOS and QEMU's -uuid
-	SMBIOS SMBIOS
+	Devices vmspec.Spec
 	// Image is the base disk (qcow2 or raw, detected by qemu-img); never
 	// written.
 	Image string
@@ -54,11 +51,10 @@ type Spec struct {
 	MemoryMB               int // default 512
 	CPUs                   int // default 1
 	Accel                  string
-	NICs                   []NIC
-	// ConfigDrive is the drive's path ("" for none) and ConfigDriveFormat
-	// its filesystem (DriveISO9660 or DriveVFAT).
-	ConfigDrive       string
-	ConfigDriveFormat string
+	// Namespace is the network namespace QEMU runs in ("" for the one this
+	// process is in): QEMU makes each NIC's tap (Devices.NICs[i].Tap) there,
+	// and the caller plugs it into its bridge once Start returns.
+	Namespace string
 	// Dir holds the VM's files; it must exist.
 	Dir string
 	// Serials are files for ttyS1, ttyS2, ... (ttyS0 is always
@@ -66,45 +62,7 @@ type Spec struct {
 	Serials []string
 }
 
-// NIC is one virtio NIC: the port's MAC on an open tap.
-type NIC struct {
-	MAC string
-	Tap *os.File
-}
-
-// SMBIOS is the type 1 (system) table.
-type SMBIOS struct {
-	Manufacturer, Product, Version, Serial, UUID, Family string
-}
-
-// NovaSMBIOS is what nova's libvirt driver gives every x86 guest
-// (_get_guest_config_sysinfo with sysinfo_serial = unique): vendor and
-// product strings of nova, serial and uuid the instance's.
-func NovaSMBIOS(instanceUUID, version string) SMBIOS {
-	return SMBIOS{
-		Manufacturer: "OpenStack Foundation", Product: "OpenStack Nova", Version: version,
-		Serial: instanceUUID, UUID: instanceUUID, Family: "Virtual Machine",
-	}
-}
-
-// qemuOpt escapes a value for QEMU's key=value,... syntax: a comma is doubled.
-func qemuOpt(v string) string { return strings.ReplaceAll(v, ",", ",,") }
-
-func (s SMBIOS) arg() string {
-	parts := []string{"type=1"}
-	for _, kv := range [][2]string{
-		{"manufacturer", s.Manufacturer}, {"product", s.Product}, {"version", s.Version},
-		{"serial", s.Serial}, {"uuid", s.UUID}, {"family", s.Family},
-	} {
-		if kv[1] != "" {
-			parts = append(parts, kv[0]+"="+qemuOpt(kv[1]))
-		}
-	}
-	return strings.Join(parts, ",")
-}
-
-// Args is QEMU's command line for spec, without the binary. NIC i's tap is
-// fd 3+i, as Start passes them.
+// Args is QEMU's command line for spec, without the binary.
 func Args(s Spec) []string {
 	mem, cpus := s.MemoryMB, s.CPUs
 	if mem <= 0 {
@@ -114,7 +72,7 @@ func Args(s Spec) []string {
 		cpus = 1
 	}
 	a := []string{
-		"-name", qemuOpt(s.Name), "-uuid", s.UUID,
+		"-name", vmspec.QEMUEscape(s.Devices.Name),
 		"-nodefaults", "-no-user-config", "-display", "none",
 		"-machine", "pc,accel=" + s.Accel,
 	}
@@ -123,14 +81,13 @@ func Args(s Spec) []string {
 	}
 	a = append(a,
 		"-m", strconv.Itoa(mem), "-smp", strconv.Itoa(cpus),
-		"-smbios", s.SMBIOS.arg(),
 		"-pidfile", filepath.Join(s.Dir, PidFile),
-		"-chardev", "file,id=console,path="+qemuOpt(filepath.Join(s.Dir, ConsoleFile)),
+		"-chardev", "file,id=console,path="+vmspec.QEMUEscape(filepath.Join(s.Dir, ConsoleFile)),
 		"-serial", "chardev:console",
 	)
 	for i, f := range s.Serials {
 		id := "serial" + strconv.Itoa(i+1)
-		a = append(a, "-chardev", "file,id="+id+",path="+qemuOpt(f), "-serial", "chardev:"+id)
+		a = append(a, "-chardev", "file,id="+id+",path="+vmspec.QEMUEscape(f), "-serial", "chardev:"+id)
 	}
 	if s.Kernel != "" {
 		a = append(a, "-kernel", s.Kernel)
@@ -141,19 +98,9 @@ func Args(s Spec) []string {
 			a = append(a, "-append", s.Append)
 		}
 	}
-	a = append(a, "-drive", "file="+qemuOpt(filepath.Join(s.Dir, OverlayFile))+",format=qcow2,if=virtio,cache=unsafe")
-	switch {
-	case s.ConfigDrive == "":
-	case s.ConfigDriveFormat == DriveVFAT:
-		a = append(a, "-drive", "file="+qemuOpt(s.ConfigDrive)+",format=raw,if=virtio,readonly=on")
-	default:
-		a = append(a, "-drive", "file="+qemuOpt(s.ConfigDrive)+",format=raw,if=ide,media=cdrom,readonly=on")
-	}
-	for i, n := range s.NICs {
-		id := "net" + strconv.Itoa(i)
-		a = append(a, "-netdev", "tap,id="+id+",fd="+strconv.Itoa(3+i),
-			"-device", "virtio-net-pci,netdev="+id+",mac="+n.MAC)
-	}
+	a = append(a, "-drive", "file="+vmspec.QEMUEscape(filepath.Join(s.Dir, OverlayFile))+",format=qcow2,if=virtio,cache=unsafe")
+	// nova's part: SMBIOS, the NICs on their taps, the config drive.
+	a = append(a, s.Devices.QEMUArgs()...)
 	// Entropy early: ssh host keys and Python's first getrandom need it.
 	a = append(a, "-device", "virtio-rng-pci")
 	return a
@@ -170,42 +117,37 @@ type Process struct {
 }
 
 // Start makes the overlay and runs QEMU for spec in its own process group,
-// detached: it outlives the caller unless Stop is called. The NICs' tap
-// files are handed to QEMU and closed here.
+// in spec.Namespace, detached: it outlives the caller unless Stop is
+// called. It returns once QEMU wrote its pid file; its taps appear a
+// moment later.
 func Start(ctx context.Context, s Spec) (*Process, error) {
-	for _, n := range s.NICs {
-		if n.Tap != nil {
-			defer n.Tap.Close()
-		}
-	}
+	name := s.Devices.Name
 	if s.Accel != AccelKVM && s.Accel != AccelTCG {
-		return nil, fmt.Errorf("vm %s: accel %q: want %s or %s", s.Name, s.Accel, AccelKVM, AccelTCG)
+		return nil, fmt.Errorf("vm %s: accel %q: want %s or %s", name, s.Accel, AccelKVM, AccelTCG)
 	}
 	if err := makeOverlay(ctx, s.Image, filepath.Join(s.Dir, OverlayFile)); err != nil {
-		return nil, fmt.Errorf("vm %s: %w", s.Name, err)
+		return nil, fmt.Errorf("vm %s: %w", name, err)
 	}
 	for _, f := range []string{ConsoleFile, PidFile} {
 		if err := os.Remove(filepath.Join(s.Dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("vm %s: %w", s.Name, err)
+			return nil, fmt.Errorf("vm %s: %w", name, err)
 		}
 	}
 	logf, err := os.Create(filepath.Join(s.Dir, LogFile))
 	if err != nil {
-		return nil, fmt.Errorf("vm %s: %w", s.Name, err)
+		return nil, fmt.Errorf("vm %s: %w", name, err)
 	}
 	defer logf.Close()
 	args := Args(s)
 	cmd := exec.Command(QEMU, args...) // not CommandContext: the VM outlives ctx
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	for _, n := range s.NICs {
-		if n.Tap == nil {
-			return nil, fmt.Errorf("vm %s: NIC %s has no tap", s.Name, n.MAC)
-		}
-		cmd.ExtraFiles = append(cmd.ExtraFiles, n.Tap)
+	start := cmd.Start
+	if s.Namespace != "" {
+		start = func() error { return dataplane.Do(s.Namespace, cmd.Start) }
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("vm %s: start %s: %w", s.Name, QEMU, err)
+	if err := start(); err != nil {
+		return nil, fmt.Errorf("vm %s: start %s: %w", name, QEMU, err)
 	}
 	p := &Process{Pid: cmd.Process.Pid, Dir: s.Dir, Args: args, cmd: cmd, done: make(chan struct{})}
 	go func() { p.err = cmd.Wait(); close(p.done) }()
@@ -214,7 +156,7 @@ func Start(ctx context.Context, s Spec) (*Process, error) {
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		select {
 		case <-p.done:
-			return nil, fmt.Errorf("vm %s: qemu exited at start (%v): %s", s.Name, p.err, tail(filepath.Join(s.Dir, LogFile)))
+			return nil, fmt.Errorf("vm %s: qemu exited at start (%v): %s", name, p.err, tail(filepath.Join(s.Dir, LogFile)))
 		case <-ctx.Done():
 			_ = p.Stop(0)
 			return nil, ctx.Err()
@@ -225,7 +167,7 @@ func Start(ctx context.Context, s Spec) (*Process, error) {
 		}
 		if time.Now().After(deadline) {
 			_ = p.Stop(0)
-			return nil, fmt.Errorf("vm %s: qemu wrote no pid file within 10s: %s", s.Name, tail(filepath.Join(s.Dir, LogFile)))
+			return nil, fmt.Errorf("vm %s: qemu wrote no pid file within 10s: %s", name, tail(filepath.Join(s.Dir, LogFile)))
 		}
 	}
 }

@@ -11,26 +11,29 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mdctl/mdctl/server/configdrive"
+	"github.com/mdctl/mdctl/server/vmspec"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
 func TestArgsGolden(t *testing.T) {
-	tap := os.NewFile(0, "unused") // Args only counts NICs
+	nics := []vmspec.NIC{{PortID: "p1", MAC: "fa:16:3e:00:00:01", Tap: "tapp1", Bridge: "brqn1"}, {PortID: "p2", MAC: "fa:16:3e:00:00:02", Tap: "tapp2", Bridge: "br0"}}
 	cases := []struct {
 		name string
 		spec Spec
 	}{
 		{"direct-kvm-iso9660", Spec{
-			Name: "vm1", UUID: "5e14c6eb-74b1-4ece-be33-299a3f1f2cb4", SMBIOS: NovaSMBIOS("5e14c6eb-74b1-4ece-be33-299a3f1f2cb4", "1.0, dev"),
+			Devices: vmspec.Spec{InstanceID: "5e14c6eb-74b1-4ece-be33-299a3f1f2cb4", Name: "vm1", NICs: nics,
+				ConfigDrive: &vmspec.Disk{Path: "/d/disk.config.iso", Format: configdrive.FormatISO9660}},
 			Kernel: "/img/vmlinuz", Initrd: "/img/initrd.img", Append: "root=/dev/vda rw console=ttyS0", Accel: AccelKVM,
-			NICs:        []NIC{{MAC: "fa:16:3e:00:00:01", Tap: tap}, {MAC: "fa:16:3e:00:00:02", Tap: tap}},
-			ConfigDrive: "/d/disk.config.iso", ConfigDriveFormat: DriveISO9660, Dir: "/d", Serials: []string{"/d/report.log"},
+			Dir: "/d", Serials: []string{"/d/report.log"},
 		}},
 		{"bootloader-tcg-vfat", Spec{
-			Name: "vm2", UUID: "6e14c6eb-74b1-4ece-be33-299a3f1f2cb4", SMBIOS: NovaSMBIOS("6e14c6eb-74b1-4ece-be33-299a3f1f2cb4", ""),
-			Accel: AccelTCG, MemoryMB: 1024, CPUs: 2, NICs: []NIC{{MAC: "fa:16:3e:00:00:03", Tap: tap}},
-			ConfigDrive: "/d/disk.config.img", ConfigDriveFormat: DriveVFAT, Dir: "/d",
+			Devices: vmspec.Spec{InstanceID: "6e14c6eb-74b1-4ece-be33-299a3f1f2cb4", Name: "vm,2", NICs: nics[:1],
+				ConfigDrive: &vmspec.Disk{Path: "/d/disk.config.img", Format: configdrive.FormatVFAT}},
+			Accel: AccelTCG, MemoryMB: 1024, CPUs: 2, Dir: "/d",
 		}},
 	}
 	for _, c := range cases {
@@ -48,52 +51,6 @@ func TestArgsGolden(t *testing.T) {
 			}
 			if got != string(want) {
 				t.Errorf("args differ from %s (go test -update rewrites it):\n%s", path, got)
-			}
-		})
-	}
-}
-
-func TestNovaSMBIOS(t *testing.T) {
-	got := NovaSMBIOS("u-1", "27.1.0").arg()
-	want := "type=1,manufacturer=OpenStack Foundation,product=OpenStack Nova,version=27.1.0,serial=u-1,uuid=u-1,family=Virtual Machine"
-	if got != want {
-		t.Errorf("smbios\n got %s\nwant %s", got, want)
-	}
-}
-
-func TestReadProgress(t *testing.T) {
-	const (
-		banner = "[    0.000000] Linux version 6.1.0-50-amd64 (debian-kernel@lists.debian.org)\n"
-		local  = "[   54.2] cloud-init[236]: Cloud-init v. 22.4.2 running 'init-local' at Fri, 04 Dec 2026 01:36:45 +0000. Up 53.68 seconds.\r\n"
-		initS  = "[   69.4] cloud-init[296]: Cloud-init v. 22.4.2 running 'init' at Fri, 04 Dec 2026 01:37:00 +0000. Up 68.93 seconds.\n"
-		config = "[   89.6] cloud-init[343]: Cloud-init v. 22.4.2 running 'modules:config' at Fri, 04 Dec 2026 01:37:20 +0000. Up 89.33 seconds.\n"
-		final  = "[   98.7] cloud-init[377]: Cloud-init v. 22.4.2 running 'modules:final' at Fri, 04 Dec 2026 01:37:29 +0000. Up 98.19 seconds.\n"
-		done   = "[  101.0] cloud-init[377]: Cloud-init v. 22.4.2 finished at Fri, 04 Dec 2026 01:37:32 +0000. Datasource DataSourceOpenStackLocal [net,ver=2].  Up 100.96 seconds\n"
-		warn   = "[   90.7] cloud-init[343]: 2026-12-04 01:37:22,231 - util.py[WARNING]: Running module locale failed\n"
-		errL   = "[   70.1] cloud-init[296]: 2026-12-04 01:37:01,000 - url_helper.py[ERROR]: boom\n"
-		failed = "\x1b[0;1;31mFAILED\x1b[0m] Failed to start \x1b[0;1;39mcloud-final.service\x1b[0m - Execute cloud user/final scripts.\n"
-		hangup = "\x1b[H\x1b[2J\x1b[3J\n\nDebian GNU/Linux 12 localhost ttyS0\n\nlocalhost login: "
-	)
-	cases := []struct {
-		name, console, status string
-		stages, errs, warns   int
-		ds                    string
-		kernel                bool
-	}{
-		{"empty", "", StatusNotRun, 0, 0, 0, "", false},
-		{"kernel only", banner, StatusNotRun, 0, 0, 0, "", true},
-		{"running", banner + local + initS, StatusRunning, 2, 0, 0, "", true},
-		{"done with a warning, across getty's hang-up", banner + local + initS + hangup + config + warn + final + done + hangup, StatusDone, 4, 0, 1, "DataSourceOpenStackLocal [net,ver=2]", true},
-		{"error logged", local + initS + errL + config + final + done, StatusError, 4, 1, 0, "DataSourceOpenStackLocal [net,ver=2]", false},
-		{"error logged, still running", local + initS + errL, StatusRunning, 2, 1, 0, "", false},
-		{"unit failed", local + initS + config + final + "[" + failed, StatusError, 4, 1, 0, "", false},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			p := ReadProgress([]byte(c.console))
-			if p.Status != c.status || len(p.Stages) != c.stages || len(p.Errors) != c.errs || len(p.Warnings) != c.warns || p.Datasource != c.ds || p.Kernel != c.kernel {
-				t.Errorf("got %+v; want status %s, %d stages, %d errors, %d warnings, datasource %q, kernel %v",
-					p, c.status, c.stages, c.errs, c.warns, c.ds, c.kernel)
 			}
 		})
 	}
@@ -119,7 +76,7 @@ func TestStartStop(t *testing.T) {
 	if err := os.Mkdir(vmDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	p, err := Start(context.Background(), Spec{Name: "t", UUID: "00000000-0000-4000-8000-000000000001", Image: base, Accel: AccelTCG, MemoryMB: 64, Dir: vmDir})
+	p, err := Start(context.Background(), Spec{Devices: vmspec.Spec{Name: "t", InstanceID: "00000000-0000-4000-8000-000000000001"}, Image: base, Accel: AccelTCG, MemoryMB: 64, Dir: vmDir})
 	if err != nil {
 		t.Fatal(err)
 	}

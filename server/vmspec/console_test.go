@@ -38,3 +38,42 @@ func TestParseConsole(t *testing.T) {
 		t.Errorf("empty console: %+v", empty)
 	}
 }
+
+// Cloud-init's status words from the console, as lab status shows them.
+func TestConsoleStatus(t *testing.T) {
+	const (
+		banner = "[    0.000000] Linux version 6.1.0-50-amd64 (debian-kernel@lists.debian.org)\n"
+		local  = "[   54.2] cloud-init[236]: Cloud-init v. 22.4.2 running 'init-local' at Fri, 04 Dec 2026 01:36:45 +0000. Up 53.68 seconds.\r\n"
+		initS  = "[   69.4] cloud-init[296]: Cloud-init v. 22.4.2 running 'init' at Fri, 04 Dec 2026 01:37:00 +0000. Up 68.93 seconds.\n"
+		config = "[   89.6] cloud-init[343]: Cloud-init v. 22.4.2 running 'modules:config' at Fri, 04 Dec 2026 01:37:20 +0000. Up 89.33 seconds.\n"
+		final  = "[   98.7] cloud-init[377]: Cloud-init v. 22.4.2 running 'modules:final' at Fri, 04 Dec 2026 01:37:29 +0000. Up 98.19 seconds.\n"
+		done   = "[  101.0] cloud-init[377]: Cloud-init v. 22.4.2 finished at Fri, 04 Dec 2026 01:37:32 +0000. Datasource DataSourceOpenStackLocal [net,ver=2].  Up 100.96 seconds\n"
+		warn   = "[   90.7] cloud-init[343]: 2026-12-04 01:37:22,231 - util.py[WARNING]: Running module locale failed\n"
+		errL   = "[   70.1] cloud-init[296]: 2026-12-04 01:37:01,000 - url_helper.py[ERROR]: boom\n"
+		failed = "\x1b[0;1;31mFAILED\x1b[0m] Failed to start \x1b[0;1;39mcloud-final.service\x1b[0m - Execute cloud user/final scripts.\n"
+		hangup = "\x1b[H\x1b[2J\x1b[3J\n\nDebian GNU/Linux 12 localhost ttyS0\n\nlocalhost login: "
+	)
+	cases := []struct {
+		name, console, status string
+		stages, errs, warns   int
+		ds                    string
+		kernel                bool
+	}{
+		{"empty", "", StatusNotRun, 0, 0, 0, "", false},
+		{"kernel only", banner, StatusNotRun, 0, 0, 0, "", true},
+		{"running", banner + local + initS, StatusRunning, 2, 0, 0, "", true},
+		{"done with a warning, across getty's hang-up", banner + local + initS + hangup + config + warn + final + done + hangup, StatusDone, 4, 0, 1, "DataSourceOpenStackLocal [net,ver=2]", true},
+		{"error logged", local + initS + errL + config + final + done, StatusError, 4, 1, 0, "DataSourceOpenStackLocal [net,ver=2]", false},
+		{"error logged, still running", local + initS + errL, StatusRunning, 2, 1, 0, "", false},
+		{"unit failed", local + initS + config + final + "[" + failed, StatusError, 4, 1, 0, "", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := ParseConsole(c.console)
+			if p.Status() != c.status || len(p.Stages) != c.stages || len(p.Errors) != c.errs || len(p.Warnings) != c.warns || p.Datasource != c.ds || p.Kernel != c.kernel {
+				t.Errorf("got %+v (status %s); want status %s, %d stages, %d errors, %d warnings, datasource %q, kernel %v",
+					p, p.Status(), c.status, c.stages, c.errs, c.warns, c.ds, c.kernel)
+			}
+		})
+	}
+}

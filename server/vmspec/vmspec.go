@@ -52,13 +52,13 @@ func (s SysInfo) entries() [][2]string {
 func (s SysInfo) QEMUArgs() []string {
 	fields := []string{"type=1"}
 	for _, e := range s.entries() {
-		fields = append(fields, e[0]+"="+qemuEscape(e[1]))
+		fields = append(fields, e[0]+"="+QEMUEscape(e[1]))
 	}
 	return []string{"-uuid", s.UUID, "-smbios", strings.Join(fields, ",")}
 }
 
-// qemuEscape doubles commas, QEMU's escape inside an option's value.
-func qemuEscape(v string) string { return strings.ReplaceAll(v, ",", ",,") }
+// QEMUEscape doubles commas, QEMU's escape inside an option's value.
+func QEMUEscape(v string) string { return strings.ReplaceAll(v, ",", ",,") }
 
 // NIC is one of the instance's ports as a VM's virtio NIC sees it.
 type NIC struct {
@@ -107,9 +107,9 @@ func (s Spec) QEMUArgs() []string {
 
 func (d Disk) qemuDrive() string {
 	if d.Format == configdrive.FormatVFAT {
-		return "file=" + qemuEscape(d.Path) + ",format=raw,if=virtio,index=25"
+		return "file=" + QEMUEscape(d.Path) + ",format=raw,if=virtio,index=25"
 	}
-	return "file=" + qemuEscape(d.Path) + ",format=raw,if=ide,index=3,media=cdrom"
+	return "file=" + QEMUEscape(d.Path) + ",format=raw,if=ide,index=3,media=cdrom"
 }
 
 // LibvirtXML is Spec as the parts of a libvirt domain nova writes for it:
