@@ -13,6 +13,7 @@ import (
 	"github.com/mdctl/mdctl/internal/testimage"
 	"github.com/mdctl/mdctl/internal/testworld"
 	"github.com/mdctl/mdctl/server"
+	"github.com/mdctl/mdctl/server/admin"
 	"github.com/mdctl/mdctl/server/dataplane"
 	"github.com/mdctl/mdctl/server/vm"
 	"github.com/mdctl/mdctl/server/vmspec"
@@ -151,6 +152,16 @@ func bootAndJudge(t *testing.T, im testimage.Image, c vmCase) {
 	rep, console, took := waitReport(t, v)
 	t.Logf("%s: report after %s", c.name, took.Round(time.Second))
 	judge(t, c, g, rep, console)
+	// What lab status shows as the requests serve saw: the crawl's, or
+	// none for a guest that read its config drive.
+	ac, err := admin.NewClient(filepath.Join(w.Dir, admin.SocketName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen, err := ac.Recent(ctx, g.InstanceID)
+	if err != nil || (c.metadataVia != "") != (len(seen) > 0) {
+		t.Errorf("serve saw %d requests of %s (%v); want some exactly when metadata is served (%q)", len(seen), c.name, err, c.metadataVia)
+	}
 }
 
 // waitReport waits, bounded, for the VM's report; on a timeout or a dead
@@ -170,11 +181,11 @@ func waitReport(t *testing.T, v server.LabVM) (testimage.Report, []byte, time.Du
 			return rep, console, time.Since(start)
 		}
 		_, running := vm.Running(v.Dir)
-		if !running || time.Now().After(deadline) {
-			console, _ := os.ReadFile(v.Console())
+		console, _ := os.ReadFile(v.Console())
+		if panicked := vmspec.ParseConsole(string(console)).Panic; !running || panicked != "" || time.Now().After(deadline) {
 			qlog, _ := os.ReadFile(filepath.Join(v.Dir, vm.LogFile))
-			t.Fatalf("no report from %s after %s (running %v); qemu.log: %s\nconsole's end:\n%s",
-				v.Instance, time.Since(start).Round(time.Second), running, qlog, tailBytes(console, 3000))
+			t.Fatalf("no report from %s after %s (running %v, panic %q); qemu.log: %s\nconsole's end:\n%s",
+				v.Instance, time.Since(start).Round(time.Second), running, panicked, qlog, tailBytes(console, 3000))
 		}
 	}
 }

@@ -291,8 +291,10 @@ func labStatusRun(ctx context.Context, opts *labOptions) error {
 		}
 		rows = append(rows, r)
 	}
+	recent := recentRequests(ctx, opts.DataDir())
 	for _, v := range vms {
 		r := vmRow(v, false)
+		r.VM.Requests = recent(v.InstanceID)
 		if !r.OK {
 			bad++
 		}

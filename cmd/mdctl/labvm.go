@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/mdctl/mdctl/server"
+	"github.com/mdctl/mdctl/server/admin"
 	"github.com/mdctl/mdctl/server/dataplane"
 	"github.com/mdctl/mdctl/server/vm"
 	"github.com/mdctl/mdctl/server/vmspec"
@@ -34,8 +36,9 @@ type labVMFlags struct {
 }
 
 // defaultAppend boots a directly booted image whose root is the whole
-// first virtio disk, with the console on the first serial port.
-const defaultAppend = "root=/dev/vda rw console=ttyS0"
+// first virtio disk, with the console on the first serial port, and
+// without the IO-APIC timer check a slow TCG guest fails (and panics).
+const defaultAppend = "root=/dev/vda rw console=ttyS0 no_timer_check"
 
 func (f *labVMFlags) addFlags(cmd *cobra.Command) {
 	fl := cmd.Flags()
@@ -181,6 +184,51 @@ type vmInfo struct {
 	Dir         string    `json:"dir" yaml:"dir"`
 	Started     time.Time `json:"started" yaml:"started"`
 	CloudInit   cloudInit `json:"cloud_init" yaml:"cloud_init"`
+	// Requests are the instance's last requests serve's agent saw (oldest
+	// first); nil when no serve answers on the data dir's admin socket.
+	Requests []requestSeen `json:"requests_seen" yaml:"requests_seen"`
+}
+
+// requestSeen is one request serve saw from the VM.
+type requestSeen struct {
+	Time   time.Time `json:"time" yaml:"time"`
+	Method string    `json:"method" yaml:"method"`
+	Path   string    `json:"path" yaml:"path"`
+	Status int       `json:"status" yaml:"status"`
+	Error  string    `json:"error,omitempty" yaml:"error,omitempty"`
+}
+
+// recentRequests asks the data dir's serve for each instance's last
+// requests; nil (not an error) when no serve answers.
+func recentRequests(ctx context.Context, dataDir string) func(instanceID string) []requestSeen {
+	c, err := admin.NewClient(filepath.Join(dataDir, admin.SocketName))
+	if err != nil {
+		return func(string) []requestSeen { return nil }
+	}
+	return func(id string) []requestSeen {
+		ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		evs, err := c.Recent(ctx, id)
+		if err != nil {
+			return nil
+		}
+		out := []requestSeen{}
+		for _, e := range evs {
+			out = append(out, requestSeen{Time: e.Time, Method: e.Method, Path: e.Path, Status: e.Status, Error: e.Error})
+		}
+		return out
+	}
+}
+
+func requestsCell(rs []requestSeen) string {
+	switch {
+	case rs == nil:
+		return "- (no serve)"
+	case len(rs) == 0:
+		return "none"
+	}
+	last := rs[len(rs)-1]
+	return fmt.Sprintf("%d, last %d %s %s ago", len(rs), last.Status, last.Path, time.Since(last.Time).Round(time.Second))
 }
 
 // cloudInit is what the VM's console says of cloud-init; Status is
@@ -235,7 +283,7 @@ func vmRow(v server.LabVM, fresh bool) guestRow {
 }
 
 func printVMRows(opts *labOptions, rows []guestRow) error {
-	t := newTable(opts.IO.Out, "VM", "STATE", "ACCEL", "MAC", "ADDRESSES", "METADATA VIA", "TAPS", "CLOUD-INIT", "STAGES", "PROBLEMS")
+	t := newTable(opts.IO.Out, "VM", "STATE", "ACCEL", "MAC", "ADDRESSES", "METADATA VIA", "TAPS", "CLOUD-INIT", "STAGES", "REQUESTS SEEN", "PROBLEMS")
 	for _, r := range rows {
 		ci := r.VM.CloudInit
 		status := ci.Status
@@ -256,7 +304,7 @@ func printVMRows(opts *labOptions, rows []guestRow) error {
 		if problems == "" {
 			problems = "-"
 		}
-		t.row(r.Instance, r.VM.State, r.VM.Accel, r.MAC, strings.Join(r.Addresses, ","), r.Metadata, strings.Join(r.VM.Taps, ","), status, stages, problems)
+		t.row(r.Instance, r.VM.State, r.VM.Accel, r.MAC, strings.Join(r.Addresses, ","), r.Metadata, strings.Join(r.VM.Taps, ","), status, stages, requestsCell(r.VM.Requests), problems)
 	}
 	return t.flush()
 }

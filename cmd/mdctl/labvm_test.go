@@ -80,7 +80,7 @@ func TestLabStatusAndConsoleOfARecordedVM(t *testing.T) {
 		}
 	}
 	if code != 1 || got == nil || got.OK || got.VM.State != "stopped" || got.VM.CloudInit.Status != vmspec.StatusDone ||
-		len(got.VM.CloudInit.Stages) != 4 || got.Metadata != "router 10.90.1.1" || got.Addresses[0] != "10.90.1.9/24" {
+		len(got.VM.CloudInit.Stages) != 4 || got.VM.Requests != nil || got.Metadata != "router 10.90.1.1" || got.Addresses[0] != "10.90.1.9/24" {
 		t.Errorf("exit %d, vm row %+v (vm %+v)", code, got, got.VM)
 	}
 	code, out, _ = runCLI(t, dir, "", "lab", "console", "vmx")
@@ -88,7 +88,7 @@ func TestLabStatusAndConsoleOfARecordedVM(t *testing.T) {
 		t.Errorf("console: exit %d, %q", code, out)
 	}
 	code, out, _ = runCLI(t, dir, "", "lab", "status")
-	if code != 1 || !strings.Contains(out, "vmx  stopped  tcg") || !strings.Contains(out, "done (DataSourceOpenStackLocal [net,ver=2])") {
+	if code != 1 || !strings.Contains(out, "vmx  stopped  tcg") || !strings.Contains(out, "done (DataSourceOpenStackLocal [net,ver=2])") || !strings.Contains(out, "- (no serve)") {
 		t.Errorf("status table: exit %d\n%s", code, out)
 	}
 }

@@ -39,6 +39,8 @@ type Console struct {
 	Kernel bool
 	// UnitFailed: systemd said a cloud-init unit failed.
 	UnitFailed bool
+	// Panic is the kernel's panic line ("" for none): the guest is dead.
+	Panic string
 	// Lines are the lines above, in console order: the evidence to show.
 	Lines []string
 }
@@ -56,7 +58,7 @@ const (
 // running once a stage started, not run before.
 func (c Console) Status() string {
 	switch {
-	case (c.Finished || c.UnitFailed) && len(c.Errors) > 0:
+	case c.Panic != "" || (c.Finished || c.UnitFailed) && len(c.Errors) > 0:
 		return StatusError
 	case c.Finished:
 		return StatusDone
@@ -91,6 +93,11 @@ func ParseConsole(text string) Console {
 	for _, line := range strings.FieldsFunc(text, func(r rune) bool { return r == '\n' || r == '\r' }) {
 		if strings.Contains(line, kernelBanner) {
 			c.Kernel = true
+			continue
+		}
+		if i := strings.Index(line, "Kernel panic - not syncing"); i >= 0 && c.Panic == "" {
+			c.Panic = strings.TrimSpace(line[i:])
+			c.Errors = append(c.Errors, c.Panic)
 			continue
 		}
 		if m := levelRE.FindStringSubmatch(line); m != nil {

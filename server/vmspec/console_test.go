@@ -65,6 +65,7 @@ func TestConsoleStatus(t *testing.T) {
 		{"done with a warning, across getty's hang-up", banner + local + initS + hangup + config + warn + final + done + hangup, StatusDone, 4, 0, 1, "DataSourceOpenStackLocal [net,ver=2]", true},
 		{"error logged", local + initS + errL + config + final + done, StatusError, 4, 1, 0, "DataSourceOpenStackLocal [net,ver=2]", false},
 		{"error logged, still running", local + initS + errL, StatusRunning, 2, 1, 0, "", false},
+		{"kernel panic", banner + "[    0.084000] ---[ end Kernel panic - not syncing: IO-APIC + timer doesn't work!  Boot with apic=debug ]---\n", StatusError, 0, 1, 0, "", true},
 		{"unit failed", local + initS + config + final + "[" + failed, StatusError, 4, 1, 0, "", false},
 	}
 	for _, c := range cases {
