@@ -52,4 +52,6 @@ func Goals(lines []rig.Line) []rig.Finding {
 }
 
 // Scenarios is every scenario mdbench knows.
-func Scenarios() []rig.Scenario { return []rig.Scenario{StormScenario(), HammerScenario(), VMStormScenario()} }
+func Scenarios() []rig.Scenario {
+	return []rig.Scenario{StormScenario(), HammerScenario(), VMStormScenario()}
+}
