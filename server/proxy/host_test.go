@@ -53,6 +53,14 @@ var guestHostCases = []struct {
 	{"double slash", "GET //openstack HTTP/1.1\r\nHost: a\r\n", 200, 0},
 	{"two hosts", "GET /openstack HTTP/1.1\r\nHost: a\r\nHost: b\r\n", 400, 0},
 	{"lower-case version", "GET /openstack http/1.1\r\nHost: a\r\n", 400, 0},
+	// haproxy takes any HTTP/<digit>.<digit> (h1_parse_msg_vsn), as does
+	// fasthttp, which reads all but 1.1 as 1.0 (no keep-alive unless asked).
+	{"version 2.0", "GET /openstack HTTP/2.0\r\nHost: a\r\n", 200, 0},
+	{"version 9.9", "GET /openstack HTTP/9.9\r\nHost: a\r\n", 200, 0},
+	{"version 0.9", "GET /openstack HTTP/0.9\r\nHost: a\r\n", 200, 0},
+	{"version 1.10", "GET /openstack HTTP/1.10\r\nHost: a\r\n", 400, 0},
+	{"version 1", "GET /openstack HTTP/1\r\nHost: a\r\n", 400, 0},
+	{"no version", "GET /openstack\r\nHost: a\r\n", 400, 0},
 	{"relative target", "GET openstack HTTP/1.1\r\nHost: a\r\n", 400, 0},
 	// fasthttp refuses these in RequestHeader.Read, before any hook.
 	{"empty on 1.1", "GET /openstack HTTP/1.1\r\nHost:\r\n", 200, 400},

@@ -267,11 +267,6 @@ func (p *Proxy) handler(base context.Context, id Identity, lim *limiter) fasthtt
 			haproxyError(ctx, http.StatusBadRequest)
 			return
 		}
-		if proto := ctx.Request.Header.Protocol(); !knownVersion(proto) {
-			p.refused(ctx, id, http.StatusBadRequest, fmt.Errorf("unknown HTTP version %q", clip(proto)))
-			haproxyError(ctx, http.StatusBadRequest)
-			return
-		}
 		rid := p.ids.next()
 		snap := p.settings(base)
 		if p.limited(snap, lim, peer) {
@@ -293,12 +288,6 @@ func (p *Proxy) handler(base context.Context, id Identity, lim *limiter) fasthtt
 		}
 		p.emit(id, ctx, rid, peer, start, status, n)
 	}
-}
-
-// knownVersion refuses what fasthttp lets through as HTTP/1.0: a request
-// line naming any other version (haproxy answers those with 400).
-func knownVersion(proto []byte) bool {
-	return string(proto) == "HTTP/1.1" || string(proto) == "HTTP/1.0"
 }
 
 // settings reads the settings in force; nil without settings.
