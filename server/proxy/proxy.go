@@ -267,6 +267,11 @@ func (p *Proxy) handler(base context.Context, id Identity, lim *limiter) fasthtt
 			haproxyError(ctx, http.StatusBadRequest)
 			return
 		}
+		if !haproxyTarget(ctx.Request.Header.RequestURI()) {
+			p.refused(ctx, id, http.StatusBadRequest, errors.New("request target holds '#' or a byte above 0x7e"))
+			haproxyError(ctx, http.StatusBadRequest)
+			return
+		}
 		rid := p.ids.next()
 		snap := p.settings(base)
 		if p.limited(snap, lim, peer) {
