@@ -99,6 +99,10 @@ type Options struct {
 	// AgentTransport, when set, carries requests to the agent instead of
 	// AgentSocket (serve sets it when the agent runs in the same process).
 	AgentTransport http.RoundTripper
+	// ConnsPerSource is the per-source connection cap when Live is nil:
+	// 0 takes metadata_proxy_conns_per_source's default, a negative value
+	// means no cap (a load generator that is one source).
+	ConnsPerSource int
 	// RequestTimeout bounds reading a whole request from its first byte
 	// (haproxy's timeout http-request; HeaderTimeout when 0): a guest
 	// trickling a byte at a time is answered 408 and cut after it.
