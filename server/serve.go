@@ -126,6 +126,11 @@ func Run(ctx context.Context, o Options) error {
 	if o.Poll <= 0 {
 		o.Poll = 200 * time.Millisecond
 	}
+	if slices.Contains(o.Components, ComponentAPI) {
+		if err := ensureTokenKey(ctx, o.Store); err != nil {
+			return fmt.Errorf("serve: session-token key: %w", err)
+		}
+	}
 	live := store.NewLive(o.Store, o.Overrides)
 	if _, err := live.Snapshot(ctx); err != nil {
 		return fmt.Errorf("serve: read settings: %w", err)

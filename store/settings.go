@@ -54,6 +54,9 @@ var settingDefs = []SettingDef{
 	{Key: "vendordata_dynamic_connect_timeout", Default: "5", Kind: KindInt, Min: 3, Help: "nova: seconds to connect to a dynamic vendordata service"},
 	{Key: "vendordata_dynamic_read_timeout", Default: "5", Kind: KindInt, Help: "nova: seconds to wait for a dynamic vendordata answer"},
 	{Key: "vendordata_dynamic_failure_fatal", Default: "false", Kind: KindBool, Help: "nova: fail the request when a dynamic vendordata service fails"},
+	{Key: "metadata_tokens", Default: "optional", Kind: KindEnum, Allowed: []string{"optional", "required"}, Help: "mdctl (AWS IMDSv2's HttpTokens): required refuses metadata requests without a session token (PUT /latest/api/token) with 401, on both trees; cloud-init's OpenStack datasource never sends one, so required suits EC2-datasource and SDK clients only"},
+	{Key: "metadata_token_hop_limit", Default: "1", Kind: KindInt, Min: 1, Help: "mdctl (AWS's HttpPutResponseHopLimit): IP TTL / hop limit of the proxy's token answers; 1 keeps a token from a container NATed behind the guest"},
+	{Key: "metadata_token_key", Default: "", Kind: KindString, Secret: true, Help: "mdctl: HMAC key session tokens are signed with; serve makes one on first start and keeps it with the settings, so every API of the deployment accepts the same tokens, across restarts"},
 	{Key: "metadata_proxy_conns_per_source", Default: "32", Kind: KindInt, Help: "mdctl: open connections one guest address may hold at a proxy (0: no cap); past it new ones are closed at once, so one guest cannot fill the listener's 1024 (haproxy's maxconn) and starve its router's other guests"},
 	{Key: "metadata_rate_limiting.rate_limit_enabled", Default: "true", Kind: KindBool, Help: "neutron: per-source request limits in the proxies (429)"},
 	{Key: "metadata_rate_limiting.ip_versions", Default: "4,6", Kind: KindList, Allowed: []string{"4", "6"}, Help: "neutron: the IP versions rate limits apply to (mdctl: both by default and either or both allowed, where neutron takes exactly one and defaults to 4, because a family left unlimited is a way around the limit)"},
@@ -169,6 +172,9 @@ type Config struct {
 	VendordataReadTimeout      int
 	VendordataFailureFatal     bool
 	ProxyConnsPerSource        int
+	MetadataTokensRequired     bool
+	MetadataTokenHopLimit      int
+	MetadataTokenKey           string
 	RateLimitEnabled           bool
 	RateLimitIPVersions        []string // "4", "6" or both
 	RateLimitBaseWindowSeconds int
@@ -235,6 +241,9 @@ func ParseConfig(stored, overrides map[string]string) (Config, error) {
 		VendordataReadTimeout:      n("vendordata_dynamic_read_timeout"),
 		VendordataFailureFatal:     b("vendordata_dynamic_failure_fatal"),
 		ProxyConnsPerSource:        n("metadata_proxy_conns_per_source"),
+		MetadataTokensRequired:     m["metadata_tokens"] == "required",
+		MetadataTokenHopLimit:      n("metadata_token_hop_limit"),
+		MetadataTokenKey:           m["metadata_token_key"],
 		RateLimitEnabled:           b("metadata_rate_limiting.rate_limit_enabled"),
 		RateLimitIPVersions:        splitList(m["metadata_rate_limiting.ip_versions"]),
 		RateLimitBaseWindowSeconds: n("metadata_rate_limiting.base_window_duration"),

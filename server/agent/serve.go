@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/mdctl/mdctl/server/events"
+	"github.com/mdctl/mdctl/server/metadata"
 )
 
 // Headers the proxy sets and the agent trusts.
@@ -233,6 +234,7 @@ func (a *Agent) forward(w http.ResponseWriter, r *http.Request, rl *reqLog, url 
 		"X-Request-Id":            v[4:5:5],
 		"User-Agent":              v[5:6:6],
 	}
+	passTokenHeaders(req.Header, r.Header)
 	resp, err := a.api.RoundTrip(req)
 	if err != nil {
 		return a.forwardError(w, rl.get(), url, err)
@@ -252,6 +254,17 @@ func (a *Agent) forward(w http.ResponseWriter, r *http.Request, rl *reqLog, url 
 		return plain(w, http.StatusInternalServerError, msgUnexpected+": "+strconv.Itoa(c))
 	}
 	return relay(w, resp, rl)
+}
+
+// passTokenHeaders carries a guest's session-token headers (AWS IMDSv2,
+// beyond neutron, whose agent sends the API nothing else) to the API,
+// which mints and checks tokens.
+func passTokenHeaders(to, from http.Header) {
+	for _, k := range [...]string{metadata.TokenHeader, metadata.TokenTTLHeader} {
+		if v, ok := from[k]; ok {
+			to[k] = v
+		}
+	}
 }
 
 // forwardError answers a failed hop: 503 when the API cannot be reached

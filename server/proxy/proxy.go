@@ -284,12 +284,19 @@ func (p *Proxy) handler(base context.Context, id Identity, lim *limiter) fasthtt
 			p.emit(id, ctx, rid, peer, start, http.StatusTooManyRequests, 0)
 			return
 		}
+		tokenPut := isTokenPut(ctx)
+		if tokenPut && p.forwardedPut(ctx, id) {
+			return
+		}
 		var status int
 		var n int64
 		if p.rt != nil {
 			status, n = p.roundTrip(p.withSnapshot(base, snap), ctx, peer, lid, rid)
 		} else {
 			status, n = p.forward(ctx, peer, lid, rid)
+		}
+		if tokenPut && status == http.StatusOK {
+			p.tokenHops(ctx, snap)
 		}
 		if p.log.Enabled(base, slog.LevelDebug) {
 			p.log.Debug("metadata request", "request_id", rid, "listener", id.String(), "src", peer.String(),
@@ -388,9 +395,11 @@ func abort(ctx *fasthttp.RequestCtx) {
 // front of neutron's haproxy.
 var haproxyPages = map[int]string{
 	http.StatusBadRequest:            "<html><body><h1>400 Bad request</h1>\nYour browser sent an invalid request.\n</body></html>\n",
+	http.StatusForbidden:             "<html><body><h1>403 Forbidden</h1>\nRequest forbidden by administrative rules.\n</body></html>\n",
 	http.StatusRequestTimeout:        "<html><body><h1>408 Request Time-out</h1>\nYour browser didn't send a complete request in time.\n</body></html>\n",
 	http.StatusRequestEntityTooLarge: "<html><body><h1>413 Payload Too Large</h1>\nThe request entity exceeds the maximum allowed.\n</body></html>\n",
 	http.StatusTooManyRequests:       "<html><body><h1>429 Too Many Requests</h1>\nYou have sent too many requests in a given amount of time.\n</body></html>\n",
+	http.StatusInternalServerError:   "<html><body><h1>500 Internal Server Error</h1>\nAn internal server error occurred.\n</body></html>\n",
 	http.StatusBadGateway:            "<html><body><h1>502 Bad Gateway</h1>\nThe server returned an invalid or incomplete response.\n</body></html>\n",
 	http.StatusServiceUnavailable:    "<html><body><h1>503 Service Unavailable</h1>\nNo server is available to handle this request.\n</body></html>\n",
 	http.StatusGatewayTimeout:        "<html><body><h1>504 Gateway Time-out</h1>\nThe server didn't respond in time.\n</body></html>\n",
