@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 
+	"github.com/mdctl/mdctl/internal/judge"
 	"github.com/mdctl/mdctl/internal/testworld"
 	"github.com/mdctl/mdctl/server/dataplane"
 )
@@ -93,6 +95,18 @@ func TestSessionTokensThroughChain(t *testing.T) {
 		}
 	})
 
+	t.Run("cloud-init EC2 datasource", func(t *testing.T) {
+		got := ec2Datasource(t, ns1, "aws")
+		if !strings.Contains(got, `"instance-id": "`+wantID+`"`) || !strings.Contains(got, `"token": true`) {
+			t.Errorf("cloud-init's EC2 datasource as on AWS: %s", got)
+		}
+		// Off AWS (an OpenStack guest) cloud-init 22.4 asks without a
+		// token: required refuses it, as README says.
+		if got := ec2Datasource(t, ns1, "openstack"); !strings.Contains(got, `"crawled": false`) {
+			t.Errorf("cloud-init's EC2 datasource off AWS got metadata with tokens required: %s", got)
+		}
+	})
+
 	t.Run("hop limit", func(t *testing.T) {
 		container := natBehind(t, ns1)
 		if code, _ := curlIn(container, idURL); code != 401 {
@@ -109,6 +123,41 @@ func TestSessionTokensThroughChain(t *testing.T) {
 			return nil
 		})
 	})
+}
+
+// ec2DatasourcePy runs cloud-init's DataSourceEc2 crawl (token fetch,
+// then the tree with the token in every request, exactly its own code) as
+// on platform argv[1]: cloud-init fetches IMDSv2 tokens only when it has
+// identified the platform as AWS (from DMI, which a lab guest lacks, so
+// the test names it).
+const ec2DatasourcePy = `import json, sys, tempfile
+from cloudinit import helpers, distros
+from cloudinit.sources import DataSourceEc2 as ec2
+work = tempfile.mkdtemp()
+paths = helpers.Paths({"cloud_dir": work + "/cloud", "run_dir": work + "/run"})
+cfg = {"datasource": {"Ec2": {"timeout": 2, "max_wait": 3, "metadata_urls": ["http://169.254.169.254"]}}}
+ds = ec2.DataSourceEc2(cfg, distros.fetch("debian")("debian", {}, paths), paths)
+ds._cloud_name = ec2.CloudNames.AWS if sys.argv[1] == "aws" else ec2.CloudNames.UNKNOWN
+md = ds.crawl_metadata()
+print(json.dumps({"crawled": bool(md), "token": bool(getattr(ds, "_api_token", None)),
+                  "instance-id": (md.get("meta-data") or {}).get("instance-id")}))
+`
+
+// ec2Datasource runs ec2DatasourcePy in ns with the default judge's
+// cloud-init and returns its JSON line.
+func ec2Datasource(t *testing.T, ns, platform string) string {
+	t.Helper()
+	repo := testworld.ModuleRoot(t)
+	root, err := judge.Root(context.Background(), repo, "")
+	if err != nil {
+		t.Skipf("cloud-init's reader: %v", err)
+	}
+	out, stderr, err := testworld.InNS(ns, 60*time.Second, "env", "PYTHONPATH="+filepath.Join(root, judge.Packages),
+		"/usr/bin/python3", "-c", ec2DatasourcePy, platform) // Debian's, with cloud-init's dependencies, as the crawl tool
+	if err != nil {
+		t.Fatalf("cloud-init's EC2 datasource in %s: %v\n%s", ns, err, stderr)
+	}
+	return strings.TrimSpace(out)
 }
 
 // nsHTTPClient is an HTTP client whose connections are made inside ns: a
