@@ -17,7 +17,7 @@ const traceTokenTTL = "60"
 // and send the token on; without required it returns hdr as it is. The
 // error names the PUT's answer, for the hop that needed the token.
 func (t *target) withToken(ctx context.Context, c *http.Client, base string, hdr map[string]string) (map[string]string, error) {
-	if !t.cfg.MetadataTokensRequired {
+	if !t.cfg.TokensRequired(t.view.Instance) {
 		return hdr, nil
 	}
 	put := maps.Clone(hdr)

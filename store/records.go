@@ -648,14 +648,14 @@ func (t *sqlTx) DeletePort(ctx context.Context, id string) error {
 // ---- instances
 
 const instanceCols = `id, ec2_id, name, hostname, project_id, availability_zone, flavor, launch_index,
-	meta, keys, user_data, config_drive, admin_pass, created_at, updated_at`
+	meta, keys, user_data, config_drive, admin_pass, created_at, updated_at, metadata_tokens`
 
 func scanInstance(s interface{ Scan(...any) error }) (Instance, error) {
 	var i Instance
 	var meta, keys string
 	var c, u int64
 	if err := s.Scan(&i.ID, &i.EC2ID, &i.Name, &i.Hostname, &i.ProjectID, &i.AvailabilityZone, &i.Flavor,
-		&i.LaunchIndex, &meta, &keys, &i.UserData, &i.ConfigDrive, &i.AdminPass, &c, &u); err != nil {
+		&i.LaunchIndex, &meta, &keys, &i.UserData, &i.ConfigDrive, &i.AdminPass, &c, &u, &i.MetadataTokens); err != nil {
 		return Instance{}, err
 	}
 	if len(i.UserData) == 0 {
@@ -694,6 +694,9 @@ func (t *sqlTx) PutInstance(ctx context.Context, i Instance) error {
 	if err := required("instance", "id", i.ID); err != nil {
 		return err
 	}
+	if err := CheckMetadataTokens(i.MetadataTokens); err != nil {
+		return fmt.Errorf("put instance %s: %w", i.ID, err)
+	}
 	canonicalInstance(&i)
 	if same, err := unchanged(ctx, t.GetInstance, i.ID, i, stampInstance); same || err != nil {
 		return err
@@ -720,15 +723,16 @@ func (t *sqlTx) PutInstance(ctx context.Context, i Instance) error {
 	}
 	ts := now()
 	_, err = t.q.ExecContext(ctx, `INSERT INTO instances (`+instanceCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET ec2_id = excluded.ec2_id, name = excluded.name,
 			hostname = excluded.hostname, project_id = excluded.project_id,
 			availability_zone = excluded.availability_zone, flavor = excluded.flavor,
 			launch_index = excluded.launch_index, meta = excluded.meta, keys = excluded.keys,
 			user_data = excluded.user_data, config_drive = excluded.config_drive,
-			admin_pass = excluded.admin_pass, updated_at = excluded.updated_at`,
+			admin_pass = excluded.admin_pass, updated_at = excluded.updated_at,
+			metadata_tokens = excluded.metadata_tokens`,
 		i.ID, ec2, i.Name, i.Hostname, i.ProjectID, i.AvailabilityZone, i.Flavor, i.LaunchIndex,
-		string(meta), string(keys), ud, i.ConfigDrive, i.AdminPass, nanosOr(i.CreatedAt, ts), t.updatedAt(i.UpdatedAt, ts))
+		string(meta), string(keys), ud, i.ConfigDrive, i.AdminPass, nanosOr(i.CreatedAt, ts), t.updatedAt(i.UpdatedAt, ts), i.MetadataTokens)
 	if err != nil {
 		return fmt.Errorf("put instance %s: %w", i.ID, t.mapErr(err))
 	}

@@ -202,6 +202,25 @@ func Resolve(stored, overrides map[string]string) (map[string]string, error) {
 	return out, nil
 }
 
+// CheckMetadataTokens checks an instance's metadata_tokens override: one
+// of the setting's values, or "" to follow the setting.
+func CheckMetadataTokens(v string) error {
+	d, _ := LookupSetting("metadata_tokens")
+	if v == "" || slices.Contains(d.Allowed, v) {
+		return nil
+	}
+	return fmt.Errorf("metadata_tokens %q: use %s, or nothing to follow the setting", v, strings.Join(d.Allowed, " or "))
+}
+
+// TokensRequired says whether in's requests need a session token: its own
+// metadata_tokens, else the setting.
+func (c Config) TokensRequired(in Instance) bool {
+	if in.MetadataTokens != "" {
+		return in.MetadataTokens == "required"
+	}
+	return c.MetadataTokensRequired
+}
+
 // DefaultConfig is every setting at its default.
 func DefaultConfig() Config {
 	c, err := ParseConfig(nil, nil)

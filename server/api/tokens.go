@@ -74,7 +74,7 @@ func (s *Server) sessionToken(w http.ResponseWriter, r *http.Request, path strin
 	switch {
 	case has && cfg.MetadataTokenKey != "" && tokenValid(cfg.MetadataTokenKey, e.instanceID, tok, now):
 		return false
-	case has, cfg.MetadataTokensRequired:
+	case has, cfg.TokensRequired(store.Instance{MetadataTokens: e.tokens}):
 		w.Header().Set("WWW-Authenticate", "X-aws-ec2-metadata-token")
 		writeError(w, r, errorPage{http.StatusUnauthorized, tokenUnauthorized})
 		return true

@@ -82,3 +82,24 @@ func TestSessionTokens(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionTokensPerInstance: an instance's metadata_tokens overrides
+// the setting either way.
+func TestSessionTokensPerInstance(t *testing.T) {
+	e := newEnv(t, map[string]string{"metadata_token_key": "0123456789abcdef0123456789abcdef"})
+	strict, _ := e.addInstance("strict")
+	lax, _ := e.addInstance("lax")
+	strict.MetadataTokens, lax.MetadataTokens = "required", "optional"
+	must(t, e.st.PutInstance(t.Context(), strict))
+	must(t, e.st.PutInstance(t.Context(), lax))
+	const p = "/latest/meta-data/instance-id"
+	for _, global := range []string{"optional", "required"} {
+		must(t, e.st.SetSetting(t.Context(), "metadata_tokens", global))
+		if c := e.get(p, signedHeaders(strict)).Code; c != 401 {
+			t.Errorf("metadata_tokens=%s, instance required, no token: %d, want 401", global, c)
+		}
+		if c := e.get(p, signedHeaders(lax)).Code; c != 200 {
+			t.Errorf("metadata_tokens=%s, instance optional, no token: %d, want 200", global, c)
+		}
+	}
+}

@@ -93,6 +93,7 @@ func (a *applier) instance(spec *InstanceSpec) (store.Instance, error) {
 	in.UserData = spec.UserData
 	in.ConfigDrive = spec.ConfigDrive
 	in.AdminPass = spec.AdminPass
+	in.MetadataTokens = spec.MetadataTokens
 	action := Created
 	if found {
 		action = Unchanged
@@ -121,7 +122,7 @@ func instanceEqual(a, b store.Instance) bool {
 	return a.Name == b.Name && a.Hostname == b.Hostname && a.ProjectID == b.ProjectID &&
 		a.AvailabilityZone == b.AvailabilityZone && a.Flavor == b.Flavor && a.LaunchIndex == b.LaunchIndex &&
 		slices.Equal(a.Meta, b.Meta) && slices.Equal(a.Keys, b.Keys) && bytes.Equal(a.UserData, b.UserData) &&
-		a.ConfigDrive == b.ConfigDrive && a.AdminPass == b.AdminPass
+		a.ConfigDrive == b.ConfigDrive && a.AdminPass == b.AdminPass && a.MetadataTokens == b.MetadataTokens
 }
 
 // instancePorts removes the instance's ports on networks it should no

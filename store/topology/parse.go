@@ -332,7 +332,7 @@ func (d *decoder) instance(n *yaml.Node, path string) InstanceSpec {
 	var network, ip string
 	var netLine int
 	known := []string{"name", "hostname", "project", "network", "ip", "networks", "ports", "user_data", "user_data_file",
-		"public_keys", "keys", "meta", "security_groups", "availability_zone", "flavor", "launch_index", "admin_pass", "config_drive", "host"}
+		"public_keys", "keys", "meta", "security_groups", "availability_zone", "flavor", "launch_index", "admin_pass", "config_drive", "host", "metadata_tokens"}
 	d.mapping(n, path, known, func(key string, k, v *yaml.Node) {
 		fp := joinPath(path, key)
 		in.Lines[key] = k.Line
@@ -385,6 +385,8 @@ func (d *decoder) instance(n *yaml.Node, path string) InstanceSpec {
 			in.ConfigDrive = d.boolean(v, fp)
 		case "host":
 			in.Host = d.str(v, fp)
+		case "metadata_tokens":
+			in.MetadataTokens = d.str(v, fp) // checked by Validate
 		}
 	})
 	if _, both := in.Lines["user_data_file"]; both {

@@ -122,6 +122,8 @@ type InstanceSpec struct {
 	SecurityGroups []string
 	ConfigDrive    bool
 	AdminPass      string
+	// MetadataTokens overrides the metadata_tokens setting ("" follows it).
+	MetadataTokens string
 	// Host binds the instance's ports to a VM on that host outside mdctl's
 	// lab (neutron's binding:host_id): lab and reconciler leave them alone.
 	Host string

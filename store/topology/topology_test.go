@@ -634,6 +634,10 @@ networks:
   - {name: net1, project: demo, cidr: 10.90.1.0/24, router: r1}
   - {name: net2, project: demo, cidr: 10.90.0.0/16, router: r1}
 `, "topology.yaml:6: networks[1].cidr: 10.90.0.0/16 overlaps 10.90.1.0/24 of network net1 (line 5) on router r1"},
+		{"bad metadata_tokens", `
+instances:
+  - {name: vm1, project: demo, network: net1, metadata_tokens: maybe}
+`, `topology.yaml:3: instances[0].metadata_tokens: "maybe": use optional or required, or nothing to follow the setting`},
 		{"router without gateway", `
 networks:
   - {name: net1, project: demo, cidr: 10.90.1.0/24, gateway: none, router: r1}

@@ -297,6 +297,9 @@ func (t *Topology) validateInstances(c *errs, nets map[string]*NetworkSpec) {
 		if len(in.Ports) == 0 {
 			c.at(in.Pos, "network", "is required: give network, networks or ports")
 		}
+		if err := store.CheckMetadataTokens(in.MetadataTokens); err != nil {
+			c.at(in.Pos, "metadata_tokens", "%s", strings.TrimPrefix(err.Error(), "metadata_tokens "))
+		}
 		if len(base64.StdEncoding.EncodeToString(in.UserData)) > maxUserData {
 			c.at(in.Pos, "user_data", "is %d bytes; nova allows at most %d bytes once base64 encoded", len(in.UserData), maxUserData)
 		}
