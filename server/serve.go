@@ -146,10 +146,19 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	// What each instance last asked, for trace on guests it cannot enter.
-	recent := events.NewRecent(bus)
-	g.Go(func() error { return recent.Run(ctx) })
-	adm := admin.New(admin.Options{Bus: bus, Recent: recent, SocketPath: filepath.Join(o.DataDir, admin.SocketName), TCPAddr: o.AdminListen, Token: token,
+	// What each instance last asked (the agent knows who asked), for
+	// trace on guests it cannot enter.
+	var recent *events.Recent
+	if has(ComponentAgent) {
+		recent = events.NewRecent(bus)
+		g.Go(func() error { return recent.Run(ctx) })
+	}
+	var names *admin.DataplaneNames
+	if has(ComponentProxy) {
+		dp := dataplane.NewReconciler(o.Dataplane).Options()
+		names = &admin.DataplaneNames{SegmentNamespace: dp.SegmentNamespace, GuestPrefix: dp.GuestPrefix, HostNamespace: dp.HostNamespace}
+	}
+	adm := admin.New(admin.Options{Bus: bus, Recent: recent, Dataplane: names, SocketPath: filepath.Join(o.DataDir, admin.SocketName), TCPAddr: o.AdminListen, Token: token,
 		Status: reg.Components, Names: admin.StoreNames(o.Store), Logger: o.Logger.With("component", "admin")})
 	g.Go(func() error {
 		// The live view is not worth guests' metadata: a serve whose admin

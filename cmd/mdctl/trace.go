@@ -87,10 +87,10 @@ func traceRun(ctx context.Context, opts *traceOptions) error {
 		return err
 	}
 	defer st.Close()
+	apiURL, dp := runningServe(ctx, opts.DataDir, opts.Dataplane)
 	o := diag.Options{
 		Store: st, DataDir: opts.DataDir, Overrides: opts.Overrides,
-		Dataplane: opts.Dataplane, Timeout: opts.Timeout,
-		APIURL: runningAPIURL(ctx, opts.DataDir),
+		Dataplane: dp, Timeout: opts.Timeout, APIURL: apiURL,
 	}
 	r := diag.Trace(ctx, o, opts.Instance)
 	if opts.Fix && r.FailedHop != "" && r.Error == "" {
@@ -136,24 +136,28 @@ func traceFailure(r diag.Report) error {
 	return fmt.Errorf("trace %s: hop %q fails: %s", r.Instance, r.FailedHop, r.Hop(r.FailedHop).Detail)
 }
 
-// runningAPIURL asks the data dir's serve where its API listens: its agent
-// uses that address whatever nova_metadata_port says, so the trace must too.
-// "" (the settings decide) when no serve answers or it runs no API.
-func runningAPIURL(ctx context.Context, dataDir string) string {
+// runningServe asks the data dir's serve where its API listens (its agent
+// uses that address whatever nova_metadata_port says, so the trace must
+// too; "" lets the settings decide) and which namespaces its data plane
+// uses (dp as given when no serve answers or it runs no data plane).
+func runningServe(ctx context.Context, dataDir string, dp dataplane.Options) (apiURL string, _ dataplane.Options) {
 	c, err := admin.NewClient(filepath.Join(dataDir, admin.SocketName))
 	if err != nil {
-		return ""
+		return "", dp
 	}
 	ctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
 	st, err := c.Status(ctx)
 	if err != nil {
-		return ""
+		return "", dp
+	}
+	if n := st.Dataplane; n != nil {
+		dp.SegmentNamespace, dp.GuestPrefix, dp.HostNamespace = n.SegmentNamespace, n.GuestPrefix, n.HostNamespace
 	}
 	for _, comp := range st.Components {
 		if comp.Name == server.ComponentAPI && comp.Up && comp.Address != "" {
-			return "http://" + comp.Address
+			apiURL = "http://" + comp.Address
 		}
 	}
-	return ""
+	return apiURL, dp
 }
