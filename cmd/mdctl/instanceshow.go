@@ -21,6 +21,7 @@ type instanceShowOptions struct {
 	recordOptions
 	Libvirt, QEMU bool
 	DataDir       string // where serve keeps the config drives
+	Version       string // mdctl's, the SMBIOS system version as nova gives its own
 }
 
 func newCmdInstanceShow(f *factory, runF func(context.Context, *instanceShowOptions) error) *cobra.Command {
@@ -45,7 +46,7 @@ lives in its namespace (` + dataplane.DefaultSegmentNamespace + `).`
   mdctl instance show vm1 --qemu`
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		opts.Ref = args[0]
-		opts.DataDir = f.DataDir
+		opts.DataDir, opts.Version = f.DataDir, f.Version
 		if opts.Libvirt && opts.QEMU {
 			return usageErrorf("give --libvirt or --qemu, not both")
 		}
@@ -84,7 +85,7 @@ func instanceAttachRun(ctx context.Context, opts *instanceShowOptions) error {
 			format := snap.Config.ConfigDriveFormat
 			drive = &vmspec.Disk{Path: server.ConfigDrivePath(dir, view.Instance.ID, format), Format: format}
 		}
-		spec := vmspec.FromView(view, drive)
+		spec := vmspec.FromView(view, opts.Version, drive)
 		w := opts.IO.Out
 		notes := attachNotes(view, spec)
 		if opts.Libvirt {
