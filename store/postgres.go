@@ -46,7 +46,6 @@ type Postgres struct {
 }
 
 var pgDialect = &dialect{
-	name:          "postgres",
 	rebind:        rebindDollar,
 	noIndex:       func(col string) string { return col },
 	mapErr:        mapPGErr,

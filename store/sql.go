@@ -16,7 +16,6 @@ import (
 // dialect is all that differs between the SQL backends once a store is
 // open: the record layer (records.go) and the rules (rules.go) are shared.
 type dialect struct {
-	name string
 	// rebind turns the record layer's "?" placeholders into the backend's.
 	rebind func(q string) string
 	// noIndex writes col so the planner does not pick its index (SQLite

@@ -40,7 +40,6 @@ type SQLite struct {
 // sqliteDialect: "?" placeholders as written, a unary "+" to keep a
 // column's index out of a plan.
 var sqliteDialect = &dialect{
-	name:         "sqlite",
 	rebind:       func(q string) string { return q },
 	noIndex:      func(col string) string { return "+" + col },
 	mapErr:       mapSQLiteErr,
