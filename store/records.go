@@ -808,31 +808,57 @@ func (t *sqlTx) InstanceView(ctx context.Context, ref string) (InstanceView, err
 	if err != nil {
 		return InstanceView{}, fmt.Errorf("instance %q: ports: %w", ref, err)
 	}
-	nets := map[string]Network{}
-	subs := map[string]Subnet{}
+	// The networks and subnets of all its ports, one statement each
+	// rather than one per port: a round trip is what a network server
+	// charges.
+	nets, err := scanByID(ctx, t, `SELECT `+networkCols+` FROM networks
+		WHERE id IN (SELECT network_id FROM ports WHERE device_id = ?)`,
+		scanNetwork, func(n Network) string { return n.ID }, inst.ID)
+	if err != nil {
+		return InstanceView{}, fmt.Errorf("instance %q: networks: %w", ref, err)
+	}
+	subs, err := scanByID(ctx, t, `SELECT `+subnetCols+` FROM subnets
+		WHERE id IN (SELECT f.subnet_id FROM fixed_ips f JOIN ports p ON p.id = f.port_id WHERE p.device_id = ?)`,
+		scanSubnet, func(s Subnet) string { return s.ID }, inst.ID)
+	if err != nil {
+		return InstanceView{}, fmt.Errorf("instance %q: subnets: %w", ref, err)
+	}
 	for _, p := range ports {
 		pv := PortView{Port: p}
 		n, ok := nets[p.NetworkID]
 		if !ok {
-			if n, err = t.GetNetwork(ctx, p.NetworkID); err != nil {
-				return InstanceView{}, fmt.Errorf("instance %q: port %s: %w", ref, p.ID, err)
-			}
-			nets[p.NetworkID] = n
+			return InstanceView{}, fmt.Errorf("instance %q: port %s: %w", ref, p.ID, notFound("network", p.NetworkID))
 		}
 		pv.Network = n
 		for _, f := range p.FixedIPs {
 			s, ok := subs[f.SubnetID]
 			if !ok {
-				if s, err = t.GetSubnet(ctx, f.SubnetID); err != nil {
-					return InstanceView{}, fmt.Errorf("instance %q: port %s: %w", ref, p.ID, err)
-				}
-				subs[f.SubnetID] = s
+				return InstanceView{}, fmt.Errorf("instance %q: port %s: %w", ref, p.ID, notFound("subnet", f.SubnetID))
 			}
 			pv.Subnets = append(pv.Subnets, s)
 		}
 		v.Ports = append(v.Ports, pv)
 	}
 	return v, nil
+}
+
+// scanByID reads the records q selects, by their id.
+func scanByID[T any](ctx context.Context, t *sqlTx, q string, scan func(interface{ Scan(...any) error }) (T, error),
+	id func(T) string, args ...any) (map[string]T, error) {
+	rows, err := t.query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out[id(v)] = v
+	}
+	return out, rows.Err()
 }
 
 // ---- settings and passwords
