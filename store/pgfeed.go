@@ -79,16 +79,19 @@ func (f *pgFeed) raise(gen uint64) {
 func (f *pgFeed) run(ctx context.Context) {
 	defer close(f.done)
 	wait := pgReconnectMin
-	for ctx.Err() == nil {
-		heard, err := f.listen(ctx)
+	for down := false; ctx.Err() == nil; down = true {
+		heard, err := f.listen(ctx, down)
 		f.listening.Store(false)
 		if ctx.Err() != nil {
 			return
 		}
-		if heard {
+		switch {
+		case heard || !down: // it was up (or never came up): say so once
 			wait = pgReconnectMin
+			slog.Warn("store change feed down; polling until it reconnects", "error", err)
+		default:
+			slog.Debug("store change feed: reconnect failed", "retry_in", wait, "error", err)
 		}
-		slog.Warn("store change feed down; polling until it reconnects", "retry_in", wait, "error", err)
 		f.poll(ctx, wait)
 		wait = min(2*wait, pgReconnectMax)
 	}
@@ -96,8 +99,8 @@ func (f *pgFeed) run(ctx context.Context) {
 
 // listen LISTENs on one connection and raises the generation on each
 // notification until the connection fails. heard says it got as far as
-// listening.
-func (f *pgFeed) listen(ctx context.Context) (heard bool, err error) {
+// listening; again, that the feed was down before.
+func (f *pgFeed) listen(ctx context.Context, again bool) (heard bool, err error) {
 	cctx, cancel := context.WithTimeout(ctx, pgReconnectMax)
 	conn, err := pgx.ConnectConfig(cctx, f.cfg.Load())
 	cancel()
@@ -120,6 +123,9 @@ func (f *pgFeed) listen(ctx context.Context) (heard bool, err error) {
 	}
 	f.raise(uint64(gen))
 	f.listening.Store(true)
+	if again {
+		slog.Info("store change feed listening again", "generation", gen)
+	}
 	for {
 		wctx, cancel := context.WithTimeout(ctx, pgFeedIdle)
 		n, err := conn.WaitForNotification(wctx)
