@@ -14,8 +14,10 @@ import (
 )
 
 // The change feed's timing. A listener that hears nothing for pgFeedIdle
-// pings its connection, so a dead peer (a host gone without a FIN) is found
-// within pgFeedIdle+pgFeedPing rather than at TCP's timeouts. While the
+// reads the counter over its connection, so a dead peer (a host gone
+// without a FIN) is found within pgFeedIdle+pgFeedPing rather than at TCP's
+// timeouts, and a notification lost on the way is late by pgFeedIdle at
+// most. While the
 // feed is down, Generation follows other writers by polling every
 // pgPollEvery, and the feed reconnects after pgReconnectMin, backing off
 // to pgReconnectMax.
@@ -138,12 +140,16 @@ func (f *pgFeed) listen(ctx context.Context, again bool) (heard bool, err error)
 		case ctx.Err() != nil:
 			return true, ctx.Err()
 		case errors.Is(err, context.DeadlineExceeded) && !conn.IsClosed():
+			// Quiet: read the counter, which pings the connection and
+			// catches up should notifications be lost on the way (a
+			// pooler in transaction mode drops LISTEN).
 			pctx, cancel := context.WithTimeout(ctx, pgFeedPing)
-			err = conn.Ping(pctx)
+			err = conn.QueryRow(pctx, `SELECT generation FROM counters WHERE id = 1`).Scan(&gen)
 			cancel()
 			if err != nil {
 				return true, err
 			}
+			f.raise(uint64(gen))
 		default:
 			return true, err
 		}
