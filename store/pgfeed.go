@@ -21,8 +21,9 @@ import (
 // feed is down, Generation follows other writers by polling every
 // pgPollEvery, and the feed reconnects after pgReconnectMin, backing off
 // to pgReconnectMax.
+var pgFeedIdle = 10 * time.Second // a var for tests
+
 const (
-	pgFeedIdle     = 10 * time.Second
 	pgFeedPing     = 3 * time.Second
 	pgPollEvery    = 200 * time.Millisecond
 	pgReconnectMin = 500 * time.Millisecond
@@ -37,6 +38,7 @@ type pgFeed struct {
 	query     func(context.Context) (uint64, error) // reads the counter through the pool
 	cur       atomic.Uint64
 	listening atomic.Bool
+	idle      time.Duration // pgFeedIdle when it started
 	cancel    context.CancelFunc
 	done      chan struct{}
 }
@@ -50,7 +52,7 @@ func startPGFeed(cfg *pgx.ConnConfig, gen uint64, query func(context.Context) (u
 		return &pgconn.DeadlineContextWatcherHandler{Conn: c.Conn()}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &pgFeed{query: query, cancel: cancel, done: make(chan struct{})}
+	f := &pgFeed{query: query, idle: pgFeedIdle, cancel: cancel, done: make(chan struct{})}
 	f.cfg.Store(lc)
 	f.cur.Store(gen)
 	go f.run(ctx)
@@ -129,7 +131,7 @@ func (f *pgFeed) listen(ctx context.Context, again bool) (heard bool, err error)
 		slog.Info("store change feed listening again", "generation", gen)
 	}
 	for {
-		wctx, cancel := context.WithTimeout(ctx, pgFeedIdle)
+		wctx, cancel := context.WithTimeout(ctx, f.idle)
 		n, err := conn.WaitForNotification(wctx)
 		cancel()
 		switch {
