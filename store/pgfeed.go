@@ -15,12 +15,11 @@ import (
 
 // The change feed's timing. A listener that hears nothing for pgFeedIdle
 // reads the counter over its connection, so a dead peer (a host gone
-// without a FIN) is found within pgFeedIdle+pgFeedPing rather than at TCP's
-// timeouts, and a notification lost on the way is late by pgFeedIdle at
-// most. While the
-// feed is down, Generation follows other writers by polling every
-// pgPollEvery, and the feed reconnects after pgReconnectMin, backing off
-// to pgReconnectMax.
+// without a FIN) is found within pgFeedIdle+pgFeedPing rather than at
+// TCP's timeouts, and a notification lost on the way is late by
+// pgFeedIdle at most. While the feed is down, Generation follows other
+// writers by polling every pgPollEvery, and the feed reconnects after
+// pgReconnectMin, backing off to pgReconnectMax.
 var pgFeedIdle = 10 * time.Second // a var for tests
 
 const (
@@ -47,7 +46,7 @@ func startPGFeed(cfg *pgx.ConnConfig, gen uint64, query func(context.Context) (u
 	lc := cfg.Copy()
 	lc.RuntimeParams["application_name"] = cfg.RuntimeParams["application_name"] + " listener"
 	// A deadline, not a cancel request, ends a wait: a cancel request
-	// could land on the ping that follows.
+	// could land on the counter read that follows.
 	lc.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
 		return &pgconn.DeadlineContextWatcherHandler{Conn: c.Conn()}
 	}
