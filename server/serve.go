@@ -53,7 +53,9 @@ type Options struct {
 	APIListen string
 	// APIListener, when set, is used instead of listening on APIListen.
 	APIListener net.Listener
-	// Dataplane names this mdctl's namespaces (tests give each run its own).
+	// Dataplane names this mdctl's namespaces; without a SegmentNamespace,
+	// dataplane.ForDataDir(DataDir) names them, so that no two data dirs
+	// share kernel state.
 	Dataplane dataplane.Options
 	// Poll is how often store changes are looked for; default 200ms.
 	Poll   time.Duration
@@ -130,6 +132,13 @@ func Run(ctx context.Context, o Options) error {
 		if err := ensureTokenKey(ctx, o.Store); err != nil {
 			return fmt.Errorf("serve: session-token key: %w", err)
 		}
+	}
+	if o.Dataplane.SegmentNamespace == "" {
+		dp, err := dataplane.ForDataDir(o.DataDir, "")
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		o.Dataplane.SegmentNamespace, o.Dataplane.GuestPrefix = dp.SegmentNamespace, dp.GuestPrefix
 	}
 	live := store.NewLive(o.Store, o.Overrides)
 	if _, err := live.Snapshot(ctx); err != nil {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/mdctl/mdctl/server/dataplane"
 	"github.com/mdctl/mdctl/store"
 )
 
@@ -17,6 +18,7 @@ type factory struct {
 	Getenv  func(string) string
 	DataDir string // --data-dir, after MDCTL_DATA_DIR and the default
 	DB      string // --db
+	Profile string // --profile, after MDCTL_PROFILE
 	Version string
 }
 
@@ -55,4 +57,14 @@ func withStoreFn(ctx context.Context, open func(context.Context) (store.Store, e
 	}
 	defer st.Close()
 	return fn(st)
+}
+
+// Dataplane names the kernel state this data dir (or --profile) owns: its
+// segment namespace, owner mark, lab guests and DHCP state.
+func (f *factory) Dataplane() (dataplane.Options, error) {
+	o, err := dataplane.ForDataDir(f.DataDir, f.Profile)
+	if err != nil {
+		return o, usageErrorf("--profile: %v", err)
+	}
+	return o, nil
 }

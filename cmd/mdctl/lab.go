@@ -47,9 +47,15 @@ type labOptions struct {
 }
 
 func newLabOptions(f *factory) *labOptions {
-	return &labOptions{IO: f.IO, Store: f.OpenStore, Dataplane: dataplane.Options{
-		SegmentNamespace: dataplane.DefaultSegmentNamespace, GuestPrefix: dataplane.DefaultGuestPrefix,
-	}}
+	return &labOptions{IO: f.IO, Store: f.OpenStore}
+}
+
+// name fills in which guests and segment are this data dir's; flags are
+// parsed by then.
+func (o *labOptions) name(f *factory) error {
+	dp, err := f.Dataplane()
+	o.Dataplane.SegmentNamespace, o.Dataplane.GuestPrefix = dp.SegmentNamespace, dp.GuestPrefix
+	return err
 }
 
 // labGuests reads the store and plans every guest.
@@ -80,6 +86,9 @@ client, or without serve, guests get the same routes statically.`,
 		Example: "  mdctl lab up\n  mdctl lab up --routes static\n  mdctl lab up -o json",
 		Args:    exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := opts.name(f); err != nil {
+				return err
+			}
 			if err := checkOutput(opts.Output); err != nil {
 				return err
 			}
@@ -174,6 +183,9 @@ func newCmdLabDown(f *factory, runF func(context.Context, *labOptions) error) *c
 		Example: "  mdctl lab down",
 		Args:    exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := opts.name(f); err != nil {
+				return err
+			}
 			return runOrTest(cmd, opts, runF, labDownRun)
 		},
 	}
@@ -195,6 +207,9 @@ func newCmdLabStatus(f *factory, runF func(context.Context, *labOptions) error) 
 		Example: "  mdctl lab status\n  mdctl lab status -o json",
 		Args:    exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := opts.name(f); err != nil {
+				return err
+			}
 			return checkOutputAndRun(cmd, opts.Output, opts, runF, labStatusRun)
 		},
 	}
@@ -260,6 +275,9 @@ expects) and /etc/netns/<namespace>/ files over /etc's.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := opts.name(f); err != nil {
+				return err
+			}
 			opts.Instance, opts.Argv = args[0], args[1:]
 			return runOrTest(cmd, opts, runF, labExecRun)
 		},

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mdctl/mdctl/server"
+	"github.com/mdctl/mdctl/server/dataplane"
 	"github.com/mdctl/mdctl/store"
 )
 
@@ -26,6 +27,7 @@ type serveOptions struct {
 	AdminTokenFile string
 	Overrides      map[string]string
 	LogLevel       slog.Level
+	Dataplane      dataplane.Options // this data dir's (or --profile's) names
 }
 
 func newCmdServe(f *factory, runF func(context.Context, *serveOptions) error) *cobra.Command {
@@ -61,6 +63,9 @@ the next start to adopt (mdctl cleanup removes them). Logs go to stderr.`,
 				return usageErrorf("--log-level %q: use debug, info, warn or error", logLevel)
 			}
 			opts.DataDir = f.DataDir
+			if opts.Dataplane, err = f.Dataplane(); err != nil {
+				return err
+			}
 			return runOrTest(cmd, opts, runF, serveRun)
 		},
 	}
@@ -102,6 +107,7 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 	err = server.Run(ctx, server.Options{
 		Store: st, DataDir: opts.DataDir, Components: opts.Components,
 		Overrides: opts.Overrides, APIListen: opts.APIListen, AdminListen: opts.AdminListen, AdminTokenFile: opts.AdminTokenFile, Logger: log,
+		Dataplane: opts.Dataplane,
 	})
 	if err == nil {
 		log.Info("mdctl serve stopped")

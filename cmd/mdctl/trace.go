@@ -31,9 +31,7 @@ type traceOptions struct {
 }
 
 func newCmdTrace(f *factory, runF func(context.Context, *traceOptions) error) *cobra.Command {
-	opts := &traceOptions{IO: f.IO, Store: f.OpenStore, Dataplane: dataplane.Options{
-		SegmentNamespace: dataplane.DefaultSegmentNamespace, GuestPrefix: dataplane.DefaultGuestPrefix,
-	}}
+	opts := &traceOptions{IO: f.IO, Store: f.OpenStore}
 	var sets []string
 	cmd := &cobra.Command{
 		Use:   "trace INSTANCE",
@@ -68,6 +66,9 @@ could not be checked (NOT CHECKED).`,
 			opts.Instance, opts.DataDir = args[0], f.DataDir
 			var err error
 			if opts.Overrides, err = parseSets(sets); err != nil {
+				return err
+			}
+			if opts.Dataplane, err = f.Dataplane(); err != nil {
 				return err
 			}
 			return runOrTest(cmd, opts, runF, traceRun)
