@@ -20,7 +20,7 @@ type applyOptions struct {
 }
 
 func newCmdApply(f *factory, runF func(context.Context, *applyOptions) error) *cobra.Command {
-	opts := &applyOptions{IO: f.IO, Store: f.OpenStore}
+	opts := &applyOptions{IO: f.IO, Store: f.CreateStore}
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE",
 		Short: "Create or update, idempotently, everything in a topology file",

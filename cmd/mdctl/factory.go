@@ -40,8 +40,23 @@ func defaultDataDir(getenv func(string) string) string {
 	return "mdctl"
 }
 
-// OpenStore opens the store the global flags name.
+// OpenStore opens the store the global flags name, which must exist:
+// commands that only read or change records never create an empty one.
 func (f *factory) OpenStore(ctx context.Context) (store.Store, error) {
+	ok, path, err := store.Exists(f.DataDir, f.DB)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("no store at %s: seed one with mdctl apply -f FILE (or point --data-dir or --db at one)", path)
+	}
+	return f.CreateStore(ctx)
+}
+
+// CreateStore opens the store the global flags name, creating it (the data
+// dir 0700, the database 0600) when it is not there: apply, create and
+// serve.
+func (f *factory) CreateStore(ctx context.Context) (store.Store, error) {
 	st, err := store.Open(f.DataDir, f.DB)
 	if err != nil {
 		return nil, fmt.Errorf("%w (check --data-dir %s or --db)", err, f.DataDir)

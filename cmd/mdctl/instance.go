@@ -76,7 +76,7 @@ type instanceCreateOptions struct {
 }
 
 func newCmdInstanceCreate(f *factory, runF func(context.Context, *instanceCreateOptions) error) *cobra.Command {
-	opts := &instanceCreateOptions{IO: f.IO, Store: f.OpenStore}
+	opts := &instanceCreateOptions{IO: f.IO, Store: f.CreateStore}
 	cmd := &cobra.Command{
 		Use:   "create NAME --project PROJECT --network NETWORK",
 		Short: "Create an instance with a port on each of its networks",

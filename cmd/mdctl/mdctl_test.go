@@ -304,6 +304,11 @@ func runCLI(t *testing.T, dataDir string, stdin string, args ...string) (int, st
 
 func TestExitCodesAndErrors(t *testing.T) {
 	dir := t.TempDir()
+	st, err := store.Open(dir, "") // an empty store: "not found", not "no store"
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
 	cases := []struct {
 		args    []string
 		code    int
@@ -434,5 +439,56 @@ func TestServeAPIStopsOnCancel(t *testing.T) {
 	}
 	if !strings.Contains(errOut.String(), "mdctl serve stopped") {
 		t.Errorf("logs:\n%s", errOut)
+	}
+}
+
+// TestReadOnlyCommandsCreateNoStore: on a data dir without a store, commands
+// that read (or change one record) say so and exit 1, and leave no store
+// behind; apply creates one, private to its owner.
+func TestReadOnlyCommandsCreateNoStore(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	for _, args := range [][]string{
+		{"instance", "list"}, {"network", "list"}, {"router", "show", "r1"}, {"instance", "delete", "vm1"},
+		{"config", "list"}, {"config", "get", "force_metadata"}, {"config", "set", "force_metadata", "true"},
+		{"trace", "vm1"}, {"lab", "status"}, {"configdrive", "build", "vm1", "-o", filepath.Join(t.TempDir(), "cd.iso")},
+	} {
+		code, _, stderr := runCLI(t, dir, "", args...)
+		want := "mdctl: no store at " + filepath.Join(dir, "mdctl.db") + ": seed one with mdctl apply -f FILE"
+		if code != 1 || !strings.HasPrefix(stderr, want) {
+			t.Errorf("%v: exit %d, %q; want exit 1, %q", args, code, stderr, want)
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%v created %s (%v)", args, dir, err)
+		}
+	}
+	if code, _, stderr := runCLI(t, dir, topo, "apply", "-f", "-"); code != 0 {
+		t.Fatalf("apply: %s", stderr)
+	}
+	for path, want := range map[string]os.FileMode{dir: 0o700, filepath.Join(dir, "mdctl.db"): 0o600} {
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v (%v), want %v", path, fi.Mode().Perm(), err, want)
+		}
+	}
+	if code, out, stderr := runCLI(t, dir, "", "instance", "list"); code != 0 || !strings.Contains(out, "vm1") {
+		t.Errorf("list after apply: %d %s %s", code, out, stderr)
+	}
+}
+
+// TestStoreTightenedOnOpen: a database an older mdctl left world-readable
+// is made private the next time it is opened.
+func TestStoreTightenedOnOpen(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "mdctl.db")
+	if code, _, stderr := runCLI(t, dir, topo, "apply", "-f", "-"); code != 0 {
+		t.Fatalf("apply: %s", stderr)
+	}
+	if err := os.Chmod(db, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCLI(t, dir, "", "instance", "list"); code != 0 {
+		t.Fatalf("list: %s", stderr)
+	}
+	if fi, err := os.Stat(db); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v (%v), want 0600", fi.Mode().Perm(), err)
 	}
 }

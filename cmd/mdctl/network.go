@@ -77,7 +77,7 @@ type networkCreateOptions struct {
 }
 
 func newCmdNetworkCreate(f *factory, runF func(context.Context, *networkCreateOptions) error) *cobra.Command {
-	opts := &networkCreateOptions{IO: f.IO, Store: f.OpenStore}
+	opts := &networkCreateOptions{IO: f.IO, Store: f.CreateStore}
 	cmd := &cobra.Command{
 		Use:   "create NAME --project PROJECT --cidr CIDR",
 		Short: "Create a network with a subnet, a DHCP port and optionally a router interface",

@@ -31,7 +31,7 @@ type serveOptions struct {
 }
 
 func newCmdServe(f *factory, runF func(context.Context, *serveOptions) error) *cobra.Command {
-	opts := &serveOptions{IO: f.IO, Store: f.OpenStore}
+	opts := &serveOptions{IO: f.IO, Store: f.CreateStore}
 	var components, logLevel string
 	var sets []string
 	cmd := &cobra.Command{
