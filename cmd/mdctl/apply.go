@@ -90,6 +90,11 @@ func printResult(io *iostreams, format string, res topology.Result) error {
 	if res.Changes == nil {
 		res.Changes = []topology.Change{}
 	}
+	for i, c := range res.Changes {
+		if c.Kind == "setting" {
+			res.Changes[i].Detail = shownValue(c.Name, c.Detail)
+		}
+	}
 	if format != "table" {
 		return printData(io.Out, format, res)
 	}

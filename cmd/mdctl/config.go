@@ -75,6 +75,15 @@ func newCmdConfigList(f *factory, runF func(context.Context, *configOptions) err
 	return cmd
 }
 
+// shownValue is what mdctl prints of a setting's value (or of a change to
+// it): secrets masked, in every output format.
+func shownValue(key, value string) string {
+	if d, _ := store.LookupSetting(key); d.Secret && value != "" {
+		return masked
+	}
+	return value
+}
+
 // settingViews resolves every setting against the stored values.
 func settingViews(ctx context.Context, st store.Reader, showSecrets bool) ([]settingView, error) {
 	stored, err := st.Settings(ctx)
@@ -91,8 +100,8 @@ func settingViews(ctx context.Context, st store.Reader, showSecrets bool) ([]set
 		if _, ok := stored[d.Key]; ok {
 			v.Source = "store"
 		}
-		if d.Secret && !showSecrets && v.Value != "" {
-			v.Value = masked
+		if !showSecrets {
+			v.Value = shownValue(d.Key, v.Value)
 		}
 		out = append(out, v)
 	}
@@ -195,11 +204,7 @@ func configSetRun(ctx context.Context, opts *configOptions) error {
 		if err := st.SetSetting(ctx, opts.Key, opts.Value); err != nil {
 			return fmt.Errorf("set %s: %w", opts.Key, err)
 		}
-		shown := opts.Value
-		if d, _ := store.LookupSetting(opts.Key); d.Secret {
-			shown = masked
-		}
-		_, err := fmt.Fprintf(opts.IO.Out, "%s = %s\n", opts.Key, shown)
+		_, err := fmt.Fprintf(opts.IO.Out, "%s = %s\n", opts.Key, shownValue(opts.Key, opts.Value))
 		return err
 	})
 }

@@ -492,3 +492,18 @@ func TestStoreTightenedOnOpen(t *testing.T) {
 		t.Errorf("mode %v (%v), want 0600", fi.Mode().Perm(), err)
 	}
 }
+
+// TestApplyMasksSecrets: apply's table and JSON never print the shared
+// secret, neither created nor changed.
+func TestApplyMasksSecrets(t *testing.T) {
+	dir := t.TempDir()
+	for i, secret := range []string{"first-s3cret", "second-s3cret"} {
+		for _, format := range []string{"table", "json", "yaml"} {
+			file := "settings:\n  metadata_proxy_shared_secret: " + secret + "\n"
+			code, out, stderr := runCLI(t, dir, file, "apply", "-f", "-", "-o", format)
+			if code != 0 || strings.Contains(out, "s3cret") || !strings.Contains(out, masked) {
+				t.Errorf("apply %d -o %s: exit %d, output:\n%s%s", i, format, code, out, stderr)
+			}
+		}
+	}
+}
