@@ -66,8 +66,12 @@ func cleanupRun(ctx context.Context, opts *cleanupOptions) error {
 	return nil
 }
 
-// serveRunning reports whether an agent answers on the data dir's socket.
+// serveRunning reports whether a serve holds the data dir, or an agent
+// answers on its socket.
 func serveRunning(dataDir string) bool {
+	if server.DataDirLocked(dataDir) {
+		return true
+	}
 	c, err := net.DialTimeout("unix", filepath.Join(dataDir, server.AgentSocketName), 200*time.Millisecond)
 	if err != nil {
 		return false

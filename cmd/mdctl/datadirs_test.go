@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mdctl/mdctl/internal/testworld"
+	"github.com/mdctl/mdctl/server"
 	"github.com/mdctl/mdctl/server/dataplane"
 	"github.com/mdctl/mdctl/store"
 )
@@ -195,5 +196,46 @@ func TestForDataDirNames(t *testing.T) {
 	}
 	if code, _, stderr := runCLI(t, t.TempDir(), "", "--profile", "Bad", "lab", "down"); code != 2 || !strings.HasPrefix(stderr, "mdctl: --profile: profile \"Bad\"") {
 		t.Errorf("bad --profile: %d %q", code, stderr)
+	}
+}
+
+// TestSecondServeOnADataDirRefuses: a second serve on a data dir in use
+// stops at once with one line, and the first keeps its agent socket.
+func TestSecondServeOnADataDirRefuses(t *testing.T) {
+	dir := t.TempDir()
+	stop := startCLIServe(t, dir, "--components", "api,agent")
+	socket := filepath.Join(dir, server.AgentSocketName)
+	testworld.WaitFor(t, 10*time.Second, "first serve's agent socket", func() error {
+		if !serveRunning(dir) {
+			return fmt.Errorf("no serve on %s yet", dir)
+		}
+		_, err := os.Stat(socket)
+		return err
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	io, _, _, errOut := testIO()
+	env := func(k string) string {
+		if k == "MDCTL_DATA_DIR" {
+			return dir
+		}
+		return ""
+	}
+	code := run(ctx, []string{"serve", "--components", "api,agent", "--api-listen", "127.0.0.1:0"}, io, env)
+	if ctx.Err() != nil {
+		t.Fatalf("the second serve ran until killed:\n%s", errOut)
+	}
+	want := fmt.Sprintf("mdctl: another mdctl serve (pid %d) runs on data dir %s; stop it, or give this one its own --data-dir\n", os.Getpid(), dir)
+	if code != 1 || errOut.String() != want {
+		t.Errorf("second serve: exit %d, stderr %q; want 1, %q", code, errOut, want)
+	}
+	if _, err := os.Stat(socket); err != nil {
+		t.Errorf("the first serve lost its agent socket: %v", err)
+	}
+	if code, logs := stop(); code != 0 {
+		t.Fatalf("first serve: exit %d\n%s", code, logs)
+	}
+	if serveRunning(dir) {
+		t.Errorf("the lock outlived the serve")
 	}
 }

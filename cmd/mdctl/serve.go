@@ -43,7 +43,9 @@ socket in --data-dir), one proxy per router and DHCP-served network
 drive in --data-dir/config-drives for every instance that needs one.
 Changes to the store, settings included, apply within a second without a
 restart. SIGINT or SIGTERM stop it cleanly; namespaces and rules stay for
-the next start to adopt (mdctl cleanup removes them). Logs go to stderr.`,
+the next start to adopt (mdctl cleanup removes them). One serve per data
+dir: a second one refuses to start (it holds <data-dir>/serve.lock).
+Logs go to stderr.`,
 		Example: `  mdctl serve
   mdctl serve --components api --api-listen 0.0.0.0:8775
   mdctl serve --components agent,proxy --set nova_metadata_host=10.0.0.5
@@ -97,6 +99,11 @@ func parseSets(sets []string) (map[string]string, error) {
 }
 
 func serveRun(ctx context.Context, opts *serveOptions) error {
+	unlock, err := server.LockDataDir(opts.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, err := opts.Store(ctx)
 	if err != nil {
 		return err
