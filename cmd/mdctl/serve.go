@@ -99,6 +99,9 @@ func parseSets(sets []string) (map[string]string, error) {
 }
 
 func serveRun(ctx context.Context, opts *serveOptions) error {
+	if err := server.CheckPrivileges(opts.Components); err != nil {
+		return err
+	}
 	unlock, err := server.LockDataDir(opts.DataDir)
 	if err != nil {
 		return err
