@@ -58,7 +58,12 @@ type Options struct {
 	// share kernel state.
 	Dataplane dataplane.Options
 	// Poll is how often store changes are looked for; default 200ms.
-	Poll   time.Duration
+	Poll time.Duration
+	// Resync is how often the data plane is reconciled although the store
+	// did not change, restoring rules and links someone else removed (a
+	// namespace removed is rebuilt at the next poll); default 5s. Negative:
+	// never heal (tests that inject faults for trace to find).
+	Resync time.Duration
 	Logger *slog.Logger
 	// AdminListen is an optional TCP address for the admin endpoint,
 	// beside <data-dir>/admin.sock (for `mdctl tui --server` from elsewhere).
@@ -127,6 +132,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if o.Poll <= 0 {
 		o.Poll = 200 * time.Millisecond
+	}
+	if o.Resync == 0 {
+		o.Resync = 5 * time.Second
 	}
 	if slices.Contains(o.Components, ComponentAPI) {
 		if err := ensureTokenKey(ctx, o.Store); err != nil {
@@ -215,6 +223,8 @@ func Run(ctx context.Context, o Options) error {
 			store: o.Store, live: live, rec: dataplane.NewReconciler(o.Dataplane), mgr: mgr,
 			log: o.Logger.With("component", "dataplane"), poll: o.Poll,
 			failures: bus.Metrics().Counter(events.ReconcileErrors, "Failed data-plane reconcile attempts."),
+			resync:   o.Resync,
+			repairs:  bus.Metrics().Counter(events.DataplaneRepairs, "Namespaces and rules serve restored after someone else removed them."),
 		}
 		g.Go(reg.Track("proxy", "", func() error { return wrap("proxy", mgr.Run(ctx)) }))
 		g.Go(reg.Track("dataplane", "", func() error { return wrap("dataplane", loop.Run(ctx)) }))

@@ -122,6 +122,10 @@ type ServeOptions struct {
 	APIListener net.Listener
 	// AdminListen is serve's --admin-listen ("" for none).
 	AdminListen string
+	// Resync is how often serve restores kernel state someone else
+	// removed; default never, so that a fault a test injects stays for
+	// trace to find (mdctl serve's own default is 5s).
+	Resync time.Duration
 }
 
 // StartServe runs a serve until stop is called or the test ends. apiAddr
@@ -132,6 +136,10 @@ func (w *World) StartServe(so ServeOptions) (apiAddr string, stop func()) {
 	o := server.Options{
 		Store: w.Store, DataDir: so.Dir, Components: so.Components, Overrides: so.Overrides,
 		Dataplane: w.Dataplane, Poll: 50 * time.Millisecond, Logger: w.Log, APIListener: so.APIListener, AdminListen: so.AdminListen,
+		Resync: so.Resync,
+	}
+	if o.Resync == 0 {
+		o.Resync = -1
 	}
 	if o.DataDir == "" {
 		o.DataDir = w.Dir
