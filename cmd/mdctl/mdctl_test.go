@@ -325,6 +325,9 @@ func TestExitCodesAndErrors(t *testing.T) {
 		{[]string{"serve", "--components", "api,dns"}, 2, `mdctl: --components: unknown component "dns"`},
 		{[]string{"serve", "--set", "force_metadata=perhaps"}, 2, `mdctl: --set: force_metadata: "perhaps" is not a boolean`},
 		{[]string{"frobnicate"}, 2, `mdctl: unknown command "frobnicate"`},
+		{[]string{"instanc"}, 2, `mdctl: unknown command "instanc" for "mdctl"; did you mean instance? (see mdctl --help)`},
+		{[]string{"instance", "lst"}, 2, `mdctl: unknown command "lst" for "mdctl instance"; did you mean list? (see mdctl instance --help)`},
+		{[]string{"lab", "bogus"}, 2, `mdctl: unknown command "bogus" for "mdctl lab" (see mdctl lab --help)`},
 		{[]string{"version", "--bogus"}, 2, "mdctl: unknown flag: --bogus"},
 		{[]string{"completion", "tcsh"}, 2, `mdctl: completion: unknown shell "tcsh"`},
 	}
@@ -505,5 +508,26 @@ func TestApplyMasksSecrets(t *testing.T) {
 				t.Errorf("apply %d -o %s: exit %d, output:\n%s%s", i, format, code, out, stderr)
 			}
 		}
+	}
+}
+
+// TestGroupAloneShowsHelp: a command group without a subcommand still
+// prints its help and succeeds.
+func TestGroupAloneShowsHelp(t *testing.T) {
+	for _, group := range []string{"instance", "config", "lab"} {
+		code, out, stderr := runCLI(t, t.TempDir(), "", group)
+		if code != 0 || !strings.Contains(out, "Available Commands:") || stderr != "" {
+			t.Errorf("mdctl %s: exit %d, stdout %.60q, stderr %q", group, code, out, stderr)
+		}
+	}
+}
+
+// TestPrintErrorKeepsBlankLinesBlank: "mdctl: " starts every line of an
+// error that says something, never an empty one.
+func TestPrintErrorKeepsBlankLinesBlank(t *testing.T) {
+	var b bytes.Buffer
+	printError(&b, errors.New("first\n\n  \nsecond\n"))
+	if want := "mdctl: first\n\n\nmdctl: second\n"; b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
 	}
 }

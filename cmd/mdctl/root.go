@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -87,7 +88,32 @@ the operator tools to seed, switch and trace them.`,
 		newCmdVersion(f),
 		newCmdCompletion(f),
 	)
+	refuseUnknownSubcommands(cmd)
 	return cmd
+}
+
+// refuseUnknownSubcommands makes every command group (mdctl itself,
+// instance, config, lab…) answer a subcommand it does not have with a usage
+// error (exit 2) and the nearest names, instead of its help and exit 0;
+// the group alone still prints its help.
+func refuseUnknownSubcommands(c *cobra.Command) {
+	if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+		c.Args = cobra.ArbitraryArgs
+		c.SuggestionsMinimumDistance = 2
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += "; did you mean " + strings.Join(s, " or ") + "?"
+			}
+			return usageErrorf("%s (see %s --help)", msg, cmd.CommandPath())
+		}
+	}
+	for _, sub := range c.Commands() {
+		refuseUnknownSubcommands(sub)
+	}
 }
 
 // run executes mdctl with args and returns the exit code; errors are
@@ -100,10 +126,19 @@ func run(ctx context.Context, args []string, io *iostreams, getenv func(string) 
 	if err == nil {
 		return exitOK
 	}
-	for _, line := range strings.Split(strings.TrimRight(err.Error(), "\n"), "\n") {
-		fmt.Fprintf(io.ErrOut, "mdctl: %s\n", line)
-	}
+	printError(io.ErrOut, err)
 	return exitCode(err)
+}
+
+// printError writes err as "mdctl: …" lines; a blank line stays blank.
+func printError(w io.Writer, err error) {
+	for _, line := range strings.Split(strings.TrimRight(err.Error(), "\n"), "\n") {
+		if strings.TrimSpace(line) == "" {
+			fmt.Fprintln(w)
+			continue
+		}
+		fmt.Fprintf(w, "mdctl: %s\n", line)
+	}
 }
 
 func exitCode(err error) int {
