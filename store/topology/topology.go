@@ -94,6 +94,9 @@ type SubnetSpec struct {
 	HostRoutes      []HostRouteSpec
 	EnableDHCP      *bool  // nil → true
 	IPv6AddressMode string // IPv6 only: slaac, dhcpv6-stateful, dhcpv6-stateless
+	// noGateway remembers "none" once Validate has cleared Gateway, so
+	// that a second Validate (Apply's) does not give it the first address.
+	noGateway bool
 	Pos
 }
 

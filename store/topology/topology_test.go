@@ -853,3 +853,24 @@ networks:
   - {name: stored, project: demo, cidr: 10.90.7.0/24}
 `)
 }
+
+// TestGatewayNoneSurvivesApply: Apply validates again; "none" must stay no
+// gateway, not become the first address (nor push the DHCP port onto it).
+func TestGatewayNoneSurvivesApply(t *testing.T) {
+	st := openStore(t)
+	mustApply(t, st, `
+networks:
+  - {name: iso, project: demo, cidr: 10.90.3.0/24, gateway: none}
+`)
+	subs, err := st.ListSubnets(context.Background(), mustNet(t, st, "iso").ID)
+	if err != nil || len(subs) != 1 {
+		t.Fatalf("subnets: %v %v", subs, err)
+	}
+	if subs[0].GatewayIP != "" {
+		t.Errorf("gateway = %q, want none", subs[0].GatewayIP)
+	}
+	dhcp := ports(t, st, "iso", "network:dhcp")
+	if len(dhcp) != 1 || dhcp[0].FixedIPs[0].IPAddress != "10.90.3.1" {
+		t.Errorf("DHCP port: %+v, want 10.90.3.1 (the first address, free without a gateway)", dhcp)
+	}
+}

@@ -223,11 +223,11 @@ func validateSubnet(c *errs, s *SubnetSpec, cidrs *[]placedCIDR, network string)
 		c.at(s.Pos, "ipv6_address_mode", "%q is not allowed; allowed: %s", s.IPv6AddressMode, strings.Join(ipv6Modes, ", "))
 	}
 	first := p.Addr().Next()
-	switch s.Gateway {
-	case "":
+	switch {
+	case s.Gateway == "none", s.Gateway == "" && s.noGateway:
+		s.Gateway, s.noGateway = "", true
+	case s.Gateway == "":
 		s.Gateway = first.String()
-	case "none":
-		s.Gateway = ""
 	default:
 		if a, ok := hostAddr(c, s.Pos, "gateway", s.Gateway, p); ok {
 			s.Gateway = a.String()
