@@ -53,6 +53,38 @@ func (f *factory) OpenStore(ctx context.Context) (store.Store, error) {
 	return f.CreateStore(ctx)
 }
 
+// OpenStoreOrEmpty is OpenStore, or, when there is no store yet, an empty
+// scratch one removed on Close: what apply --dry-run and diff compare a
+// file with, so that looking never creates the operator's store.
+func (f *factory) OpenStoreOrEmpty(ctx context.Context) (store.Store, error) {
+	ok, _, err := store.Exists(f.DataDir, f.DB)
+	if err != nil || ok {
+		return f.OpenStore(ctx)
+	}
+	dir, err := os.MkdirTemp("", "mdctl-empty-")
+	if err != nil {
+		return nil, fmt.Errorf("scratch store: %w", err)
+	}
+	st, err := store.Open(dir, "")
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return scratchStore{st, dir}, nil
+}
+
+// scratchStore is a store that disappears when closed.
+type scratchStore struct {
+	store.Store
+	dir string
+}
+
+func (s scratchStore) Close() error {
+	err := s.Store.Close()
+	os.RemoveAll(s.dir)
+	return err
+}
+
 // CreateStore opens the store the global flags name, creating it (the data
 // dir 0700, the database 0600) when it is not there: apply, create and
 // serve.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -529,5 +530,64 @@ func TestPrintErrorKeepsBlankLinesBlank(t *testing.T) {
 	printError(&b, errors.New("first\n\n  \nsecond\n"))
 	if want := "mdctl: first\n\n\nmdctl: second\n"; b.String() != want {
 		t.Errorf("got %q, want %q", b.String(), want)
+	}
+}
+
+// TestApplyEmptyInputIsAnError: nothing to apply is a mistake (a wrong
+// file, an empty pipe), not a silent success.
+func TestApplyEmptyInputIsAnError(t *testing.T) {
+	for _, in := range []string{"", "\n  \n", "# only a comment\n", "{}\n"} {
+		for _, cmd := range []string{"apply", "diff"} {
+			code, _, stderr := runCLI(t, t.TempDir(), in, cmd, "-f", "-")
+			if code != 2 || !strings.HasPrefix(stderr, "mdctl: <stdin>: the topology is empty") {
+				t.Errorf("%s of %q: exit %d, %q", cmd, in, code, stderr)
+			}
+		}
+	}
+}
+
+// TestApplyDryRunAndDiff: both check the file against the store and say
+// what would change without writing; diff exits 1 when something would.
+func TestApplyDryRunAndDiff(t *testing.T) {
+	dir := t.TempDir()
+	// No store yet: everything would be created, and no store is made.
+	code, out, stderr := runCLI(t, dir, topo, "apply", "--dry-run", "-f", "-")
+	if code != 0 || !strings.Contains(out, "instance  vm1") || !strings.Contains(out, "created") {
+		t.Errorf("dry run on no store: %d\n%s%s", code, out, stderr)
+	}
+	if code, _, _ := runCLI(t, dir, topo, "diff", "-f", "-"); code != 1 {
+		t.Errorf("diff against no store: exit %d, want 1", code)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "mdctl.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("dry run or diff created the store (%v)", err)
+	}
+	if code, _, stderr := runCLI(t, dir, topo, "apply", "-f", "-"); code != 0 {
+		t.Fatalf("apply: %s", stderr)
+	}
+	if code, out, stderr := runCLI(t, dir, topo, "diff", "-f", "-"); code != 0 || strings.TrimSpace(out) != "KIND  NAME  ACTION  ID  DETAIL\n0 created, 0 updated, 0 deleted, 0 unchanged" {
+		t.Errorf("diff in sync: exit %d\n%q%s", code, out, stderr)
+	}
+	changed := strings.Replace(topo, "force_metadata: true", "force_metadata: false", 1) + "  - {name: vm9, project: demo, network: net1}\n"
+	code, out, stderr = runCLI(t, dir, changed, "diff", "-f", "-", "-o", "json")
+	var res topology.Result
+	if code != 1 || json.Unmarshal([]byte(out), &res) != nil || len(res.Changes) < 2 {
+		t.Fatalf("diff of a changed file: exit %d\n%s%s", code, out, stderr)
+	}
+	for _, c := range res.Changes {
+		if c.Action == topology.Unchanged || (c.Action == topology.Created && c.ID != "") {
+			t.Errorf("diff lists %+v", c)
+		}
+	}
+	if stderr != "mdctl: apply would change "+fmt.Sprint(len(res.Changes))+" records\n" {
+		t.Errorf("diff stderr %q", stderr)
+	}
+	if code, _, stderr := runCLI(t, dir, changed, "apply", "--dry-run", "-f", "-"); code != 0 {
+		t.Fatalf("dry run: %s", stderr)
+	}
+	if code, out, _ := runCLI(t, dir, "", "config", "get", "force_metadata"); code != 0 || out != "true\n" {
+		t.Errorf("dry run wrote a setting: %q", out)
+	}
+	if code, _, stderr := runCLI(t, dir, "", "instance", "show", "vm9"); code != 1 {
+		t.Errorf("dry run created vm9: %d %s", code, stderr)
 	}
 }

@@ -73,6 +73,7 @@ the operator tools to seed, switch and trace them.`,
 
 	cmd.AddCommand(
 		newCmdApply(f, nil),
+		newCmdDiff(f, nil),
 		newCmdInstance(f),
 		newCmdNetwork(f),
 		newCmdRouter(f),

@@ -10,8 +10,8 @@ import (
 // codes, JSON shape, the one-line error) on what needs no namespaces.
 func TestTraceCommandContract(t *testing.T) {
 	dir := t.TempDir()
-	if code, _, errOut := runCLI(t, dir, "", "apply", "-f", "-"); code != 0 {
-		t.Fatalf("apply of an empty file: %d %s", code, errOut)
+	if code, _, errOut := runCLI(t, dir, "settings: {force_metadata: false}\n", "apply", "-f", "-"); code != 0 {
+		t.Fatalf("apply of a settings-only file: %d %s", code, errOut)
 	}
 	tests := []struct {
 		name     string

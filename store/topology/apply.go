@@ -22,9 +22,33 @@ func Apply(ctx context.Context, st store.Store, t *Topology) (Result, error) {
 	return apply(ctx, st, t, nil)
 }
 
+// errDryRun rolls DryRun's transaction back.
+var errDryRun = errors.New("dry run")
+
+// DryRun is Apply without writing anything: the same checks against the
+// store, and the Result Apply would return, in a transaction rolled back.
+// Records it would create have no ID yet.
+func DryRun(ctx context.Context, st store.Store, t *Topology) (Result, error) {
+	var res Result
+	_, err := apply(ctx, st, t, nil, func(r Result) error {
+		res = r
+		return errDryRun
+	})
+	if !errors.Is(err, errDryRun) {
+		return Result{}, err
+	}
+	for i := range res.Changes {
+		if res.Changes[i].Action == Created {
+			res.Changes[i].ID = ""
+		}
+	}
+	return res, nil
+}
+
 // apply runs pre (a check such as "must not exist yet") and then the
 // topology in one transaction.
-func apply(ctx context.Context, st store.Store, t *Topology, pre func(tx store.Tx) error) (Result, error) {
+// post, when set, sees the Result before the commit and may refuse it.
+func apply(ctx context.Context, st store.Store, t *Topology, pre func(tx store.Tx) error, post ...func(Result) error) (Result, error) {
 	if err := t.Validate(); err != nil {
 		return Result{}, err
 	}
@@ -40,6 +64,11 @@ func apply(ctx context.Context, st store.Store, t *Topology, pre func(tx store.T
 			return err
 		}
 		res = a.res
+		for _, p := range post {
+			if err := p(res); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {
