@@ -217,6 +217,7 @@ func (r *Result) add(kind, name, id string, a Action, detail string) {
 type Error struct {
 	File  string
 	Line  int
+	Col   int // YAML syntax errors only
 	Field string
 	Msg   string
 }
@@ -227,6 +228,9 @@ func (e *Error) Error() string {
 		b.WriteString(e.File)
 		if e.Line > 0 {
 			fmt.Fprintf(&b, ":%d", e.Line)
+		}
+		if e.Line > 0 && e.Col > 0 {
+			fmt.Fprintf(&b, ":%d", e.Col)
 		}
 		b.WriteString(": ")
 	}
