@@ -591,3 +591,19 @@ func TestApplyDryRunAndDiff(t *testing.T) {
 		t.Errorf("dry run created vm9: %d %s", code, stderr)
 	}
 }
+
+// TestConfigSetTakesNegativeValues: "-1" reaches the setting's own check
+// instead of failing as an unknown shorthand flag.
+func TestConfigSetTakesNegativeValues(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, stderr := runCLI(t, dir, topo, "apply", "-f", "-"); code != 0 {
+		t.Fatal(stderr)
+	}
+	code, _, stderr := runCLI(t, dir, "", "config", "set", "metadata_cache_expiration", "-1")
+	if want := "mdctl: metadata_cache_expiration: \"-1\" is not an integer ≥ 0\n"; code != 2 || stderr != want {
+		t.Errorf("exit %d, %q; want 2, %q", code, stderr, want)
+	}
+	if code, out, stderr := runCLI(t, dir, "", "config", "set", "force_metadata", "off"); code != 0 || out != "force_metadata = false\n" {
+		t.Errorf("config set off: %d %q %s", code, out, stderr)
+	}
+}

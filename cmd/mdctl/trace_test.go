@@ -22,7 +22,7 @@ func TestTraceCommandContract(t *testing.T) {
 		{"unknown instance", []string{"trace", "nope"}, exitFail, `trace nope:`},
 		{"unknown instance json", []string{"trace", "nope", "--json"}, exitFail, `trace nope:`},
 		{"no instance", []string{"trace"}, exitUsage, "one INSTANCE"},
-		{"bad --set", []string{"trace", "vm1", "--set", "force_metadata=maybe"}, exitUsage, "allowed: true, false"},
+		{"bad --set", []string{"trace", "vm1", "--set", "force_metadata=maybe"}, exitUsage, "allowed: true/false, yes/no, on/off, 1/0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
