@@ -10,12 +10,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 
 	"github.com/mdctl/mdctl/store"
 	"github.com/mdctl/mdctl/store/topology"
@@ -454,7 +456,7 @@ func TestReadOnlyCommandsCreateNoStore(t *testing.T) {
 	for _, args := range [][]string{
 		{"instance", "list"}, {"network", "list"}, {"router", "show", "r1"}, {"instance", "delete", "vm1"},
 		{"config", "list"}, {"config", "get", "force_metadata"}, {"config", "set", "force_metadata", "true"},
-		{"trace", "vm1"}, {"lab", "status"}, {"configdrive", "build", "vm1", "-o", filepath.Join(t.TempDir(), "cd.iso")},
+		{"trace", "vm1"}, {"lab", "status"}, {"configdrive", "build", "vm1", filepath.Join(t.TempDir(), "cd.iso")},
 	} {
 		code, _, stderr := runCLI(t, dir, "", args...)
 		want := "mdctl: no store at " + filepath.Join(dir, "mdctl.db") + ": seed one with mdctl apply -f FILE"
@@ -605,5 +607,61 @@ func TestConfigSetTakesNegativeValues(t *testing.T) {
 	}
 	if code, out, stderr := runCLI(t, dir, "", "config", "set", "force_metadata", "off"); code != 0 || out != "force_metadata = false\n" {
 		t.Errorf("config set off: %d %q %s", code, out, stderr)
+	}
+}
+
+// TestOutputFormatsAgree: -o yaml is -o json's document (user_data as
+// base64, not a list of numbers), version has -o, and an empty list says
+// so on stderr, leaving stdout empty for a pipe.
+func TestOutputFormatsAgree(t *testing.T) {
+	dir := t.TempDir()
+	withUserData := topo + "    user_data: \"#cloud-config\\n\"\n"
+	if code, _, stderr := runCLI(t, dir, withUserData, "apply", "-f", "-"); code != 0 {
+		t.Fatal(stderr)
+	}
+	_, asJSON, _ := runCLI(t, dir, "", "instance", "show", "vm1", "-o", "json")
+	code, asYAML, stderr := runCLI(t, dir, "", "instance", "show", "vm1", "-o", "yaml")
+	if code != 0 || !strings.Contains(asYAML, "  user_data: I2Nsb3VkLWNvbmZpZwo=\n") {
+		t.Errorf("yaml user_data:\n%s%s", asYAML, stderr)
+	}
+	var fromJSON, fromYAML any
+	if err := json.Unmarshal([]byte(asJSON), &fromJSON); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal([]byte(asYAML), &fromYAML); err != nil {
+		t.Fatal(err)
+	}
+	// Through JSON once more, so that YAML's ints compare with JSON's numbers.
+	b, err := json.Marshal(fromYAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromYAML = nil
+	if err := json.Unmarshal(b, &fromYAML); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(fromJSON, fromYAML) {
+		t.Errorf("-o yaml and -o json differ:\n%v\n%v", fromJSON, fromYAML)
+	}
+
+	code, out, _ := runCLI(t, dir, "", "version", "-o", "json")
+	var v versionInfo
+	if code != 0 || json.Unmarshal([]byte(out), &v) != nil || v.Version == "" || v.Go == "" {
+		t.Errorf("version -o json: %d %q", code, out)
+	}
+	if code, _, stderr := runCLI(t, dir, "", "version", "-o", "xml"); code != 2 || !strings.Contains(stderr, "unknown output format") {
+		t.Errorf("version -o xml: %d %q", code, stderr)
+	}
+
+	empty := t.TempDir()
+	runCLI(t, empty, "settings: {force_metadata: false}\n", "apply", "-f", "-")
+	for _, kind := range []string{"instance", "network", "router"} {
+		code, out, stderr := runCLI(t, empty, "", kind, "list")
+		if code != 0 || out != "" || stderr != "No resources found\n" {
+			t.Errorf("%s list on an empty store: exit %d, stdout %q, stderr %q", kind, code, out, stderr)
+		}
+		if code, out, _ := runCLI(t, empty, "", kind, "list", "-o", "json"); code != 0 || out != "[]\n" {
+			t.Errorf("%s list -o json on an empty store: %d %q", kind, code, out)
+		}
 	}
 }

@@ -94,6 +94,11 @@ func (k recordKind[R, V]) listRun(ctx context.Context, opts *recordOptions) erro
 			}
 			views = append(views, v)
 		}
+		if len(views) == 0 && opts.Output == "table" {
+			// kubectl's words, on stderr: stdout stays empty for a pipe.
+			_, err := fmt.Fprintln(opts.IO.ErrOut, "No resources found")
+			return err
+		}
 		return k.print(opts.IO, opts.Output, views, false)
 	})
 }
