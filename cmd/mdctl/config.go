@@ -191,7 +191,7 @@ start with '-'.`,
   mdctl config set nova_metadata_host 10.0.0.5
   mdctl config set metadata_rate_limiting.base_query_rate_limit 50`,
 		Args:              exactArgs(2, "a setting KEY and a VALUE"),
-		ValidArgsFunction: completeKeys,
+		ValidArgsFunction: completeSettingValue,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Key = args[0]
 			v, err := store.NormalizeSetting(args[0], args[1])

@@ -80,6 +80,12 @@ is a path argument or --file/-f; -o is the output format, as everywhere
 			return checkOutputAndRun(cmd, opts.Output, opts, runF, configDriveBuildRun)
 		},
 	}
+	cmd.ValidArgsFunction = func(c *cobra.Command, args []string, s string) ([]string, cobra.ShellCompDirective) {
+		if len(args) == 1 {
+			return nil, cobra.ShellCompDirectiveDefault // the FILE
+		}
+		return completeNames(f, instanceKind().names)(c, args, s)
+	}
 	cmd.Flags().StringVarP(&opts.File, "file", "f", "", "image file to write (or give it as the second argument)")
 	_ = cmd.MarkFlagFilename("file")
 	addOutputFlag(cmd, &opts.Output)

@@ -118,6 +118,7 @@ The project is created when missing.`,
 	fl.StringVar(&opts.MAC, "mac", "", "MAC of the first port (default: a new fa:16:3e:… one); give an existing VM's NIC")
 	_ = cmd.MarkFlagRequired("project")
 	_ = cmd.MarkFlagRequired("network")
+	_ = cmd.RegisterFlagCompletionFunc("network", completeNamesFlag(f, networkKind().names))
 	_ = cmd.MarkFlagFilename("user-data-file")
 	addOutputFlag(cmd, &opts.Output)
 	return cmd

@@ -100,6 +100,7 @@ client, or without serve, guests get the same routes statically.`,
 		},
 	}
 	cmd.Flags().StringVar(&routes, "routes", dataplane.GuestRoutesDHCP, "how guests get their routes: dhcp (a real lease, static when none can be had) or static")
+	_ = cmd.RegisterFlagCompletionFunc("routes", completeRoutes)
 	addOutputFlag(cmd, &opts.Output)
 	return cmd
 }
@@ -282,6 +283,7 @@ expects) and /etc/netns/<namespace>/ files over /etc's.`,
 			return runOrTest(cmd, opts, runF, labExecRun)
 		},
 	}
+	cmd.ValidArgsFunction = completeNames(f, instanceKind().names)
 	cmd.Flags().IntVar(&opts.Port, "port", 0, "which of the instance's ports (0 = its first NIC)")
 	return cmd
 }

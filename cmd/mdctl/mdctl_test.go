@@ -665,3 +665,44 @@ func TestOutputFormatsAgree(t *testing.T) {
 		}
 	}
 }
+
+// TestShellCompletion: the committed scripts ask `mdctl __complete`; it
+// offers the store's names, setting values, components and route modes.
+func TestShellCompletion(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, stderr := runCLI(t, dir, topo, "apply", "-f", "-"); code != 0 {
+		t.Fatal(stderr)
+	}
+	tests := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"instance", "show", ""}, []string{"vm1"}},
+		{[]string{"instance", "delete", ""}, []string{"vm1"}},
+		{[]string{"trace", ""}, []string{"vm1"}},
+		{[]string{"lab", "exec", ""}, []string{"vm1"}},
+		{[]string{"configdrive", "build", ""}, []string{"vm1"}},
+		{[]string{"network", "show", ""}, []string{"net1", "iso"}},
+		{[]string{"router", "delete", ""}, []string{"r1"}},
+		{[]string{"instance", "create", "vm2", "--network", ""}, []string{"net1", "iso"}},
+		{[]string{"network", "create", "n2", "--router", ""}, []string{"r1"}},
+		{[]string{"config", "set", "force_metadata", ""}, []string{"true", "false"}},
+		{[]string{"config", "set", "config_drive_format", ""}, []string{"iso9660", "vfat"}},
+		{[]string{"serve", "--components", "api,"}, []string{"api,agent", "api,proxy", "api,configdrive"}},
+		{[]string{"lab", "up", "--routes", ""}, []string{"dhcp", "static"}},
+	}
+	for _, tt := range tests {
+		code, out, stderr := runCLI(t, dir, "", append([]string{"__complete"}, tt.args...)...)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if code != 0 || len(lines) == 0 || !slices.Equal(lines[:len(lines)-1], tt.want) {
+			t.Errorf("complete %q: exit %d, %q (%s); want %q", tt.args, code, lines, stderr, tt.want)
+		}
+	}
+	empty := filepath.Join(t.TempDir(), "none")
+	if _, out, _ := runCLI(t, empty, "", "__complete", "instance", "show", ""); strings.TrimSpace(out) != ":4" {
+		t.Errorf("completion without a store: %q", out)
+	}
+	if _, err := os.Stat(empty); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("completion created a store (%v)", err)
+	}
+}

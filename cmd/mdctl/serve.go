@@ -73,6 +73,7 @@ Logs go to stderr.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&components, "components", strings.Join(server.AllComponents, ","), "components to run: "+strings.Join(server.AllComponents, ","))
+	_ = cmd.RegisterFlagCompletionFunc("components", completeComponents)
 	fl.StringVar(&opts.APIListen, "api-listen", "127.0.0.1:8775", "address the metadata API listens on")
 	fl.StringVar(&opts.AdminListen, "admin-listen", "", "also serve the admin endpoint (events, /metrics, status) on this TCP address; every request needs the bearer token (a non-loopback address needs --admin-token-file)")
 	fl.StringVar(&opts.AdminTokenFile, "admin-token-file", "", "file holding the --admin-listen bearer token (default <data-dir>/admin.token, made on first use; clients send it from $MDCTL_ADMIN_TOKEN)")

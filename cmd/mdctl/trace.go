@@ -74,6 +74,7 @@ could not be checked (NOT CHECKED).`,
 			return runOrTest(cmd, opts, runF, traceRun)
 		},
 	}
+	cmd.ValidArgsFunction = completeNames(f, instanceKind().names)
 	fl := cmd.Flags()
 	fl.BoolVar(&opts.JSON, "json", false, "print one JSON object (CLI.md's shape) instead of text")
 	fl.BoolVar(&opts.Fix, "fix", false, "repair what mdctl owns, then trace again")
