@@ -200,14 +200,14 @@ func Run(ctx context.Context, o Options) error {
 		addr := "http://" + ln.Addr().String()
 		apiURL = func(store.Config) string { return addr }
 		apiTransport = inprocess.Transport{Handler: srv.Handler()}
-		o.Logger.Info("api listening", "addr", ln.Addr().String())
 		g.Go(reg.Track("api", ln.Addr().String(), func() error { return wrap("api", srv.Run(ctx, ln)) }))
 	}
 	var agentTransport http.RoundTripper
 	if has(ComponentAgent) {
 		ag := agent.New(agent.Options{
 			Store: o.Store, Live: live, SocketPath: socket, SocketOwner: -1, SocketGroup: -1,
-			Logger: o.Logger.With("component", "agent"), APIURL: apiURL, APITransport: apiTransport, Events: bus,
+			Logger: o.Logger, // the agent names itself in its logs
+			APIURL: apiURL, APITransport: apiTransport, Events: bus,
 		})
 		// A proxy in this process calls the agent's handler, as the agent
 		// calls the API's; the socket still serves proxies elsewhere and
@@ -217,7 +217,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if has(ComponentProxy) {
 		px := proxy.New(proxy.Options{AgentSocket: socket, AgentTransport: agentTransport, Live: live,
-			Logger: o.Logger.With("component", "proxy"), Events: bus})
+			Logger: o.Logger, Events: bus}) // the proxy names itself in its logs
 		mgr := proxy.NewManager(px)
 		loop := &dataplaneLoop{
 			store: o.Store, live: live, rec: dataplane.NewReconciler(o.Dataplane), mgr: mgr,
@@ -226,6 +226,7 @@ func Run(ctx context.Context, o Options) error {
 			resync:   o.Resync,
 			repairs:  bus.Metrics().Counter(events.DataplaneRepairs, "Namespaces and rules serve restored after someone else removed them."),
 		}
+		o.Logger.Info("proxy starting", "component", ComponentProxy, "segment", o.Dataplane.SegmentNamespace, "resync", o.Resync.String())
 		g.Go(reg.Track("proxy", "", func() error { return wrap("proxy", mgr.Run(ctx)) }))
 		g.Go(reg.Track("dataplane", "", func() error { return wrap("dataplane", loop.Run(ctx)) }))
 	}
@@ -233,6 +234,7 @@ func Run(ctx context.Context, o Options) error {
 		// Config drives: see configdrives.go.
 		cd := newConfigDriveLoop(o.Store, live, o.DataDir, o.Poll, o.Logger.With("component", ComponentConfigDrive))
 		dir := filepath.Join(o.DataDir, ConfigDrivesDirName)
+		o.Logger.Info("config drives kept", "component", ComponentConfigDrive, "dir", dir)
 		g.Go(reg.Track(ComponentConfigDrive, dir, func() error { return wrap(ComponentConfigDrive, cd.Run(ctx)) }))
 	}
 	return g.Wait()

@@ -47,6 +47,7 @@ type configDriveBuildOptions struct {
 	Format   string // "" means config_drive_format in force
 	Now      func() time.Time
 	ReadFile func(string) ([]byte, error) // reads vendordata_jsonfile_path
+	Logger   *slog.Logger                 // default: warnings as text on IO.ErrOut
 }
 
 func newCmdConfigDriveBuild(f *factory, runF func(context.Context, *configDriveBuildOptions) error) *cobra.Command {
@@ -70,7 +71,7 @@ is a path argument or --file/-f; -o is the output format, as everywhere
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ref = args[0]
+			opts.Ref, opts.Logger = args[0], f.Logger(f.IO.ErrOut, slog.LevelWarn)
 			if err := opts.pickFile(args[1:], opts.IO); err != nil {
 				return err
 			}
@@ -135,7 +136,10 @@ func configDriveBuildRun(ctx context.Context, opts *configDriveBuildOptions) err
 		if format == "" {
 			format = snap.Config.ConfigDriveFormat
 		}
-		log := slog.New(slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		log := opts.Logger
+		if log == nil {
+			log = slog.New(slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		}
 		dynamic, err := vendordata.Fetcher{}.Dynamic(ctx, log, snap.Config, view.Instance)
 		if err != nil {
 			return err

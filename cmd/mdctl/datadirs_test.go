@@ -20,6 +20,13 @@ import (
 // stop cancels it and returns its exit code and logs.
 func startCLIServe(t *testing.T, dataDir string, args ...string) (stop func() (int, string)) {
 	t.Helper()
+	stop, _ = startCLIServeLogs(t, dataDir, args...)
+	return stop
+}
+
+// startCLIServeLogs is startCLIServe that also says where serve logs.
+func startCLIServeLogs(t *testing.T, dataDir string, args ...string) (stop func() (int, string), logPath string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	// A file, not a buffer: serve writes to it from its own goroutines.
 	logs, err := os.Create(filepath.Join(t.TempDir(), "serve.log"))
@@ -51,7 +58,7 @@ func startCLIServe(t *testing.T, dataDir string, args ...string) (stop func() (i
 		return code, string(b)
 	}
 	t.Cleanup(func() { stop() })
-	return stop
+	return stop, logs.Name()
 }
 
 // cliWorld is one data dir driven through the command line: its store

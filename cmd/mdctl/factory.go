@@ -3,8 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/mdctl/mdctl/server/dataplane"
 	"github.com/mdctl/mdctl/store"
@@ -19,7 +23,11 @@ type factory struct {
 	DataDir string // --data-dir, after MDCTL_DATA_DIR and the default
 	DB      string // --db
 	Profile string // --profile, after MDCTL_PROFILE
-	Version string
+	// LogLevel and LogFormat are --log-level and --log-format, checked
+	// before any command runs; LogLevel "" is the command's own default.
+	LogLevel  string
+	LogFormat string
+	Version   string
 }
 
 // defaultDataDir follows CLI.md: MDCTL_DATA_DIR, else /var/lib/mdctl for
@@ -104,6 +112,38 @@ func withStoreFn(ctx context.Context, open func(context.Context) (store.Store, e
 	}
 	defer st.Close()
 	return fn(st)
+}
+
+// logFormats are --log-format's values: slog's two handlers.
+var logFormats = []string{"text", "json"}
+
+// checkLogFlags refuses a bad --log-level or --log-format (exit 2).
+func (f *factory) checkLogFlags() error {
+	if f.LogLevel != "" {
+		var l slog.Level
+		if err := l.UnmarshalText([]byte(f.LogLevel)); err != nil {
+			return usageErrorf("--log-level %q: use debug, info, warn or error", f.LogLevel)
+		}
+	}
+	if !slices.Contains(logFormats, f.LogFormat) {
+		return usageErrorf("--log-format %q: use %s", f.LogFormat, strings.Join(logFormats, " or "))
+	}
+	return nil
+}
+
+// Logger is the logger every command writes its logs with, to w (stderr):
+// --log-format's handler at --log-level, or at def when none was given
+// (serve logs info, the other commands only warnings).
+func (f *factory) Logger(w io.Writer, def slog.Level) *slog.Logger {
+	level := def
+	if f.LogLevel != "" {
+		_ = level.UnmarshalText([]byte(f.LogLevel)) // checked by checkLogFlags
+	}
+	o := &slog.HandlerOptions{Level: level}
+	if f.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
 }
 
 // Dataplane names the kernel state this data dir (or --profile) owns: its

@@ -55,6 +55,7 @@ func newLabOptions(f *factory) *labOptions {
 func (o *labOptions) name(f *factory) error {
 	dp, err := f.Dataplane()
 	o.Dataplane.SegmentNamespace, o.Dataplane.GuestPrefix = dp.SegmentNamespace, dp.GuestPrefix
+	o.Dataplane.Logger = f.Logger(f.IO.ErrOut, slog.LevelWarn)
 	return err
 }
 
@@ -107,7 +108,9 @@ client, or without serve, guests get the same routes statically.`,
 
 func labUpRun(ctx context.Context, opts *labOptions) error {
 	// Warnings (no DHCP client, no lease: static routes instead) reach the operator.
-	opts.Dataplane.Logger = slog.New(slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if opts.Dataplane.Logger == nil {
+		opts.Dataplane.Logger = slog.New(slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
 	guests, err := labGuests(ctx, opts)
 	if err != nil {
 		return err

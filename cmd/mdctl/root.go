@@ -69,6 +69,11 @@ the operator tools to seed, switch and trace them.`,
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&f.DataDir, "data-dir", f.DataDir, "directory of the SQLite store, agent socket and admin socket (env MDCTL_DATA_DIR)")
 	pf.StringVar(&f.Profile, "profile", f.Profile, "name of this mdctl's namespaces and lab guests, for several on one host (env MDCTL_PROFILE; default from --data-dir)")
+	pf.StringVar(&f.LogLevel, "log-level", "", "least level of logs on stderr: debug, info, warn or error (default: info for serve, warn for the rest)")
+	pf.StringVar(&f.LogFormat, "log-format", "text", "logs as text or json (slog's handlers)")
+	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions(logFormats, cobra.ShellCompDirectiveNoFileComp))
+	cmd.PersistentPreRunE = func(*cobra.Command, []string) error { return f.checkLogFlags() }
 	pf.StringVar(&f.DB, "db", f.DB, "another store: sqlite:///path/mdctl.db, or postgres://user:pass@host/db shared by several hosts (overrides the SQLite file in --data-dir)")
 
 	cmd.AddCommand(
@@ -120,7 +125,7 @@ func refuseUnknownSubcommands(c *cobra.Command) {
 // run executes mdctl with args and returns the exit code; errors are
 // printed as "mdctl: …" lines on stderr.
 func run(ctx context.Context, args []string, io *iostreams, getenv func(string) string) int {
-	f := &factory{IO: io, Getenv: getenv, DataDir: defaultDataDir(getenv), Profile: getenv("MDCTL_PROFILE"), Version: version()}
+	f := &factory{IO: io, Getenv: getenv, DataDir: defaultDataDir(getenv), Profile: getenv("MDCTL_PROFILE"), LogFormat: "text", Version: version()}
 	cmd := newRootCmd(f)
 	cmd.SetArgs(args)
 	err := cmd.ExecuteContext(ctx)

@@ -26,13 +26,13 @@ type serveOptions struct {
 	// AdminTokenFile holds the token --admin-listen requires.
 	AdminTokenFile string
 	Overrides      map[string]string
-	LogLevel       slog.Level
+	Logger         *slog.Logger      // default: text at info on IO.ErrOut
 	Dataplane      dataplane.Options // this data dir's (or --profile's) names
 }
 
 func newCmdServe(f *factory, runF func(context.Context, *serveOptions) error) *cobra.Command {
 	opts := &serveOptions{IO: f.IO, Store: f.CreateStore}
-	var components, logLevel string
+	var components string
 	var sets []string
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -61,9 +61,7 @@ Logs go to stderr.`,
 			if opts.Overrides, err = parseSets(sets); err != nil {
 				return err
 			}
-			if err := opts.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
-				return usageErrorf("--log-level %q: use debug, info, warn or error", logLevel)
-			}
+			opts.Logger = f.Logger(f.IO.ErrOut, slog.LevelInfo)
 			opts.DataDir = f.DataDir
 			if opts.Dataplane, err = f.Dataplane(); err != nil {
 				return err
@@ -78,7 +76,6 @@ Logs go to stderr.`,
 	fl.StringVar(&opts.AdminListen, "admin-listen", "", "also serve the admin endpoint (events, /metrics, status) on this TCP address; every request needs the bearer token (a non-loopback address needs --admin-token-file)")
 	fl.StringVar(&opts.AdminTokenFile, "admin-token-file", "", "file holding the --admin-listen bearer token (default <data-dir>/admin.token, made on first use; clients send it from $MDCTL_ADMIN_TOKEN)")
 	fl.StringArrayVar(&sets, "set", nil, "override a setting for this process only, KEY=VALUE (repeatable)")
-	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
 
@@ -113,7 +110,10 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 		return err
 	}
 	defer st.Close()
-	log := slog.New(slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: opts.LogLevel}))
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(opts.IO.ErrOut, nil))
+	}
 	log.Info("mdctl serve starting", "components", strings.Join(opts.Components, ","), "data_dir", opts.DataDir)
 	err = server.Run(ctx, server.Options{
 		Store: st, DataDir: opts.DataDir, Components: opts.Components,
