@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"sync"
 	"syscall"
 	"time"
 
@@ -41,8 +42,12 @@ type dataplaneLoop struct {
 	repairs *events.Counter
 
 	desired dataplane.Desired
-	planned bool         // desired holds a plan applied before
-	cfg     store.Config // the settings desired was planned with
+	planned bool // desired holds a plan applied before
+	// firstPass is closed once the first apply has run (well or not):
+	// the proxies of what worked listen then.
+	firstPass chan struct{}
+	passed    sync.Once
+	cfg       store.Config // the settings desired was planned with
 }
 
 func (l *dataplaneLoop) Run(ctx context.Context) error {
@@ -69,6 +74,11 @@ func (l *dataplaneLoop) Run(ctx context.Context) error {
 }
 
 func (l *dataplaneLoop) apply(ctx context.Context, cfg store.Config) error {
+	defer l.passed.Do(func() {
+		if l.firstPass != nil {
+			close(l.firstPass)
+		}
+	})
 	d, err := PlanFromStore(ctx, l.store, cfg)
 	if err != nil {
 		return err

@@ -8,10 +8,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// capability is one Linux capability serve may need.
-type capability struct {
-	bit  int
-	name string
+// Capability is one Linux capability serve may need.
+type Capability struct {
+	Bit  int
+	Name string // as capabilities(7) and systemd's unit files spell it
 }
 
 // ProxyCapabilities are what the proxy component (and the data plane it
@@ -19,7 +19,7 @@ type capability struct {
 // and iptables (CAP_NET_ADMIN, CAP_NET_RAW), the DHCP namespace's port 80
 // and dnsmasq's port 67 (CAP_NET_BIND_SERVICE). The systemd unit grants the
 // same list.
-var ProxyCapabilities = []capability{
+var ProxyCapabilities = []Capability{
 	{unix.CAP_NET_ADMIN, "CAP_NET_ADMIN"},
 	{unix.CAP_NET_BIND_SERVICE, "CAP_NET_BIND_SERVICE"},
 	{unix.CAP_NET_RAW, "CAP_NET_RAW"},
@@ -45,7 +45,7 @@ func CheckPrivileges(components []string) error {
 }
 
 // missingCapabilities lists the names of caps not in the effective set.
-func missingCapabilities(caps []capability) ([]string, error) {
+func missingCapabilities(caps []Capability) ([]string, error) {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
 	if err := unix.Capget(&hdr, &data[0]); err != nil {
@@ -53,8 +53,8 @@ func missingCapabilities(caps []capability) ([]string, error) {
 	}
 	var missing []string
 	for _, c := range caps {
-		if data[c.bit/32].Effective&(1<<(uint(c.bit)%32)) == 0 {
-			missing = append(missing, c.name)
+		if data[c.Bit/32].Effective&(1<<(uint(c.Bit)%32)) == 0 {
+			missing = append(missing, c.Name)
 		}
 	}
 	return missing, nil

@@ -65,6 +65,10 @@ type Options struct {
 	// never heal (tests that inject faults for trace to find).
 	Resync time.Duration
 	Logger *slog.Logger
+	// Ready, when set, is called once the components listen: the API's
+	// port is bound, the agent answers on its socket and the data plane has
+	// made its first pass (so the proxies listen). systemd's READY=1.
+	Ready func()
 	// AdminListen is an optional TCP address for the admin endpoint,
 	// beside <data-dir>/admin.sock (for `mdctl tui --server` from elsewhere).
 	AdminListen string
@@ -203,6 +207,7 @@ func Run(ctx context.Context, o Options) error {
 		g.Go(reg.Track("api", ln.Addr().String(), func() error { return wrap("api", srv.Run(ctx, ln)) }))
 	}
 	var agentTransport http.RoundTripper
+	var loop *dataplaneLoop
 	if has(ComponentAgent) {
 		ag := agent.New(agent.Options{
 			Store: o.Store, Live: live, SocketPath: socket, SocketOwner: -1, SocketGroup: -1,
@@ -219,12 +224,12 @@ func Run(ctx context.Context, o Options) error {
 		px := proxy.New(proxy.Options{AgentSocket: socket, AgentTransport: agentTransport, Live: live,
 			Logger: o.Logger, Events: bus}) // the proxy names itself in its logs
 		mgr := proxy.NewManager(px)
-		loop := &dataplaneLoop{
+		loop = &dataplaneLoop{
 			store: o.Store, live: live, rec: dataplane.NewReconciler(o.Dataplane), mgr: mgr,
 			log: o.Logger.With("component", "dataplane"), poll: o.Poll,
 			failures: bus.Metrics().Counter(events.ReconcileErrors, "Failed data-plane reconcile attempts."),
-			resync:   o.Resync,
-			repairs:  bus.Metrics().Counter(events.DataplaneRepairs, "Namespaces and rules serve restored after someone else removed them."),
+			resync:   o.Resync, firstPass: make(chan struct{}),
+			repairs: bus.Metrics().Counter(events.DataplaneRepairs, "Namespaces and rules serve restored after someone else removed them."),
 		}
 		o.Logger.Info("proxy starting", "component", ComponentProxy, "segment", o.Dataplane.SegmentNamespace, "resync", o.Resync.String())
 		g.Go(reg.Track("proxy", "", func() error { return wrap("proxy", mgr.Run(ctx)) }))
@@ -237,7 +242,40 @@ func Run(ctx context.Context, o Options) error {
 		o.Logger.Info("config drives kept", "component", ComponentConfigDrive, "dir", dir)
 		g.Go(reg.Track(ComponentConfigDrive, dir, func() error { return wrap(ComponentConfigDrive, cd.Run(ctx)) }))
 	}
+	if o.Ready != nil {
+		g.Go(func() error {
+			if waitListening(ctx, has(ComponentAgent), socket, loop) {
+				o.Ready()
+			}
+			return nil
+		})
+	}
 	return g.Wait()
+}
+
+// waitListening waits, until ctx ends, for the agent to answer on socket
+// (when this serve runs one) and for the data plane's first pass (when
+// loop is set). It reports whether both came.
+func waitListening(ctx context.Context, agent bool, socket string, loop *dataplaneLoop) bool {
+	if loop != nil {
+		select {
+		case <-loop.firstPass:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for agent {
+		if c, err := net.Dial("unix", socket); err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return ctx.Err() == nil
 }
 
 func (o Options) listenAPI() (net.Listener, error) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mdctl/mdctl/internal/sdnotify"
 	"github.com/mdctl/mdctl/server"
 	"github.com/mdctl/mdctl/server/dataplane"
 	"github.com/mdctl/mdctl/store"
@@ -28,6 +29,9 @@ type serveOptions struct {
 	Overrides      map[string]string
 	Logger         *slog.Logger      // default: text at info on IO.ErrOut
 	Dataplane      dataplane.Options // this data dir's (or --profile's) names
+	// NotifySocket is $NOTIFY_SOCKET: systemd (Type=notify) hears READY=1
+	// once the components listen and STOPPING=1 when serve stops.
+	NotifySocket string
 }
 
 func newCmdServe(f *factory, runF func(context.Context, *serveOptions) error) *cobra.Command {
@@ -62,7 +66,7 @@ Logs go to stderr.`,
 				return err
 			}
 			opts.Logger = f.Logger(f.IO.ErrOut, slog.LevelInfo)
-			opts.DataDir = f.DataDir
+			opts.DataDir, opts.NotifySocket = f.DataDir, f.Getenv("NOTIFY_SOCKET")
 			if opts.Dataplane, err = f.Dataplane(); err != nil {
 				return err
 			}
@@ -115,11 +119,23 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 		log = slog.New(slog.NewTextHandler(opts.IO.ErrOut, nil))
 	}
 	log.Info("mdctl serve starting", "components", strings.Join(opts.Components, ","), "data_dir", opts.DataDir)
+	stopping := context.AfterFunc(ctx, func() { // SIGTERM: the stop begins
+		if err := sdnotify.Notify(opts.NotifySocket, sdnotify.Stopping); err != nil {
+			log.Warn("could not tell systemd serve stops", "err", err)
+		}
+	})
+	defer stopping()
 	err = server.Run(ctx, server.Options{
 		Store: st, DataDir: opts.DataDir, Components: opts.Components,
 		Overrides: opts.Overrides, APIListen: opts.APIListen, AdminListen: opts.AdminListen, AdminTokenFile: opts.AdminTokenFile, Logger: log,
 		Dataplane: opts.Dataplane,
+		Ready: func() {
+			if err := sdnotify.Notify(opts.NotifySocket, sdnotify.Ready); err != nil {
+				log.Warn("could not tell systemd serve is ready", "err", err)
+			}
+		},
 	})
+
 	if err == nil {
 		log.Info("mdctl serve stopped")
 	}
