@@ -73,11 +73,16 @@ func Open(dataDir, url string) (Store, error) {
 
 // Exists reports whether the store Open(dataDir, url) names is there
 // already, so that read-only commands say "no store" rather than create an
-// empty one; it also returns where it looked.
+// empty one; it also returns where it looked. A PostgreSQL database is
+// the operator's to create: it counts as there, and Open says whether it
+// answers.
 func Exists(dataDir, url string) (bool, string, error) {
-	path, err := sqlitePath(dataDir, url)
+	path, file, err := SQLiteFile(dataDir, url)
 	if err != nil {
 		return false, "", err
+	}
+	if !file {
+		return true, RedactURL(url), nil
 	}
 	_, err = os.Stat(path)
 	switch {
