@@ -34,8 +34,11 @@ type World struct {
 	hosts, outside []string
 }
 
-// NamePrefix starts the name of every namespace a World makes for its
-// segment and its guests (router and DHCP namespaces are named by ID).
+// NamePrefix starts the name of the namespaces a World makes for stand-in
+// hosts and outside machines. Its segment and guests have the names mdctl
+// gives the World's data dir (dataplane.ForDataDir), so that an mdctl
+// command run on w.Dir (trace, lab, cleanup, the TUI's tracer) sees the
+// same ones; router and DHCP namespaces are named by ID.
 const NamePrefix = "mdtw"
 
 type config struct{ level slog.Level }
@@ -62,11 +65,13 @@ func New(t *testing.T, topo string, opts ...Option) *World {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := Suffix()
+	names, err := dataplane.ForDataDir(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	w := &World{
-		Dir: dir, Store: st, t: t,
-		Dataplane: dataplane.Options{SegmentNamespace: NamePrefix + "seg-" + s, GuestPrefix: NamePrefix + s + "-"},
-		Log:       slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: c.level})),
+		Dir: dir, Store: st, t: t, Dataplane: names,
+		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: c.level})),
 	}
 	t.Cleanup(w.close) // before TempDir's cleanup: serves stop before their dir goes
 	w.Apply(topo)
