@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/mdctl/mdctl/internal/testworld"
 	"github.com/mdctl/mdctl/server/admin"
 	"github.com/mdctl/mdctl/server/dataplane"
@@ -64,22 +66,44 @@ func TestServeHealsKernelState(t *testing.T) {
 		return nil
 	})
 	waitServing(t, guest)
-	afterFlush := repairs(t, w.Dir)
-	if afterFlush == 0 {
-		t.Errorf("a flushed rule set was restored but not counted")
-	}
+	// The rules are back inside the pass that counts them: wait for the count.
+	var afterFlush int
+	testworld.WaitFor(t, 10*time.Second, "the restored rules counted", func() error {
+		if afterFlush = repairs(t, w.Dir); afterFlush == 0 {
+			return fmt.Errorf("%s is 0", events.DataplaneRepairs)
+		}
+		return nil
+	})
 
-	if err := dataplane.DeleteNamespace(router); err != nil {
-		t.Fatal(err)
-	}
-	testworld.WaitFor(t, 20*time.Second, "the router namespace restored", func() error {
+	before := inode(t, router)
+	// serve may rebuild the namespace between DeleteNamespace's unmount and
+	// its unlink (then the unlink finds a mount: EBUSY); the new inode is
+	// the proof that it was deleted and made again.
+	_ = dataplane.DeleteNamespace(router)
+	testworld.WaitFor(t, 20*time.Second, "the router namespace made again", func() error {
 		if ok, err := dataplane.NamespaceExists(router); !ok {
 			return fmt.Errorf("%s missing (%v)", router, err)
+		}
+		if inode(t, router) == before {
+			return fmt.Errorf("%s is still the old namespace", router)
 		}
 		return nil
 	})
 	waitServing(t, guest)
-	if n := repairs(t, w.Dir); n <= afterFlush {
-		t.Errorf("repairs after the namespace came back: %d, want more than %d", n, afterFlush)
+	testworld.WaitFor(t, 10*time.Second, "the rebuilt namespace counted", func() error {
+		if n := repairs(t, w.Dir); n <= afterFlush {
+			return fmt.Errorf("repairs %d, want more than %d", n, afterFlush)
+		}
+		return nil
+	})
+}
+
+// inode is the namespace's identity: its nsfs inode.
+func inode(t *testing.T, ns string) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(dataplane.NetnsDir, ns), &st); err != nil {
+		return 0
 	}
+	return st.Ino
 }
