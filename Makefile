@@ -35,7 +35,7 @@ BENCH_DEBS = \
 	python3-nova \
 	wrk
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS    = -X main.version=$(VERSION)
+LDFLAGS    = -X main.buildVersion=$(VERSION)
 
 # apt_install installs those of the Debian packages $(1) that are missing, so a warm
 # machine pays nothing.
