@@ -29,11 +29,12 @@ func isTokenPut(ctx *fasthttp.RequestCtx) bool {
 // spelling, with 403; it reports whether it did.
 func (p *Proxy) forwardedPut(ctx *fasthttp.RequestCtx, id Identity) bool {
 	found := false
-	ctx.Request.Header.VisitAll(func(k, _ []byte) {
-		if !found && isXFF(k) {
+	for k := range ctx.Request.Header.All() {
+		if isXFF(k) {
 			found = true
+			break
 		}
-	})
+	}
 	if !found {
 		return false
 	}
