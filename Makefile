@@ -8,6 +8,7 @@ export PATH := $(patsubst %/,%,$(dir $(GO))):$(PATH)
 endif
 BIN       ?= bin/mdctl
 PREFIX    ?= /usr/local
+UNITDIR   ?= $(PREFIX)/lib/systemd/system
 # Three passes of 5 s runs: medians that survive a noisy minute (bench/README.md).
 BENCHFLAGS ?= -passes 3 -duration 5s
 # Empty: mdctl's own default (MDCTL_DATA_DIR, else /var/lib/mdctl as root), so `make run`
@@ -28,6 +29,7 @@ TEST_DEBS  = \
 	python3 \
 	qemu-system-x86 \
 	qemu-utils \
+	systemd \
 	tmux \
 	util-linux \
 	wrk \
@@ -37,7 +39,7 @@ BENCH_DEBS = \
 	python3-nova \
 	wrk
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS    = -X main.version=$(VERSION)
+LDFLAGS    = -X main.buildVersion=$(VERSION)
 
 # apt_install installs those of the Debian packages $(1) that are missing, so a warm
 # machine pays nothing.
@@ -86,6 +88,9 @@ install: build
 	install -D -m 0644 completions/mdctl.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/mdctl
 	install -D -m 0644 completions/mdctl.zsh $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_mdctl
 	install -D -m 0644 completions/mdctl.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/mdctl.fish
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|^ExecStart=/usr/local/bin/mdctl |ExecStart=$(PREFIX)/bin/mdctl |' dist/systemd/mdctl.service > $(DESTDIR)$(UNITDIR)/mdctl.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/mdctl.service
 
 # Seeds the example topology into the data dir and serves it (as root: namespaces, iptables).
 run: build

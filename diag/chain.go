@@ -77,6 +77,11 @@ func fetch(ctx context.Context, c *http.Client, u string, hdr map[string]string)
 		return answer{}, err
 	}
 	defer resp.Body.Close()
+	return readAnswer(resp)
+}
+
+// readAnswer reads a bounded answer.
+func readAnswer(resp *http.Response) (answer, error) {
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
 		return answer{}, fmt.Errorf("read answer: %w", err)
@@ -116,9 +121,13 @@ func checkAgent(ctx context.Context, o Options, t *target) Hop {
 	h := Hop{RequestIDs: []string{rid}, Evidence: []string{fmt.Sprintf("GET %s via %s with X-Forwarded-For %s, %s %s", metaDataPath, t.socket, t.ip, k, v)}}
 	owners, storeErr := portsHolding(ctx, o.Store, t)
 	h.Evidence = append(h.Evidence, "store: "+describeOwners(owners, t))
-	a, err := fetch(ctx, unixClient(t.socket), "http://agent"+metaDataPath, map[string]string{
+	hdr, err := t.withToken(ctx, unixClient(t.socket), "http://agent", map[string]string{
 		"X-Forwarded-For": t.ip, k: v, "X-Request-ID": rid,
 	})
+	var a answer
+	if err == nil {
+		a, err = fetch(ctx, unixClient(t.socket), "http://agent"+metaDataPath, hdr)
+	}
 	if err != nil {
 		h.Detail = "cannot ask the agent: " + rootCause(err)
 		h.Hint = "start the agent: mdctl serve (with the agent component) or systemctl restart mdctl"
@@ -258,7 +267,12 @@ func checkAPI(ctx context.Context, o Options, t *target) Hop {
 	c.Close()
 	rid := requestID()
 	h.RequestIDs = []string{rid}
-	a, err := fetch(ctx, tcpClient(), strings.TrimRight(o.APIURL, "/")+metaDataPath, t.signedHeaders(rid))
+	base := strings.TrimRight(o.APIURL, "/")
+	hdr, err := t.withToken(ctx, tcpClient(), base, t.signedHeaders(rid))
+	var a answer
+	if err == nil {
+		a, err = fetch(ctx, tcpClient(), base+metaDataPath, hdr)
+	}
 	if err != nil {
 		h.Detail = "signed request to the API failed: " + rootCause(err)
 		h.Hint = "read the API's log for request " + rid
@@ -309,11 +323,16 @@ func checkMetadata(ctx context.Context, o Options, t *target) Hop {
 	get := func(path string) (answer, error) {
 		rid := requestID()
 		h.RequestIDs = append(h.RequestIDs, rid)
+		c, base, hdr := tcpClient(), strings.TrimRight(o.APIURL, "/"), t.signedHeaders(rid)
 		if t.viaAgent {
 			k, v := t.scopeHeader()
-			return fetch(ctx, unixClient(t.socket), "http://agent"+path, map[string]string{"X-Forwarded-For": t.ip, k: v, "X-Request-ID": rid})
+			c, base, hdr = unixClient(t.socket), "http://agent", map[string]string{"X-Forwarded-For": t.ip, k: v, "X-Request-ID": rid}
 		}
-		return fetch(ctx, tcpClient(), strings.TrimRight(o.APIURL, "/")+path, t.signedHeaders(rid))
+		hdr, err := t.withToken(ctx, c, base, hdr)
+		if err != nil {
+			return answer{}, err
+		}
+		return fetch(ctx, c, base+path, hdr)
 	}
 	var problems, seen []string
 	md, err := get(metaDataPath)

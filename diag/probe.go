@@ -16,6 +16,7 @@ import (
 	"github.com/mdctl/mdctl/server/admin"
 	"github.com/mdctl/mdctl/server/dataplane"
 	"github.com/mdctl/mdctl/server/events"
+	"github.com/mdctl/mdctl/server/metadata"
 )
 
 // Probe is the end-to-end probe: one request sent from inside the lab
@@ -103,10 +104,16 @@ func runProbe(ctx context.Context, o Options, t *target) *Probe {
 			}
 		}
 	}()
-	if t.hasIPv6() {
-		p.IPv6 = guestGet6(ctx, t.guestNS, p.Path, o.Timeout)
+	// With tokens required the guest's requests carry one, as an IMDSv2
+	// client's do: asked once over IPv4, good for both (a token names the
+	// instance, not the address family).
+	hdr, err := guestToken(ctx, t, o.Timeout)
+	if err == nil {
+		if t.hasIPv6() {
+			p.IPv6 = guestGet6(ctx, t.guestNS, p.Path, o.Timeout, hdr)
+		}
+		p.Status, err = guestGet(ctx, t.guestNS, p.Path, o.Timeout, hdr)
 	}
-	p.Status, err = guestGet(ctx, t.guestNS, p.Path, o.Timeout)
 	if err != nil {
 		p.Error = "the guest's request failed: " + rootCause(err)
 		var op *net.OpError
@@ -119,19 +126,34 @@ func runProbe(ctx context.Context, o Options, t *target) *Probe {
 	return p
 }
 
-// guestGet sends one GET to the metadata address from inside ns, as the
-// guest would.
-func guestGet(ctx context.Context, ns, path string, limit time.Duration) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	hc := &http.Client{Transport: &http.Transport{
+// guestClient is an HTTP client whose connections to the metadata
+// address are made inside ns, one per request.
+func guestClient(ns string) *http.Client {
+	return &http.Client{Transport: &http.Transport{
 		Proxy:             nil,
 		DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return dataplane.DialContext(ctx, ns, "tcp4", net.JoinHostPort(dataplane.MetadataIPv4, "80"))
 		},
 	}}
-	a, err := fetch(ctx, hc, "http://"+dataplane.MetadataIPv4+path, map[string]string{"User-Agent": "mdctl-trace"})
+}
+
+const guestBase = "http://" + dataplane.MetadataIPv4
+
+// guestToken is the guest's request headers: a session token among them
+// when the instance's requests need one (t.withToken).
+func guestToken(ctx context.Context, t *target, limit time.Duration) (map[string]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	return t.withToken(ctx, guestClient(t.guestNS), guestBase, map[string]string{"User-Agent": "mdctl-trace"})
+}
+
+// guestGet sends one GET with hdr to the metadata address from inside ns,
+// as the guest would.
+func guestGet(ctx context.Context, ns, path string, limit time.Duration, hdr map[string]string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	a, err := fetch(ctx, guestClient(ns), guestBase+path, hdr)
 	return a.status, err
 }
 
@@ -142,15 +164,19 @@ const zone = dataplane.GuestInterface
 // IPv6: it is given http://[fe80::a9fe:a9fe%25eth0]/ and Debian's urllib3
 // writes the zone into Host unescaped. net/http would drop the zone from
 // Host, so the head is written by hand, with requests' default headers.
-func guestGet6(ctx context.Context, ns, path string, limit time.Duration) *GuestRequest {
+func guestGet6(ctx context.Context, ns, path string, limit time.Duration, hdr map[string]string) *GuestRequest {
 	g := &GuestRequest{
 		URL:  "http://[" + dataplane.MetadataIPv6 + "%25" + zone + "]" + path,
 		Host: "[" + dataplane.MetadataIPv6 + "%" + zone + "]",
 	}
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
+	var token string
+	if tok, ok := hdr[metadata.TokenHeader]; ok {
+		token = metadata.TokenHeader + ": " + tok + "\r\n"
+	}
 	status, err := rawGet(ctx, ns, "tcp6", net.JoinHostPort(dataplane.MetadataIPv6+"%"+zone, "80"),
-		"GET "+path+" HTTP/1.1\r\nHost: "+g.Host+"\r\nUser-Agent: mdctl-trace\r\nAccept-Encoding: gzip, deflate\r\nAccept: */*\r\nConnection: close\r\n\r\n")
+		"GET "+path+" HTTP/1.1\r\nHost: "+g.Host+"\r\nUser-Agent: mdctl-trace\r\nAccept-Encoding: gzip, deflate\r\nAccept: */*\r\n"+token+"Connection: close\r\n\r\n")
 	g.Status = status
 	if err != nil {
 		g.Error = rootCause(err)

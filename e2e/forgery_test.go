@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -132,10 +133,16 @@ func forgeryRequest(r *rand.Rand, v victimFacts) string {
 }
 
 // instanceMarks are the strings whose presence in an answer shows whose
-// data it is: the uuid, EC2 id, name and user data.
+// data it is: the uuid, EC2 id, name, user data and posted password.
 func instanceMarks(in store.Instance) []string {
-	return []string{in.ID, fmt.Sprintf("i-%08x", in.EC2ID), `"` + in.Name + `"`, string(in.UserData)}
+	return []string{in.ID, fmt.Sprintf("i-%08x", in.EC2ID), `"` + in.Name + `"`, string(in.UserData), forgeryPassword(in)}
 }
+
+// forgeryPassword is the password each guest has before the tries. With
+// one set, no try can post its own: a body the attacker chose (a chunked
+// POST's, which may quote the victim's id) would otherwise read back as
+// the attacker's own password and look like the victim's data.
+func forgeryPassword(in store.Instance) string { return "pw-of-" + in.Name + "-" + in.ID[:8] }
 
 // TestForgedIdentityNeverLeaks sends thousands of forged requests from
 // each tenant's guest through the real chain and checks that no answer
@@ -148,6 +155,9 @@ func TestForgedIdentityNeverLeaks(t *testing.T) {
 	ins := map[string]store.Instance{}
 	for _, n := range names {
 		ins[n] = w.Instance(n)
+		if err := w.Store.SetPassword(context.Background(), ins[n].ID, forgeryPassword(ins[n])); err != nil {
+			t.Fatal(err)
+		}
 		waitServing(t, w.GuestNS(n))
 	}
 	sign := func(id string) string {

@@ -85,12 +85,7 @@ func TestCloudInitReaderOverIPv6(t *testing.T) {
 	w.LabUp()
 	for path, vm := range map[string]string{"router": "vm6-routed", "dhcp": "vm6-iso"} {
 		t.Run(path, func(t *testing.T) {
-			ns := w.GuestNS(vm)
-			waitServing6(t, ns, vm)
-			c := testworld.RunCrawl(t, ns, "openstack", cloudInitURL6)
-			if c.Name != vm || c.InstanceID != w.Instance(vm).ID || !c.NetworkConfig {
-				t.Fatalf("cloud-init read %+v over IPv6, want %s's metadata", c, vm)
-			}
+			readsOverIPv6(t, w, vm)
 		})
 	}
 }
@@ -117,10 +112,23 @@ func TestCloudInitReaderOverIPv6OnIPv4OnlyNetwork(t *testing.T) {
 	w := testworld.New(t, iso4Topo)
 	w.StartServe(testworld.ServeOptions{})
 	w.LabUp()
-	ns := w.GuestNS("vm4")
-	waitServing6(t, ns, "vm4")
-	c := testworld.RunCrawl(t, ns, "openstack", cloudInitURL6)
-	if c.Name != "vm4" || c.InstanceID != w.Instance("vm4").ID {
-		t.Fatalf("cloud-init read %+v over IPv6, want vm4's metadata", c)
+	readsOverIPv6(t, w, "vm4")
+}
+
+// readsOverIPv6 has every cloud-init judge's OpenStack reader, given the
+// URL cloud-init >= 23.1 asks first, read vm's metadata from its guest.
+// (The judges' datasource mode would run the IPv6/IPv4 race itself, but
+// it finds nothing off OpenStack hardware: detect_openstack reads DMI.)
+func readsOverIPv6(t *testing.T, w *testworld.World, vm string) {
+	t.Helper()
+	ns := w.GuestNS(vm)
+	waitServing6(t, ns, vm)
+	for _, judge := range testworld.Judges(t) {
+		t.Run(judge, func(t *testing.T) {
+			c := testworld.RunCrawlWith(t, judge, ns, "openstack", cloudInitURL6)
+			if c.Name != vm || c.InstanceID != w.Instance(vm).ID || !c.NetworkConfig {
+				t.Fatalf("cloud-init %s read %+v over IPv6, want %s's metadata", judge, c, vm)
+			}
+		})
 	}
 }

@@ -151,7 +151,7 @@ func bootAndJudge(t *testing.T, im testimage.Image, c vmCase) {
 	}
 	rep, console, took := waitReport(t, v)
 	t.Logf("%s: report after %s", c.name, took.Round(time.Second))
-	judge(t, c, g, rep, console)
+	judgeVM(t, c, g, rep, console)
 	// What lab status shows as the requests serve saw: the crawl's, or
 	// none for a guest that read its config drive.
 	ac, err := admin.NewClient(filepath.Join(w.Dir, admin.SocketName))
@@ -190,7 +190,7 @@ func waitReport(t *testing.T, v server.LabVM) (testimage.Report, []byte, time.Du
 	}
 }
 
-func judge(t *testing.T, c vmCase, g dataplane.Guest, rep testimage.Report, console []byte) {
+func judgeVM(t *testing.T, c vmCase, g dataplane.Guest, rep testimage.Report, console []byte) {
 	t.Helper()
 	if rep.Status != "done" || rep.StatusRC != "0" || len(rep.Errors) > 0 {
 		t.Errorf("cloud-init status %q (rc %s), errors %q; want done, 0, none\n%s", rep.Status, rep.StatusRC, rep.Errors, rep.Sections["status"])

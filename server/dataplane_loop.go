@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"reflect"
+	"sync"
 	"syscall"
 	"time"
 
@@ -33,8 +35,19 @@ type dataplaneLoop struct {
 
 	// failures counts every failed reconcile attempt for /metrics.
 	failures *events.Counter
+	// resync is how often the kernel is reconciled although the store did
+	// not change, so that what someone else removed comes back (negative:
+	// never); repairs counts what those passes restored.
+	resync  time.Duration
+	repairs *events.Counter
 
 	desired dataplane.Desired
+	planned bool // desired holds a plan applied before
+	// firstPass is closed once the first apply has run (well or not):
+	// the proxies of what worked listen then.
+	firstPass chan struct{}
+	passed    sync.Once
+	cfg       store.Config // the settings desired was planned with
 }
 
 func (l *dataplaneLoop) Run(ctx context.Context) error {
@@ -44,11 +57,14 @@ func (l *dataplaneLoop) Run(ctx context.Context) error {
 	defer l.dhcp.Close()
 	errs := errorLog{log: l.log, what: "reconcile", failures: l.failures}
 	return storeWatch{
-		live: l.live, poll: l.poll,
+		live: l.live, poll: l.poll, resync: max(l.resync, 0),
 		full: l.apply,
 		// Each tick re-syncs listeners (a dead one restarts, a recreated
 		// namespace gets fresh ones) and restarts a dnsmasq that died.
-		tick: func(context.Context) error {
+		tick: func(ctx context.Context) error {
+			if l.resync > 0 && l.planned && l.namespaceMissing() {
+				return l.apply(ctx, l.cfg) // deleted under us: rebuild now, not at the next resync
+			}
 			return errors.Join(l.mgr.Sync(l.listeners()), l.dhcp.Sync(l.desired.DHCPServers))
 		},
 		report: func(err error) {
@@ -58,15 +74,46 @@ func (l *dataplaneLoop) Run(ctx context.Context) error {
 }
 
 func (l *dataplaneLoop) apply(ctx context.Context, cfg store.Config) error {
+	defer l.passed.Do(func() {
+		if l.firstPass != nil {
+			close(l.firstPass)
+		}
+	})
 	d, err := PlanFromStore(ctx, l.store, cfg)
 	if err != nil {
 		return err
 	}
-	l.desired = d
+	same := l.planned && reflect.DeepEqual(d, l.desired)
+	l.desired, l.planned, l.cfg = d, true, cfg
 	err = l.rec.Apply(ctx, d)
+	if n := l.rec.Changes(); same && n > 0 {
+		l.repairs.Add(uint64(n))
+		l.log.Warn("restored kernel state removed outside mdctl", "changes", n)
+	}
 	// Listeners and DHCP servers follow even a partial apply: the routers
 	// and networks that worked serve.
 	return errors.Join(err, l.mgr.Sync(l.listeners()), l.dhcp.Sync(d.DHCPServers))
+}
+
+// namespaceMissing reports whether a namespace the plan wants is gone: a
+// stat each, cheap enough for every tick.
+func (l *dataplaneLoop) namespaceMissing() bool {
+	names := []string{l.rec.Options().SegmentNamespace}
+	for _, rt := range l.desired.Routers {
+		names = append(names, rt.Namespace)
+	}
+	for _, dh := range l.desired.DHCP {
+		names = append(names, dh.Namespace)
+	}
+	for _, srv := range l.desired.DHCPServers {
+		names = append(names, srv.Namespace)
+	}
+	for _, ns := range names {
+		if ok, err := dataplane.NamespaceExists(ns); err == nil && !ok {
+			return true
+		}
+	}
+	return false
 }
 
 // PlanFromStore reads what the data plane needs and plans it: what serve

@@ -178,7 +178,7 @@ func labVMUp(ctx context.Context, st store.Reader, cfg store.Config, o LabVMOpti
 	}
 	// Every port gets a NIC, as nova gives one even to a config-drive-only
 	// guest: cloud-init needs the MAC network_data.json names.
-	spec.Devices = vmspec.FromView(view, drive)
+	spec.Devices = vmspec.FromView(view, o.Version, drive)
 	for _, g := range mine {
 		if err := dataplane.EnsureVMBridge(ctx, o.Dataplane, g); err != nil {
 			return LabVM{}, err

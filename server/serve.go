@@ -53,11 +53,22 @@ type Options struct {
 	APIListen string
 	// APIListener, when set, is used instead of listening on APIListen.
 	APIListener net.Listener
-	// Dataplane names this mdctl's namespaces (tests give each run its own).
+	// Dataplane names this mdctl's namespaces; without a SegmentNamespace,
+	// dataplane.ForDataDir(DataDir) names them, so that no two data dirs
+	// share kernel state.
 	Dataplane dataplane.Options
 	// Poll is how often store changes are looked for; default 200ms.
-	Poll   time.Duration
+	Poll time.Duration
+	// Resync is how often the data plane is reconciled although the store
+	// did not change, restoring rules and links someone else removed (a
+	// namespace removed is rebuilt at the next poll); default 5s. Negative:
+	// never heal (tests that inject faults for trace to find).
+	Resync time.Duration
 	Logger *slog.Logger
+	// Ready, when set, is called once the components listen: the API's
+	// port is bound, the agent answers on its socket and the data plane has
+	// made its first pass (so the proxies listen). systemd's READY=1.
+	Ready func()
 	// AdminListen is an optional TCP address for the admin endpoint,
 	// beside <data-dir>/admin.sock (for `mdctl tui --server` from elsewhere).
 	AdminListen string
@@ -126,6 +137,21 @@ func Run(ctx context.Context, o Options) error {
 	if o.Poll <= 0 {
 		o.Poll = 200 * time.Millisecond
 	}
+	if o.Resync == 0 {
+		o.Resync = 5 * time.Second
+	}
+	if slices.Contains(o.Components, ComponentAPI) {
+		if err := ensureTokenKey(ctx, o.Store); err != nil {
+			return fmt.Errorf("serve: session-token key: %w", err)
+		}
+	}
+	if o.Dataplane.SegmentNamespace == "" {
+		dp, err := dataplane.ForDataDir(o.DataDir, "")
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		o.Dataplane.SegmentNamespace, o.Dataplane.GuestPrefix = dp.SegmentNamespace, dp.GuestPrefix
+	}
 	live := store.NewLive(o.Store, o.Overrides)
 	if _, err := live.Snapshot(ctx); err != nil {
 		return fmt.Errorf("serve: read settings: %w", err)
@@ -141,10 +167,19 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	// What each instance last asked, for trace on guests it cannot enter.
-	recent := events.NewRecent(bus)
-	g.Go(func() error { return recent.Run(ctx) })
-	adm := admin.New(admin.Options{Bus: bus, Recent: recent, SocketPath: filepath.Join(o.DataDir, admin.SocketName), TCPAddr: o.AdminListen, Token: token,
+	// What each instance last asked (the agent knows who asked), for
+	// trace on guests it cannot enter.
+	var recent *events.Recent
+	if has(ComponentAgent) {
+		recent = events.NewRecent(bus)
+		g.Go(func() error { return recent.Run(ctx) })
+	}
+	var names *admin.DataplaneNames
+	if has(ComponentProxy) {
+		dp := dataplane.NewReconciler(o.Dataplane).Options()
+		names = &admin.DataplaneNames{SegmentNamespace: dp.SegmentNamespace, GuestPrefix: dp.GuestPrefix, HostNamespace: dp.HostNamespace}
+	}
+	adm := admin.New(admin.Options{Bus: bus, Recent: recent, Dataplane: names, SocketPath: filepath.Join(o.DataDir, admin.SocketName), TCPAddr: o.AdminListen, Token: token,
 		Status: reg.Components, Names: admin.StoreNames(o.Store), Logger: o.Logger.With("component", "admin")})
 	g.Go(func() error {
 		// The live view is not worth guests' metadata: a serve whose admin
@@ -169,14 +204,15 @@ func Run(ctx context.Context, o Options) error {
 		addr := "http://" + ln.Addr().String()
 		apiURL = func(store.Config) string { return addr }
 		apiTransport = inprocess.Transport{Handler: srv.Handler()}
-		o.Logger.Info("api listening", "addr", ln.Addr().String())
 		g.Go(reg.Track("api", ln.Addr().String(), func() error { return wrap("api", srv.Run(ctx, ln)) }))
 	}
 	var agentTransport http.RoundTripper
+	var loop *dataplaneLoop
 	if has(ComponentAgent) {
 		ag := agent.New(agent.Options{
 			Store: o.Store, Live: live, SocketPath: socket, SocketOwner: -1, SocketGroup: -1,
-			Logger: o.Logger.With("component", "agent"), APIURL: apiURL, APITransport: apiTransport, Events: bus,
+			Logger: o.Logger, // the agent names itself in its logs
+			APIURL: apiURL, APITransport: apiTransport, Events: bus,
 		})
 		// A proxy in this process calls the agent's handler, as the agent
 		// calls the API's; the socket still serves proxies elsewhere and
@@ -186,13 +222,16 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if has(ComponentProxy) {
 		px := proxy.New(proxy.Options{AgentSocket: socket, AgentTransport: agentTransport, Live: live,
-			Logger: o.Logger.With("component", "proxy"), Events: bus})
+			Logger: o.Logger, Events: bus}) // the proxy names itself in its logs
 		mgr := proxy.NewManager(px)
-		loop := &dataplaneLoop{
+		loop = &dataplaneLoop{
 			store: o.Store, live: live, rec: dataplane.NewReconciler(o.Dataplane), mgr: mgr,
 			log: o.Logger.With("component", "dataplane"), poll: o.Poll,
 			failures: bus.Metrics().Counter(events.ReconcileErrors, "Failed data-plane reconcile attempts."),
+			resync:   o.Resync, firstPass: make(chan struct{}),
+			repairs: bus.Metrics().Counter(events.DataplaneRepairs, "Namespaces and rules serve restored after someone else removed them."),
 		}
+		o.Logger.Info("proxy starting", "component", ComponentProxy, "segment", o.Dataplane.SegmentNamespace, "resync", o.Resync.String())
 		g.Go(reg.Track("proxy", "", func() error { return wrap("proxy", mgr.Run(ctx)) }))
 		g.Go(reg.Track("dataplane", "", func() error { return wrap("dataplane", loop.Run(ctx)) }))
 	}
@@ -200,9 +239,43 @@ func Run(ctx context.Context, o Options) error {
 		// Config drives: see configdrives.go.
 		cd := newConfigDriveLoop(o.Store, live, o.DataDir, o.Poll, o.Logger.With("component", ComponentConfigDrive))
 		dir := filepath.Join(o.DataDir, ConfigDrivesDirName)
+		o.Logger.Info("config drives kept", "component", ComponentConfigDrive, "dir", dir)
 		g.Go(reg.Track(ComponentConfigDrive, dir, func() error { return wrap(ComponentConfigDrive, cd.Run(ctx)) }))
 	}
+	if o.Ready != nil {
+		g.Go(func() error {
+			if waitListening(ctx, has(ComponentAgent), socket, loop) {
+				o.Ready()
+			}
+			return nil
+		})
+	}
 	return g.Wait()
+}
+
+// waitListening waits, until ctx ends, for the agent to answer on socket
+// (when this serve runs one) and for the data plane's first pass (when
+// loop is set). It reports whether both came.
+func waitListening(ctx context.Context, agent bool, socket string, loop *dataplaneLoop) bool {
+	if loop != nil {
+		select {
+		case <-loop.firstPass:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for agent {
+		if c, err := net.Dial("unix", socket); err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return ctx.Err() == nil
 }
 
 func (o Options) listenAPI() (net.Listener, error) {

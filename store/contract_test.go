@@ -58,6 +58,7 @@ var contract = []struct {
 	{"OpenNewConcurrently", contractOpenNewConcurrently},
 	{"ConcurrentWriters", contractConcurrentWriters},
 	{"ConcurrentUniqueness", contractConcurrentUniqueness},
+	{"ConstraintsBackTheRules", contractConstraintsBackTheRules},
 	{"ChangeSeenByOtherHandle", contractChangeSeenByOtherHandle},
 	{"LiveFollowsOtherHandle", contractLiveFollowsOtherHandle},
 }
@@ -249,6 +250,42 @@ func contractConcurrentUniqueness(t *testing.T, b backend) {
 			t.Errorf("ec2 id %d given to %s and %s", i.EC2ID, other, i.ID)
 		}
 		seen[i.EC2ID] = i.ID
+	}
+}
+
+// contractConstraintsBackTheRules: the schema itself refuses what the
+// rules refuse, as ErrConflict, for a writer that skips the record layer's
+// checks (another version of mdctl, say, or a hand-written INSERT).
+func contractConstraintsBackTheRules(t *testing.T, b backend) {
+	ctx := context.Background()
+	s := b.open(t)
+	fixture(t, s)
+	for _, c := range []struct {
+		name string
+		stmt string
+		args []any
+	}{
+		{"network name", `INSERT INTO networks (id, name, project_id, mtu, created_at, updated_at) VALUES (?, ?, '', 0, 0, 0)`, []any{"n9", "net1"}},
+		{"project name", `INSERT INTO projects (id, name) VALUES (?, ?)`, []any{"p9", "demo"}},
+		{"router name", `INSERT INTO routers (id, name, project_id, created_at, updated_at) VALUES (?, ?, '', 0, 0)`, []any{"r9", "router1"}},
+		{"mac on a network", `INSERT INTO ports (id, network_id, project_id, mac_address, device_id, device_owner, created_at)
+			VALUES (?, 'n1', '', ?, '', '', 0)`, []any{"x9", "fa:16:3e:00:00:01"}},
+		{"address on a network", `INSERT INTO fixed_ips (port_id, pos, network_id, subnet_id, ip_address) VALUES (?, 1, 'n1', 's1', ?)`, []any{"dp1", "10.90.1.10"}},
+		{"ec2 id", `UPDATE instances SET ec2_id = ? WHERE id = ?`, []any{99, "i1"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.name == "ec2 id" {
+				must(t, s.PutInstance(ctx, Instance{ID: "i9", EC2ID: 99}))
+			}
+			err := s.Update(ctx, func(tx Tx) error {
+				st := tx.(*sqlTx)
+				_, err := st.q.ExecContext(ctx, c.stmt, c.args...)
+				return st.mapErr(err)
+			})
+			if !errors.Is(err, ErrConflict) {
+				t.Errorf("%s: %v, want ErrConflict", c.stmt, err)
+			}
+		})
 	}
 }
 

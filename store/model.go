@@ -117,6 +117,9 @@ type Instance struct {
 	UserData         []byte `json:"user_data,omitempty" yaml:"user_data,omitempty"`
 	ConfigDrive      bool   `json:"config_drive" yaml:"config_drive"`
 	AdminPass        string `json:"-" yaml:"-"` // goes on the config drive only
+	// MetadataTokens overrides the metadata_tokens setting for this
+	// instance: "optional", "required", or "" to follow the setting.
+	MetadataTokens string `json:"metadata_tokens,omitempty" yaml:"metadata_tokens,omitempty"`
 	// EC2ID is nova's integer instance id, shown as i-%08x and ami-%08x.
 	EC2ID     int64     `json:"ec2_id" yaml:"ec2_id"`
 	CreatedAt time.Time `json:"created_at" yaml:"created_at"`

@@ -14,13 +14,15 @@ import (
 )
 
 // The change feed's timing. A listener that hears nothing for pgFeedIdle
-// pings its connection, so a dead peer (a host gone without a FIN) is found
-// within pgFeedIdle+pgFeedPing rather than at TCP's timeouts. While the
-// feed is down, Generation follows other writers by polling every
-// pgPollEvery, and the feed reconnects after pgReconnectMin, backing off
-// to pgReconnectMax.
+// reads the counter over its connection, so a dead peer (a host gone
+// without a FIN) is found within pgFeedIdle+pgFeedPing rather than at
+// TCP's timeouts, and a notification lost on the way is late by
+// pgFeedIdle at most. While the feed is down, Generation follows other
+// writers by polling every pgPollEvery, and the feed reconnects after
+// pgReconnectMin, backing off to pgReconnectMax.
+var pgFeedIdle = 10 * time.Second // a var for tests
+
 const (
-	pgFeedIdle     = 10 * time.Second
 	pgFeedPing     = 3 * time.Second
 	pgPollEvery    = 200 * time.Millisecond
 	pgReconnectMin = 500 * time.Millisecond
@@ -35,6 +37,7 @@ type pgFeed struct {
 	query     func(context.Context) (uint64, error) // reads the counter through the pool
 	cur       atomic.Uint64
 	listening atomic.Bool
+	idle      time.Duration // pgFeedIdle when it started
 	cancel    context.CancelFunc
 	done      chan struct{}
 }
@@ -43,12 +46,12 @@ func startPGFeed(cfg *pgx.ConnConfig, gen uint64, query func(context.Context) (u
 	lc := cfg.Copy()
 	lc.RuntimeParams["application_name"] = cfg.RuntimeParams["application_name"] + " listener"
 	// A deadline, not a cancel request, ends a wait: a cancel request
-	// could land on the ping that follows.
+	// could land on the counter read that follows.
 	lc.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
 		return &pgconn.DeadlineContextWatcherHandler{Conn: c.Conn()}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &pgFeed{query: query, cancel: cancel, done: make(chan struct{})}
+	f := &pgFeed{query: query, idle: pgFeedIdle, cancel: cancel, done: make(chan struct{})}
 	f.cfg.Store(lc)
 	f.cur.Store(gen)
 	go f.run(ctx)
@@ -79,16 +82,19 @@ func (f *pgFeed) raise(gen uint64) {
 func (f *pgFeed) run(ctx context.Context) {
 	defer close(f.done)
 	wait := pgReconnectMin
-	for ctx.Err() == nil {
-		heard, err := f.listen(ctx)
+	for down := false; ctx.Err() == nil; down = true {
+		heard, err := f.listen(ctx, down)
 		f.listening.Store(false)
 		if ctx.Err() != nil {
 			return
 		}
-		if heard {
+		switch {
+		case heard || !down: // it was up (or never came up): say so once
 			wait = pgReconnectMin
+			slog.Warn("store change feed down; polling until it reconnects", "error", err)
+		default:
+			slog.Debug("store change feed: reconnect failed", "retry_in", wait, "error", err)
 		}
-		slog.Warn("store change feed down; polling until it reconnects", "retry_in", wait, "error", err)
 		f.poll(ctx, wait)
 		wait = min(2*wait, pgReconnectMax)
 	}
@@ -96,8 +102,8 @@ func (f *pgFeed) run(ctx context.Context) {
 
 // listen LISTENs on one connection and raises the generation on each
 // notification until the connection fails. heard says it got as far as
-// listening.
-func (f *pgFeed) listen(ctx context.Context) (heard bool, err error) {
+// listening; again, that the feed was down before.
+func (f *pgFeed) listen(ctx context.Context, again bool) (heard bool, err error) {
 	cctx, cancel := context.WithTimeout(ctx, pgReconnectMax)
 	conn, err := pgx.ConnectConfig(cctx, f.cfg.Load())
 	cancel()
@@ -120,8 +126,11 @@ func (f *pgFeed) listen(ctx context.Context) (heard bool, err error) {
 	}
 	f.raise(uint64(gen))
 	f.listening.Store(true)
+	if again {
+		slog.Info("store change feed listening again", "generation", gen)
+	}
 	for {
-		wctx, cancel := context.WithTimeout(ctx, pgFeedIdle)
+		wctx, cancel := context.WithTimeout(ctx, f.idle)
 		n, err := conn.WaitForNotification(wctx)
 		cancel()
 		switch {
@@ -132,12 +141,16 @@ func (f *pgFeed) listen(ctx context.Context) (heard bool, err error) {
 		case ctx.Err() != nil:
 			return true, ctx.Err()
 		case errors.Is(err, context.DeadlineExceeded) && !conn.IsClosed():
+			// Quiet: read the counter, which pings the connection and
+			// catches up should notifications be lost on the way (a
+			// pooler in transaction mode drops LISTEN).
 			pctx, cancel := context.WithTimeout(ctx, pgFeedPing)
-			err = conn.Ping(pctx)
+			err = conn.QueryRow(pctx, `SELECT generation FROM counters WHERE id = 1`).Scan(&gen)
 			cancel()
 			if err != nil {
 				return true, err
 			}
+			f.raise(uint64(gen))
 		default:
 			return true, err
 		}

@@ -46,7 +46,6 @@ type Postgres struct {
 }
 
 var pgDialect = &dialect{
-	name:          "postgres",
 	rebind:        rebindDollar,
 	noIndex:       func(col string) string { return col },
 	mapErr:        mapPGErr,
@@ -63,6 +62,7 @@ var pgDialect = &dialect{
 	// Until autovacuum gets to a freshly loaded table, the planner guesses
 	// and reads a whole network's ports to find one address.
 	analyze: `ANALYZE`,
+	publish: notifyGeneration,
 }
 
 // isPostgresURL reports whether a --db URL names a PostgreSQL database.
@@ -105,7 +105,6 @@ func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
 	}
 	s.feed = startPGFeed(cfg, gen, s.queryGeneration)
 	s.gen = s.feed
-	s.sqlStore.feed = notifyGeneration
 	return s, nil
 }
 

@@ -110,3 +110,29 @@ func TestMigrationsPaired(t *testing.T) {
 		}
 	}
 }
+
+// TestPostgresFeedCatchesUpWithoutNotify: a generation bumped without a
+// notification (lost on the way, as behind a pooler that drops LISTEN)
+// still reaches a listening handle, on its next quiet-time read.
+func TestPostgresFeedCatchesUpWithoutNotify(t *testing.T) {
+	ctx := context.Background()
+	old := pgFeedIdle
+	pgFeedIdle = 100 * time.Millisecond
+	t.Cleanup(func() { pgFeedIdle = old })
+	c := pgtest.Start(t)
+	u := c.NewDB(t)
+	s, err := OpenPostgres(ctx, u)
+	must(t, err)
+	t.Cleanup(func() { s.Close() })
+	waitFor(t, "the feed listens", s.Listening)
+	g0, err := s.Generation(ctx)
+	must(t, err)
+	if _, err := s.wdb.ExecContext(ctx, `UPDATE counters SET generation = generation + 1 WHERE id = 1`); err != nil {
+		t.Fatal(err)
+	}
+	took := waitGeneration(t, s, g0+1)
+	t.Logf("caught up %v after a silent bump", took)
+	if !s.Listening() {
+		t.Error("the feed stopped listening")
+	}
+}

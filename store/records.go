@@ -648,14 +648,14 @@ func (t *sqlTx) DeletePort(ctx context.Context, id string) error {
 // ---- instances
 
 const instanceCols = `id, ec2_id, name, hostname, project_id, availability_zone, flavor, launch_index,
-	meta, keys, user_data, config_drive, admin_pass, created_at, updated_at`
+	meta, keys, user_data, config_drive, admin_pass, created_at, updated_at, metadata_tokens`
 
 func scanInstance(s interface{ Scan(...any) error }) (Instance, error) {
 	var i Instance
 	var meta, keys string
 	var c, u int64
 	if err := s.Scan(&i.ID, &i.EC2ID, &i.Name, &i.Hostname, &i.ProjectID, &i.AvailabilityZone, &i.Flavor,
-		&i.LaunchIndex, &meta, &keys, &i.UserData, &i.ConfigDrive, &i.AdminPass, &c, &u); err != nil {
+		&i.LaunchIndex, &meta, &keys, &i.UserData, &i.ConfigDrive, &i.AdminPass, &c, &u, &i.MetadataTokens); err != nil {
 		return Instance{}, err
 	}
 	if len(i.UserData) == 0 {
@@ -694,6 +694,9 @@ func (t *sqlTx) PutInstance(ctx context.Context, i Instance) error {
 	if err := required("instance", "id", i.ID); err != nil {
 		return err
 	}
+	if err := CheckMetadataTokens(i.MetadataTokens); err != nil {
+		return fmt.Errorf("put instance %s: %w", i.ID, err)
+	}
 	canonicalInstance(&i)
 	if same, err := unchanged(ctx, t.GetInstance, i.ID, i, stampInstance); same || err != nil {
 		return err
@@ -720,15 +723,16 @@ func (t *sqlTx) PutInstance(ctx context.Context, i Instance) error {
 	}
 	ts := now()
 	_, err = t.q.ExecContext(ctx, `INSERT INTO instances (`+instanceCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET ec2_id = excluded.ec2_id, name = excluded.name,
 			hostname = excluded.hostname, project_id = excluded.project_id,
 			availability_zone = excluded.availability_zone, flavor = excluded.flavor,
 			launch_index = excluded.launch_index, meta = excluded.meta, keys = excluded.keys,
 			user_data = excluded.user_data, config_drive = excluded.config_drive,
-			admin_pass = excluded.admin_pass, updated_at = excluded.updated_at`,
+			admin_pass = excluded.admin_pass, updated_at = excluded.updated_at,
+			metadata_tokens = excluded.metadata_tokens`,
 		i.ID, ec2, i.Name, i.Hostname, i.ProjectID, i.AvailabilityZone, i.Flavor, i.LaunchIndex,
-		string(meta), string(keys), ud, i.ConfigDrive, i.AdminPass, nanosOr(i.CreatedAt, ts), t.updatedAt(i.UpdatedAt, ts))
+		string(meta), string(keys), ud, i.ConfigDrive, i.AdminPass, nanosOr(i.CreatedAt, ts), t.updatedAt(i.UpdatedAt, ts), i.MetadataTokens)
 	if err != nil {
 		return fmt.Errorf("put instance %s: %w", i.ID, t.mapErr(err))
 	}
@@ -804,31 +808,57 @@ func (t *sqlTx) InstanceView(ctx context.Context, ref string) (InstanceView, err
 	if err != nil {
 		return InstanceView{}, fmt.Errorf("instance %q: ports: %w", ref, err)
 	}
-	nets := map[string]Network{}
-	subs := map[string]Subnet{}
+	// The networks and subnets of all its ports, one statement each
+	// rather than one per port: a round trip is what a network server
+	// charges.
+	nets, err := scanByID(ctx, t, `SELECT `+networkCols+` FROM networks
+		WHERE id IN (SELECT network_id FROM ports WHERE device_id = ?)`,
+		scanNetwork, func(n Network) string { return n.ID }, inst.ID)
+	if err != nil {
+		return InstanceView{}, fmt.Errorf("instance %q: networks: %w", ref, err)
+	}
+	subs, err := scanByID(ctx, t, `SELECT `+subnetCols+` FROM subnets
+		WHERE id IN (SELECT f.subnet_id FROM fixed_ips f JOIN ports p ON p.id = f.port_id WHERE p.device_id = ?)`,
+		scanSubnet, func(s Subnet) string { return s.ID }, inst.ID)
+	if err != nil {
+		return InstanceView{}, fmt.Errorf("instance %q: subnets: %w", ref, err)
+	}
 	for _, p := range ports {
 		pv := PortView{Port: p}
 		n, ok := nets[p.NetworkID]
 		if !ok {
-			if n, err = t.GetNetwork(ctx, p.NetworkID); err != nil {
-				return InstanceView{}, fmt.Errorf("instance %q: port %s: %w", ref, p.ID, err)
-			}
-			nets[p.NetworkID] = n
+			return InstanceView{}, fmt.Errorf("instance %q: port %s: %w", ref, p.ID, notFound("network", p.NetworkID))
 		}
 		pv.Network = n
 		for _, f := range p.FixedIPs {
 			s, ok := subs[f.SubnetID]
 			if !ok {
-				if s, err = t.GetSubnet(ctx, f.SubnetID); err != nil {
-					return InstanceView{}, fmt.Errorf("instance %q: port %s: %w", ref, p.ID, err)
-				}
-				subs[f.SubnetID] = s
+				return InstanceView{}, fmt.Errorf("instance %q: port %s: %w", ref, p.ID, notFound("subnet", f.SubnetID))
 			}
 			pv.Subnets = append(pv.Subnets, s)
 		}
 		v.Ports = append(v.Ports, pv)
 	}
 	return v, nil
+}
+
+// scanByID reads the records q selects, by their id.
+func scanByID[T any](ctx context.Context, t *sqlTx, q string, scan func(interface{ Scan(...any) error }) (T, error),
+	id func(T) string, args ...any) (map[string]T, error) {
+	rows, err := t.query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out[id(v)] = v
+	}
+	return out, rows.Err()
 }
 
 // ---- settings and passwords

@@ -2,6 +2,8 @@ package store
 
 import (
 	"fmt"
+	"net/netip"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -18,6 +20,13 @@ const (
 	KindInt  // an integer ≥ Min
 	KindEnum // one of Allowed
 	KindList // comma-separated strings
+	KindHost // a host name or an IP address
+)
+
+// oslo.config's Boolean spellings, compared without case.
+var (
+	trueWords  = []string{"true", "1", "on", "yes"}
+	falseWords = []string{"false", "0", "off", "no"}
 )
 
 // SettingDef describes one setting: its nova/neutron name, default and help.
@@ -27,6 +36,7 @@ type SettingDef struct {
 	Kind    SettingKind
 	Allowed []string // for KindEnum
 	Min     int      // for KindInt
+	Max     int      // for KindInt; 0: no upper bound
 	Secret  bool     // shown masked in listings
 	Help    string
 }
@@ -45,8 +55,8 @@ var settingDefs = []SettingDef{
 	{Key: "metadata_cache_expiration", Default: "15", Kind: KindInt, Help: "nova: seconds a built metadata answer may be reused (0 disables)"},
 	{Key: "service_metadata_proxy", Default: "true", Kind: KindBool, Help: "nova: trust signed X-Instance-ID headers from the agent (false: identify by peer address)"},
 	{Key: "dhcp_domain", Default: "novalocal", Kind: KindString, Help: "nova: domain appended to hostnames"},
-	{Key: "nova_metadata_host", Default: "127.0.0.1", Kind: KindString, Help: "neutron agent: where the metadata API listens"},
-	{Key: "nova_metadata_port", Default: "8775", Kind: KindInt, Min: 1, Help: "neutron agent: the metadata API's port"},
+	{Key: "nova_metadata_host", Default: "127.0.0.1", Kind: KindHost, Help: "neutron agent: where the metadata API listens"},
+	{Key: "nova_metadata_port", Default: "8775", Kind: KindInt, Min: 1, Max: 65535, Help: "neutron agent: the metadata API's port"},
 	{Key: "nova_metadata_protocol", Default: "http", Kind: KindEnum, Allowed: []string{"http", "https"}, Help: "neutron agent: the metadata API's scheme"},
 	{Key: "vendordata_providers", Default: "StaticJSON", Kind: KindList, Allowed: []string{"StaticJSON", "DynamicJSON"}, Help: "nova: vendor data sources"},
 	{Key: "vendordata_jsonfile_path", Default: "", Kind: KindString, Help: "nova: JSON file served as vendor_data.json"},
@@ -54,6 +64,9 @@ var settingDefs = []SettingDef{
 	{Key: "vendordata_dynamic_connect_timeout", Default: "5", Kind: KindInt, Min: 3, Help: "nova: seconds to connect to a dynamic vendordata service"},
 	{Key: "vendordata_dynamic_read_timeout", Default: "5", Kind: KindInt, Help: "nova: seconds to wait for a dynamic vendordata answer"},
 	{Key: "vendordata_dynamic_failure_fatal", Default: "false", Kind: KindBool, Help: "nova: fail the request when a dynamic vendordata service fails"},
+	{Key: "metadata_tokens", Default: "optional", Kind: KindEnum, Allowed: []string{"optional", "required"}, Help: "mdctl (AWS IMDSv2's HttpTokens): required refuses metadata requests without a session token (PUT /latest/api/token) with 401, on both trees; cloud-init's OpenStack datasource never sends one, so required suits EC2-datasource and SDK clients only"},
+	{Key: "metadata_token_hop_limit", Default: "1", Kind: KindInt, Min: 1, Help: "mdctl (AWS's HttpPutResponseHopLimit): IP TTL / hop limit of the proxy's token answers; 1 keeps a token from a container NATed behind the guest"},
+	{Key: "metadata_token_key", Default: "", Kind: KindString, Secret: true, Help: "mdctl: HMAC key session tokens are signed with; serve makes one on first start and keeps it with the settings, so every API of the deployment accepts the same tokens, across restarts"},
 	{Key: "metadata_proxy_conns_per_source", Default: "32", Kind: KindInt, Help: "mdctl: open connections one guest address may hold at a proxy (0: no cap); past it new ones are closed at once, so one guest cannot fill the listener's 1024 (haproxy's maxconn) and starve its router's other guests"},
 	{Key: "metadata_rate_limiting.rate_limit_enabled", Default: "true", Kind: KindBool, Help: "neutron: per-source request limits in the proxies (429)"},
 	{Key: "metadata_rate_limiting.ip_versions", Default: "4,6", Kind: KindList, Allowed: []string{"4", "6"}, Help: "neutron: the IP versions rate limits apply to (mdctl: both by default and either or both allowed, where neutron takes exactly one and defaults to 4, because a family left unlimited is a way around the limit)"},
@@ -85,26 +98,32 @@ func LookupSetting(key string) (SettingDef, bool) {
 func NormalizeSetting(key, value string) (string, error) {
 	d, ok := LookupSetting(key)
 	if !ok {
-		keys := make([]string, 0, len(settingDefs))
-		for _, d := range SettingDefs() {
-			keys = append(keys, d.Key)
-		}
-		return "", fmt.Errorf("unknown setting %q; known settings: %s", key, strings.Join(keys, ", "))
+		return "", unknownSetting(key)
 	}
 	v := strings.TrimSpace(value)
 	switch d.Kind {
 	case KindBool:
-		b, err := strconv.ParseBool(strings.ToLower(v))
-		if err != nil {
-			return "", fmt.Errorf("%s: %q is not a boolean; allowed: true, false", key, value)
+		switch lv := strings.ToLower(v); {
+		case slices.Contains(trueWords, lv):
+			return "true", nil
+		case slices.Contains(falseWords, lv):
+			return "false", nil
 		}
-		return strconv.FormatBool(b), nil
+		return "", fmt.Errorf("%s: %q is not a boolean; allowed: true/false, yes/no, on/off, 1/0", key, value)
 	case KindInt:
 		n, err := strconv.Atoi(v)
-		if err != nil || n < d.Min {
+		switch {
+		case err != nil || n < d.Min:
 			return "", fmt.Errorf("%s: %q is not an integer ≥ %d", key, value, d.Min)
+		case d.Max > 0 && n > d.Max:
+			return "", fmt.Errorf("%s: %d is more than %d", key, n, d.Max)
 		}
 		return strconv.Itoa(n), nil
+	case KindHost:
+		if !validHost(v) {
+			return "", fmt.Errorf("%s: %q is neither an IP address nor a host name", key, value)
+		}
+		return v, nil
 	case KindEnum:
 		for _, a := range d.Allowed {
 			if strings.EqualFold(v, a) {
@@ -133,6 +152,65 @@ func NormalizeSetting(key, value string) (string, error) {
 		return strings.Join(items, ","), nil
 	}
 	return v, nil
+}
+
+// hostLabel is one label of an RFC 1123 host name.
+var hostLabel = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+
+func validHost(v string) bool {
+	if _, err := netip.ParseAddr(v); err == nil {
+		return true
+	}
+	if v == "" || len(v) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(v, "."), ".") {
+		if !hostLabel.MatchString(l) {
+			return false
+		}
+	}
+	// All digits and dots is a mistyped address, not a name.
+	return strings.Trim(v, "0123456789.") != ""
+}
+
+// unknownSetting names the nearest known keys (a typo), else all of them.
+func unknownSetting(key string) error {
+	var near, all []string
+	best := max(2, len(key)/5) // farther than this is no typo
+	for _, d := range SettingDefs() {
+		all = append(all, d.Key)
+		switch dist := distance(key, d.Key); {
+		case dist < best:
+			best, near = dist, []string{d.Key}
+		case dist == best:
+			near = append(near, d.Key)
+		}
+	}
+	if len(near) > 0 {
+		return fmt.Errorf("unknown setting %q; did you mean %s?", key, strings.Join(near, " or "))
+	}
+	return fmt.Errorf("unknown setting %q; known settings: %s", key, strings.Join(all, ", "))
+}
+
+// distance is the Levenshtein distance between a and b.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 func splitList(v string) []string {
@@ -169,6 +247,9 @@ type Config struct {
 	VendordataReadTimeout      int
 	VendordataFailureFatal     bool
 	ProxyConnsPerSource        int
+	MetadataTokensRequired     bool
+	MetadataTokenHopLimit      int
+	MetadataTokenKey           string
 	RateLimitEnabled           bool
 	RateLimitIPVersions        []string // "4", "6" or both
 	RateLimitBaseWindowSeconds int
@@ -194,6 +275,25 @@ func Resolve(stored, overrides map[string]string) (map[string]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// CheckMetadataTokens checks an instance's metadata_tokens override: one
+// of the setting's values, or "" to follow the setting.
+func CheckMetadataTokens(v string) error {
+	d, _ := LookupSetting("metadata_tokens")
+	if v == "" || slices.Contains(d.Allowed, v) {
+		return nil
+	}
+	return fmt.Errorf("metadata_tokens %q: use %s, or nothing to follow the setting", v, strings.Join(d.Allowed, " or "))
+}
+
+// TokensRequired says whether in's requests need a session token: its own
+// metadata_tokens, else the setting.
+func (c Config) TokensRequired(in Instance) bool {
+	if in.MetadataTokens != "" {
+		return in.MetadataTokens == "required"
+	}
+	return c.MetadataTokensRequired
 }
 
 // DefaultConfig is every setting at its default.
@@ -235,6 +335,9 @@ func ParseConfig(stored, overrides map[string]string) (Config, error) {
 		VendordataReadTimeout:      n("vendordata_dynamic_read_timeout"),
 		VendordataFailureFatal:     b("vendordata_dynamic_failure_fatal"),
 		ProxyConnsPerSource:        n("metadata_proxy_conns_per_source"),
+		MetadataTokensRequired:     m["metadata_tokens"] == "required",
+		MetadataTokenHopLimit:      n("metadata_token_hop_limit"),
+		MetadataTokenKey:           m["metadata_token_key"],
 		RateLimitEnabled:           b("metadata_rate_limiting.rate_limit_enabled"),
 		RateLimitIPVersions:        splitList(m["metadata_rate_limiting.ip_versions"]),
 		RateLimitBaseWindowSeconds: n("metadata_rate_limiting.base_window_duration"),

@@ -16,7 +16,6 @@ import (
 // dialect is all that differs between the SQL backends once a store is
 // open: the record layer (records.go) and the rules (rules.go) are shared.
 type dialect struct {
-	name string
 	// rebind turns the record layer's "?" placeholders into the backend's.
 	rebind func(q string) string
 	// noIndex writes col so the planner does not pick its index (SQLite
@@ -39,6 +38,10 @@ type dialect struct {
 	migrationLock string
 	// versionTable creates schema_migrations.
 	versionTable string
+	// publish announces a commit's generation in its transaction, to other
+	// processes and hosts; nil where they find out themselves (SQLite's
+	// -wal file).
+	publish func(ctx context.Context, tx *sql.Tx, gen uint64) error
 	// analyze, run after a bulk load, gives the planner statistics at once
 	// ("" where plans do not rely on them).
 	analyze string
@@ -73,12 +76,11 @@ type genSource interface {
 // sqlStore is a Store over database/sql: SQLite and PostgreSQL are a
 // sqlStore each with their own dialect, pools and generation source.
 type sqlStore struct {
-	d    *dialect
-	wdb  *sql.DB // writers
-	rdb  *sql.DB // readers; may be wdb
-	rst  *stmtCache
-	gen  genSource
-	feed func(ctx context.Context, tx *sql.Tx, gen uint64) error // publishes a commit's generation in its transaction; nil for none
+	d   *dialect
+	wdb *sql.DB // writers
+	rdb *sql.DB // readers; may be wdb
+	rst *stmtCache
+	gen genSource
 }
 
 var _ Store = (*sqlStore)(nil)
@@ -111,8 +113,8 @@ func (s *sqlStore) Update(ctx context.Context, fn func(tx Tx) error) error {
 			RETURNING generation`).Scan(&gen); err != nil {
 			return fmt.Errorf("bump generation: %w", s.d.mapErr(err))
 		}
-		if s.feed != nil {
-			if err := s.feed(ctx, stx, gen); err != nil {
+		if s.d.publish != nil {
+			if err := s.d.publish(ctx, stx, gen); err != nil {
 				return fmt.Errorf("publish generation %d: %w", gen, err)
 			}
 		}

@@ -40,7 +40,6 @@ type SQLite struct {
 // sqliteDialect: "?" placeholders as written, a unary "+" to keep a
 // column's index out of a plan.
 var sqliteDialect = &dialect{
-	name:         "sqlite",
 	rebind:       func(q string) string { return q },
 	noIndex:      func(col string) string { return "+" + col },
 	mapErr:       mapSQLiteErr,
@@ -70,6 +69,29 @@ func Open(dataDir, url string) (Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// Exists reports whether the store Open(dataDir, url) names is there
+// already, so that read-only commands say "no store" rather than create an
+// empty one; it also returns where it looked. A PostgreSQL database is
+// the operator's to create: it counts as there, and Open says whether it
+// answers.
+func Exists(dataDir, url string) (bool, string, error) {
+	path, file, err := SQLiteFile(dataDir, url)
+	if err != nil {
+		return false, "", err
+	}
+	if !file {
+		return true, RedactURL(url), nil
+	}
+	_, err = os.Stat(path)
+	switch {
+	case err == nil:
+		return true, path, nil
+	case errors.Is(err, os.ErrNotExist):
+		return false, path, nil
+	}
+	return false, path, fmt.Errorf("open store: %w", err)
 }
 
 // sqlitePath turns a --db URL into the SQLite file it names.
@@ -143,8 +165,11 @@ func openSQLite(path string) (*SQLite, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 		return nil, fmt.Errorf("open sqlite store %s: create directory: %w", abs, err)
+	}
+	if err := private(abs); err != nil {
+		return nil, fmt.Errorf("open sqlite store %s: %w", abs, err)
 	}
 	s := &SQLite{path: abs}
 	s.d = sqliteDialect
@@ -169,6 +194,25 @@ func openSQLite(path string) (*SQLite, error) {
 	s.wal = newGenCache(abs, s.queryGeneration)
 	s.gen = s.wal
 	return s, nil
+}
+
+// private makes the database file (it holds metadata_proxy_shared_secret)
+// and its journals readable by the owner only: a new file is created 0600
+// (SQLite gives its -wal and -shm the same mode), an older one is tightened.
+func private(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, fi.Mode().Perm()&0o700); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // openPool opens a connection pool with the pragmas every connection needs.

@@ -307,11 +307,13 @@ func SeedLab(ctx context.Context, s store.Store, n int, routerID string) ([]stri
 }
 
 // labRateLimits keep neutron's limiter running in the lab but above a
-// load generator's rate from one source.
+// load generator's rate from one source, and lift the per-source
+// connection cap above its connections (wrk -c64 is one guest).
 var labRateLimits = map[string]string{
 	"metadata_rate_limiting.rate_limit_enabled":     "true",
 	"metadata_rate_limiting.base_query_rate_limit":  "100000000",
 	"metadata_rate_limiting.burst_query_rate_limit": "100000000",
+	"metadata_proxy_conns_per_source":               "0",
 }
 
 // labUUID is a UUID-shaped id whose first 11 characters differ per index

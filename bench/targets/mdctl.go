@@ -241,7 +241,9 @@ func serveProxy(ctx context.Context, args []string, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", MdctlProxy, err)
 	}
-	p := proxy.New(proxy.Options{AgentSocket: *sock, Logger: childLogger()})
+	// wrk is one source with 64 connections, and haproxy's reference has
+	// no per-source cap: none here either, so both serve the same load.
+	p := proxy.New(proxy.Options{AgentSocket: *sock, Logger: childLogger(), ConnsPerSource: -1})
 	return p.Serve(ctx, ln, proxy.Identity{RouterID: routerID})
 }
 

@@ -17,10 +17,11 @@ type applyOptions struct {
 	Store  func(context.Context) (store.Store, error)
 	File   string
 	Output string
+	DryRun bool // check against the store and print what would change; write nothing
 }
 
 func newCmdApply(f *factory, runF func(context.Context, *applyOptions) error) *cobra.Command {
-	opts := &applyOptions{IO: f.IO, Store: f.OpenStore}
+	opts := &applyOptions{IO: f.IO}
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE",
 		Short: "Create or update, idempotently, everything in a topology file",
@@ -29,44 +30,72 @@ store match it in one transaction. A file with any mistake is refused whole,
 naming each field and line. Applying the same file again changes nothing.`,
 		Example: `  mdctl apply -f topology.yaml
   cat topology.yaml | mdctl apply -f -
-  mdctl apply -f topology.yaml -o json   # what was created, updated, unchanged`,
+  mdctl apply -f topology.yaml -o json   # what was created, updated, unchanged
+  mdctl apply -f topology.yaml --dry-run # what it would do, writing nothing`,
 		Args: exactArgs(0, "no arguments (give the file with -f)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.File == "" {
 				return usageErrorf("apply needs a file: mdctl apply -f topology.yaml (or -f - for stdin)")
 			}
+			opts.Store = f.CreateStore
+			if opts.DryRun {
+				opts.Store = f.OpenStoreOrEmpty
+			}
 			return checkOutputAndRun(cmd, opts.Output, opts, runF, applyRun)
 		},
 	}
 	cmd.Flags().StringVarP(&opts.File, "filename", "f", "", "topology file (YAML), or - for stdin")
+	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "check the file against the store and print what would change, writing nothing")
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml")
 	addOutputFlag(cmd, &opts.Output)
 	return cmd
 }
 
 func applyRun(ctx context.Context, opts *applyOptions) error {
-	data, err := readInput(opts.IO.In, opts.File)
+	res, err := applyFile(ctx, opts)
 	if err != nil {
 		return err
 	}
-	name := opts.File
+	return printResult(opts.IO, opts.Output, res)
+}
+
+// applyFile applies (or dry-runs) opts.File against the store: apply's and
+// diff's work.
+func applyFile(ctx context.Context, opts *applyOptions) (topology.Result, error) {
+	top, err := readTopology(opts.IO.In, opts.File)
+	if err != nil {
+		return topology.Result{}, err
+	}
+	st, err := opts.Store(ctx)
+	if err != nil {
+		return topology.Result{}, err
+	}
+	defer st.Close()
+	if opts.DryRun {
+		return topology.DryRun(ctx, st, top)
+	}
+	return topology.Apply(ctx, st, top)
+}
+
+// readTopology reads and parses the file apply and diff take (- for
+// stdin); a file that describes nothing is a mistake, not a no-op.
+func readTopology(in io.Reader, file string) (*topology.Topology, error) {
+	data, err := readInput(in, file)
+	if err != nil {
+		return nil, err
+	}
+	name := file
 	if name == "-" {
 		name = "<stdin>" // errors read "<stdin>:12: …"; paths resolve from the working directory
 	}
 	top, err := topology.Parse(data, name)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	st, err := opts.Store(ctx)
-	if err != nil {
-		return err
+	if len(top.Settings)+len(top.Routers)+len(top.Networks)+len(top.Instances) == 0 {
+		return nil, usageErrorf("%s: the topology is empty: give settings, routers, networks or instances (see mdctl apply --help)", name)
 	}
-	defer st.Close()
-	res, err := topology.Apply(ctx, st, top)
-	if err != nil {
-		return err
-	}
-	return printResult(opts.IO, opts.Output, res)
+	return top, nil
 }
 
 func readInput(in io.Reader, name string) ([]byte, error) {
@@ -89,6 +118,11 @@ func readInput(in io.Reader, name string) ([]byte, error) {
 func printResult(io *iostreams, format string, res topology.Result) error {
 	if res.Changes == nil {
 		res.Changes = []topology.Change{}
+	}
+	for i, c := range res.Changes {
+		if c.Kind == "setting" {
+			res.Changes[i].Detail = shownValue(c.Name, c.Detail)
+		}
 	}
 	if format != "table" {
 		return printData(io.Out, format, res)

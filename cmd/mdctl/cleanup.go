@@ -25,22 +25,26 @@ type cleanupOptions struct {
 }
 
 func newCmdCleanup(f *factory, runF func(context.Context, *cleanupOptions) error) *cobra.Command {
-	opts := &cleanupOptions{IO: f.IO, Dataplane: dataplane.Options{
-		SegmentNamespace: dataplane.DefaultSegmentNamespace, GuestPrefix: dataplane.DefaultGuestPrefix,
-	}}
+	opts := &cleanupOptions{IO: f.IO}
 	cmd := &cobra.Command{
 		Use:   "cleanup",
 		Short: "Remove the namespaces, links and rules mdctl made (lab guests included)",
 		Long: `Cleanup removes every lab guest and every namespace, bridge, veth and
-iptables rule mdctl's data plane made (qrouter-…, qdhcp-… and the segment
-namespace carrying mdctl's owner mark), and the taps, VLAN links and brq
-bridges it put on the host for networks on the operator's L2. Namespaces
-another tool made, the operator's bridges and whatever else is on them
-(a VM's tap included) are never touched. The store is kept: the next mdctl serve builds it all again.`,
+iptables rule this data dir's mdctl made (qrouter-…, qdhcp-… and the
+segment namespace carrying its owner mark; see --profile), and the taps,
+VLAN links and brq bridges it put on the host for networks on the
+operator's L2. Namespaces another tool or another mdctl (another data dir
+or profile) made, the operator's bridges and whatever else is on them (a
+VM's tap included) are never touched. The store is kept: the next mdctl
+serve builds it all again.`,
 		Example: "  mdctl cleanup\n  mdctl cleanup --force   # even while serve seems to run",
 		Args:    exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.DataDir = f.DataDir
+			var err error
+			if opts.Dataplane, err = f.Dataplane(); err != nil {
+				return err
+			}
 			return runOrTest(cmd, opts, runF, cleanupRun)
 		},
 	}
@@ -66,8 +70,12 @@ func cleanupRun(ctx context.Context, opts *cleanupOptions) error {
 	return nil
 }
 
-// serveRunning reports whether an agent answers on the data dir's socket.
+// serveRunning reports whether a serve holds the data dir, or an agent
+// answers on its socket.
 func serveRunning(dataDir string) bool {
+	if server.DataDirLocked(dataDir) {
+		return true
+	}
 	c, err := net.DialTimeout("unix", filepath.Join(dataDir, server.AgentSocketName), 200*time.Millisecond)
 	if err != nil {
 		return false

@@ -75,6 +75,15 @@ func newCmdConfigList(f *factory, runF func(context.Context, *configOptions) err
 	return cmd
 }
 
+// shownValue is what mdctl prints of a setting's value (or of a change to
+// it): secrets masked, in every output format.
+func shownValue(key, value string) string {
+	if d, _ := store.LookupSetting(key); d.Secret && value != "" {
+		return masked
+	}
+	return value
+}
+
 // settingViews resolves every setting against the stored values.
 func settingViews(ctx context.Context, st store.Reader, showSecrets bool) ([]settingView, error) {
 	stored, err := st.Settings(ctx)
@@ -91,8 +100,8 @@ func settingViews(ctx context.Context, st store.Reader, showSecrets bool) ([]set
 		if _, ok := stored[d.Key]; ok {
 			v.Source = "store"
 		}
-		if d.Secret && !showSecrets && v.Value != "" {
-			v.Value = masked
+		if !showSecrets {
+			v.Value = shownValue(d.Key, v.Value)
 		}
 		out = append(out, v)
 	}
@@ -172,11 +181,17 @@ func newCmdConfigSet(f *factory, runF func(context.Context, *configOptions) erro
 	cmd := &cobra.Command{
 		Use:   "set KEY VALUE",
 		Short: "Store a setting; a bad value is refused with the allowed ones",
+		Long: `Set stores a setting; a running serve applies it within a second. Booleans
+take oslo's spellings (true/false, yes/no, on/off, 1/0), hosts an IP
+address or a host name, ports 1-65535. Flags go before KEY, so a VALUE may
+start with '-'.`,
 		Example: `  mdctl config set force_metadata true
+  mdctl config set enable_isolated_metadata yes
   mdctl config set config_drive_format vfat
+  mdctl config set nova_metadata_host 10.0.0.5
   mdctl config set metadata_rate_limiting.base_query_rate_limit 50`,
 		Args:              exactArgs(2, "a setting KEY and a VALUE"),
-		ValidArgsFunction: completeKeys,
+		ValidArgsFunction: completeSettingValue,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Key = args[0]
 			v, err := store.NormalizeSetting(args[0], args[1])
@@ -187,6 +202,8 @@ func newCmdConfigSet(f *factory, runF func(context.Context, *configOptions) erro
 			return runOrTest(cmd, opts, runF, configSetRun)
 		},
 	}
+	// "-1" is a VALUE (refused or taken on its merits), not a shorthand flag.
+	cmd.Flags().SetInterspersed(false)
 	return cmd
 }
 
@@ -195,11 +212,7 @@ func configSetRun(ctx context.Context, opts *configOptions) error {
 		if err := st.SetSetting(ctx, opts.Key, opts.Value); err != nil {
 			return fmt.Errorf("set %s: %w", opts.Key, err)
 		}
-		shown := opts.Value
-		if d, _ := store.LookupSetting(opts.Key); d.Secret {
-			shown = masked
-		}
-		_, err := fmt.Fprintf(opts.IO.Out, "%s = %s\n", opts.Key, shown)
+		_, err := fmt.Fprintf(opts.IO.Out, "%s = %s\n", opts.Key, shownValue(opts.Key, opts.Value))
 		return err
 	})
 }

@@ -42,37 +42,87 @@ type configDriveBuildOptions struct {
 	Store    func(context.Context) (store.Store, error)
 	Ref      string // instance name or id
 	File     string
+	Output   string // table|json|yaml: how the result is printed
 	Format   string // "" means config_drive_format in force
 	Now      func() time.Time
 	ReadFile func(string) ([]byte, error) // reads vendordata_jsonfile_path
+	Logger   *slog.Logger                 // default: warnings as text on IO.ErrOut
 }
 
 func newCmdConfigDriveBuild(f *factory, runF func(context.Context, *configDriveBuildOptions) error) *cobra.Command {
 	opts := &configDriveBuildOptions{IO: f.IO, Store: f.OpenStore, Now: time.Now, ReadFile: os.ReadFile}
 	cmd := &cobra.Command{
-		Use:   "build INSTANCE -o FILE [--format iso9660|vfat]",
+		Use:   "build INSTANCE FILE [--format iso9660|vfat] [-o table|json|yaml]",
 		Short: "Write an instance's config drive to a file",
 		Long: `Build writes the config drive nova would attach to INSTANCE (a name or id):
 its metadata, user data, vendor data, network data and admin password (which
 only the drive carries, never the API). The file is written atomically.
-The format defaults to the config_drive_format setting in force.`,
-		Example: `  mdctl configdrive build vm1 -o disk.config
-  mdctl configdrive build vm1 -o vm1.img --format vfat
-  mdctl configdrive build 8b0a3fd4-2c0e-4d8b-9a4b-0d0c6a1f3e21 -o /tmp/cd.iso`,
-		Args: exactArgs(1, "one INSTANCE (name or id)"),
+The format defaults to the config_drive_format setting in force. The file
+is a path argument or --file/-f; -o is the output format, as everywhere
+(-o FILE, its meaning before, still works for one release, with a warning).`,
+		Example: `  mdctl configdrive build vm1 disk.config
+  mdctl configdrive build vm1 -f vm1.img --format vfat
+  mdctl configdrive build 8b0a3fd4-2c0e-4d8b-9a4b-0d0c6a1f3e21 /tmp/cd.iso -o json`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) < 1 || len(args) > 2 {
+				return usageErrorf("%s takes one INSTANCE (name or id) and the FILE to write (got %d arguments); see %s --help", cmd.CommandPath(), len(args), cmd.CommandPath())
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Ref = args[0]
+			opts.Ref, opts.Logger = args[0], f.Logger(f.IO.ErrOut, slog.LevelWarn)
+			if err := opts.pickFile(args[1:], opts.IO); err != nil {
+				return err
+			}
 			if opts.Format != "" && !slices.Contains(configDriveFormats, opts.Format) {
 				return usageErrorf("--format %s: use %s", opts.Format, strings.Join(configDriveFormats, " or "))
 			}
-			return runOrTest(cmd, opts, runF, configDriveBuildRun)
+			return checkOutputAndRun(cmd, opts.Output, opts, runF, configDriveBuildRun)
 		},
 	}
-	cmd.Flags().StringVarP(&opts.File, "output", "o", "", "image file to write")
-	_ = cmd.MarkFlagRequired("output")
+	cmd.ValidArgsFunction = func(c *cobra.Command, args []string, s string) ([]string, cobra.ShellCompDirective) {
+		if len(args) == 1 {
+			return nil, cobra.ShellCompDirectiveDefault // the FILE
+		}
+		return completeNames(f, instanceKind().names)(c, args, s)
+	}
+	cmd.Flags().StringVarP(&opts.File, "file", "f", "", "image file to write (or give it as the second argument)")
+	_ = cmd.MarkFlagFilename("file")
+	addOutputFlag(cmd, &opts.Output)
 	cmd.Flags().StringVar(&opts.Format, "format", "", "iso9660 or vfat (default: the config_drive_format setting)")
 	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions(configDriveFormats, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
+}
+
+// pickFile settles which file build writes: the path argument or --file,
+// or, for one release, -o FILE as build took it before -o meant the output
+// format everywhere (any -o value that is not a format, given no file).
+func (o *configDriveBuildOptions) pickFile(positional []string, io *iostreams) error {
+	if len(positional) == 1 {
+		if o.File != "" && o.File != positional[0] {
+			return usageErrorf("the FILE argument %s and --file %s differ; give one", positional[0], o.File)
+		}
+		o.File = positional[0]
+	}
+	if o.File == "" && checkOutput(o.Output) != nil {
+		fmt.Fprintf(io.ErrOut, "warning: configdrive build -o FILE is deprecated and goes in the next release; write the FILE as an argument or with -f (-o is the output format)\n")
+		o.File, o.Output = o.Output, "table"
+	}
+	if o.File == "" {
+		return usageErrorf("configdrive build needs the FILE to write: mdctl configdrive build INSTANCE FILE (or -f FILE)")
+	}
+	return nil
+}
+
+// builtDrive is what build -o json|yaml prints.
+type builtDrive struct {
+	File       string `json:"file"`
+	Format     string `json:"format"`
+	Label      string `json:"label"`
+	Files      int    `json:"files"`
+	Bytes      int64  `json:"bytes"`
+	Instance   string `json:"instance"`
+	InstanceID string `json:"instance_id"`
 }
 
 func configDriveBuildRun(ctx context.Context, opts *configDriveBuildOptions) error {
@@ -85,7 +135,10 @@ func configDriveBuildRun(ctx context.Context, opts *configDriveBuildOptions) err
 		if format == "" {
 			format = snap.Config.ConfigDriveFormat
 		}
-		log := slog.New(slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		log := opts.Logger
+		if log == nil {
+			log = slog.New(slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		}
 		files, err := server.WriteConfigDrive(ctx, view, snap.Config, format, opts.File, opts.ReadFile, opts.Now(), log)
 		if err != nil {
 			return err
@@ -94,8 +147,17 @@ func configDriveBuildRun(ctx context.Context, opts *configDriveBuildOptions) err
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(opts.IO.Out, "wrote %s: %s, label %s, %d files, %d bytes, instance %s (%s)\n",
-			opts.File, format, configdrive.Label, files, fi.Size(), view.Instance.Name, view.Instance.ID)
+		b := builtDrive{File: opts.File, Format: format, Label: configdrive.Label, Files: files, Bytes: fi.Size(),
+			Instance: view.Instance.Name, InstanceID: view.Instance.ID}
+		if opts.Output == "json" || opts.Output == "yaml" {
+			err = printData(opts.IO.Out, opts.Output, b)
+		} else {
+			_, err = fmt.Fprintf(opts.IO.Out, "wrote %s: %s, label %s, %d files, %d bytes, instance %s (%s)\n",
+				b.File, b.Format, b.Label, b.Files, b.Bytes, b.Instance, b.InstanceID)
+		}
+		if err != nil {
+			return err
+		}
 		if !server.NeedsConfigDrive(view.Instance, snap.Config) {
 			fmt.Fprintf(opts.IO.ErrOut, "note: %s has config_drive off and force_config_drive is false, so serve keeps no drive for it\n", view.Instance.Name)
 		}

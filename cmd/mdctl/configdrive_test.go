@@ -329,13 +329,17 @@ func TestConfigDriveCommandLine(t *testing.T) {
 		wantCode int
 		wantErr  string
 	}{
-		{"no -o", []string{"configdrive", "build", "vm1"}, exitUsage, `required flag(s) "output" not set`},
-		{"bad format", []string{"configdrive", "build", "vm1", "-o", file, "--format", "ext4"}, exitUsage, "--format ext4: use iso9660 or vfat"},
-		{"two instances", []string{"configdrive", "build", "vm1", "vm2", "-o", file}, exitUsage, "one INSTANCE"},
-		{"unknown instance", []string{"configdrive", "build", "nope", "-o", file}, exitFail, `instance "nope" not found`},
+		{"no file", []string{"configdrive", "build", "vm1"}, exitUsage, "configdrive build needs the FILE to write"},
+		{"bad format", []string{"configdrive", "build", "vm1", file, "--format", "ext4"}, exitUsage, "--format ext4: use iso9660 or vfat"},
+		{"three arguments", []string{"configdrive", "build", "vm1", "vm2", file}, exitUsage, "one INSTANCE (name or id) and the FILE"},
+		{"two files", []string{"configdrive", "build", "vm1", file, "-f", file + ".2"}, exitUsage, "differ; give one"},
+		{"bad -o with a file", []string{"configdrive", "build", "vm1", file, "-o", "xml"}, exitUsage, "unknown output format"},
+		{"unknown instance", []string{"configdrive", "build", "nope", file}, exitFail, `instance "nope" not found`},
+		{"build -f", []string{"configdrive", "build", "vm1", "-f", file}, exitOK, ""},
+		{"build -o FILE, deprecated", []string{"configdrive", "build", "vm1", "-o", file}, exitOK, "warning: configdrive build -o FILE is deprecated"},
 		{"inspect a missing file", []string{"configdrive", "inspect", filepath.Join(dir, "missing.iso")}, exitFail, "missing.iso"},
 		{"inspect bad -o", []string{"configdrive", "inspect", file, "-o", "xml"}, exitUsage, "unknown output format"},
-		{"build", []string{"configdrive", "build", "vm1", "-o", file}, exitOK, ""},
+		{"build", []string{"configdrive", "build", "vm1", file}, exitOK, ""},
 		{"inspect what was built", []string{"config-drive", "inspect", file, "-o", "json"}, exitOK, ""},
 	}
 	for _, tt := range tests {
@@ -345,5 +349,21 @@ func TestConfigDriveCommandLine(t *testing.T) {
 				t.Errorf("exit %d (want %d), stderr %q (want %q), stdout %q", code, tt.wantCode, errOut, tt.wantErr, out)
 			}
 		})
+	}
+}
+
+// TestConfigDriveBuildOutputFormats: -o is the output format, as on every
+// other command; the file is the argument.
+func TestConfigDriveBuildOutputFormats(t *testing.T) {
+	_, dir := seedDrives(t)
+	file := filepath.Join(t.TempDir(), "cd.iso")
+	code, out, stderr := runCLI(t, dir, "", "configdrive", "build", "vm1", file, "-o", "json")
+	var b builtDrive
+	if code != 0 || json.Unmarshal([]byte(out), &b) != nil || b.File != file || b.Instance != "vm1" || b.Bytes == 0 || b.Format != configdrive.FormatISO9660 {
+		t.Fatalf("exit %d, %+v\n%s%s", code, b, out, stderr)
+	}
+	code, out, _ = runCLI(t, dir, "", "configdrive", "build", "vm1", file, "-o", "yaml")
+	if code != 0 || !strings.Contains(out, "instance: vm1\n") || !strings.Contains(out, "file: "+file+"\n") {
+		t.Errorf("yaml: %d\n%s", code, out)
 	}
 }

@@ -76,7 +76,7 @@ type instanceCreateOptions struct {
 }
 
 func newCmdInstanceCreate(f *factory, runF func(context.Context, *instanceCreateOptions) error) *cobra.Command {
-	opts := &instanceCreateOptions{IO: f.IO, Store: f.OpenStore}
+	opts := &instanceCreateOptions{IO: f.IO, Store: f.CreateStore}
 	cmd := &cobra.Command{
 		Use:   "create NAME --project PROJECT --network NETWORK",
 		Short: "Create an instance with a port on each of its networks",
@@ -112,11 +112,13 @@ The project is created when missing.`,
 	fl.StringVar(&opts.Spec.Flavor, "flavor", "", "flavor name (default m1.small)")
 	fl.IntVar(&opts.Spec.LaunchIndex, "launch-index", 0, "nova's ami-launch-index")
 	fl.StringVar(&opts.Spec.AdminPass, "admin-pass", "", "admin password (config drive only)")
+	fl.StringVar(&opts.Spec.MetadataTokens, "metadata-tokens", "", "optional or required: this instance's session tokens (AWS IMDSv2), overriding the metadata_tokens setting")
 	fl.BoolVar(&opts.Spec.ConfigDrive, "config-drive", false, "build a config drive for this instance")
 	fl.StringVar(&opts.Spec.Host, "host", "", "bind the ports to a VM on this host outside the lab (binding_host_id): the lab never plays or touches them")
 	fl.StringVar(&opts.MAC, "mac", "", "MAC of the first port (default: a new fa:16:3e:… one); give an existing VM's NIC")
 	_ = cmd.MarkFlagRequired("project")
 	_ = cmd.MarkFlagRequired("network")
+	_ = cmd.RegisterFlagCompletionFunc("network", completeNamesFlag(f, networkKind().names))
 	_ = cmd.MarkFlagFilename("user-data-file")
 	addOutputFlag(cmd, &opts.Output)
 	return cmd
@@ -195,6 +197,9 @@ func printInstanceDetail(io *iostreams, v store.InstanceView) error {
 	t.row("flavor", in.Flavor)
 	t.row("launch index", fmt.Sprint(in.LaunchIndex))
 	t.row("config drive", yesNo(in.ConfigDrive))
+	if in.MetadataTokens != "" {
+		t.row("metadata tokens", in.MetadataTokens+" (this instance's; the setting is overridden)")
+	}
 	t.row("user data", fmt.Sprintf("%d bytes", len(in.UserData)))
 	keys := make([]string, 0, len(in.Keys))
 	for _, k := range in.Keys {

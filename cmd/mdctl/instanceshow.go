@@ -21,12 +21,15 @@ type instanceShowOptions struct {
 	recordOptions
 	Libvirt, QEMU bool
 	DataDir       string // where serve keeps the config drives
+	Version       string // mdctl's, the SMBIOS system version as nova gives its own
+	Segment       string // this data dir's segment namespace (f.Dataplane)
 }
 
 func newCmdInstanceShow(f *factory, runF func(context.Context, *instanceShowOptions) error) *cobra.Command {
 	opts := &instanceShowOptions{recordOptions: recordOptions{IO: f.IO, Store: f.OpenStore}}
 	k := instanceKind()
 	cmd := k.showHelp.command("show NAME|ID [--libvirt | --qemu]", exactArgs(1, k.oneRef()))
+	cmd.ValidArgsFunction = completeNames(f, k.names)
 	cmd.Long = `Show one instance with its project, ports and networks.
 
 With --libvirt or --qemu, print how to attach a VM of your own to it by hand,
@@ -39,13 +42,19 @@ the config drive serve keeps, when the instance has one. --libvirt gives a
 domain fragment to merge (virsh edit), --qemu the QEMU arguments and the
 commands that plug the taps in. A network on the operator's bridge
 (network create --bridge) is reachable from the host; mdctl's own segment
-lives in its namespace (` + dataplane.DefaultSegmentNamespace + `).`
+lives in its namespace (` + dataplane.DefaultSegmentNamespace + ` for /var/lib/mdctl, else named
+after --profile or the data dir).`
 	cmd.Example = `  mdctl instance show vm1
   mdctl instance show vm1 --libvirt
   mdctl instance show vm1 --qemu`
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		opts.Ref = args[0]
-		opts.DataDir = f.DataDir
+		opts.DataDir, opts.Version = f.DataDir, f.Version
+		dp, err := f.Dataplane()
+		if err != nil {
+			return err
+		}
+		opts.Segment = dp.SegmentNamespace
 		if opts.Libvirt && opts.QEMU {
 			return usageErrorf("give --libvirt or --qemu, not both")
 		}
@@ -84,9 +93,9 @@ func instanceAttachRun(ctx context.Context, opts *instanceShowOptions) error {
 			format := snap.Config.ConfigDriveFormat
 			drive = &vmspec.Disk{Path: server.ConfigDrivePath(dir, view.Instance.ID, format), Format: format}
 		}
-		spec := vmspec.FromView(view, drive)
+		spec := vmspec.FromView(view, opts.Version, drive)
 		w := opts.IO.Out
-		notes := attachNotes(view, spec)
+		notes := attachNotes(view, spec, opts.Segment)
 		if opts.Libvirt {
 			fmt.Fprintf(w, "<!-- instance %s (%s), as nova's libvirt driver would boot it.\n", view.Instance.Name, view.Instance.ID)
 			for _, n := range notes {
@@ -98,20 +107,20 @@ func instanceAttachRun(ctx context.Context, opts *instanceShowOptions) error {
 		for _, n := range notes {
 			fmt.Fprintf(w, "# %s\n", n)
 		}
-		printQEMU(w, spec, view)
+		printQEMU(w, spec, view, opts.Segment)
 		return nil
 	})
 }
 
 // attachNotes says, per NIC, where its bridge is, and what else the
 // operator must know: the lab and the binding, the config drive.
-func attachNotes(v store.InstanceView, spec vmspec.Spec) []string {
+func attachNotes(v store.InstanceView, spec vmspec.Spec, seg string) []string {
 	var notes []string
 	for i, p := range v.Ports {
 		n := spec.NICs[i]
 		where := "the operator's bridge, in the host namespace"
 		if _, onHost := dataplane.NetworkBridge(p.Network); !onHost {
-			where = "mdctl's own segment in namespace " + dataplane.DefaultSegmentNamespace +
+			where = "mdctl's own segment in namespace " + seg +
 				"; libvirt cannot plug a tap there: put the network on the operator's bridge (bridge: in the topology)"
 		} else if p.Network.VLAN != 0 {
 			where = fmt.Sprintf("mdctl's bridge for VLAN %d of %s, in the host namespace", p.Network.VLAN, p.Network.Bridge)
@@ -122,7 +131,7 @@ func attachNotes(v store.InstanceView, spec vmspec.Spec) []string {
 		}
 	}
 	if spec.ConfigDrive != nil {
-		notes = append(notes, fmt.Sprintf("Config drive (%s): %s, kept up to date by mdctl serve (or: mdctl configdrive build %s -o FILE).", spec.ConfigDrive.Format, spec.ConfigDrive.Path, v.Instance.Name))
+		notes = append(notes, fmt.Sprintf("Config drive (%s): %s, kept up to date by mdctl serve (or: mdctl configdrive build %s FILE).", spec.ConfigDrive.Format, spec.ConfigDrive.Path, v.Instance.Name))
 	}
 	return notes
 }
@@ -131,7 +140,7 @@ func attachNotes(v store.InstanceView, spec vmspec.Spec) []string {
 // and the commands that plug each tap into its bridge. A tap for mdctl's
 // own segment is moved into the segment namespace first: a tap keeps
 // working for QEMU in another namespace.
-func printQEMU(w io.Writer, spec vmspec.Spec, v store.InstanceView) {
+func printQEMU(w io.Writer, spec vmspec.Spec, v store.InstanceView, seg string) {
 	fmt.Fprintln(w, "qemu-system-x86_64 -machine pc -m 1024 -nographic \\")
 	args := spec.QEMUArgs()
 	for i := 0; i < len(args); i += 2 {
@@ -144,7 +153,6 @@ func printQEMU(w io.Writer, spec vmspec.Spec, v store.InstanceView) {
 			fmt.Fprintf(w, "ip link set %s master %s up\n", n.Tap, n.Bridge)
 			continue
 		}
-		seg := dataplane.DefaultSegmentNamespace
 		fmt.Fprintf(w, "ip link set %s netns %s && ip netns exec %s ip link set %s master %s up\n", n.Tap, seg, seg, n.Tap, n.Bridge)
 	}
 }

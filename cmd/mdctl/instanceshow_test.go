@@ -44,7 +44,13 @@ func TestInstanceShowAttach(t *testing.T) {
 		t.Fatal(err)
 	}
 	stable := func(s string) string {
-		r := []string{v.Instance.ID, "INSTANCE-UUID", dir, "DATADIR"}
+		dp, err := dataplane.ForDataDir(dir, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := []string{v.Instance.ID, "INSTANCE-UUID", dir, "DATADIR", dp.SegmentNamespace, "SEGMENT",
+			"version=" + version() + ",", "version=VERSION,",
+			"<entry name='version'>" + version() + "<", "<entry name='version'>VERSION<"}
 		for i, p := range v.Ports {
 			r = append(r, p.Port.ID, "PORT"+string(rune('0'+i)), dataplane.TapName(p.Port.ID), "tapPORT"+string(rune('0'+i)))
 			r = append(r, dataplane.BridgeName(p.Network.ID), "brqNET"+string(rune('0'+i)))

@@ -54,9 +54,16 @@ type labOptions struct {
 }
 
 func newLabOptions(f *factory) *labOptions {
-	return &labOptions{IO: f.IO, Store: f.OpenStore, Dataplane: dataplane.Options{
-		SegmentNamespace: dataplane.DefaultSegmentNamespace, GuestPrefix: dataplane.DefaultGuestPrefix,
-	}, DataDir: func() string { return f.DataDir }}
+	return &labOptions{IO: f.IO, Store: f.OpenStore, DataDir: func() string { return f.DataDir }, VM: labVMFlags{Version: f.Version}}
+}
+
+// name fills in which guests and segment are this data dir's; flags are
+// parsed by then.
+func (o *labOptions) name(f *factory) error {
+	dp, err := f.Dataplane()
+	o.Dataplane.SegmentNamespace, o.Dataplane.GuestPrefix = dp.SegmentNamespace, dp.GuestPrefix
+	o.Dataplane.Logger = f.Logger(f.IO.ErrOut, slog.LevelWarn)
+	return err
 }
 
 // labGuests reads the store and plans every guest.
@@ -92,7 +99,7 @@ nova sets it (OpenStack Nova, the instance uuid), and the config drive when
 the instance has config_drive or force_config_drive is set. KVM when a probe
 boot proves it works (the verdict is cached in ` + server.DefaultAccelCache + `), TCG
 otherwise. Each VM's files (console.log, qemu.pid, the overlay) are in
-<data-dir>/lab/vms/<instance uuid>. The other instances stay namespace guests.`,
+<data-dir>/lab-vms/<instance uuid>. The other instances stay namespace guests.`,
 		Example: `  mdctl lab up
   mdctl lab up --routes static
   mdctl lab up --image debian-12-genericcloud-amd64.qcow2 vm1
@@ -106,6 +113,9 @@ otherwise. Each VM's files (console.log, qemu.pid, the overlay) are in
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Instance, opts.Argv = "", args
+			if err := opts.name(f); err != nil {
+				return err
+			}
 			if err := opts.VM.check(); err != nil {
 				return err
 			}
@@ -120,6 +130,7 @@ otherwise. Each VM's files (console.log, qemu.pid, the overlay) are in
 		},
 	}
 	cmd.Flags().StringVar(&routes, "routes", dataplane.GuestRoutesDHCP, "how guests get their routes: dhcp (a real lease, static when none can be had) or static")
+	_ = cmd.RegisterFlagCompletionFunc("routes", completeRoutes)
 	opts.VM.addFlags(cmd)
 	addOutputFlag(cmd, &opts.Output)
 	return cmd
@@ -127,7 +138,9 @@ otherwise. Each VM's files (console.log, qemu.pid, the overlay) are in
 
 func labUpRun(ctx context.Context, opts *labOptions) error {
 	// Warnings (no DHCP client, no lease: static routes instead) reach the operator.
-	opts.Dataplane.Logger = slog.New(slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if opts.Dataplane.Logger == nil {
+		opts.Dataplane.Logger = slog.New(slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
 	guests, err := labGuests(ctx, opts)
 	if err != nil {
 		return err
@@ -226,6 +239,9 @@ func newCmdLabDown(f *factory, runF func(context.Context, *labOptions) error) *c
 		Example: "  mdctl lab down",
 		Args:    exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := opts.name(f); err != nil {
+				return err
+			}
 			return runOrTest(cmd, opts, runF, labDownRun)
 		},
 	}
@@ -250,6 +266,9 @@ func newCmdLabStatus(f *factory, runF func(context.Context, *labOptions) error) 
 		Example: "  mdctl lab status\n  mdctl lab status -o json",
 		Args:    exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := opts.name(f); err != nil {
+				return err
+			}
 			return checkOutputAndRun(cmd, opts.Output, opts, runF, labStatusRun)
 		},
 	}
@@ -328,10 +347,14 @@ expects) and /etc/netns/<namespace>/ files over /etc's.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := opts.name(f); err != nil {
+				return err
+			}
 			opts.Instance, opts.Argv = args[0], args[1:]
 			return runOrTest(cmd, opts, runF, labExecRun)
 		},
 	}
+	cmd.ValidArgsFunction = completeNames(f, instanceKind().names)
 	cmd.Flags().IntVar(&opts.Port, "port", 0, "which of the instance's ports (0 = its first NIC)")
 	return cmd
 }

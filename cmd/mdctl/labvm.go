@@ -33,6 +33,7 @@ type labVMFlags struct {
 	Image, Kernel, Initrd, Append string
 	MemoryMB                      int
 	Accel                         string
+	Version                       string // mdctl's, for SMBIOS as nova puts its own
 }
 
 // defaultAppend boots a directly booted image whose root is the whole
@@ -162,7 +163,7 @@ func labVMsUp(ctx context.Context, opts *labOptions, ids []string) ([]server.Lab
 		vms, err = server.LabVMUp(ctx, st, snap.Config, server.LabVMOptions{
 			DataDir: opts.DataDir(), Dataplane: opts.Dataplane,
 			Image: opts.VM.Image, Kernel: opts.VM.Kernel, Initrd: opts.VM.Initrd, Append: opts.VM.Append,
-			MemoryMB: opts.VM.MemoryMB, Accel: opts.VM.Accel, Logger: opts.Dataplane.Logger,
+			MemoryMB: opts.VM.MemoryMB, Accel: opts.VM.Accel, Version: opts.VM.Version, Logger: opts.Dataplane.Logger,
 		}, ids)
 		return err
 	})
@@ -315,7 +316,7 @@ func newCmdLabConsole(f *factory, runF func(context.Context, *labOptions) error)
 		Use:   "console INSTANCE [-f]",
 		Short: "Show a lab VM's serial console (follow it with -f)",
 		Long: `Console prints what a lab VM wrote on its serial console (ttyS0), kept in
-<data-dir>/lab/vms/<instance uuid>/console.log: the kernel, systemd and
+<data-dir>/lab-vms/<instance uuid>/console.log: the kernel, systemd and
 cloud-init's own lines. With -f it keeps printing as the VM writes, until
 the VM stops or you interrupt it.`,
 		Example: "  mdctl lab console vm1\n  mdctl lab console vm1 -f",

@@ -5,16 +5,19 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 
 	"github.com/mdctl/mdctl/store"
 	"github.com/mdctl/mdctl/store/topology"
@@ -304,6 +307,11 @@ func runCLI(t *testing.T, dataDir string, stdin string, args ...string) (int, st
 
 func TestExitCodesAndErrors(t *testing.T) {
 	dir := t.TempDir()
+	st, err := store.Open(dir, "") // an empty store: "not found", not "no store"
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
 	cases := []struct {
 		args    []string
 		code    int
@@ -320,6 +328,9 @@ func TestExitCodesAndErrors(t *testing.T) {
 		{[]string{"serve", "--components", "api,dns"}, 2, `mdctl: --components: unknown component "dns"`},
 		{[]string{"serve", "--set", "force_metadata=perhaps"}, 2, `mdctl: --set: force_metadata: "perhaps" is not a boolean`},
 		{[]string{"frobnicate"}, 2, `mdctl: unknown command "frobnicate"`},
+		{[]string{"instanc"}, 2, `mdctl: unknown command "instanc" for "mdctl"; did you mean instance? (see mdctl --help)`},
+		{[]string{"instance", "lst"}, 2, `mdctl: unknown command "lst" for "mdctl instance"; did you mean list? (see mdctl instance --help)`},
+		{[]string{"lab", "bogus"}, 2, `mdctl: unknown command "bogus" for "mdctl lab" (see mdctl lab --help)`},
 		{[]string{"version", "--bogus"}, 2, "mdctl: unknown flag: --bogus"},
 		{[]string{"completion", "tcsh"}, 2, `mdctl: completion: unknown shell "tcsh"`},
 	}
@@ -434,5 +445,264 @@ func TestServeAPIStopsOnCancel(t *testing.T) {
 	}
 	if !strings.Contains(errOut.String(), "mdctl serve stopped") {
 		t.Errorf("logs:\n%s", errOut)
+	}
+}
+
+// TestReadOnlyCommandsCreateNoStore: on a data dir without a store, commands
+// that read (or change one record) say so and exit 1, and leave no store
+// behind; apply creates one, private to its owner.
+func TestReadOnlyCommandsCreateNoStore(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	for _, args := range [][]string{
+		{"instance", "list"}, {"network", "list"}, {"router", "show", "r1"}, {"instance", "delete", "vm1"},
+		{"config", "list"}, {"config", "get", "force_metadata"}, {"config", "set", "force_metadata", "true"},
+		{"trace", "vm1"}, {"lab", "status"}, {"configdrive", "build", "vm1", filepath.Join(t.TempDir(), "cd.iso")},
+	} {
+		code, _, stderr := runCLI(t, dir, "", args...)
+		want := "mdctl: no store at " + filepath.Join(dir, "mdctl.db") + ": seed one with mdctl apply -f FILE"
+		if code != 1 || !strings.HasPrefix(stderr, want) {
+			t.Errorf("%v: exit %d, %q; want exit 1, %q", args, code, stderr, want)
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%v created %s (%v)", args, dir, err)
+		}
+	}
+	if code, _, stderr := runCLI(t, dir, topo, "apply", "-f", "-"); code != 0 {
+		t.Fatalf("apply: %s", stderr)
+	}
+	for path, want := range map[string]os.FileMode{dir: 0o700, filepath.Join(dir, "mdctl.db"): 0o600} {
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v (%v), want %v", path, fi.Mode().Perm(), err, want)
+		}
+	}
+	if code, out, stderr := runCLI(t, dir, "", "instance", "list"); code != 0 || !strings.Contains(out, "vm1") {
+		t.Errorf("list after apply: %d %s %s", code, out, stderr)
+	}
+}
+
+// TestStoreTightenedOnOpen: a database an older mdctl left world-readable
+// is made private the next time it is opened.
+func TestStoreTightenedOnOpen(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "mdctl.db")
+	if code, _, stderr := runCLI(t, dir, topo, "apply", "-f", "-"); code != 0 {
+		t.Fatalf("apply: %s", stderr)
+	}
+	if err := os.Chmod(db, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runCLI(t, dir, "", "instance", "list"); code != 0 {
+		t.Fatalf("list: %s", stderr)
+	}
+	if fi, err := os.Stat(db); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v (%v), want 0600", fi.Mode().Perm(), err)
+	}
+}
+
+// TestApplyMasksSecrets: apply's table and JSON never print the shared
+// secret, neither created nor changed.
+func TestApplyMasksSecrets(t *testing.T) {
+	dir := t.TempDir()
+	for i, secret := range []string{"first-s3cret", "second-s3cret"} {
+		for _, format := range []string{"table", "json", "yaml"} {
+			file := "settings:\n  metadata_proxy_shared_secret: " + secret + "\n"
+			code, out, stderr := runCLI(t, dir, file, "apply", "-f", "-", "-o", format)
+			if code != 0 || strings.Contains(out, "s3cret") || !strings.Contains(out, masked) {
+				t.Errorf("apply %d -o %s: exit %d, output:\n%s%s", i, format, code, out, stderr)
+			}
+		}
+	}
+}
+
+// TestGroupAloneShowsHelp: a command group without a subcommand still
+// prints its help and succeeds.
+func TestGroupAloneShowsHelp(t *testing.T) {
+	for _, group := range []string{"instance", "config", "lab"} {
+		code, out, stderr := runCLI(t, t.TempDir(), "", group)
+		if code != 0 || !strings.Contains(out, "Available Commands:") || stderr != "" {
+			t.Errorf("mdctl %s: exit %d, stdout %.60q, stderr %q", group, code, out, stderr)
+		}
+	}
+}
+
+// TestPrintErrorKeepsBlankLinesBlank: "mdctl: " starts every line of an
+// error that says something, never an empty one.
+func TestPrintErrorKeepsBlankLinesBlank(t *testing.T) {
+	var b bytes.Buffer
+	printError(&b, errors.New("first\n\n  \nsecond\n"))
+	if want := "mdctl: first\n\n\nmdctl: second\n"; b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
+	}
+}
+
+// TestApplyEmptyInputIsAnError: nothing to apply is a mistake (a wrong
+// file, an empty pipe), not a silent success.
+func TestApplyEmptyInputIsAnError(t *testing.T) {
+	for _, in := range []string{"", "\n  \n", "# only a comment\n", "{}\n"} {
+		for _, cmd := range []string{"apply", "diff"} {
+			code, _, stderr := runCLI(t, t.TempDir(), in, cmd, "-f", "-")
+			if code != 2 || !strings.HasPrefix(stderr, "mdctl: <stdin>: the topology is empty") {
+				t.Errorf("%s of %q: exit %d, %q", cmd, in, code, stderr)
+			}
+		}
+	}
+}
+
+// TestApplyDryRunAndDiff: both check the file against the store and say
+// what would change without writing; diff exits 1 when something would.
+func TestApplyDryRunAndDiff(t *testing.T) {
+	dir := t.TempDir()
+	// No store yet: everything would be created, and no store is made.
+	code, out, stderr := runCLI(t, dir, topo, "apply", "--dry-run", "-f", "-")
+	if code != 0 || !strings.Contains(out, "instance  vm1") || !strings.Contains(out, "created") {
+		t.Errorf("dry run on no store: %d\n%s%s", code, out, stderr)
+	}
+	if code, _, _ := runCLI(t, dir, topo, "diff", "-f", "-"); code != 1 {
+		t.Errorf("diff against no store: exit %d, want 1", code)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "mdctl.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("dry run or diff created the store (%v)", err)
+	}
+	if code, _, stderr := runCLI(t, dir, topo, "apply", "-f", "-"); code != 0 {
+		t.Fatalf("apply: %s", stderr)
+	}
+	if code, out, stderr := runCLI(t, dir, topo, "diff", "-f", "-"); code != 0 || strings.TrimSpace(out) != "KIND  NAME  ACTION  ID  DETAIL\n0 created, 0 updated, 0 deleted, 0 unchanged" {
+		t.Errorf("diff in sync: exit %d\n%q%s", code, out, stderr)
+	}
+	changed := strings.Replace(topo, "force_metadata: true", "force_metadata: false", 1) + "  - {name: vm9, project: demo, network: net1}\n"
+	code, out, stderr = runCLI(t, dir, changed, "diff", "-f", "-", "-o", "json")
+	var res topology.Result
+	if code != 1 || json.Unmarshal([]byte(out), &res) != nil || len(res.Changes) < 2 {
+		t.Fatalf("diff of a changed file: exit %d\n%s%s", code, out, stderr)
+	}
+	for _, c := range res.Changes {
+		if c.Action == topology.Unchanged || (c.Action == topology.Created && c.ID != "") {
+			t.Errorf("diff lists %+v", c)
+		}
+	}
+	if stderr != "mdctl: apply would change "+fmt.Sprint(len(res.Changes))+" records\n" {
+		t.Errorf("diff stderr %q", stderr)
+	}
+	if code, _, stderr := runCLI(t, dir, changed, "apply", "--dry-run", "-f", "-"); code != 0 {
+		t.Fatalf("dry run: %s", stderr)
+	}
+	if code, out, _ := runCLI(t, dir, "", "config", "get", "force_metadata"); code != 0 || out != "true\n" {
+		t.Errorf("dry run wrote a setting: %q", out)
+	}
+	if code, _, stderr := runCLI(t, dir, "", "instance", "show", "vm9"); code != 1 {
+		t.Errorf("dry run created vm9: %d %s", code, stderr)
+	}
+}
+
+// TestConfigSetTakesNegativeValues: "-1" reaches the setting's own check
+// instead of failing as an unknown shorthand flag.
+func TestConfigSetTakesNegativeValues(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, stderr := runCLI(t, dir, topo, "apply", "-f", "-"); code != 0 {
+		t.Fatal(stderr)
+	}
+	code, _, stderr := runCLI(t, dir, "", "config", "set", "metadata_cache_expiration", "-1")
+	if want := "mdctl: metadata_cache_expiration: \"-1\" is not an integer ≥ 0\n"; code != 2 || stderr != want {
+		t.Errorf("exit %d, %q; want 2, %q", code, stderr, want)
+	}
+	if code, out, stderr := runCLI(t, dir, "", "config", "set", "force_metadata", "off"); code != 0 || out != "force_metadata = false\n" {
+		t.Errorf("config set off: %d %q %s", code, out, stderr)
+	}
+}
+
+// TestOutputFormatsAgree: -o yaml is -o json's document (user_data as
+// base64, not a list of numbers), version has -o, and an empty list says
+// so on stderr, leaving stdout empty for a pipe.
+func TestOutputFormatsAgree(t *testing.T) {
+	dir := t.TempDir()
+	withUserData := topo + "    user_data: \"#cloud-config\\n\"\n"
+	if code, _, stderr := runCLI(t, dir, withUserData, "apply", "-f", "-"); code != 0 {
+		t.Fatal(stderr)
+	}
+	_, asJSON, _ := runCLI(t, dir, "", "instance", "show", "vm1", "-o", "json")
+	code, asYAML, stderr := runCLI(t, dir, "", "instance", "show", "vm1", "-o", "yaml")
+	if code != 0 || !strings.Contains(asYAML, "  user_data: I2Nsb3VkLWNvbmZpZwo=\n") {
+		t.Errorf("yaml user_data:\n%s%s", asYAML, stderr)
+	}
+	var fromJSON, fromYAML any
+	if err := json.Unmarshal([]byte(asJSON), &fromJSON); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal([]byte(asYAML), &fromYAML); err != nil {
+		t.Fatal(err)
+	}
+	// Through JSON once more, so that YAML's ints compare with JSON's numbers.
+	b, err := json.Marshal(fromYAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromYAML = nil
+	if err := json.Unmarshal(b, &fromYAML); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(fromJSON, fromYAML) {
+		t.Errorf("-o yaml and -o json differ:\n%v\n%v", fromJSON, fromYAML)
+	}
+
+	code, out, _ := runCLI(t, dir, "", "version", "-o", "json")
+	var v versionInfo
+	if code != 0 || json.Unmarshal([]byte(out), &v) != nil || v.Version == "" || v.Go == "" {
+		t.Errorf("version -o json: %d %q", code, out)
+	}
+	if code, _, stderr := runCLI(t, dir, "", "version", "-o", "xml"); code != 2 || !strings.Contains(stderr, "unknown output format") {
+		t.Errorf("version -o xml: %d %q", code, stderr)
+	}
+
+	empty := t.TempDir()
+	runCLI(t, empty, "settings: {force_metadata: false}\n", "apply", "-f", "-")
+	for _, kind := range []string{"instance", "network", "router"} {
+		code, out, stderr := runCLI(t, empty, "", kind, "list")
+		if code != 0 || out != "" || stderr != "No resources found\n" {
+			t.Errorf("%s list on an empty store: exit %d, stdout %q, stderr %q", kind, code, out, stderr)
+		}
+		if code, out, _ := runCLI(t, empty, "", kind, "list", "-o", "json"); code != 0 || out != "[]\n" {
+			t.Errorf("%s list -o json on an empty store: %d %q", kind, code, out)
+		}
+	}
+}
+
+// TestShellCompletion: the committed scripts ask `mdctl __complete`; it
+// offers the store's names, setting values, components and route modes.
+func TestShellCompletion(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, stderr := runCLI(t, dir, topo, "apply", "-f", "-"); code != 0 {
+		t.Fatal(stderr)
+	}
+	tests := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"instance", "show", ""}, []string{"vm1"}},
+		{[]string{"instance", "delete", ""}, []string{"vm1"}},
+		{[]string{"trace", ""}, []string{"vm1"}},
+		{[]string{"lab", "exec", ""}, []string{"vm1"}},
+		{[]string{"configdrive", "build", ""}, []string{"vm1"}},
+		{[]string{"network", "show", ""}, []string{"net1", "iso"}},
+		{[]string{"router", "delete", ""}, []string{"r1"}},
+		{[]string{"instance", "create", "vm2", "--network", ""}, []string{"net1", "iso"}},
+		{[]string{"network", "create", "n2", "--router", ""}, []string{"r1"}},
+		{[]string{"config", "set", "force_metadata", ""}, []string{"true", "false"}},
+		{[]string{"config", "set", "config_drive_format", ""}, []string{"iso9660", "vfat"}},
+		{[]string{"serve", "--components", "api,"}, []string{"api,agent", "api,proxy", "api,configdrive"}},
+		{[]string{"lab", "up", "--routes", ""}, []string{"dhcp", "static"}},
+	}
+	for _, tt := range tests {
+		code, out, stderr := runCLI(t, dir, "", append([]string{"__complete"}, tt.args...)...)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if code != 0 || len(lines) == 0 || !slices.Equal(lines[:len(lines)-1], tt.want) {
+			t.Errorf("complete %q: exit %d, %q (%s); want %q", tt.args, code, lines, stderr, tt.want)
+		}
+	}
+	empty := filepath.Join(t.TempDir(), "none")
+	if _, out, _ := runCLI(t, empty, "", "__complete", "instance", "show", ""); strings.TrimSpace(out) != ":4" {
+		t.Errorf("completion without a store: %q", out)
+	}
+	if _, err := os.Stat(empty); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("completion created a store (%v)", err)
 	}
 }

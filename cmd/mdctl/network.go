@@ -77,7 +77,7 @@ type networkCreateOptions struct {
 }
 
 func newCmdNetworkCreate(f *factory, runF func(context.Context, *networkCreateOptions) error) *cobra.Command {
-	opts := &networkCreateOptions{IO: f.IO, Store: f.OpenStore}
+	opts := &networkCreateOptions{IO: f.IO, Store: f.CreateStore}
 	cmd := &cobra.Command{
 		Use:   "create NAME --project PROJECT --cidr CIDR",
 		Short: "Create a network with a subnet, a DHCP port and optionally a router interface",
@@ -115,6 +115,7 @@ through the router, their gateway.`,
 	fl.StringVar(&opts.Subnet.CIDR, "cidr", "", "IPv4 (or IPv6) subnet, e.g. 10.90.1.0/24")
 	fl.StringVar(&opts.IPv6CIDR, "ipv6-cidr", "", "an extra SLAAC IPv6 subnet, e.g. fd00:90:1::/64")
 	fl.StringVar(&opts.Spec.Router, "router", "", "router to attach (omit for an isolated network)")
+	_ = cmd.RegisterFlagCompletionFunc("router", completeNamesFlag(f, routerKind().names))
 	fl.StringVar(&opts.Subnet.Gateway, "gateway", "", "gateway address (default: first host; none for no gateway)")
 	fl.StringVar(&opts.Subnet.DHCPIP, "dhcp-ip", "", "DHCP port address (default: first host after the gateway)")
 	fl.StringSliceVar(&opts.Subnet.DNS, "dns", nil, "DNS servers handed to guests (comma-separated or repeated)")

@@ -28,7 +28,10 @@ func checkOutput(format string) error {
 	return usageErrorf("-o %s: unknown output format; use one of %s", format, strings.Join(outputFormats, ", "))
 }
 
-// printData writes v as JSON (indented, stable field order) or YAML.
+// printData writes v as JSON (indented, stable field order) or YAML. YAML
+// is the JSON document in YAML's syntax, as kubectl does it, so the two
+// never disagree: the same keys in the same order, bytes (user_data) in
+// base64 rather than a list of numbers, times as RFC 3339.
 func printData(w io.Writer, format string, v any) error {
 	switch format {
 	case "json":
@@ -36,14 +39,32 @@ func printData(w io.Writer, format string, v any) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
 	case "yaml":
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		var doc yaml.Node
+		if err := yaml.Unmarshal(b, &doc); err != nil {
+			return fmt.Errorf("yaml output: %w", err)
+		}
+		unquote(&doc)
 		enc := yaml.NewEncoder(w)
 		enc.SetIndent(2)
-		if err := enc.Encode(v); err != nil {
+		if err := enc.Encode(&doc); err != nil {
 			return err
 		}
 		return enc.Close()
 	}
 	return fmt.Errorf("output format %q is not data", format)
+}
+
+// unquote drops JSON's quoting and flow style so the encoder writes plain
+// block YAML, quoting only where YAML needs it ("true" as a string).
+func unquote(n *yaml.Node) {
+	n.Style = 0
+	for _, c := range n.Content {
+		unquote(c)
+	}
 }
 
 // table prints aligned columns for people.

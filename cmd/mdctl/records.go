@@ -54,6 +54,7 @@ func newCmdRecordList[R, V any](f *factory, k recordKind[R, V], runF func(contex
 func newCmdRecordShow[R, V any](f *factory, k recordKind[R, V], runF func(context.Context, *recordOptions) error) *cobra.Command {
 	opts := &recordOptions{IO: f.IO, Store: f.OpenStore}
 	cmd := k.showHelp.command("show NAME|ID", exactArgs(1, k.oneRef()))
+	cmd.ValidArgsFunction = completeNames(f, k.names)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		opts.Ref = args[0]
 		return checkOutputAndRun(cmd, opts.Output, opts, runF, k.showRun)
@@ -65,11 +66,24 @@ func newCmdRecordShow[R, V any](f *factory, k recordKind[R, V], runF func(contex
 func newCmdRecordDelete[R, V any](f *factory, k recordKind[R, V], runF func(context.Context, *recordOptions) error) *cobra.Command {
 	opts := &recordOptions{IO: f.IO, Store: f.OpenStore}
 	cmd := k.deleteHelp.command("delete NAME|ID", exactArgs(1, k.oneRef()), "rm")
+	cmd.ValidArgsFunction = completeNames(f, k.names)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		opts.Ref = args[0]
 		return runOrTest(cmd, opts, runF, k.deleteRun)
 	}
 	return cmd
+}
+
+// names lists the records' names, for shell completion.
+func (k recordKind[R, V]) names(ctx context.Context, st store.Reader) ([]string, error) {
+	rs, err := k.list(ctx, st)
+	var out []string
+	for _, r := range rs {
+		if name, _ := k.ident(r); name != "" {
+			out = append(out, name)
+		}
+	}
+	return out, err
 }
 
 // command is a command with this help; the caller sets RunE.
@@ -93,6 +107,11 @@ func (k recordKind[R, V]) listRun(ctx context.Context, opts *recordOptions) erro
 				return err
 			}
 			views = append(views, v)
+		}
+		if len(views) == 0 && opts.Output == "table" {
+			// kubectl's words, on stderr: stdout stays empty for a pipe.
+			_, err := fmt.Fprintln(opts.IO.ErrOut, "No resources found")
+			return err
 		}
 		return k.print(opts.IO, opts.Output, views, false)
 	})

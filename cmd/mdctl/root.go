@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -67,10 +68,17 @@ the operator tools to seed, switch and trace them.`,
 	})
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&f.DataDir, "data-dir", f.DataDir, "directory of the SQLite store, agent socket and admin socket (env MDCTL_DATA_DIR)")
+	pf.StringVar(&f.Profile, "profile", f.Profile, "name of this mdctl's namespaces and lab guests, for several on one host (env MDCTL_PROFILE; default from --data-dir)")
+	pf.StringVar(&f.LogLevel, "log-level", "", "least level of logs on stderr: debug, info, warn or error (default: info for serve, warn for the rest)")
+	pf.StringVar(&f.LogFormat, "log-format", "text", "logs as text or json (slog's handlers)")
+	_ = cmd.RegisterFlagCompletionFunc("log-level", cobra.FixedCompletions([]string{"debug", "info", "warn", "error"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("log-format", cobra.FixedCompletions(logFormats, cobra.ShellCompDirectiveNoFileComp))
+	cmd.PersistentPreRunE = func(*cobra.Command, []string) error { return f.checkLogFlags() }
 	pf.StringVar(&f.DB, "db", f.DB, "another store: sqlite:///path/mdctl.db, or postgres://user:pass@host/db shared by several hosts (overrides the SQLite file in --data-dir)")
 
 	cmd.AddCommand(
 		newCmdApply(f, nil),
+		newCmdDiff(f, nil),
 		newCmdInstance(f),
 		newCmdNetwork(f),
 		newCmdRouter(f),
@@ -86,23 +94,57 @@ the operator tools to seed, switch and trace them.`,
 		newCmdVersion(f),
 		newCmdCompletion(f),
 	)
+	refuseUnknownSubcommands(cmd)
 	return cmd
+}
+
+// refuseUnknownSubcommands makes every command group (mdctl itself,
+// instance, config, lab…) answer a subcommand it does not have with a usage
+// error (exit 2) and the nearest names, instead of its help and exit 0;
+// the group alone still prints its help.
+func refuseUnknownSubcommands(c *cobra.Command) {
+	if c.HasSubCommands() && c.Run == nil && c.RunE == nil {
+		c.Args = cobra.ArbitraryArgs
+		c.SuggestionsMinimumDistance = 2
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += "; did you mean " + strings.Join(s, " or ") + "?"
+			}
+			return usageErrorf("%s (see %s --help)", msg, cmd.CommandPath())
+		}
+	}
+	for _, sub := range c.Commands() {
+		refuseUnknownSubcommands(sub)
+	}
 }
 
 // run executes mdctl with args and returns the exit code; errors are
 // printed as "mdctl: …" lines on stderr.
 func run(ctx context.Context, args []string, io *iostreams, getenv func(string) string) int {
-	f := &factory{IO: io, Getenv: getenv, DataDir: defaultDataDir(getenv), Version: version()}
+	f := &factory{IO: io, Getenv: getenv, DataDir: defaultDataDir(getenv), Profile: getenv("MDCTL_PROFILE"), LogFormat: "text", Version: version()}
 	cmd := newRootCmd(f)
 	cmd.SetArgs(args)
 	err := cmd.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
 	}
-	for _, line := range strings.Split(strings.TrimRight(err.Error(), "\n"), "\n") {
-		fmt.Fprintf(io.ErrOut, "mdctl: %s\n", line)
-	}
+	printError(io.ErrOut, err)
 	return exitCode(err)
+}
+
+// printError writes err as "mdctl: …" lines; a blank line stays blank.
+func printError(w io.Writer, err error) {
+	for _, line := range strings.Split(strings.TrimRight(err.Error(), "\n"), "\n") {
+		if strings.TrimSpace(line) == "" {
+			fmt.Fprintln(w)
+			continue
+		}
+		fmt.Fprintf(w, "mdctl: %s\n", line)
+	}
 }
 
 func exitCode(err error) int {

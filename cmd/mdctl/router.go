@@ -67,7 +67,7 @@ type routerCreateOptions struct {
 }
 
 func newCmdRouterCreate(f *factory, runF func(context.Context, *routerCreateOptions) error) *cobra.Command {
-	opts := &routerCreateOptions{IO: f.IO, Store: f.OpenStore}
+	opts := &routerCreateOptions{IO: f.IO, Store: f.CreateStore}
 	cmd := &cobra.Command{
 		Use:     "create NAME --project PROJECT",
 		Short:   "Create a router (attach networks with network create --router)",

@@ -7,7 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mdctl/mdctl/internal/sdnotify"
 	"github.com/mdctl/mdctl/server"
+	"github.com/mdctl/mdctl/server/dataplane"
 	"github.com/mdctl/mdctl/store"
 )
 
@@ -25,12 +27,16 @@ type serveOptions struct {
 	// AdminTokenFile holds the token --admin-listen requires.
 	AdminTokenFile string
 	Overrides      map[string]string
-	LogLevel       slog.Level
+	Logger         *slog.Logger      // default: text at info on IO.ErrOut
+	Dataplane      dataplane.Options // this data dir's (or --profile's) names
+	// NotifySocket is $NOTIFY_SOCKET: systemd (Type=notify) hears READY=1
+	// once the components listen and STOPPING=1 when serve stops.
+	NotifySocket string
 }
 
 func newCmdServe(f *factory, runF func(context.Context, *serveOptions) error) *cobra.Command {
-	opts := &serveOptions{IO: f.IO, Store: f.OpenStore}
-	var components, logLevel string
+	opts := &serveOptions{IO: f.IO, Store: f.CreateStore}
+	var components string
 	var sets []string
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -41,7 +47,9 @@ socket in --data-dir), one proxy per router and DHCP-served network
 drive in --data-dir/config-drives for every instance that needs one.
 Changes to the store, settings included, apply within a second without a
 restart. SIGINT or SIGTERM stop it cleanly; namespaces and rules stay for
-the next start to adopt (mdctl cleanup removes them). Logs go to stderr.`,
+the next start to adopt (mdctl cleanup removes them). One serve per data
+dir: a second one refuses to start (it holds <data-dir>/serve.lock).
+Logs go to stderr.`,
 		Example: `  mdctl serve
   mdctl serve --components api --api-listen 0.0.0.0:8775
   mdctl serve --components agent,proxy --set nova_metadata_host=10.0.0.5
@@ -57,20 +65,21 @@ the next start to adopt (mdctl cleanup removes them). Logs go to stderr.`,
 			if opts.Overrides, err = parseSets(sets); err != nil {
 				return err
 			}
-			if err := opts.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
-				return usageErrorf("--log-level %q: use debug, info, warn or error", logLevel)
+			opts.Logger = f.Logger(f.IO.ErrOut, slog.LevelInfo)
+			opts.DataDir, opts.NotifySocket = f.DataDir, f.Getenv("NOTIFY_SOCKET")
+			if opts.Dataplane, err = f.Dataplane(); err != nil {
+				return err
 			}
-			opts.DataDir = f.DataDir
 			return runOrTest(cmd, opts, runF, serveRun)
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&components, "components", strings.Join(server.AllComponents, ","), "components to run: "+strings.Join(server.AllComponents, ","))
+	_ = cmd.RegisterFlagCompletionFunc("components", completeComponents)
 	fl.StringVar(&opts.APIListen, "api-listen", "127.0.0.1:8775", "address the metadata API listens on")
 	fl.StringVar(&opts.AdminListen, "admin-listen", "", "also serve the admin endpoint (events, /metrics, status) on this TCP address; every request needs the bearer token (a non-loopback address needs --admin-token-file)")
 	fl.StringVar(&opts.AdminTokenFile, "admin-token-file", "", "file holding the --admin-listen bearer token (default <data-dir>/admin.token, made on first use; clients send it from $MDCTL_ADMIN_TOKEN)")
 	fl.StringArrayVar(&sets, "set", nil, "override a setting for this process only, KEY=VALUE (repeatable)")
-	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
 
@@ -92,17 +101,41 @@ func parseSets(sets []string) (map[string]string, error) {
 }
 
 func serveRun(ctx context.Context, opts *serveOptions) error {
+	if err := server.CheckPrivileges(opts.Components); err != nil {
+		return err
+	}
+	unlock, err := server.LockDataDir(opts.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, err := opts.Store(ctx)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	log := slog.New(slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: opts.LogLevel}))
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(opts.IO.ErrOut, nil))
+	}
 	log.Info("mdctl serve starting", "components", strings.Join(opts.Components, ","), "data_dir", opts.DataDir)
+	stopping := context.AfterFunc(ctx, func() { // SIGTERM: the stop begins
+		if err := sdnotify.Notify(opts.NotifySocket, sdnotify.Stopping); err != nil {
+			log.Warn("could not tell systemd serve stops", "err", err)
+		}
+	})
+	defer stopping()
 	err = server.Run(ctx, server.Options{
 		Store: st, DataDir: opts.DataDir, Components: opts.Components,
 		Overrides: opts.Overrides, APIListen: opts.APIListen, AdminListen: opts.AdminListen, AdminTokenFile: opts.AdminTokenFile, Logger: log,
+		Dataplane: opts.Dataplane,
+		Ready: func() {
+			if err := sdnotify.Notify(opts.NotifySocket, sdnotify.Ready); err != nil {
+				log.Warn("could not tell systemd serve is ready", "err", err)
+			}
+		},
 	})
+
 	if err == nil {
 		log.Info("mdctl serve stopped")
 	}

@@ -31,9 +31,7 @@ type traceOptions struct {
 }
 
 func newCmdTrace(f *factory, runF func(context.Context, *traceOptions) error) *cobra.Command {
-	opts := &traceOptions{IO: f.IO, Store: f.OpenStore, Dataplane: dataplane.Options{
-		SegmentNamespace: dataplane.DefaultSegmentNamespace, GuestPrefix: dataplane.DefaultGuestPrefix,
-	}}
+	opts := &traceOptions{IO: f.IO, Store: f.OpenStore}
 	var sets []string
 	cmd := &cobra.Command{
 		Use:   "trace INSTANCE",
@@ -70,9 +68,13 @@ could not be checked (NOT CHECKED).`,
 			if opts.Overrides, err = parseSets(sets); err != nil {
 				return err
 			}
+			if opts.Dataplane, err = f.Dataplane(); err != nil {
+				return err
+			}
 			return runOrTest(cmd, opts, runF, traceRun)
 		},
 	}
+	cmd.ValidArgsFunction = completeNames(f, instanceKind().names)
 	fl := cmd.Flags()
 	fl.BoolVar(&opts.JSON, "json", false, "print one JSON object (CLI.md's shape) instead of text")
 	fl.BoolVar(&opts.Fix, "fix", false, "repair what mdctl owns, then trace again")
@@ -87,10 +89,10 @@ func traceRun(ctx context.Context, opts *traceOptions) error {
 		return err
 	}
 	defer st.Close()
+	apiURL, dp := runningServe(ctx, opts.DataDir, opts.Dataplane)
 	o := diag.Options{
 		Store: st, DataDir: opts.DataDir, Overrides: opts.Overrides,
-		Dataplane: opts.Dataplane, Timeout: opts.Timeout,
-		APIURL: runningAPIURL(ctx, opts.DataDir),
+		Dataplane: dp, Timeout: opts.Timeout, APIURL: apiURL,
 	}
 	r := diag.Trace(ctx, o, opts.Instance)
 	if opts.Fix && r.FailedHop != "" && r.Error == "" {
@@ -136,24 +138,28 @@ func traceFailure(r diag.Report) error {
 	return fmt.Errorf("trace %s: hop %q fails: %s", r.Instance, r.FailedHop, r.Hop(r.FailedHop).Detail)
 }
 
-// runningAPIURL asks the data dir's serve where its API listens: its agent
-// uses that address whatever nova_metadata_port says, so the trace must too.
-// "" (the settings decide) when no serve answers or it runs no API.
-func runningAPIURL(ctx context.Context, dataDir string) string {
+// runningServe asks the data dir's serve where its API listens (its agent
+// uses that address whatever nova_metadata_port says, so the trace must
+// too; "" lets the settings decide) and which namespaces its data plane
+// uses (dp as given when no serve answers or it runs no data plane).
+func runningServe(ctx context.Context, dataDir string, dp dataplane.Options) (apiURL string, _ dataplane.Options) {
 	c, err := admin.NewClient(filepath.Join(dataDir, admin.SocketName))
 	if err != nil {
-		return ""
+		return "", dp
 	}
 	ctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
 	st, err := c.Status(ctx)
 	if err != nil {
-		return ""
+		return "", dp
+	}
+	if n := st.Dataplane; n != nil {
+		dp.SegmentNamespace, dp.GuestPrefix, dp.HostNamespace = n.SegmentNamespace, n.GuestPrefix, n.HostNamespace
 	}
 	for _, comp := range st.Components {
 		if comp.Name == server.ComponentAPI && comp.Up && comp.Address != "" {
-			return "http://" + comp.Address
+			apiURL = "http://" + comp.Address
 		}
 	}
-	return ""
+	return apiURL, dp
 }

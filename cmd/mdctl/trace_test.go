@@ -10,8 +10,8 @@ import (
 // codes, JSON shape, the one-line error) on what needs no namespaces.
 func TestTraceCommandContract(t *testing.T) {
 	dir := t.TempDir()
-	if code, _, errOut := runCLI(t, dir, "", "apply", "-f", "-"); code != 0 {
-		t.Fatalf("apply of an empty file: %d %s", code, errOut)
+	if code, _, errOut := runCLI(t, dir, "settings: {force_metadata: false}\n", "apply", "-f", "-"); code != 0 {
+		t.Fatalf("apply of a settings-only file: %d %s", code, errOut)
 	}
 	tests := []struct {
 		name     string
@@ -22,7 +22,7 @@ func TestTraceCommandContract(t *testing.T) {
 		{"unknown instance", []string{"trace", "nope"}, exitFail, `trace nope:`},
 		{"unknown instance json", []string{"trace", "nope", "--json"}, exitFail, `trace nope:`},
 		{"no instance", []string{"trace"}, exitUsage, "one INSTANCE"},
-		{"bad --set", []string{"trace", "vm1", "--set", "force_metadata=maybe"}, exitUsage, "allowed: true, false"},
+		{"bad --set", []string{"trace", "vm1", "--set", "force_metadata=maybe"}, exitUsage, "allowed: true/false, yes/no, on/off, 1/0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

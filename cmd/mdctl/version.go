@@ -22,15 +22,33 @@ func version() string {
 	return "devel"
 }
 
+// versionInfo is what version -o json|yaml prints.
+type versionInfo struct {
+	Version string `json:"version"`
+	Go      string `json:"go"`
+	OS      string `json:"os"`
+	Arch    string `json:"arch"`
+}
+
 func newCmdVersion(f *factory) *cobra.Command {
-	return &cobra.Command{
+	var output string
+	cmd := &cobra.Command{
 		Use:     "version",
 		Short:   "Print mdctl's version",
-		Example: `  mdctl version`,
+		Example: "  mdctl version\n  mdctl version -o json",
 		Args:    exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintf(f.IO.Out, "mdctl %s (%s %s/%s)\n", f.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			v := versionInfo{Version: f.Version, Go: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
+			if output != "table" {
+				return printData(f.IO.Out, output, v)
+			}
+			_, err := fmt.Fprintf(f.IO.Out, "mdctl %s (%s %s/%s)\n", v.Version, v.Go, v.OS, v.Arch)
 			return err
 		},
 	}
+	addOutputFlag(cmd, &output)
+	return cmd
 }

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -39,6 +40,9 @@ type Cluster struct {
 	dir  string // owns data/, the socket and the log
 	port int
 	n    atomic.Int64 // databases handed out
+
+	mu    sync.Mutex
+	admin *sql.DB // on the postgres database, for CREATE and DROP DATABASE
 }
 
 // Bin finds the directory holding initdb and pg_ctl: $MDCTL_PG_BIN, else
@@ -129,6 +133,11 @@ func start(bin string) (*Cluster, error) {
 
 func (c *Cluster) stop(bin string) error {
 	defer os.RemoveAll(c.dir)
+	c.mu.Lock()
+	if c.admin != nil {
+		c.admin.Close()
+	}
+	c.mu.Unlock()
 	if _, err := os.Stat(filepath.Join(c.dir, "data", "postmaster.pid")); err != nil {
 		return nil // never started
 	}
@@ -190,7 +199,9 @@ func (c *Cluster) TCPURL(db string) string {
 func (c *Cluster) NewDB(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("t%d_%d", os.Getpid(), c.n.Add(1))
-	if err := c.exec("CREATE DATABASE " + name); err != nil {
+	// FILE_COPY: a third quicker than WAL_LOG for a small template, and
+	// its checkpoints cost nothing with fsync off.
+	if err := c.exec("CREATE DATABASE " + name + " STRATEGY = FILE_COPY"); err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
 	t.Cleanup(func() {
@@ -210,11 +221,18 @@ func (c *Cluster) Exec(t testing.TB, stmt string) {
 }
 
 func (c *Cluster) exec(stmt string) error {
-	db, err := sql.Open("pgx", c.URL("postgres"))
-	if err != nil {
-		return err
+	c.mu.Lock()
+	if c.admin == nil {
+		db, err := sql.Open("pgx", c.URL("postgres"))
+		if err != nil {
+			c.mu.Unlock()
+			return err
+		}
+		db.SetMaxIdleConns(1)
+		c.admin = db
 	}
-	defer db.Close()
+	db := c.admin
+	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := db.ExecContext(ctx, stmt); err != nil {

@@ -137,10 +137,12 @@ func RunCrawlWith(t *testing.T, version, ns, mode string, args ...string) Crawl 
 
 // GuestPrefix runs a command as in the lab guest of namespace ns: in its
 // network namespace (ip netns exec, which also shows it its own
-// /sys/class/net), and with the resolver its DHCP lease gives, which names
-// no DNS server (an empty /etc/resolv.conf in a private mount namespace).
-// The host's resolv.conf names a server the guest cannot reach, whose
-// timeouts cloud-init's datasources would wait out (is_resolvable_url).
+// /sys/class/net), with an empty /etc/resolv.conf in a private mount
+// namespace. The lab's DHCP script applies the lease's addresses and
+// routes, not its name servers, so a lab guest has no resolver of its
+// own, and ip netns exec would show it the host's, whose server the guest
+// cannot reach: cloud-init's datasources (is_resolvable_url) would wait
+// out its timeouts, 20 s a crawl.
 func GuestPrefix(ns string) []string {
 	return []string{"ip", "netns", "exec", ns, "unshare", "--mount", "--propagation", "private",
 		"sh", "-c", `mount --bind /dev/null /etc/resolv.conf && exec "$0" "$@"`}

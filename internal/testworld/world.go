@@ -34,8 +34,11 @@ type World struct {
 	hosts, outside []string
 }
 
-// NamePrefix starts the name of every namespace a World makes for its
-// segment and its guests (router and DHCP namespaces are named by ID).
+// NamePrefix starts the name of the namespaces a World makes for stand-in
+// hosts and outside machines. Its segment and guests have the names mdctl
+// gives the World's data dir (dataplane.ForDataDir), so that an mdctl
+// command run on w.Dir (trace, lab, cleanup, the TUI's tracer) sees the
+// same ones; router and DHCP namespaces are named by ID.
 const NamePrefix = "mdtw"
 
 type config struct{ level slog.Level }
@@ -62,11 +65,13 @@ func New(t *testing.T, topo string, opts ...Option) *World {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := Suffix()
+	names, err := dataplane.ForDataDir(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	w := &World{
-		Dir: dir, Store: st, t: t,
-		Dataplane: dataplane.Options{SegmentNamespace: NamePrefix + "seg-" + s, GuestPrefix: NamePrefix + s + "-"},
-		Log:       slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: c.level})),
+		Dir: dir, Store: st, t: t, Dataplane: names,
+		Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: c.level})),
 	}
 	t.Cleanup(w.close) // before TempDir's cleanup: serves stop before their dir goes
 	w.Apply(topo)
@@ -122,6 +127,10 @@ type ServeOptions struct {
 	APIListener net.Listener
 	// AdminListen is serve's --admin-listen ("" for none).
 	AdminListen string
+	// Resync is how often serve restores kernel state someone else
+	// removed; default never, so that a fault a test injects stays for
+	// trace to find (mdctl serve's own default is 5s).
+	Resync time.Duration
 }
 
 // StartServe runs a serve until stop is called or the test ends. apiAddr
@@ -132,6 +141,10 @@ func (w *World) StartServe(so ServeOptions) (apiAddr string, stop func()) {
 	o := server.Options{
 		Store: w.Store, DataDir: so.Dir, Components: so.Components, Overrides: so.Overrides,
 		Dataplane: w.Dataplane, Poll: 50 * time.Millisecond, Logger: w.Log, APIListener: so.APIListener, AdminListen: so.AdminListen,
+		Resync: so.Resync,
+	}
+	if o.Resync == 0 {
+		o.Resync = -1
 	}
 	if o.DataDir == "" {
 		o.DataDir = w.Dir

@@ -45,6 +45,17 @@ type Status struct {
 	// Subscribers and Dropped describe the event stream.
 	Subscribers int    `json:"event_subscribers" yaml:"event_subscribers"`
 	Dropped     uint64 `json:"events_dropped" yaml:"events_dropped"`
+	// Dataplane names the namespaces this serve's data plane uses, so a
+	// tracer looks where serve and its lab built things; nil when serve
+	// runs no data plane.
+	Dataplane *DataplaneNames `json:"dataplane,omitempty" yaml:"dataplane,omitempty"`
+}
+
+// DataplaneNames are a data plane's namespace names (dataplane.Options).
+type DataplaneNames struct {
+	SegmentNamespace string `json:"segment_namespace" yaml:"segment_namespace"`
+	GuestPrefix      string `json:"guest_prefix" yaml:"guest_prefix"`
+	HostNamespace    string `json:"host_namespace,omitempty" yaml:"host_namespace,omitempty"` // "" is serve's own
 }
 
 // Options configure the admin Server.
@@ -53,6 +64,8 @@ type Options struct {
 	// Recent answers /recent: each instance's last requests; nil answers
 	// none.
 	Recent *events.Recent
+	// Dataplane is reported on /status as it is.
+	Dataplane *DataplaneNames
 	// SocketPath is the unix socket (mode 0660); empty means none.
 	SocketPath string
 	// TCPAddr is an optional extra address, e.g. 127.0.0.1:8776.
@@ -223,7 +236,7 @@ func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	st := Status{PID: os.Getpid(), Started: s.started, Components: []Component{},
+	st := Status{PID: os.Getpid(), Started: s.started, Components: []Component{}, Dataplane: s.o.Dataplane,
 		Subscribers: s.o.Bus.Subscribers(), Dropped: s.o.Bus.Metrics().Drops()}
 	if s.o.Status != nil {
 		st.Components = s.o.Status(r.Context())

@@ -244,7 +244,7 @@ func TestRecent(t *testing.T) {
 	t.Cleanup(cancel)
 	go rec.Run(ctx)
 	c, _ := start(t, Options{Bus: bus, Recent: rec})
-	for i := 0; bus.Subscribers() == 0; i++ {
+	for i := 0; bus.Readers() == 0; i++ {
 		if i == 500 {
 			t.Fatal("Recent never subscribed")
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/mdctl/mdctl/server/events"
+	"github.com/mdctl/mdctl/server/metadata"
 )
 
 // Headers the proxy sets and the agent trusts.
@@ -233,6 +234,7 @@ func (a *Agent) forward(w http.ResponseWriter, r *http.Request, rl *reqLog, url 
 		"X-Request-Id":            v[4:5:5],
 		"User-Agent":              v[5:6:6],
 	}
+	passTokenHeaders(req.Header, r.Header)
 	resp, err := a.api.RoundTrip(req)
 	if err != nil {
 		return a.forwardError(w, rl.get(), url, err)
@@ -246,12 +248,27 @@ func (a *Agent) forward(w http.ResponseWriter, r *http.Request, rl *reqLog, url 
 	case http.StatusInternalServerError:
 		rl.get().Warn("Remote metadata server experienced an internal server error.")
 	case http.StatusBadRequest, http.StatusNotFound, http.StatusConflict,
-		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout,
+		// Session tokens' answers (beyond neutron): a missing, invalid or
+		// expired token, another method than PUT on the token path.
+		http.StatusUnauthorized, http.StatusMethodNotAllowed:
 	default:
 		rl.get().Warn(msgUnexpected, "code", c)
 		return plain(w, http.StatusInternalServerError, msgUnexpected+": "+strconv.Itoa(c))
 	}
 	return relay(w, resp, rl)
+}
+
+// passTokenHeaders carries the session-token headers (AWS IMDSv2, beyond
+// neutron, whose agent passes nothing else) between guest and API: the
+// token and the TTL asked for to the API, which mints and checks tokens,
+// and the TTL granted back.
+func passTokenHeaders(to, from http.Header) {
+	for _, k := range [...]string{metadata.TokenHeader, metadata.TokenTTLHeader} {
+		if v, ok := from[k]; ok {
+			to[k] = v
+		}
+	}
 }
 
 // forwardError answers a failed hop: 503 when the API cannot be reached
@@ -272,6 +289,7 @@ func relay(w http.ResponseWriter, resp *http.Response, rl *reqLog) int {
 	if ct := resp.Header.Get("Content-Type"); ct != "" {
 		w.Header().Set("Content-Type", ct)
 	}
+	passTokenHeaders(w.Header(), resp.Header) // the TTL a token was granted
 	if resp.ContentLength >= 0 {
 		w.Header().Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}

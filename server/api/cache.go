@@ -15,6 +15,7 @@ type entry struct {
 	inst       store.Instance // what DynamicJSON targets are told
 	instanceID string
 	projectID  string
+	tokens     string // the instance's metadata_tokens override
 	// signature is the instance's expected proxy signature under the
 	// secret of generation gen, so a cache hit compares in constant time
 	// without hashing.

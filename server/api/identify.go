@@ -229,6 +229,7 @@ func (s *Server) newEntry(ctx context.Context, snap store.Snapshot, now time.Tim
 		inst:       view.Instance,
 		instanceID: view.Instance.ID,
 		projectID:  view.Instance.ProjectID,
+		tokens:     view.Instance.MetadataTokens,
 		signature:  s.signers.get(cfg.SharedSecret).expected(view.Instance.ID),
 		gen:        snap.Generation,
 		expires:    now.Add(time.Duration(cfg.CacheExpirationSeconds) * time.Second),

@@ -185,6 +185,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if e == nil {
 		return // identification answered already
 	}
+	if s.sessionToken(w, r, path, snap.Config, e, now) {
+		return
+	}
 	s.serve(w, r, rid, path, snap.Config, e)
 }
 

@@ -61,9 +61,14 @@ func needTools(t *testing.T, tools ...string) {
 	}
 }
 
+// run runs a real image tool. mtools names vfat files in the locale's
+// charset, so it gets a UTF-8 one: where none is set (a fresh machine, CI,
+// env -i) every non-ASCII letter became "_".
 func run(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), "LC_ALL=C.UTF-8")
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}

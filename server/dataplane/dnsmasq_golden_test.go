@@ -1,16 +1,12 @@
 package dataplane
 
 import (
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/mdctl/mdctl/internal/golden"
 	"github.com/mdctl/mdctl/store"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata golden files")
 
 // TestDnsmasqFilesGolden pins the files and command line of one network's
 // dnsmasq against what neutron's DHCP agent writes for the same network,
@@ -70,7 +66,7 @@ func TestDnsmasqFilesGolden(t *testing.T) {
 	}
 	for name, lines := range files {
 		t.Run(name, func(t *testing.T) {
-			golden(t, filepath.Join("testdata", "dnsmasq", name), strings.Join(lines, "\n")+"\n")
+			golden.Check(t, "dnsmasq/"+name, strings.Join(lines, "\n")+"\n")
 		})
 	}
 }
@@ -83,24 +79,5 @@ func TestDHCPLeaseDurations(t *testing.T) {
 		if got := DHCPRanges(sub, lease); len(got) != 1 || got[0] != "set:subnet-s,10.90.1.0,static,255.255.255.0,"+want {
 			t.Errorf("lease %d: ranges %q, want one ending %s", lease, got, want)
 		}
-	}
-}
-
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test -run %s -update writes it)", err, t.Name())
-	}
-	if string(want) != got {
-		t.Errorf("%s differs:\ngot:\n%s\nwant:\n%s", path, got, want)
 	}
 }

@@ -382,37 +382,3 @@ func TestForeignTapInSegment(t *testing.T) {
 		t.Errorf("ensureVeth over a foreign tap = %v, want ErrForeignTap", err)
 	}
 }
-
-// TestPlugVMTap: a lab VM's tap (a tun device, as QEMU makes it) is plugged
-// into its bridge and counted as the lab's, not as a VM outside the lab.
-func TestPlugVMTap(t *testing.T) {
-	needRoot(t)
-	host := hostNS(t)
-	ctx, opts, l, d := hostWorld(t, host, false)
-	if err := NewReconciler(opts).Apply(ctx, d); err != nil {
-		t.Fatal(err)
-	}
-	g := Guests(d, l.views[:1])[0]
-	tap := TapName(g.PortID)
-	runIn(t, host, "ip", "tuntap", "add", "dev", tap, "mode", "tap")
-	if why := ExternalWhy(opts, g); why == "" {
-		t.Fatal("an unmarked tap should read as a VM outside the lab")
-	}
-	if err := PlugVMTap(opts, g); err != nil {
-		t.Fatal(err)
-	}
-	got := TapOf(opts, g.PortID, true)
-	if !got.Ours || got.Master != "br-op" || !got.Up {
-		t.Errorf("after PlugVMTap: %+v", got)
-	}
-	if why := ExternalWhy(opts, g); why != "" {
-		t.Errorf("the lab's own VM reads as external: %s", why)
-	}
-	// The reconciler leaves it: it is the lab's.
-	if err := NewReconciler(opts).Apply(ctx, d); err != nil {
-		t.Fatal(err)
-	}
-	if got := TapOf(opts, g.PortID, true); !got.Exists || got.Type != "tuntap" {
-		t.Errorf("after Apply: %+v", got)
-	}
-}

@@ -603,3 +603,29 @@ func echoRequest(id, seq int) []byte {
 	b[2], b[3] = byte(cs>>8), byte(cs)
 	return b
 }
+
+// TestApplyRefusesAnotherMdctlsNamespace: a namespace another mdctl (another
+// data dir or profile) marked is refused, not adopted and re-marked, so no
+// sweep or teardown of this one can remove it.
+func TestApplyRefusesAnotherMdctlsNamespace(t *testing.T) {
+	needRoot(t)
+	ctx := context.Background()
+	a, b := testOptions(t), testOptions(t)
+	id := uuid.NewString()
+	ns := RouterNamespace(id)
+	cleanupNS(t, ns)
+	want := Desired{Routers: []RouterNS{{RouterID: id, Namespace: ns}}}
+	if err := NewReconciler(a).Apply(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	err := NewReconciler(b).Apply(ctx, want)
+	if err == nil || !strings.Contains(err.Error(), ns+" belongs to another mdctl (segment "+a.SegmentNamespace+")") {
+		t.Errorf("b's Apply of a's router: %v", err)
+	}
+	if err := NewReconciler(b).Teardown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ours, err := ownedBy(ns, ownerMark(a.SegmentNamespace)); !ours {
+		t.Errorf("%s is no longer a's after b's Apply and Teardown (%v)", ns, err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -27,7 +28,9 @@ const (
 
 // ownerMark is the lo alias of every namespace an mdctl with this segment
 // namespace owns.
-func ownerMark(segNS string) string { return "mdctl:owner:" + segNS }
+func ownerMark(segNS string) string { return ownerMarkPrefix + segNS }
+
+const ownerMarkPrefix = "mdctl:owner:"
 
 // nsLink is a netlink handle bound to one named namespace.
 type nsLink struct {
@@ -84,6 +87,12 @@ func ensureOwnedNamespace(name, mark string, log *slog.Logger) (*nsLink, error) 
 	lo, err := n.linkByName("lo")
 	if err == nil && lo == nil {
 		err = fmt.Errorf("%s: no lo", name)
+	}
+	if err == nil && lo.Attrs().Alias != mark && strings.HasPrefix(lo.Attrs().Alias, ownerMarkPrefix) {
+		// Another mdctl's (another data dir or profile): adopting it would
+		// let this one's sweeps remove it.
+		err = fmt.Errorf("%s belongs to another mdctl (segment %s); remove it with that one's mdctl cleanup, or choose another --profile",
+			name, strings.TrimPrefix(lo.Attrs().Alias, ownerMarkPrefix))
 	}
 	if err == nil && lo.Attrs().Alias != mark {
 		if e := n.h.LinkSetAlias(lo, mark); e != nil {

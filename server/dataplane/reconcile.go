@@ -61,11 +61,33 @@ type Reconciler struct {
 	// ruleChanges counts wrapped chains rewritten and jumps added by the
 	// last Apply; tests read it to prove a second Apply changes nothing.
 	ruleChanges int
+	// nsMade counts the namespaces the last Apply had to create.
+	nsMade int
 }
 
 // NewReconciler returns a Reconciler for the data plane named by opts.
 func NewReconciler(opts Options) *Reconciler {
 	return &Reconciler{opts: opts.withDefaults()}
+}
+
+// Changes is how much the last Apply had to change in the kernel:
+// namespaces created, wrapped chains rewritten and jumps added. An Apply of
+// an unchanged Desired that changes something has repaired what someone
+// else removed.
+func (r *Reconciler) Changes() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.nsMade + r.ruleChanges
+}
+
+// ensureNamespace is ensureOwnedNamespace, counting the ones it creates.
+func (r *Reconciler) ensureNamespace(name, mark string) (*nsLink, error) {
+	existed, _ := NamespaceExists(name)
+	n, err := ensureOwnedNamespace(name, mark, r.opts.Logger)
+	if err == nil && !existed {
+		r.nsMade++
+	}
+	return n, err
 }
 
 // Options returns the options in force, defaults filled in.
@@ -89,10 +111,10 @@ func (r *Reconciler) Apply(ctx context.Context, d Desired) error {
 func (r *Reconciler) apply(ctx context.Context, d Desired) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.ruleChanges = 0
+	r.ruleChanges, r.nsMade = 0, 0
 	mark := ownerMark(r.opts.SegmentNamespace)
 
-	seg, err := ensureOwnedNamespace(r.opts.SegmentNamespace, mark, r.opts.Logger)
+	seg, err := r.ensureNamespace(r.opts.SegmentNamespace, mark)
 	if err != nil {
 		return fmt.Errorf("segment namespace: %w", err)
 	}
@@ -167,7 +189,7 @@ func (r *Reconciler) openHost(d Desired) (*nsLink, error) {
 }
 
 func (r *Reconciler) applyRouter(links planeLinks, rt RouterNS, mark string) error {
-	n, err := ensureOwnedNamespace(rt.Namespace, mark, r.opts.Logger)
+	n, err := r.ensureNamespace(rt.Namespace, mark)
 	if err != nil {
 		return err
 	}
@@ -218,7 +240,7 @@ func (r *Reconciler) syncRules(rt RouterNS) error {
 }
 
 func (r *Reconciler) applyDHCP(links planeLinks, dh DHCPNS, mark string) error {
-	n, err := ensureOwnedNamespace(dh.Namespace, mark, r.opts.Logger)
+	n, err := r.ensureNamespace(dh.Namespace, mark)
 	if err != nil {
 		return err
 	}

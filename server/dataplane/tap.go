@@ -43,3 +43,41 @@ func EnsureVMBridge(ctx context.Context, opts Options, g Guest) error {
 	defer seg.Close()
 	return ensureBridge(seg, g.Bridge, aliasNetwork+g.NetworkID, g.MTU)
 }
+
+// PlugVMTap plugs the tap a lab VM's QEMU made for g's port (named
+// TapName(g.PortID), in the namespace of g's bridge: the host's for a
+// network on the operator's L2, else the segment's) into g's bridge, up,
+// and marks it as the lab's, so the lab and the reconciler count it as
+// mdctl's and never as a VM outside the lab. The lab's VM launcher calls
+// it once QEMU is up.
+func PlugVMTap(opts Options, g Guest) error {
+	opts = opts.withDefaults()
+	unlock, err := lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	var n *nsLink
+	alias := aliasGuest + GuestNamespace(opts.GuestPrefix, g)
+	if g.OnHost {
+		n, err = openHostNS(opts)
+		alias = hostAlias(opts.SegmentNamespace, alias)
+	} else {
+		n, err = openNS(opts.SegmentNamespace)
+	}
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	name := TapName(g.PortID)
+	tap, err := n.linkByName(name)
+	switch {
+	case err != nil:
+		return err
+	case tap == nil:
+		return fmt.Errorf("%s: no %s: QEMU makes it (-netdev tap,ifname=%s) before it is plugged", n.name, name, name)
+	case tap.Type() != "tuntap":
+		return fmt.Errorf("%s: %s is a %s, not a VM's tap", n.name, name, tap.Type())
+	}
+	return plugTap(n, tap, g.Bridge, alias)
+}

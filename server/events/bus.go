@@ -64,6 +64,7 @@ type Subscription struct {
 	ch      chan Event
 	filter  Filter
 	dropped atomic.Uint64
+	own     bool // serve's own reader, not an event-stream client
 	done    chan struct{}
 	once    sync.Once
 	bus     *Bus
@@ -71,12 +72,19 @@ type Subscription struct {
 
 // Subscribe starts a subscription with a buffer of buf events
 // (DefaultBuffer when buf <= 0).
-func (b *Bus) Subscribe(f Filter, buf int) *Subscription {
+func (b *Bus) Subscribe(f Filter, buf int) *Subscription { return b.subscribe(f, buf, false) }
+
+// SubscribeOwn is Subscribe for serve's own readers (the record of recent
+// requests): Subscribers leaves them out, since it tells operators how
+// many clients read the event stream.
+func (b *Bus) SubscribeOwn(f Filter, buf int) *Subscription { return b.subscribe(f, buf, true) }
+
+func (b *Bus) subscribe(f Filter, buf int, own bool) *Subscription {
 	if buf <= 0 {
 		buf = DefaultBuffer
 	}
 	ch := make(chan Event, buf)
-	s := &Subscription{C: ch, ch: ch, filter: f, done: make(chan struct{}), bus: b}
+	s := &Subscription{C: ch, ch: ch, filter: f, own: own, done: make(chan struct{}), bus: b}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	old := *b.subs.Load()
@@ -86,8 +94,22 @@ func (b *Bus) Subscribe(f Filter, buf int) *Subscription {
 	return s
 }
 
-// Subscribers counts the open subscriptions.
+// Subscribers counts the open subscriptions of event-stream clients.
 func (b *Bus) Subscribers() int {
+	if b == nil {
+		return 0
+	}
+	n := 0
+	for _, s := range *b.subs.Load() {
+		if !s.own {
+			n++
+		}
+	}
+	return n
+}
+
+// Readers counts every open subscription, serve's own included.
+func (b *Bus) Readers() int {
 	if b == nil {
 		return 0
 	}

@@ -27,6 +27,9 @@ const (
 	ConnsRefused = "mdctl_proxy_connections_refused_total"
 	// ReconcileErrors counts failed data-plane reconciliations.
 	ReconcileErrors = "mdctl_reconcile_errors_total"
+	// DataplaneRepairs counts kernel state (namespaces, rules) serve had to
+	// restore while the store had not changed: someone else removed it.
+	DataplaneRepairs = "mdctl_dataplane_repairs_total"
 )
 
 // latencyBuckets are the histogram's upper bounds in seconds: a metadata

@@ -32,7 +32,7 @@ func NewRecent(bus *Bus) *Recent {
 
 // Run records the agent hop's events until ctx ends.
 func (r *Recent) Run(ctx context.Context) error {
-	sub := r.bus.Subscribe(Filter{Hop: HopAgent}, 0)
+	sub := r.bus.SubscribeOwn(Filter{Hop: HopAgent}, 0)
 	defer sub.Close()
 	for {
 		select {

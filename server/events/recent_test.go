@@ -17,7 +17,7 @@ func TestRecentKeepsTheLastFewPerInstance(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	// Run subscribes asynchronously; wait until it is on the bus.
-	for deadline := time.Now().Add(5 * time.Second); bus.Subscribers() == 0 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(5 * time.Second); bus.Readers() == 0 && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
 	}
 	for i := range RecentPerInstance + 3 {

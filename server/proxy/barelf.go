@@ -59,9 +59,9 @@ type bareLFConn struct {
 	prevCR      bool
 	headBytes   int
 	sawReqLine  bool
-	line        []byte // the current line's first lfMaxLine bytes
-	lineLong    bool
-	length      int64 // -1: no Content-Length seen
+	line        []byte // the current line's first lfMaxLine+1 bytes
+	lineLen     int    // the current line's length so far
+	length      int64  // -1: no Content-Length seen
 	chunked     bool
 	unframeable bool
 }
@@ -90,37 +90,51 @@ func (c *bareLFConn) Read(p []byte) (int, error) {
 
 // rewrite runs b through the state machine. Without a bare LF in a head
 // it changes nothing and returns b itself (grew false); otherwise it
-// returns the rewritten bytes in c.spare.
+// returns the rewritten bytes in c.spare. It goes from LF to LF, so a
+// CRLF head costs a byte search per line.
 func (c *bareLFConn) rewrite(b []byte) (out []byte, grew bool) {
-	copied := 0 // b[:copied] is already in c.spare (once grew)
-	for i := 0; i < len(b); i++ {
+	copied, i := 0, 0 // b[:copied] is already in c.spare (once grew)
+	for i < len(b) {
 		switch c.mode {
 		case lfRaw:
-			if grew {
-				c.spare = append(c.spare, b[copied:]...)
-				return c.spare, true
-			}
-			return b, false
+			i = len(b)
+			continue
 		case lfBody:
-			take := min(int64(len(b)-i), c.bodyLeft)
-			c.bodyLeft -= take
-			i += int(take) - 1
+			take := int(min(int64(len(b)-i), c.bodyLeft))
+			c.bodyLeft -= int64(take)
+			i += take
 			if c.bodyLeft == 0 {
 				c.startHead()
 			}
 			continue
 		}
-		ch := b[i]
-		if ch == '\n' && !c.prevCR {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			c.headSegment(b[i:], true)
+			break
+		}
+		nl := i + j
+		// A line whole in this read is looked at where it lies; only
+		// one split across reads is gathered in c.line.
+		whole := c.lineLen == 0
+		if c.headSegment(b[i:nl], !whole); c.mode == lfRaw {
+			break
+		}
+		if !c.prevCR {
 			if !grew {
-				c.spare, grew = append(c.spare[:0], b[:i]...), true
+				c.spare, grew = append(c.spare[:0], b[:nl]...), true
 			} else {
-				c.spare = append(c.spare, b[copied:i]...)
+				c.spare = append(c.spare, b[copied:nl]...)
 			}
 			c.spare = append(c.spare, '\r')
-			copied = i
+			copied = nl
 		}
-		c.headByte(ch)
+		if whole {
+			c.lineEnd(b[i:nl], nl-i)
+		} else {
+			c.lineEnd(c.line, c.lineLen)
+		}
+		i = nl + 1
 	}
 	if grew {
 		c.spare = append(c.spare, b[copied:]...)
@@ -132,35 +146,42 @@ func (c *bareLFConn) rewrite(b []byte) (out []byte, grew bool) {
 func (c *bareLFConn) startHead() {
 	c.mode = lfHead
 	c.prevCR, c.headBytes, c.sawReqLine = false, 0, false
-	c.line, c.lineLong = c.line[:0], false
+	c.line, c.lineLen = c.line[:0], 0
 	c.length, c.chunked, c.unframeable = -1, false, false
 }
 
-// headByte follows one byte of a head: lines, the framing headers, and
-// the blank line that ends it.
-func (c *bareLFConn) headByte(ch byte) {
-	c.headBytes++
-	if c.headBytes > maxHeaderBytes {
+// headSegment follows bytes of a head line, short of its LF (a line may
+// come in several reads); gather keeps them in c.line.
+func (c *bareLFConn) headSegment(seg []byte, gather bool) {
+	if len(seg) == 0 {
+		return
+	}
+	if c.headBytes += len(seg); c.headBytes > maxHeaderBytes {
 		c.mode = lfRaw // fasthttp refuses it; nothing to frame
 		return
 	}
-	c.prevCR = ch == '\r'
-	if ch != '\n' {
-		if ch != '\r' {
-			if len(c.line) < lfMaxLine {
-				c.line = append(c.line, ch)
-			} else {
-				c.lineLong = true
-			}
-		}
+	c.prevCR = seg[len(seg)-1] == '\r'
+	if !gather {
 		return
 	}
-	line, long := c.line, c.lineLong
-	c.line, c.lineLong = c.line[:0], false
+	if room := lfMaxLine + 1 - len(c.line); room > 0 {
+		c.line = append(c.line, seg[:min(room, len(seg))]...)
+	}
+	c.lineLen += len(seg)
+}
+
+// lineEnd follows a head line's LF: the request line, the framing
+// headers, and the blank line that ends the head. line is the line (its
+// first lfMaxLine+1 bytes at least), n its length.
+func (c *bareLFConn) lineEnd(line []byte, n int) {
+	c.headBytes++
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	long := n > lfMaxLine+1 // +1: its CR
+	c.line, c.lineLen, c.prevCR = c.line[:0], 0, false
 	switch {
-	case len(line) == 0 && !long && !c.sawReqLine:
+	case len(line) == 0 && !c.sawReqLine:
 		// empty lines before the request line are skipped, as fasthttp does
-	case len(line) == 0 && !long:
+	case len(line) == 0:
 		c.endHead()
 	case !c.sawReqLine:
 		c.sawReqLine = true
@@ -171,7 +192,7 @@ func (c *bareLFConn) headByte(ch byte) {
 
 func (c *bareLFConn) header(line []byte, long bool) {
 	name, value, ok := bytes.Cut(line, []byte(":"))
-	if !ok {
+	if !ok || (len(name) != len("Content-Length") && len(name) != len("Transfer-Encoding")) {
 		return // fasthttp decides what a line without a colon is
 	}
 	switch {

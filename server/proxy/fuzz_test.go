@@ -18,7 +18,7 @@ import (
 func parseGuest(raw string) (*fasthttp.Request, bool) {
 	req := &fasthttp.Request{}
 	br := bufio.NewReaderSize(strings.NewReader(raw), maxHeaderBytes)
-	if err := req.ReadLimitBody(br, maxBodyBytes); err != nil || !knownVersion(req.Header.Protocol()) {
+	if err := req.ReadLimitBody(br, maxBodyBytes); err != nil {
 		return nil, false
 	}
 	if req.MayContinue() { // the server sends 100 Continue, then reads the body

@@ -20,6 +20,9 @@ func (p *Proxy) limitListener(ctx context.Context, ln net.Listener, id Identity)
 		if snap := p.settings(ctx); snap != nil {
 			return snap.Config.ProxyConnsPerSource
 		}
+		if n := p.opts.ConnsPerSource; n != 0 {
+			return max(n, 0)
+		}
 		return p.defaults.ProxyConnsPerSource
 	}
 	return limitListener(ln, p.opts.MaxConns, perSource, func(src netip.Addr) { log.add(src, "cap", perSource()) })

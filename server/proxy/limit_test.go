@@ -128,3 +128,17 @@ func TestSlowlorisCut(t *testing.T) {
 		t.Errorf("answers %v, want %d × 408 (the cap) and %d closed unanswered", codes, perSource, slow-perSource)
 	}
 }
+
+// TestConnsPerSourceOption: without live settings the cap is the
+// setting's default, Options.ConnsPerSource overrides it, negative lifts it.
+func TestConnsPerSourceOption(t *testing.T) {
+	def := store.DefaultConfig().ProxyConnsPerSource
+	for _, tc := range []struct{ opt, want int }{{0, def}, {5, 5}, {-1, 0}} {
+		p := New(Options{ConnsPerSource: tc.opt, Logger: quiet()})
+		ll := p.limitListener(t.Context(), listen(t), Identity{RouterID: "rA"})
+		if got := ll.perSource(); got != tc.want {
+			t.Errorf("ConnsPerSource %d: cap %d, want %d", tc.opt, got, tc.want)
+		}
+		ll.Close()
+	}
+}

@@ -99,6 +99,10 @@ type Options struct {
 	// AgentTransport, when set, carries requests to the agent instead of
 	// AgentSocket (serve sets it when the agent runs in the same process).
 	AgentTransport http.RoundTripper
+	// ConnsPerSource is the per-source connection cap when Live is nil:
+	// 0 takes metadata_proxy_conns_per_source's default, a negative value
+	// means no cap (a load generator that is one source).
+	ConnsPerSource int
 	// RequestTimeout bounds reading a whole request from its first byte
 	// (haproxy's timeout http-request; HeaderTimeout when 0): a guest
 	// trickling a byte at a time is answered 408 and cut after it.
@@ -267,8 +271,8 @@ func (p *Proxy) handler(base context.Context, id Identity, lim *limiter) fasthtt
 			haproxyError(ctx, http.StatusBadRequest)
 			return
 		}
-		if proto := ctx.Request.Header.Protocol(); !knownVersion(proto) {
-			p.refused(ctx, id, http.StatusBadRequest, fmt.Errorf("unknown HTTP version %q", clip(proto)))
+		if !haproxyTarget(ctx.Request.Header.RequestURI()) {
+			p.refused(ctx, id, http.StatusBadRequest, errors.New("request target holds '#' or a byte above 0x7e"))
 			haproxyError(ctx, http.StatusBadRequest)
 			return
 		}
@@ -280,6 +284,10 @@ func (p *Proxy) handler(base context.Context, id Identity, lim *limiter) fasthtt
 			p.emit(id, ctx, rid, peer, start, http.StatusTooManyRequests, 0)
 			return
 		}
+		tokenPut := isTokenPut(ctx)
+		if tokenPut && p.forwardedPut(ctx, id) {
+			return
+		}
 		var status int
 		var n int64
 		if p.rt != nil {
@@ -287,18 +295,15 @@ func (p *Proxy) handler(base context.Context, id Identity, lim *limiter) fasthtt
 		} else {
 			status, n = p.forward(ctx, peer, lid, rid)
 		}
+		if tokenPut && status == http.StatusOK {
+			p.tokenHops(ctx, snap)
+		}
 		if p.log.Enabled(base, slog.LevelDebug) {
 			p.log.Debug("metadata request", "request_id", rid, "listener", id.String(), "src", peer.String(),
 				"method", string(ctx.Method()), "path", string(ctx.Path()), "status", status, "duration", time.Since(start))
 		}
 		p.emit(id, ctx, rid, peer, start, status, n)
 	}
-}
-
-// knownVersion refuses what fasthttp lets through as HTTP/1.0: a request
-// line naming any other version (haproxy answers those with 400).
-func knownVersion(proto []byte) bool {
-	return string(proto) == "HTTP/1.1" || string(proto) == "HTTP/1.0"
 }
 
 // settings reads the settings in force; nil without settings.
@@ -390,9 +395,11 @@ func abort(ctx *fasthttp.RequestCtx) {
 // front of neutron's haproxy.
 var haproxyPages = map[int]string{
 	http.StatusBadRequest:            "<html><body><h1>400 Bad request</h1>\nYour browser sent an invalid request.\n</body></html>\n",
+	http.StatusForbidden:             "<html><body><h1>403 Forbidden</h1>\nRequest forbidden by administrative rules.\n</body></html>\n",
 	http.StatusRequestTimeout:        "<html><body><h1>408 Request Time-out</h1>\nYour browser didn't send a complete request in time.\n</body></html>\n",
 	http.StatusRequestEntityTooLarge: "<html><body><h1>413 Payload Too Large</h1>\nThe request entity exceeds the maximum allowed.\n</body></html>\n",
 	http.StatusTooManyRequests:       "<html><body><h1>429 Too Many Requests</h1>\nYou have sent too many requests in a given amount of time.\n</body></html>\n",
+	http.StatusInternalServerError:   "<html><body><h1>500 Internal Server Error</h1>\nAn internal server error occurred.\n</body></html>\n",
 	http.StatusBadGateway:            "<html><body><h1>502 Bad Gateway</h1>\nThe server returned an invalid or incomplete response.\n</body></html>\n",
 	http.StatusServiceUnavailable:    "<html><body><h1>503 Service Unavailable</h1>\nNo server is available to handle this request.\n</body></html>\n",
 	http.StatusGatewayTimeout:        "<html><body><h1>504 Gateway Time-out</h1>\nThe server didn't respond in time.\n</body></html>\n",

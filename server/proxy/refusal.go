@@ -10,7 +10,7 @@ import (
 	"github.com/mdctl/mdctl/server/events"
 )
 
-// A request refused before it is forwarded (malformed, an unknown version,
+// A request refused before it is forwarded (malformed, a bad version,
 // too large, too slow) is logged at warning level and published as the
 // proxy hop's event, with the guest's address: a guest refused like this
 // must leave a trace. The log is rate-limited so a flood of broken

@@ -7,10 +7,10 @@ import (
 )
 
 // ConsolePath is where the lab keeps a VM's serial console (the launcher
-// writes it, `lab console` and trace read it): <data-dir>/lab/vms/<instance
-// uuid>/console.log.
+// writes it, `lab console` and trace read it):
+// <data-dir>/lab-vms/<instance uuid>/console.log.
 func ConsolePath(dataDir, instanceID string) string {
-	return filepath.Join(dataDir, "lab", "vms", instanceID, "console.log")
+	return filepath.Join(dataDir, "lab-vms", instanceID, "console.log")
 }
 
 // Console is what cloud-init's own lines on a VM's console say about its

@@ -28,22 +28,30 @@ const (
 
 // SysInfo is the SMBIOS type 1 (system) record nova gives a guest.
 type SysInfo struct {
-	Manufacturer, Product, Serial, UUID, Family string
+	Manufacturer, Product, Version, Serial, UUID, Family string
 }
 
-// NovaSysInfo is the record for an instance: nova's strings, and serial
-// and uuid both the instance's uuid (nova's [libvirt] sysinfo_serial =
-// unique).
-func NovaSysInfo(instanceUUID string) SysInfo {
-	return SysInfo{Manufacturer: Manufacturer, Product: Product, Serial: instanceUUID, UUID: instanceUUID, Family: Family}
+// NovaSysInfo is the record for an instance: nova's strings, version the
+// serving software's (nova puts its own version there; "" leaves it out),
+// and serial and uuid both the instance's uuid (nova's [libvirt]
+// sysinfo_serial = unique).
+func NovaSysInfo(instanceUUID, version string) SysInfo {
+	return SysInfo{Manufacturer: Manufacturer, Product: Product, Version: version, Serial: instanceUUID, UUID: instanceUUID, Family: Family}
 }
 
-// entries are the record's fields in libvirt's order, with their names.
+// entries are the record's fields in libvirt's order, with their names;
+// empty ones are left out.
 func (s SysInfo) entries() [][2]string {
-	return [][2]string{
-		{"manufacturer", s.Manufacturer}, {"product", s.Product}, {"serial", s.Serial},
-		{"uuid", s.UUID}, {"family", s.Family},
+	var out [][2]string
+	for _, e := range [][2]string{
+		{"manufacturer", s.Manufacturer}, {"product", s.Product}, {"version", s.Version},
+		{"serial", s.Serial}, {"uuid", s.UUID}, {"family", s.Family},
+	} {
+		if e[1] != "" {
+			out = append(out, e)
+		}
 	}
+	return out
 }
 
 // QEMUArgs are the arguments that give a QEMU guest this record, ready for
@@ -83,6 +91,7 @@ type Disk struct {
 type Spec struct {
 	InstanceID  string
 	Name        string
+	Version     string // SMBIOS system version ("" for none)
 	NICs        []NIC
 	ConfigDrive *Disk // nil: none
 }
@@ -92,7 +101,7 @@ type Spec struct {
 // caller plugs the tap into its bridge), and the config drive attached as
 // nova does.
 func (s Spec) QEMUArgs() []string {
-	args := NovaSysInfo(s.InstanceID).QEMUArgs()
+	args := NovaSysInfo(s.InstanceID, s.Version).QEMUArgs()
 	for i, n := range s.NICs {
 		id := fmt.Sprintf("net%d", i)
 		args = append(args,
@@ -129,7 +138,7 @@ func (s Spec) LibvirtXML() string {
 	w(1, "<uuid>%s</uuid>", xmlEscape(s.InstanceID))
 	w(1, "<sysinfo type='smbios'>")
 	w(2, "<system>")
-	for _, e := range NovaSysInfo(s.InstanceID).entries() {
+	for _, e := range NovaSysInfo(s.InstanceID, s.Version).entries() {
 		w(3, "<entry name='%s'>%s</entry>", e[0], xmlEscape(e[1]))
 	}
 	w(2, "</system>")
@@ -173,8 +182,8 @@ func xmlEscape(s string) string { return xmlReplacer.Replace(s) }
 // plugs them, each with its tap on its network's bridge
 // (dataplane.NetworkBridge), and drive as its config drive (nil: none; the
 // caller knows whether nova would give it one and where serve keeps it).
-func FromView(v store.InstanceView, drive *Disk) Spec {
-	s := Spec{InstanceID: v.Instance.ID, Name: v.Instance.Name, ConfigDrive: drive}
+func FromView(v store.InstanceView, version string, drive *Disk) Spec {
+	s := Spec{InstanceID: v.Instance.ID, Name: v.Instance.Name, Version: version, ConfigDrive: drive}
 	for _, p := range v.Ports {
 		br, _ := dataplane.NetworkBridge(p.Network)
 		s.NICs = append(s.NICs, NIC{PortID: p.Port.ID, MAC: p.Port.MACAddress, Tap: dataplane.TapName(p.Port.ID), Bridge: br, MTU: p.Network.MTU})

@@ -31,7 +31,7 @@ func spec(format string) Spec {
 // TestNovaSysInfo pins nova's SMBIOS system record: what ds-identify and
 // cloud-init's OpenStack datasource read from /sys/class/dmi/id.
 func TestNovaSysInfo(t *testing.T) {
-	s := NovaSysInfo(uuid)
+	s := NovaSysInfo(uuid, "")
 	want := SysInfo{Manufacturer: "OpenStack Foundation", Product: "OpenStack Nova", Serial: uuid, UUID: uuid, Family: "Virtual Machine"}
 	if s != want {
 		t.Errorf("NovaSysInfo = %+v, want %+v", s, want)
@@ -40,6 +40,9 @@ func TestNovaSysInfo(t *testing.T) {
 	wantArgs := []string{"-uuid", uuid, "-smbios", "type=1,manufacturer=OpenStack Foundation,product=OpenStack Nova,serial=" + uuid + ",uuid=" + uuid + ",family=Virtual Machine"}
 	if !slices.Equal(args, wantArgs) {
 		t.Errorf("QEMUArgs = %q, want %q", args, wantArgs)
+	}
+	if got := NovaSysInfo(uuid, "27.1.0").QEMUArgs()[3]; !strings.Contains(got, "product=OpenStack Nova,version=27.1.0,serial=") {
+		t.Errorf("version: %s", got)
 	}
 	// A comma in a value is doubled, QEMU's escape.
 	if got := (SysInfo{UUID: "u", Family: "a,b"}).QEMUArgs()[3]; !strings.Contains(got, "family=a,,b") {
@@ -54,7 +57,7 @@ func TestFromView(t *testing.T) {
 		{Port: store.Port{ID: "0a1b2c3d-4e5f-0000-0000-000000000001", MACAddress: "fa:16:3e:12:34:56"}, Network: store.Network{ID: "n1", Bridge: "br0", MTU: 1450}},
 		{Port: store.Port{ID: "9f8e7d6c-5b4a-0000-0000-000000000002", MACAddress: "fa:16:3e:ab:cd:ef"}, Network: store.Network{ID: "1234567890abcdef"}},
 	}}
-	got := FromView(v, nil)
+	got := FromView(v, "", nil)
 	want := spec("")
 	for i := range want.NICs {
 		want.NICs[i].PortID = v.Ports[i].Port.ID

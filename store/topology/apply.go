@@ -22,9 +22,33 @@ func Apply(ctx context.Context, st store.Store, t *Topology) (Result, error) {
 	return apply(ctx, st, t, nil)
 }
 
+// errDryRun rolls DryRun's transaction back.
+var errDryRun = errors.New("dry run")
+
+// DryRun is Apply without writing anything: the same checks against the
+// store, and the Result Apply would return, in a transaction rolled back.
+// Records it would create have no ID yet.
+func DryRun(ctx context.Context, st store.Store, t *Topology) (Result, error) {
+	var res Result
+	_, err := apply(ctx, st, t, nil, func(r Result) error {
+		res = r
+		return errDryRun
+	})
+	if !errors.Is(err, errDryRun) {
+		return Result{}, err
+	}
+	for i := range res.Changes {
+		if res.Changes[i].Action == Created {
+			res.Changes[i].ID = ""
+		}
+	}
+	return res, nil
+}
+
 // apply runs pre (a check such as "must not exist yet") and then the
 // topology in one transaction.
-func apply(ctx context.Context, st store.Store, t *Topology, pre func(tx store.Tx) error) (Result, error) {
+// post, when set, sees the Result before the commit and may refuse it.
+func apply(ctx context.Context, st store.Store, t *Topology, pre func(tx store.Tx) error, post ...func(Result) error) (Result, error) {
 	if err := t.Validate(); err != nil {
 		return Result{}, err
 	}
@@ -35,11 +59,16 @@ func apply(ctx context.Context, st store.Store, t *Topology, pre func(tx store.T
 				return err
 			}
 		}
-		a := &applier{ctx: ctx, tx: tx, t: t, now: time.Now().UTC(), projects: map[string]string{}, addrs: map[string]map[netip.Addr]string{}, macs: map[string]bool{}}
+		a := &applier{ctx: ctx, tx: tx, t: t, now: time.Now().UTC(), projects: map[string]string{}, addrs: map[string]map[netip.Addr]string{}, macs: map[string]bool{}, broken: map[string]bool{}}
 		if err := a.run(); err != nil {
 			return err
 		}
 		res = a.res
+		for _, p := range post {
+			if err := p(res); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -60,20 +89,41 @@ type applier struct {
 	// and by what; loaded when an instance port first needs it.
 	addrs map[string]map[netip.Addr]string
 	macs  map[string]bool // drawn in this Apply, maybe not written yet
+	// problems are the file's mistakes found so far; broken names the
+	// networks among them, whose instances are skipped, not blamed.
+	problems Errors
+	broken   map[string]bool
 }
 
 func (a *applier) fail(p Pos, field, format string, args ...any) error {
 	return Errors{{File: a.t.File, Line: p.line(field), Field: p.field(field), Msg: fmt.Sprintf(format, args...)}}
 }
 
+// run applies every step. A mistake in the file (an Errors) is collected
+// and the next record tried, so that one apply reports all of them; any
+// other error (the store's) stops at once. Either way nothing commits.
 func (a *applier) run() error {
 	steps := []func() error{a.settings, a.routers, a.networks, a.routerOverlaps, a.instances}
 	for _, step := range steps {
-		if err := step(); err != nil {
+		if err := a.collect(step()); err != nil {
 			return err
 		}
 	}
+	if len(a.problems) > 0 {
+		return a.problems
+	}
 	return nil
+}
+
+// collect keeps err when it is a mistake in the file and returns it
+// otherwise.
+func (a *applier) collect(err error) error {
+	var es Errors
+	if errors.As(err, &es) {
+		a.problems = append(a.problems, es...)
+		return nil
+	}
+	return err
 }
 
 func (a *applier) settings() error {
@@ -163,8 +213,12 @@ func (a *applier) routers() error {
 
 func (a *applier) networks() error {
 	for i := range a.t.Networks {
-		if err := a.network(&a.t.Networks[i]); err != nil {
-			return err
+		spec := &a.t.Networks[i]
+		if err := a.network(spec); err != nil {
+			a.broken[spec.Name] = true // its instances are not told it is missing
+			if err := a.collect(err); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

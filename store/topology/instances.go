@@ -35,24 +35,31 @@ func (a *applier) instances() error {
 	for i := range a.t.Instances {
 		spec := &a.t.Instances[i]
 		inst, err := a.instance(spec)
-		if err != nil {
+		if err == nil {
+			var p []*portPlan
+			p, err = a.instancePorts(spec, inst)
+			plans = append(plans, p...)
+		}
+		if err := a.collect(err); err != nil {
 			return err
 		}
-		p, err := a.instancePorts(spec, inst)
-		if err != nil {
-			return err
-		}
-		plans = append(plans, p...)
 	}
+	failed := map[*portPlan]bool{}
 	for _, explicit := range []bool{true, false} {
 		for _, p := range plans {
 			if (p.spec.IP != "") != explicit {
 				continue
 			}
 			if err := a.planAddresses(p); err != nil {
-				return err
+				failed[p] = true
+				if err := a.collect(err); err != nil {
+					return err
+				}
 			}
 		}
+	}
+	if len(a.problems) > 0 {
+		return nil // nothing commits: no need to write ports
 	}
 	for _, p := range plans {
 		if err := a.writePort(p); err != nil {
@@ -93,6 +100,7 @@ func (a *applier) instance(spec *InstanceSpec) (store.Instance, error) {
 	in.UserData = spec.UserData
 	in.ConfigDrive = spec.ConfigDrive
 	in.AdminPass = spec.AdminPass
+	in.MetadataTokens = spec.MetadataTokens
 	action := Created
 	if found {
 		action = Unchanged
@@ -121,7 +129,7 @@ func instanceEqual(a, b store.Instance) bool {
 	return a.Name == b.Name && a.Hostname == b.Hostname && a.ProjectID == b.ProjectID &&
 		a.AvailabilityZone == b.AvailabilityZone && a.Flavor == b.Flavor && a.LaunchIndex == b.LaunchIndex &&
 		slices.Equal(a.Meta, b.Meta) && slices.Equal(a.Keys, b.Keys) && bytes.Equal(a.UserData, b.UserData) &&
-		a.ConfigDrive == b.ConfigDrive && a.AdminPass == b.AdminPass
+		a.ConfigDrive == b.ConfigDrive && a.AdminPass == b.AdminPass && a.MetadataTokens == b.MetadataTokens
 }
 
 // instancePorts removes the instance's ports on networks it should no
@@ -138,6 +146,9 @@ func (a *applier) instancePorts(spec *InstanceSpec, in store.Instance) ([]*portP
 		n, found, err := lookup(a.tx.GetNetwork, a.ctx, ps.Network)
 		if err != nil {
 			return nil, fmt.Errorf("instance %s: network %s: %w", in.Name, ps.Network, err)
+		}
+		if !found && a.broken[ps.Network] {
+			return nil, Errors{} // its network's mistake is reported already
 		}
 		if !found {
 			return nil, a.fail(ps.Pos, "network", "network %s is neither in the file nor in the store", ps.Network)

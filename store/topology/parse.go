@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	goccy "github.com/goccy/go-yaml"
+	goccyparser "github.com/goccy/go-yaml/parser"
 	"gopkg.in/yaml.v3"
 
 	"github.com/mdctl/mdctl/store"
@@ -32,13 +34,37 @@ func Parse(data []byte, filename string) (*Topology, error) {
 	if len(root.Content) > 0 {
 		d.top(root.Content[0], t)
 	}
-	if err := d.e.err(); err != nil {
-		return nil, err
+	// Every mistake in one pass: what the decoder refused and what
+	// validation finds in the rest, a field said wrong once.
+	verr := t.Validate()
+	if len(d.e.list) == 0 {
+		if verr != nil {
+			return nil, verr
+		}
+		return t, nil
 	}
-	if err := t.Validate(); err != nil {
-		return nil, err
+	all := d.e.list
+	var ves Errors
+	if errors.As(verr, &ves) {
+		for _, ve := range ves {
+			if !slices.ContainsFunc(d.e.list, func(de *Error) bool { return de.Field == ve.Field }) {
+				all = append(all, ve)
+			}
+		}
 	}
-	return t, nil
+	slices.SortStableFunc(all, func(a, b *Error) int { return a.Line - b.Line })
+	return nil, all
+}
+
+// syntaxError places a YAML syntax error at file:line:col. yaml.v3 says
+// only a line, and often the line where the construct began; goccy's
+// parser points at the offending token, so it is asked where.
+func syntaxError(filename string, data []byte, err error) *Error {
+	var se *goccy.SyntaxError
+	if _, gerr := goccyparser.ParseBytes(data, 0); errors.As(gerr, &se) && se.Token != nil {
+		return &Error{File: filename, Line: se.Token.Position.Line, Col: se.Token.Position.Column, Msg: se.Message}
+	}
+	return &Error{File: filename, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
 }
 
 // oneDocument decodes the file's only YAML document. A second one is
@@ -48,7 +74,7 @@ func oneDocument(data []byte, filename string) (*yaml.Node, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var root yaml.Node
 	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
-		return nil, Errors{{File: filename, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}
+		return nil, Errors{syntaxError(filename, data, err)}
 	}
 	for {
 		var next yaml.Node
@@ -56,7 +82,7 @@ func oneDocument(data []byte, filename string) (*yaml.Node, error) {
 		case errors.Is(err, io.EOF):
 			return &root, nil
 		case err != nil:
-			return nil, Errors{{File: filename, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}
+			return nil, Errors{syntaxError(filename, data, err)}
 		}
 		if len(next.Content) == 0 || isNull(next.Content[0]) {
 			continue // a stray "---" at the end holds nothing
@@ -332,7 +358,7 @@ func (d *decoder) instance(n *yaml.Node, path string) InstanceSpec {
 	var network, ip string
 	var netLine int
 	known := []string{"name", "hostname", "project", "network", "ip", "networks", "ports", "user_data", "user_data_file",
-		"public_keys", "keys", "meta", "security_groups", "availability_zone", "flavor", "launch_index", "admin_pass", "config_drive", "host"}
+		"public_keys", "keys", "meta", "security_groups", "availability_zone", "flavor", "launch_index", "admin_pass", "config_drive", "host", "metadata_tokens"}
 	d.mapping(n, path, known, func(key string, k, v *yaml.Node) {
 		fp := joinPath(path, key)
 		in.Lines[key] = k.Line
@@ -385,6 +411,8 @@ func (d *decoder) instance(n *yaml.Node, path string) InstanceSpec {
 			in.ConfigDrive = d.boolean(v, fp)
 		case "host":
 			in.Host = d.str(v, fp)
+		case "metadata_tokens":
+			in.MetadataTokens = d.str(v, fp) // checked by Validate
 		}
 	})
 	if _, both := in.Lines["user_data_file"]; both {

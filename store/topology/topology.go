@@ -94,6 +94,9 @@ type SubnetSpec struct {
 	HostRoutes      []HostRouteSpec
 	EnableDHCP      *bool  // nil → true
 	IPv6AddressMode string // IPv6 only: slaac, dhcpv6-stateful, dhcpv6-stateless
+	// noGateway remembers "none" once Validate has cleared Gateway, so
+	// that a second Validate (Apply's) does not give it the first address.
+	noGateway bool
 	Pos
 }
 
@@ -122,6 +125,8 @@ type InstanceSpec struct {
 	SecurityGroups []string
 	ConfigDrive    bool
 	AdminPass      string
+	// MetadataTokens overrides the metadata_tokens setting ("" follows it).
+	MetadataTokens string
 	// Host binds the instance's ports to a VM on that host outside mdctl's
 	// lab (neutron's binding:host_id): lab and reconciler leave them alone.
 	Host string
@@ -212,6 +217,7 @@ func (r *Result) add(kind, name, id string, a Action, detail string) {
 type Error struct {
 	File  string
 	Line  int
+	Col   int // YAML syntax errors only
 	Field string
 	Msg   string
 }
@@ -222,6 +228,9 @@ func (e *Error) Error() string {
 		b.WriteString(e.File)
 		if e.Line > 0 {
 			fmt.Fprintf(&b, ":%d", e.Line)
+		}
+		if e.Line > 0 && e.Col > 0 {
+			fmt.Fprintf(&b, ":%d", e.Col)
 		}
 		b.WriteString(": ")
 	}

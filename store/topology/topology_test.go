@@ -3,6 +3,7 @@ package topology
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -607,7 +608,7 @@ instances:
 		{"not a list", `
 routers: r1
 `, "topology.yaml:2: routers: must be a list"},
-		{"yaml syntax", "routers: [\n", "topology.yaml: "},
+		{"yaml syntax", "routers: [\n", "topology.yaml:1:10: sequence end token ']' not found"},
 		{"bad hostname", `
 instances:
   - {name: vm1, project: demo, network: net1, hostname: "Web_1"}
@@ -634,6 +635,10 @@ networks:
   - {name: net1, project: demo, cidr: 10.90.1.0/24, router: r1}
   - {name: net2, project: demo, cidr: 10.90.0.0/16, router: r1}
 `, "topology.yaml:6: networks[1].cidr: 10.90.0.0/16 overlaps 10.90.1.0/24 of network net1 (line 5) on router r1"},
+		{"bad metadata_tokens", `
+instances:
+  - {name: vm1, project: demo, network: net1, metadata_tokens: maybe}
+`, `topology.yaml:3: instances[0].metadata_tokens: "maybe": use optional or required, or nothing to follow the setting`},
 		{"router without gateway", `
 networks:
   - {name: net1, project: demo, cidr: 10.90.1.0/24, gateway: none, router: r1}
@@ -848,4 +853,93 @@ networks:
   - {name: new, project: demo, cidr: 10.90.7.128/25, router: r1}
   - {name: stored, project: demo, cidr: 10.90.7.0/24}
 `)
+}
+
+// TestGatewayNoneSurvivesApply: Apply validates again; "none" must stay no
+// gateway, not become the first address (nor push the DHCP port onto it).
+func TestGatewayNoneSurvivesApply(t *testing.T) {
+	st := openStore(t)
+	mustApply(t, st, `
+networks:
+  - {name: iso, project: demo, cidr: 10.90.3.0/24, gateway: none}
+`)
+	subs, err := st.ListSubnets(context.Background(), mustNet(t, st, "iso").ID)
+	if err != nil || len(subs) != 1 {
+		t.Fatalf("subnets: %v %v", subs, err)
+	}
+	if subs[0].GatewayIP != "" {
+		t.Errorf("gateway = %q, want none", subs[0].GatewayIP)
+	}
+	dhcp := ports(t, st, "iso", "network:dhcp")
+	if len(dhcp) != 1 || dhcp[0].FixedIPs[0].IPAddress != "10.90.3.1" {
+		t.Errorf("DHCP port: %+v, want 10.90.3.1 (the first address, free without a gateway)", dhcp)
+	}
+}
+
+// TestParseSyntaxErrorsAtLineAndColumn: a YAML syntax error names the
+// offending token's file:line:col, not the line its construct began on.
+func TestParseSyntaxErrorsAtLineAndColumn(t *testing.T) {
+	cases := []struct{ src, want string }{
+		{"routers:\n  - {name: r1\n", "t.yaml:2:5: could not find flow mapping end token '}'"},
+		{"routers:\n  - name: r1\n   project: x\n", "t.yaml:3:4: value is not allowed in this context"},
+		{"settings:\n\tforce_metadata: true\n", "t.yaml:2:1: found character '\t' that cannot start any token"},
+	}
+	for _, tc := range cases {
+		_, err := Parse([]byte(tc.src), "t.yaml")
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%q: %v\nwant %s", tc.src, err, tc.want)
+		}
+	}
+}
+
+// TestParseReportsDecodeAndValidationTogether: a field the decoder refuses
+// does not hide what validation finds elsewhere, and is not blamed twice.
+func TestParseReportsDecodeAndValidationTogether(t *testing.T) {
+	_, err := Parse([]byte(`settings:
+  force_metadata: perhaps
+routers:
+  - {name: r1, project: demo, colour: red}
+networks:
+  - {name: net1, project: demo, cidr: 10.90.1.0/33}
+instances:
+  - {name: vm1, project: demo, network: net1, launch_index: x}
+  - {name: [vm2], project: demo, network: net1}
+`), "t.yaml")
+	var es Errors
+	if !errors.As(err, &es) {
+		t.Fatalf("err = %v", err)
+	}
+	var got []string
+	for _, e := range es {
+		got = append(got, fmt.Sprintf("%d %s", e.Line, e.Field))
+	}
+	want := []string{"2 settings.force_metadata", "4 routers[0].colour", "6 networks[0].cidr", "8 instances[0].launch_index", "9 instances[1].name"}
+	if !slices.Equal(got, want) {
+		t.Errorf("errors:\n%v\nwant\n%v\n%v", got, want, err)
+	}
+}
+
+// TestApplyReportsEveryStoreProblem: references only the store can check
+// are all reported by one Apply, and an instance on a network that failed
+// is not blamed for it; nothing is written.
+func TestApplyReportsEveryStoreProblem(t *testing.T) {
+	st := openStore(t)
+	_, err := Apply(context.Background(), st, mustParse(t, `
+networks:
+  - {name: net1, project: demo, cidr: 10.90.1.0/24, router: nope}
+  - {name: net2, project: demo, cidr: 10.90.2.0/24}
+instances:
+  - {name: vm1, project: demo, network: ghost}
+  - {name: vm2, project: demo, network: net2}
+  - {name: vm3, project: demo, network: elsewhere}
+`))
+	want := "topology.yaml:3: networks[0].router: router nope is neither in the file nor in the store\n" +
+		"topology.yaml:6: instances[0].network: network ghost is neither in the file nor in the store\n" +
+		"topology.yaml:8: instances[2].network: network elsewhere is neither in the file nor in the store"
+	if err == nil || err.Error() != want {
+		t.Fatalf("err:\n%v\nwant\n%s", err, want)
+	}
+	if nets, _ := st.ListNetworks(context.Background()); len(nets) != 0 {
+		t.Errorf("a refused apply wrote %d networks", len(nets))
+	}
 }

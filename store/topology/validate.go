@@ -223,11 +223,11 @@ func validateSubnet(c *errs, s *SubnetSpec, cidrs *[]placedCIDR, network string)
 		c.at(s.Pos, "ipv6_address_mode", "%q is not allowed; allowed: %s", s.IPv6AddressMode, strings.Join(ipv6Modes, ", "))
 	}
 	first := p.Addr().Next()
-	switch s.Gateway {
-	case "":
+	switch {
+	case s.Gateway == "none", s.Gateway == "" && s.noGateway:
+		s.Gateway, s.noGateway = "", true
+	case s.Gateway == "":
 		s.Gateway = first.String()
-	case "none":
-		s.Gateway = ""
 	default:
 		if a, ok := hostAddr(c, s.Pos, "gateway", s.Gateway, p); ok {
 			s.Gateway = a.String()
@@ -296,6 +296,9 @@ func (t *Topology) validateInstances(c *errs, nets map[string]*NetworkSpec) {
 		}
 		if len(in.Ports) == 0 {
 			c.at(in.Pos, "network", "is required: give network, networks or ports")
+		}
+		if err := store.CheckMetadataTokens(in.MetadataTokens); err != nil {
+			c.at(in.Pos, "metadata_tokens", "%s", strings.TrimPrefix(err.Error(), "metadata_tokens "))
 		}
 		if len(base64.StdEncoding.EncodeToString(in.UserData)) > maxUserData {
 			c.at(in.Pos, "user_data", "is %d bytes; nova allows at most %d bytes once base64 encoded", len(in.UserData), maxUserData)
