@@ -77,4 +77,9 @@
 // holds, is external: LabUp builds nothing for it and LabStatus reports it
 // as external, not missing. GuestLease runs the lab's DHCP client in any
 // namespace (tests' stand-ins for VMs outside the lab use it).
+//
+// Lab VMs (tap.go, for server.LabVMUp): VMNamespace says where QEMU runs so
+// its taps land beside their bridge (segment, or host for the operator's
+// L2), EnsureVMBridge makes the segment and bridge when serve has not,
+// and PlugVMTap plugs the tap QEMU made into its bridge, marked as the lab's.
 package dataplane
