@@ -76,6 +76,9 @@ type vmCase struct {
 	// set, the config drive device it must name.
 	datasource, source string
 	metadataVia        string // "router", "dhcp" or "" (no metadata service)
+	// hostBridge, when set, is a plain Linux bridge of a test host (not
+	// mdctl's segment) that the network names: the operator's L2.
+	hostBridge string
 }
 
 // TestVMsBootConfigured boots the test image (Debian bookworm, the real
@@ -92,6 +95,10 @@ func TestVMsBootConfigured(t *testing.T) {
 			datasource: "DataSourceConfigDrive", source: "/dev/sr0"},
 		{name: "vmcdvfat", net: "cidr: 10.90.84.0/24, enable_dhcp: false", settings: "  config_drive_format: vfat", extra: "    config_drive: true",
 			datasource: "DataSourceConfigDrive", source: "/dev/vdb"},
+		// The attach path: the VM's tap on a plain host bridge the
+		// operator made, mdctl's router and DHCP ports plugged into it.
+		{name: "vmhostbr", net: "cidr: 10.90.85.0/24, router: r1, bridge: br-vm", hostBridge: "br-vm",
+			datasource: "DataSourceOpenStackLocal", metadataVia: "router"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -118,6 +125,9 @@ func ensureImage(t *testing.T) testimage.Image {
 
 func bootAndJudge(t *testing.T, im testimage.Image, c vmCase) {
 	w := testworld.New(t, vmTopo(c.name, c.net, c.settings, c.extra))
+	if c.hostBridge != "" {
+		w.Host(c.hostBridge)
+	}
 	w.StartServe(testworld.ServeOptions{})
 	ctx := context.Background()
 	snap, err := store.NewLive(w.Store, nil).Snapshot(ctx)
