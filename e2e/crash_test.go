@@ -330,3 +330,87 @@ func TestKill9UnderLoadRecovers(t *testing.T) {
 	}
 	runTrace(t, w, bin, "vm1")
 }
+
+// unitStopTimeout is TimeoutStopSec of the systemd unit: the grace period
+// serve is given before systemd kills it.
+func unitStopTimeout(t *testing.T) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testworld.ModuleRoot(t), "dist/systemd/mdctl.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "TimeoutStopSec="); ok {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				t.Fatalf("TimeoutStopSec=%s: %v", v, err)
+			}
+			return d
+		}
+	}
+	t.Fatal("the unit sets no TimeoutStopSec")
+	return 0
+}
+
+// TestSIGTERMStopsWithinGrace: SIGTERM under load ends serve within the
+// unit's TimeoutStopSec, with status 0, and leaves what the README says:
+// namespaces and rules stay (one set, for the next start to adopt), the
+// proxies, the sockets and the DHCP servers go, so a guest's request is
+// refused at once rather than hanging. The next serve serves again.
+func TestSIGTERMStopsWithinGrace(t *testing.T) {
+	w := testworld.New(t, testworld.RoutedTopo)
+	bin := buildMdctl(t)
+	api := freeAPIAddr(t, w)
+	w.Set("metadata_rate_limiting.rate_limit_enabled", "false")
+	p := startServeBin(t, w, bin, api)
+	w.LabUp()
+	guest := w.GuestNS("vm1")
+	waitServing(t, guest)
+	router := w.RouterNS("r1")
+	rulesBefore := assertNoDuplicateRules(t, router)
+	nsBefore := worldNamespaces(t, w)
+	if len(dnsmasqPids(t, w)) == 0 {
+		t.Fatal("no dnsmasq before the stop: nothing to check")
+	}
+
+	l := startLoad([]string{guest, w.GuestNS("vm2")}, 4)
+	time.Sleep(500 * time.Millisecond)
+	grace := unitStopTimeout(t)
+	took, inGrace := p.stop(syscall.SIGTERM, grace)
+	l.end()
+	t.Logf("SIGTERM under load: serve exited after %v (grace: TimeoutStopSec=%v), status %v", took.Round(time.Millisecond), grace, p.err)
+	if !inGrace {
+		t.Fatalf("serve still ran %v after SIGTERM", grace)
+	}
+	if p.err != nil {
+		t.Errorf("serve exited with %v after SIGTERM, want status 0", p.err)
+	}
+
+	if after := assertNoDuplicateRules(t, router); after != rulesBefore {
+		t.Errorf("rules changed by the stop:\nbefore:\n%s\nafter:\n%s", rulesBefore, after)
+	}
+	if nsAfter := worldNamespaces(t, w); !slices.Equal(nsAfter, nsBefore) {
+		t.Errorf("namespaces before the stop %v, after %v: they should stay", nsBefore, nsAfter)
+	}
+	if pids := dnsmasqPids(t, w); len(pids) != 0 {
+		t.Errorf("dnsmasq %v still runs after serve stopped", pids)
+	}
+	for _, sock := range []string{"metadata_proxy", "admin.sock"} {
+		if _, err := os.Stat(filepath.Join(w.Dir, sock)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s after the stop: %v, want it removed", sock, err)
+		}
+	}
+	start := time.Now()
+	code, _ := testworld.Curl(guest, "http://169.254.169.254/openstack")
+	refused := time.Since(start)
+	t.Logf("a guest's request with serve stopped: status %d after %v", code, refused.Round(time.Millisecond))
+	if code == 200 {
+		t.Error("a guest was answered with serve stopped")
+	}
+	if refused > 10*time.Second {
+		t.Errorf("a guest's request hung %v with serve stopped, want it refused", refused)
+	}
+
+	startServeBin(t, w, bin, api)
+	waitServing(t, guest)
+}

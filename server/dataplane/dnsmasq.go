@@ -178,9 +178,15 @@ func (p *dnsmasqProc) exited() bool {
 	}
 }
 
-// stop is neutron's: SIGTERM, then SIGKILL after 5 s.
+// stop forgets the network's dnsmasq and ends it (end).
 func (m *Dnsmasq) stop(id string, p *dnsmasqProc) {
 	delete(m.procs, id)
+	m.end(id, p)
+}
+
+// end is neutron's: SIGTERM, then SIGKILL after 5 s. It touches no map, so
+// that Close may end several at once.
+func (m *Dnsmasq) end(id string, p *dnsmasqProc) {
 	if p.exited() {
 		return
 	}
@@ -195,14 +201,19 @@ func (m *Dnsmasq) stop(id string, p *dnsmasqProc) {
 	m.opts.Logger.Info("dnsmasq stopped", "network", id)
 }
 
-// Close stops every dnsmasq; Sync does nothing afterwards.
+// Close stops every dnsmasq, all at once so that serve's stop takes one
+// dnsmasq's grace however many networks there are; Sync does nothing
+// afterwards.
 func (m *Dnsmasq) Close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.stopped = true
+	var wg sync.WaitGroup
 	for id, p := range m.procs {
-		m.stop(id, p)
+		delete(m.procs, id)
+		wg.Go(func() { m.end(id, p) })
 	}
+	wg.Wait()
 }
 
 // Running reports the pid of the network's dnsmasq, 0 when none runs.
