@@ -414,3 +414,27 @@ func TestSIGTERMStopsWithinGrace(t *testing.T) {
 	startServeBin(t, w, bin, api)
 	waitServing(t, guest)
 }
+
+// loadedWorld is a World whose serve is the real binary, with guests
+// fetching from it until the test ends.
+type loadedWorld struct {
+	*testworld.World
+	bin  string
+	load *load
+}
+
+func newLoadedWorld(t *testing.T) loadedWorld {
+	t.Helper()
+	w := testworld.New(t, testworld.RoutedTopo)
+	bin := buildMdctl(t)
+	api := freeAPIAddr(t, w)
+	startServeBin(t, w, bin, api)
+	w.LabUp()
+	guests := []string{w.GuestNS("vm1"), w.GuestNS("vm2")}
+	for _, ns := range guests {
+		waitServing(t, ns)
+	}
+	l := startLoad(guests, 2)
+	t.Cleanup(l.end) // before serve stops: cleanups run last first
+	return loadedWorld{World: w, bin: bin, load: l}
+}
