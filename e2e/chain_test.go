@@ -3,10 +3,15 @@ package e2e
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
+	"net"
+	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -149,28 +154,69 @@ instances:
 	}
 }
 
-// TestAgentDownFast5xxAndRecovers: with the agent gone a guest gets a 5xx
-// at once (no hang), and answers again when the agent is back. The agent
-// runs as its own serve, as on a separate node.
-func TestAgentDownFast5xxAndRecovers(t *testing.T) {
-	w := testworld.New(t, testworld.RoutedTopo)
-	apiAddr, _ := w.StartServe(testworld.ServeOptions{Components: []string{server.ComponentAPI, server.ComponentProxy}})
-	agentSet := map[string]string{"nova_metadata_port": testworld.Port(apiAddr)}
-	_, stopAgent := w.StartServe(testworld.ServeOptions{Components: []string{server.ComponentAgent}, Overrides: agentSet})
-	w.LabUp()
-	ns := w.GuestNS("vm1")
-	waitServing(t, ns)
+// TestPartDownFast5xxAndRecovers: with the agent or the API gone a guest
+// gets a 5xx at once (no hang), and answers again, with nothing restarted
+// but the part, when the part is back. Agent and API run as serves of
+// their own, as on separate nodes; the API comes back on its address.
+func TestPartDownFast5xxAndRecovers(t *testing.T) {
+	for _, part := range []string{server.ComponentAgent, server.ComponentAPI} {
+		t.Run(part, func(t *testing.T) {
+			w := testworld.New(t, testworld.RoutedTopo)
+			apiLn, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			apiAddr := apiLn.Addr().String()
+			// The part runs alone; the rest of the chain in a second serve.
+			// The API's serve has a data dir of its own (two serves at once
+			// each keep an admin socket); the agent's socket must be in the
+			// proxy's.
+			down := testworld.ServeOptions{Components: []string{part}}
+			rest := testworld.ServeOptions{Components: []string{server.ComponentProxy},
+				Overrides: map[string]string{"nova_metadata_port": testworld.Port(apiAddr)}}
+			if part == server.ComponentAPI {
+				down.Dir, down.APIListener = t.TempDir(), apiLn
+				rest.Components = append(rest.Components, server.ComponentAgent)
+			} else {
+				down.Overrides = rest.Overrides
+				rest.Components, rest.APIListener = append(rest.Components, server.ComponentAPI), apiLn
+			}
+			w.StartServe(rest)
+			_, stop := w.StartServe(down)
+			w.LabUp()
+			ns := w.GuestNS("vm1")
+			waitServing(t, ns)
 
-	stopAgent()
-	start := time.Now()
-	code, body := testworld.Curl(ns, "http://169.254.169.254/openstack/latest/meta_data.json")
-	took := time.Since(start)
-	t.Logf("agent down: status %d after %v", code, took)
-	if code < 500 || code > 599 {
-		t.Fatalf("agent down: status %d (%s), want a 5xx", code, body)
+			stop()
+			start := time.Now()
+			code, body := testworld.Curl(ns, "http://169.254.169.254/openstack/latest/meta_data.json")
+			took := time.Since(start)
+			t.Logf("%s down: status %d after %v", part, code, took)
+			if code < 500 || code > 599 {
+				t.Fatalf("%s down: status %d (%s), want a 5xx", part, code, body)
+			}
+			if took > 10*time.Second {
+				t.Errorf("%s down: the 5xx took %v, want it at once", part, took)
+			}
+			if part == server.ComponentAPI {
+				down.APIListener = relisten(t, apiAddr)
+			}
+			w.StartServe(down)
+			readsAs(t, ns, "vm1", "after recovery")
+		})
 	}
-	w.StartServe(testworld.ServeOptions{Components: []string{server.ComponentAgent}, Overrides: agentSet})
-	readsAs(t, ns, "vm1", "after recovery")
+}
+
+// relisten listens on addr again, a port a stopped serve just closed.
+func relisten(t *testing.T, addr string) net.Listener {
+	t.Helper()
+	var ln net.Listener
+	testworld.WaitFor(t, 10*time.Second, "listen on "+addr+" again", func() error {
+		var err error
+		ln, err = net.Listen("tcp", addr)
+		return err
+	})
+	return ln
 }
 
 // TestRestartKeepsOneRuleSet: a second serve adopts the namespaces and
@@ -213,4 +259,78 @@ func ruleDump(t *testing.T, ns string) string {
 		keep = append(keep, l)
 	}
 	return strings.Join(keep, "\n")
+}
+
+// logBuffer keeps one serve's log lines for a test to read.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestSecretMismatchPointsAtSecret: an API node (`--components api`) and a
+// network node (`--components agent,proxy --set
+// metadata_proxy_shared_secret=…`) disagree on the secret. The guest gets
+// nova's 403; the API's log names the signature that did not match, the
+// agent's says the secrets do not match, and `mdctl trace` fails the api
+// hop naming metadata_proxy_shared_secret.
+func TestSecretMismatchPointsAtSecret(t *testing.T) {
+	w := testworld.New(t, testworld.RoutedTopo)
+	bin := buildMdctl(t)
+	var apiLog, nodeLog logBuffer
+	w.Log = slog.New(slog.NewTextHandler(&apiLog, nil))
+	apiAddr, _ := w.StartServe(testworld.ServeOptions{Dir: t.TempDir(), Components: []string{server.ComponentAPI}})
+	w.Set("nova_metadata_port", testworld.Port(apiAddr)) // for the tracer
+	w.Log = slog.New(slog.NewTextHandler(&nodeLog, nil))
+	w.StartServe(testworld.ServeOptions{Components: []string{server.ComponentAgent, server.ComponentProxy},
+		Overrides: map[string]string{"metadata_proxy_shared_secret": "the-network-node-s-own"}})
+	w.LabUp()
+	ns := w.GuestNS("vm1")
+	var body string
+	testworld.WaitFor(t, 10*time.Second, "the guest's 403", func() error {
+		var code int
+		code, body = testworld.Curl(ns, "http://169.254.169.254/openstack/latest/meta_data.json")
+		if code != 403 {
+			return fmt.Errorf("status %d: %.200s", code, body)
+		}
+		return nil
+	})
+	if !strings.Contains(body, "Invalid proxy request signature") {
+		t.Errorf("the guest's 403 says %q, want nova's signature message", body)
+	}
+	for _, l := range []struct {
+		node string
+		log  *logBuffer
+		want string
+	}{
+		{"API node", &apiLog, "does not match the expected signature"},
+		{"network node", &nodeLog, "shared secrets do not match"},
+	} {
+		if !strings.Contains(l.log.String(), l.want) {
+			t.Errorf("the %s's log lacks %q:\n%s", l.node, l.want, tail(l.log.String(), 3000))
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "--data-dir", w.Dir, "trace", "vm1").CombinedOutput()
+	if err == nil {
+		t.Errorf("mdctl trace passed with the secrets apart:\n%s", out)
+	}
+	for _, want := range []string{"secret mismatch", "metadata_proxy_shared_secret"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("mdctl trace does not say %q:\n%s", want, out)
+		}
+	}
+	t.Logf("trace:\n%s", out)
 }
