@@ -98,17 +98,22 @@ func readTopology(in io.Reader, file string) (*topology.Topology, error) {
 	return top, nil
 }
 
+// readInput reads the topology from in ("-") or the file name, at most one
+// byte past topology.MaxBytes: enough for Parse to refuse it, and never all
+// of a /dev/zero.
 func readInput(in io.Reader, name string) ([]byte, error) {
-	if name == "-" {
-		b, err := io.ReadAll(in)
+	what := "stdin"
+	if name != "-" {
+		f, err := os.Open(name)
 		if err != nil {
-			return nil, fmt.Errorf("read stdin: %w", err)
+			return nil, fmt.Errorf("read topology: %w", err)
 		}
-		return b, nil
+		defer f.Close()
+		in, what = f, name
 	}
-	b, err := os.ReadFile(name)
+	b, err := io.ReadAll(io.LimitReader(in, topology.MaxBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("read topology: %w", err)
+		return nil, fmt.Errorf("read %s: %w", what, err)
 	}
 	return b, nil
 }

@@ -71,10 +71,17 @@ func syntaxError(filename string, data []byte, err error) *Error {
 // refused rather than ignored: a file written as several documents
 // ("---" between them) would otherwise apply only its first part.
 func oneDocument(data []byte, filename string) (*yaml.Node, error) {
+	if len(data) > MaxBytes {
+		return nil, Errors{{File: filename, Line: 1, Msg: fmt.Sprintf("the file is %.1f MiB, more than the %d MiB a topology may be (a topology of 10,000 instances is under 1 MiB): split it and apply each part",
+			float64(len(data))/(1<<20), MaxBytes>>20)}}
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var root yaml.Node
 	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
 		return nil, Errors{syntaxError(filename, data, err)}
+	}
+	if err := expansion(&root, filename); err != nil {
+		return nil, err
 	}
 	for {
 		var next yaml.Node
@@ -90,6 +97,58 @@ func oneDocument(data []byte, filename string) (*yaml.Node, error) {
 		return nil, Errors{{File: filename, Line: next.Content[0].Line,
 			Msg: "a second YAML document: a topology file holds one (merge the documents, or apply each file on its own)"}}
 	}
+}
+
+// MaxBytes is the largest topology file Parse reads, and MaxNodes the most
+// YAML nodes its document may hold once every alias is expanded: limits far
+// above any real topology that refuse, with a clear error, a file that
+// would take the memory or the time of a denial of service (a "billion
+// laughs" of aliases of aliases).
+const (
+	MaxBytes = 16 << 20
+	MaxNodes = 4_000_000
+)
+
+// expansion refuses a document whose aliases expand past MaxNodes, or that
+// has an alias inside its own anchor's node (a cycle).
+func expansion(root *yaml.Node, filename string) error {
+	sizes := map[*yaml.Node]int{} // expanded size; -1 while being counted
+	var size func(n *yaml.Node) (int, *yaml.Node)
+	size = func(n *yaml.Node) (int, *yaml.Node) {
+		if n.Kind == yaml.AliasNode {
+			if n.Alias == nil {
+				return 1, nil
+			}
+			return size(n.Alias)
+		}
+		switch s, ok := sizes[n]; {
+		case ok && s < 0:
+			return 0, n
+		case ok:
+			return s, nil
+		}
+		sizes[n] = -1
+		total := 1
+		for _, c := range n.Content {
+			s, cycle := size(c)
+			if cycle != nil {
+				return 0, cycle
+			}
+			if total += s; total > MaxNodes {
+				break
+			}
+		}
+		sizes[n] = min(total, MaxNodes+1)
+		return sizes[n], nil
+	}
+	n, cycle := size(root)
+	switch {
+	case cycle != nil:
+		return Errors{{File: filename, Line: cycle.Line, Msg: "an alias inside the node its anchor names: the document would be infinite"}}
+	case n > MaxNodes:
+		return Errors{{File: filename, Line: 1, Msg: fmt.Sprintf("the document expands to more than %d YAML nodes (aliases of aliases?): a topology is far smaller; write the repeated parts out or apply in parts", MaxNodes)}}
+	}
+	return nil
 }
 
 type decoder struct {
