@@ -72,8 +72,8 @@ func syntaxError(filename string, data []byte, err error) *Error {
 // ("---" between them) would otherwise apply only its first part.
 func oneDocument(data []byte, filename string) (*yaml.Node, error) {
 	if len(data) > MaxBytes {
-		return nil, Errors{{File: filename, Line: 1, Msg: fmt.Sprintf("the file is %.1f MiB, more than the %d MiB a topology may be (a topology of 10,000 instances is under 1 MiB): split it and apply each part",
-			float64(len(data))/(1<<20), MaxBytes>>20)}}
+		return nil, Errors{{File: filename, Line: 1, Msg: fmt.Sprintf("the file is larger than the %d MiB a topology may be (a topology of 10,000 instances is under 1 MiB): split it and apply each part",
+			MaxBytes>>20)}}
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var root yaml.Node
