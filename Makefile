@@ -51,7 +51,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: build test test-deps bench lint completions install run clean
+.PHONY: build test test-deps bench lint fuzz completions install run clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/mdctl
@@ -63,8 +63,22 @@ test-deps:
 	internal/testimage/build.sh >/dev/null
 	$(GO) mod download
 
-test: test-deps lint
+test: test-deps lint fuzz
 	$(GO) test -count=1 -timeout 20m ./...
+
+# Every fuzz target (func Fuzz… in a _test.go), found by grep so a new one
+# runs without an edit here, for FUZZTIME each: a short CI pass (1-2 minutes
+# in all, most of it building) on top of their seed corpora, which plain
+# `go test` runs. Longer: make fuzz FUZZTIME=10m.
+# A failing input is saved under the package's testdata/fuzz for the fix.
+FUZZTIME ?= 1s
+fuzz:
+	@for f in $$(grep -rl --include='*_test.go' '^func Fuzz' . | sort); do \
+	  for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+	    echo "fuzz $$(dirname $$f) $$t"; \
+	    out=$$($(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$(dirname $$f) 2>&1) || { echo "$$out"; exit 1; }; \
+	  done; \
+	done
 
 bench: build
 	$(call apt_install,$(BENCH_DEBS))

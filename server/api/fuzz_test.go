@@ -39,7 +39,9 @@ func FuzzPath(f *testing.F) {
 		default:
 			t.Fatalf("%s %q: status %d %q", method, path, w.Code, w.Body.String())
 		}
-		if metadata.IsRoot(metadata.PipelinePath(path)) && w.Code != 200 {
+		// A path webob cannot decode as UTF-8 is eventlet's bare 500
+		// (pipelinePath), even one that normalizes to the root.
+		if utf8.ValidString(path) && metadata.IsRoot(metadata.PipelinePath(path)) && w.Code != 200 {
 			t.Fatalf("root %q: status %d", path, w.Code)
 		}
 		if head && w.Body.Len() != 0 {
