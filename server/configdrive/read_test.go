@@ -435,8 +435,9 @@ func TestRandomTreesReadByRealTools(t *testing.T) {
 	}
 }
 
-// FuzzRead: the readers take untrusted images; corrupting a valid one in a
-// few places must give an image or an error, never a panic or a hang.
+// FuzzRead: the readers (and inspect's layout check) take untrusted
+// images; corrupting a valid one in a few places must give an image or an
+// error, never a panic or a hang.
 func FuzzRead(f *testing.F) {
 	small := []metadata.File{{Path: "openstack/latest/meta_data.json", Data: []byte(`{"uuid":"u"}`)}, {Path: "Long_Name.json", Data: []byte("x")}}
 	for _, format := range []string{FormatISO9660, FormatVFAT} {
@@ -473,7 +474,11 @@ func FuzzRead(f *testing.F) {
 			t.Skip()
 		}
 		copy(img[int(off)%len(img):], patch)
-		_, _ = readImage(bytes.NewReader(img), int64(len(img)))
+		// What `mdctl configdrive inspect` does with an image: read it,
+		// then check its layout.
+		if read, err := readImage(bytes.NewReader(img), int64(len(img))); err == nil {
+			_ = checkLayout(read)
+		}
 	})
 }
 
