@@ -48,6 +48,19 @@ func freeAPIAddr(t *testing.T, w *testworld.World) string {
 	return addr
 }
 
+// binWorld is a routed World for serve as its own process: the binary
+// and the API address serve is to listen on. Rate limits are off: the
+// tests' load is many times a guest's boot, and 429s are not what they
+// measure.
+func binWorld(t *testing.T) (w *testworld.World, bin, apiAddr string) {
+	t.Helper()
+	w = testworld.New(t, testworld.RoutedTopo)
+	bin = buildMdctl(t)
+	apiAddr = freeAPIAddr(t, w)
+	w.Set("metadata_rate_limiting.rate_limit_enabled", "false")
+	return w, bin, apiAddr
+}
+
 // startServeBin starts `mdctl serve` on w's data dir. The process is
 // stopped (SIGTERM, then SIGKILL) when the test ends, before the World
 // tears down, and its log goes to t.Log if the test failed.
@@ -257,11 +270,7 @@ func runTrace(t *testing.T, w *testworld.World, bin, instance string) {
 // rules per router, one dnsmasq per DHCP network (the orphan ended, not
 // doubled), the password a guest posted before the crash, and a green trace.
 func TestKill9UnderLoadRecovers(t *testing.T) {
-	w := testworld.New(t, testworld.RoutedTopo)
-	bin := buildMdctl(t)
-	api := freeAPIAddr(t, w)
-	// The load is many times a guest's boot; 429s are not what is measured.
-	w.Set("metadata_rate_limiting.rate_limit_enabled", "false")
+	w, bin, api := binWorld(t)
 	first := startServeBin(t, w, bin, api)
 	w.LabUp()
 	guests := []string{w.GuestNS("vm1"), w.GuestNS("vm2")}
@@ -358,10 +367,7 @@ func unitStopTimeout(t *testing.T) time.Duration {
 // proxies, the sockets and the DHCP servers go, so a guest's request is
 // refused at once rather than hanging. The next serve serves again.
 func TestSIGTERMStopsWithinGrace(t *testing.T) {
-	w := testworld.New(t, testworld.RoutedTopo)
-	bin := buildMdctl(t)
-	api := freeAPIAddr(t, w)
-	w.Set("metadata_rate_limiting.rate_limit_enabled", "false")
+	w, bin, api := binWorld(t)
 	p := startServeBin(t, w, bin, api)
 	w.LabUp()
 	guest := w.GuestNS("vm1")
@@ -425,9 +431,7 @@ type loadedWorld struct {
 
 func newLoadedWorld(t *testing.T) loadedWorld {
 	t.Helper()
-	w := testworld.New(t, testworld.RoutedTopo)
-	bin := buildMdctl(t)
-	api := freeAPIAddr(t, w)
+	w, bin, api := binWorld(t)
 	startServeBin(t, w, bin, api)
 	w.LabUp()
 	guests := []string{w.GuestNS("vm1"), w.GuestNS("vm2")}
