@@ -28,6 +28,7 @@ require (
 )
 
 require (
+	early.mdctl.invalid/termquiet v0.0.0
 	github.com/atotto/clipboard v0.1.4 // indirect
 	github.com/aws/smithy-go v1.28.9 // indirect
 	github.com/aymanbagabas/go-osc52/v2 v2.0.1 // indirect
@@ -69,3 +70,5 @@ require (
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
 )
+
+replace early.mdctl.invalid/termquiet => ./internal/termquiet

@@ -10,6 +10,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	// Before bubbletea's init: no command asks the terminal anything.
+	_ "early.mdctl.invalid/termquiet"
 )
 
 func main() {

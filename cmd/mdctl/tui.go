@@ -7,9 +7,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 
+	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
+
+	"github.com/mdctl/mdctl/server/admin"
 
 	"github.com/mdctl/mdctl/tui"
 )
@@ -54,6 +58,10 @@ Colours follow the terminal and NO_COLOR.`,
 // tuiRun takes over the process's terminal (os.Stdin, os.Stdout), not
 // opts.IO: a full-screen view is for a person at a terminal only.
 func tuiRun(ctx context.Context, opts *tuiOptions) error {
+	if !isatty.IsTerminal(os.Stdin.Fd()) || !isatty.IsTerminal(os.Stdout.Fd()) {
+		return fmt.Errorf("tui needs a terminal; read the event stream instead: curl --unix-socket %s http://mdctl/events",
+			filepath.Join(opts.DataDir, admin.SocketName))
+	}
 	_, noColor := os.LookupEnv("NO_COLOR")
 	return tui.Run(ctx, opts.Servers, opts.Trace, os.Stdin, os.Stdout, !noColor)
 }

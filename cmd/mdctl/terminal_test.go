@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// openPTY opens a pseudo-terminal pair. The test holds the master and
+// never writes to it: a terminal that answers no query, like many serial
+// consoles and some terminal emulators.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatalf("unlock pty: %v", err)
+	}
+	n, err := unix.IoctlGetInt(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatalf("pty number: %v", err)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("open pty slave: %v", err)
+	}
+	t.Cleanup(func() { m.Close(); s.Close() })
+	return m, s
+}
+
+// runInTerminal runs the binary with args as the foreground job of its own
+// terminal (a new session whose controlling terminal is the pty), with
+// stdin and stderr on the terminal and stdout on the terminal too unless
+// stdout is given. It returns what the terminal received.
+func runInTerminal(t *testing.T, bin string, env []string, stdout io.Writer, args ...string) (string, error) {
+	t.Helper()
+	master, slave := openPTY(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "TERM=xterm-256color", "HOME=" + t.TempDir()}, env...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	if stdout != nil {
+		cmd.Stdout = stdout
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	var got bytes.Buffer
+	done := make(chan struct{})
+	go func() { io.Copy(&got, master); close(done) }()
+	start := time.Now()
+	err := cmd.Run()
+	t.Logf("%v took %v", args, time.Since(start))
+	slave.Close()
+	// The master reads EIO once the last slave fd is closed.
+	<-done
+	return got.String(), err
+}
+
+// TestNoTerminalProbe: no command but `mdctl tui` asks the terminal
+// anything. bubbletea v1's package init asks for the background colour (an
+// OSC 11 query then a cursor report) and waits 5 s for an answer that a
+// silent terminal never sends; the query's ESC bytes alone show it.
+func TestNoTerminalProbe(t *testing.T) {
+	bin := buildBinary(t)
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		pipe bool // stdout is a pipe, not the terminal
+	}{
+		{"version", nil, []string{"version"}, false},
+		{"version NO_COLOR", []string{"NO_COLOR=1"}, []string{"version"}, false},
+		{"trace help NO_COLOR", []string{"NO_COLOR=1"}, []string{"trace", "--help"}, false},
+		{"trace help piped", nil, []string{"trace", "--help"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			var stdout io.Writer
+			if tt.pipe {
+				stdout = &out
+			}
+			term, err := runInTerminal(t, bin, tt.env, stdout, append([]string{"--data-dir", t.TempDir()}, tt.args...)...)
+			if err != nil {
+				t.Fatalf("%v: %v\n%q", tt.args, err, term)
+			}
+			all := term + out.String()
+			if strings.ContainsRune(all, 0x1b) {
+				t.Errorf("%v wrote an escape sequence: %q", tt.args, all)
+			}
+			if !strings.Contains(all, "mdctl") {
+				t.Errorf("%v printed no output: %q", tt.args, all)
+			}
+		})
+	}
+}
+
+// TestTUIWithoutTerminal: tui refuses in one line when stdout is no
+// terminal, and says how to read the event stream instead.
+func TestTUIWithoutTerminal(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--data-dir", dir, "tui")
+	cmd.Stdin = strings.NewReader("")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if err == nil {
+		t.Fatalf("tui without a terminal succeeded: %q", stdout.String())
+	}
+	msg := stderr.String()
+	if strings.Count(strings.TrimSpace(msg), "\n") != 0 || stdout.Len() != 0 {
+		t.Errorf("want one line on stderr, got stdout %q stderr %q", stdout.String(), msg)
+	}
+	want := "curl --unix-socket " + filepath.Join(dir, "admin.sock") + " http://mdctl/events"
+	if !strings.Contains(msg, want) || strings.ContainsRune(msg, 0x1b) {
+		t.Errorf("stderr %q does not say %q", msg, want)
+	}
+}
+
+// buildBinary builds the real mdctl once per test: what a package init
+// does can only be seen in a binary of its own.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "mdctl")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
