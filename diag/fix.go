@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/mdctl/mdctl/server"
@@ -19,7 +20,7 @@ const SocketMode os.FileMode = 0o660
 
 // Fix repairs what mdctl owns and r found broken, after writing to out
 // what it is about to do: it re-applies the planned data plane (namespaces,
-// veths, addresses, iptables rules), rebuilds the lab guests when the
+// veths, addresses, iptables rules), rebuilds the traced instance's lab guest (no other) when the
 // guest's route is wrong, and restores the agent socket's mode. Settings,
 // other software's rules and stopped processes are left to the operator:
 // their hints say what to run. A healthy report changes nothing.
@@ -62,8 +63,9 @@ func Fix(ctx context.Context, o Options, r Report, out io.Writer) error {
 		if err != nil {
 			return errors.Join(errs, fmt.Errorf("fix: lab guests: %w", err))
 		}
-		fmt.Fprintf(out, "rebuilding %d lab guests with the routes DHCP gives them\n", len(guests))
-		if err := dataplane.LabUp(ctx, o.Dataplane, guests); err != nil {
+		guests = slices.DeleteFunc(guests, func(g dataplane.Guest) bool { return g.InstanceID != r.InstanceID })
+		fmt.Fprintf(out, "rebuilding %s's lab guest (%d ports) with the routes DHCP gives it; other guests are left as they are\n", r.Instance, len(guests))
+		if err := dataplane.LabRepair(ctx, o.Dataplane, guests); err != nil {
 			errs = errors.Join(errs, fmt.Errorf("fix: lab up: %w", err))
 		}
 	}
@@ -89,6 +91,10 @@ func Fix(ctx context.Context, o Options, r Report, out io.Writer) error {
 			continue
 		}
 		if h.Name == HopRoute && r.Mode != ModeNone && labGuestTraced(r) {
+			continue
+		}
+		if strings.Contains(h.Hint, "config set") {
+			fmt.Fprintf(out, "left to you (%s): only a setting fixes this, and settings are the operator's to change (--fix never changes them): %s\n", h.Name, h.Hint)
 			continue
 		}
 		fmt.Fprintf(out, "left to you (%s): %s\n", h.Name, h.Hint)

@@ -190,7 +190,7 @@ func (t *target) nsMissing() string {
 	ns := t.namespace()
 	switch {
 	case t.mode == ModeNone:
-		return "no namespace serves metadata for this network (mode none)"
+		return "no namespace serves metadata for this network: it has neither a router nor a metadata-serving DHCP port"
 	case ns == "":
 		return "the plan has no " + t.mode + " namespace for this network"
 	}

@@ -54,8 +54,21 @@ type Report struct {
 	// is not in the store, the store cannot be read); Hops is then empty.
 	Error string `json:"error,omitempty"`
 	Hint  string `json:"hint,omitempty"`
+	// NoServe is set when no serve answers on the data dir: what that
+	// means and how to start one. The text report says it first.
+	NoServe string `json:"no_serve,omitempty"`
+	// ServeOverrides say which of the running serve's --set values the
+	// trace used, one line each.
+	ServeOverrides []string `json:"serve_overrides,omitempty"`
 	// MS is the trace's wall time.
 	MS float64 `json:"ms"`
+}
+
+// modeText says a mode in words (the JSON keeps the mode's name).
+var modeText = map[string]string{
+	ModeRouter: "reaches metadata through its router",
+	ModeDHCP:   "reaches metadata through its network's DHCP port",
+	ModeNone:   "has no way to reach metadata",
 }
 
 // Hop is one hop's verdict.
@@ -148,47 +161,59 @@ func newStyles(w io.Writer, color bool) styles {
 	}
 }
 
+// writeHop writes one hop's line: ✓ only for a hop that was checked and
+// passed; a hop that could not be checked (NotChecked, or Skipped because
+// what it needs is missing) says NOT CHECKED, whatever its OK says.
+func (r Report) writeHop(b *strings.Builder, s styles, h Hop) {
+	mark, detail := s.ok("✓"), h.Detail
+	unchecked := h.NotChecked || h.Skipped
+	switch {
+	case unchecked:
+		mark, detail = s.skip("?"), s.skip("NOT CHECKED")+": "+strings.TrimPrefix(h.Detail, "not checked: ")
+	case !h.OK:
+		mark = s.fail("✗")
+	}
+	name := s.name(fmt.Sprintf("%-9s", h.Name))
+	fmt.Fprintf(b, "%s %s %s  %s\n", mark, name, s.dim(fmt.Sprintf("%7.1fms", h.MS)), detail)
+	switch {
+	case h.NotChecked:
+		for _, e := range h.Evidence {
+			b.WriteString("    " + s.dim(e) + "\n")
+		}
+		if h.Hint != "" {
+			b.WriteString("    " + s.hint("check: "+h.Hint) + "\n")
+		}
+	case !h.OK && h.Hint != "":
+		b.WriteString("    " + s.hint("fix: "+h.Hint) + "\n")
+	}
+}
+
 // WriteText writes the report for a person: a header with the mode, one
 // line per hop (mark, name, time, detail), the hint under each failed hop,
 // and a verdict. color false (not a TTY, NO_COLOR) writes plain text.
 func (r Report) WriteText(w io.Writer, color bool) error {
 	s := newStyles(w, color)
 	var b strings.Builder
+	if r.NoServe != "" {
+		b.WriteString(s.fail("no serve") + ": " + r.NoServe + "\n")
+	}
 	id := r.InstanceID
 	if id == "" {
 		id = "?"
 	}
 	fmt.Fprintf(&b, "trace %s (%s)", r.Instance, id)
-	if r.Mode != "" {
-		fmt.Fprintf(&b, " mode %s", r.Mode)
+	if m := modeText[r.Mode]; m != "" {
+		b.WriteString(": the guest " + m)
 	}
 	b.WriteString("\n")
 	if r.ModeReason != "" {
 		b.WriteString("  " + s.dim(r.ModeReason) + "\n")
 	}
+	for _, o := range r.ServeOverrides {
+		b.WriteString("  " + s.dim(o) + "\n")
+	}
 	for _, h := range r.Hops {
-		mark, detail := s.ok("✓"), h.Detail
-		switch {
-		case h.NotChecked:
-			mark, detail = s.skip("?"), s.skip("NOT CHECKED")+": "+h.Detail
-		case h.Skipped:
-			mark = s.skip("-")
-		case !h.OK:
-			mark = s.fail("✗")
-		}
-		name := s.name(fmt.Sprintf("%-9s", h.Name))
-		fmt.Fprintf(&b, "%s %s %s  %s\n", mark, name, s.dim(fmt.Sprintf("%7.1fms", h.MS)), detail)
-		switch {
-		case h.NotChecked:
-			for _, e := range h.Evidence {
-				b.WriteString("    " + s.dim(e) + "\n")
-			}
-			if h.Hint != "" {
-				b.WriteString("    " + s.hint("check: "+h.Hint) + "\n")
-			}
-		case !h.OK && h.Hint != "":
-			b.WriteString("    " + s.hint("fix: "+h.Hint) + "\n")
-		}
+		r.writeHop(&b, s, h)
 	}
 	if r.Probe != nil {
 		b.WriteString("  " + s.dim(r.Probe.line()) + "\n")
@@ -205,8 +230,8 @@ func (r Report) WriteText(w io.Writer, color bool) error {
 		fmt.Fprintf(&b, "%s: every checked hop passed, but %s could not be checked from here (%.1fms)\n",
 			s.skip("NOT VERIFIED"), strings.Join(r.NotChecked, ", "), r.MS)
 	default:
-		h := r.Hop(r.FailedHop)
-		fmt.Fprintf(&b, "%s: first failure at %s: %s (%.1fms)\n", s.verdictFail("FAIL"), r.FailedHop, h.Detail, r.MS)
+		// The hop's line above says what failed and how to fix it.
+		fmt.Fprintf(&b, "%s at %s, the first hop that failed (%.1fms)\n", s.verdictFail("FAIL"), r.FailedHop, r.MS)
 	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("trace: write text: %w", err)

@@ -165,3 +165,33 @@ func TestGoldenNotChecked(t *testing.T) {
 	golden(t, "report-notchecked.txt", text.Bytes())
 	golden(t, "report-notchecked.json", js.Bytes())
 }
+
+// TestGoldenTextNoServe: with no serve on the data dir the first line
+// says so, the mode is said in words, and a skipped hop is NOT CHECKED
+// even when its OK is set, never ✓.
+func TestGoldenTextNoServe(t *testing.T) {
+	r := Report{
+		Instance: "vm2", InstanceID: "0d9c8b7a-6f5e-4d3c-2b1a-0f9e8d7c6b5a", Mode: ModeNone,
+		ModeReason:     "the port has no IPv4 address on a known subnet (DHCPv6 has no metadata route)",
+		NoServe:        "no mdctl serve runs on /var/lib/mdctl (its admin socket does not answer): start it with mdctl serve --data-dir /var/lib/mdctl",
+		MS:             3.1,
+		ServeOverrides: []string{"serve runs with --set nova_metadata_port=18775, and so does this trace"},
+		Hops: []Hop{
+			{Name: HopRoute, MS: 0.2, Detail: "no route to 169.254.169.254", Hint: "give the port an IPv4 address on a subnet"},
+			{Name: HopNamespace, OK: true, Skipped: true, Detail: "not checked: the guest has no way to metadata"},
+			{Name: HopSocket, Skipped: true, Detail: "not checked: no serve", Hint: "mdctl serve"},
+		},
+	}
+	r.finish()
+	var b bytes.Buffer
+	if err := r.WriteText(&b, false); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), "✓") || strings.Contains(b.String(), "mode none") {
+		t.Errorf("a skipped hop passed, or jargon:\n%s", b.String())
+	}
+	if !strings.HasPrefix(b.String(), "no serve: ") {
+		t.Errorf("first line does not say no serve runs:\n%s", b.String())
+	}
+	golden(t, "report-noserve.txt", b.Bytes())
+}

@@ -137,7 +137,7 @@ func TestTraceNoLabGuest(t *testing.T) {
 	}
 	var b bytes.Buffer
 	r.WriteText(&b, false)
-	if strings.Contains(b.String(), "every hop passed") || !strings.Contains(b.String(), "FAIL: first failure at route") {
+	if strings.Contains(b.String(), "every hop passed") || !strings.Contains(b.String(), "FAIL at route") {
 		t.Errorf("verdict:\n%s", b.String())
 	}
 	if r.Probe == nil || !strings.Contains(r.Probe.Skipped, "no lab guest") || r.Probe.RequestID != "" {
@@ -368,6 +368,14 @@ func TestTraceSecretMismatch(t *testing.T) {
 	if !strings.Contains(r.Hop(HopAPI).Detail, "agent") {
 		t.Errorf("the mismatch should name the agent's side: %s", r.Hop(HopAPI).Detail)
 	}
+	// Only a setting fixes this: --fix says so and changes none.
+	var fixed bytes.Buffer
+	if err := Fix(context.Background(), o, r, &fixed); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(fixed.String(), "settings are the operator's to change") {
+		t.Errorf("fix does not leave the setting to the operator:\n%s", fixed.String())
+	}
 
 	// The reverse: the API runs with its own secret; this trace's (the
 	// stored one) is the agent's.
@@ -467,5 +475,31 @@ instances:
 		if !r.Hop(name).OK {
 			t.Errorf("hop %s failed with only the IPv6 rule gone: %+v", name, r.Hop(name))
 		}
+	}
+}
+
+// TestFixTouchesOnlyTracedGuest: --fix on vm1's broken route rebuilds
+// vm1's guest and leaves vm2's, broken on purpose here, as it is.
+func TestFixTouchesOnlyTracedGuest(t *testing.T) {
+	testworld.RequireRoot(t)
+	w := newWorld(t, testworld.RoutedTopo)
+	api := serveAll(w)
+	w.LabUp()
+	o := opts(w, api)
+	waitHealthy(t, o, "vm1")
+	for _, vm := range []string{"vm1", "vm2"} {
+		inNS(t, w.GuestNS(vm), "ip", "route", "del", "169.254.169.254/32")
+		inNS(t, w.GuestNS(vm), "ip", "route", "del", "default")
+	}
+	r := trace(t, o, "vm1")
+	wantFailure(t, r, HopRoute, "no route")
+	var out bytes.Buffer
+	if err := Fix(context.Background(), o, r, &out); err != nil {
+		t.Fatalf("fix: %v\n%s", err, out.String())
+	}
+	t.Logf("fix said:\n%s", out.String())
+	waitHealthy(t, o, "vm1")
+	if r := trace(t, o, "vm2"); r.Hop(HopRoute).OK {
+		t.Errorf("fix of vm1 repaired vm2's route too: %s", r.Hop(HopRoute).Detail)
 	}
 }

@@ -179,7 +179,7 @@ func Run(ctx context.Context, o Options) error {
 		dp := dataplane.NewReconciler(o.Dataplane).Options()
 		names = &admin.DataplaneNames{SegmentNamespace: dp.SegmentNamespace, GuestPrefix: dp.GuestPrefix, HostNamespace: dp.HostNamespace}
 	}
-	adm := admin.New(admin.Options{Bus: bus, Recent: recent, Dataplane: names, SocketPath: filepath.Join(o.DataDir, admin.SocketName), TCPAddr: o.AdminListen, Token: token,
+	adm := admin.New(admin.Options{Bus: bus, Recent: recent, Dataplane: names, Overrides: maskedOverrides(o.Overrides), SocketPath: filepath.Join(o.DataDir, admin.SocketName), TCPAddr: o.AdminListen, Token: token,
 		Status: reg.Components, Names: admin.StoreNames(o.Store), Logger: o.Logger.With("component", "admin")})
 	g.Go(func() error {
 		// The live view is not worth guests' metadata: a serve whose admin
@@ -299,4 +299,20 @@ func wrap(component string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("%s: %w", component, err)
+}
+
+// maskedOverrides is overrides with each secret setting's value masked, as
+// /status shows them.
+func maskedOverrides(overrides map[string]string) map[string]string {
+	if len(overrides) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(overrides))
+	for k, v := range overrides {
+		if d, _ := store.LookupSetting(k); d.Secret && v != "" {
+			v = admin.Masked
+		}
+		out[k] = v
+	}
+	return out
 }

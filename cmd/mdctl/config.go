@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mdctl/mdctl/server/admin"
 	"github.com/mdctl/mdctl/store"
 )
 
@@ -19,7 +20,7 @@ type settingView struct {
 	Help    string `json:"help" yaml:"help"`
 }
 
-const masked = "********"
+const masked = admin.Masked
 
 func newCmdConfig(f *factory) *cobra.Command {
 	cmd := &cobra.Command{

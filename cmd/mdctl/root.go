@@ -27,6 +27,9 @@ const (
 type exitError struct {
 	code int
 	err  error
+	// said: the command's own output already told the person; stderr
+	// stays quiet rather than repeat it.
+	said bool
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
@@ -132,7 +135,9 @@ func run(ctx context.Context, args []string, io *iostreams, getenv func(string) 
 	if err == nil {
 		return exitOK
 	}
-	printError(io.ErrOut, err)
+	if ee := (*exitError)(nil); !errors.As(err, &ee) || !ee.said {
+		printError(io.ErrOut, err)
+	}
 	return exitCode(err)
 }
 

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -89,12 +91,21 @@ func traceRun(ctx context.Context, opts *traceOptions) error {
 		return err
 	}
 	defer st.Close()
-	apiURL, dp := runningServe(ctx, opts.DataDir, opts.Dataplane)
+	apiURL, dp, serveSets, up := runningServe(ctx, opts.DataDir, opts.Dataplane)
+	overrides, notes := withServeOverrides(serveSets, opts.Overrides)
 	o := diag.Options{
-		Store: st, DataDir: opts.DataDir, Overrides: opts.Overrides,
+		Store: st, DataDir: opts.DataDir, Overrides: overrides,
 		Dataplane: dp, Timeout: opts.Timeout, APIURL: apiURL,
 	}
-	r := diag.Trace(ctx, o, opts.Instance)
+	trace := func() diag.Report {
+		r := diag.Trace(ctx, o, opts.Instance)
+		r.ServeOverrides = notes
+		if !up {
+			r.NoServe = "no mdctl serve runs on " + opts.DataDir + " (its admin socket does not answer): start it with mdctl serve --data-dir " + opts.DataDir
+		}
+		return r
+	}
+	r := trace()
 	if opts.Fix && r.FailedHop != "" && r.Error == "" {
 		if err := printTrace(opts, r); err != nil {
 			return err
@@ -105,20 +116,26 @@ func traceRun(ctx context.Context, opts *traceOptions) error {
 		// serve's loop re-opens a recreated namespace's listener within a
 		// tick or two, so the verdict after a fix gets a few short tries.
 		for try := 0; try < 8; try++ {
-			if r = diag.Trace(ctx, o, opts.Instance); r.OK {
+			if r = trace(); r.OK {
 				break
 			}
 			time.Sleep(250 * time.Millisecond)
 		}
 	}
+	if r.Error != "" && !opts.JSON {
+		// The trace could not start: there is no report, only the error.
+		return traceFailure(r)
+	}
 	if err := printTrace(opts, r); err != nil {
 		return err
 	}
+	// The text report says the failure already; only --json, read by a
+	// program, gets the one-line summary on stderr too.
 	switch {
 	case r.Error == "" && r.FailedHop == "" && len(r.NotChecked) > 0:
-		return &exitError{code: exitUnverified, err: fmt.Errorf("trace %s: no hop failed, but %s could not be checked from here", r.Instance, strings.Join(r.NotChecked, ", "))}
+		return &exitError{code: exitUnverified, said: !opts.JSON, err: fmt.Errorf("trace %s: no hop failed, but %s could not be checked from here", r.Instance, strings.Join(r.NotChecked, ", "))}
 	case !r.OK:
-		return &exitError{code: exitFail, err: traceFailure(r)}
+		return &exitError{code: exitFail, said: !opts.JSON && r.Error == "", err: traceFailure(r)}
 	}
 	return nil
 }
@@ -132,6 +149,9 @@ func printTrace(opts *traceOptions, r diag.Report) error {
 
 // traceFailure is the one-line summary on stderr; the report itself says more.
 func traceFailure(r diag.Report) error {
+	if r.Error != "" && r.Hint != "" {
+		return fmt.Errorf("trace %s: %s; %s", r.Instance, r.Error, r.Hint)
+	}
 	if r.Error != "" {
 		return fmt.Errorf("trace %s: %s", r.Instance, r.Error)
 	}
@@ -141,17 +161,18 @@ func traceFailure(r diag.Report) error {
 // runningServe asks the data dir's serve where its API listens (its agent
 // uses that address whatever nova_metadata_port says, so the trace must
 // too; "" lets the settings decide) and which namespaces its data plane
-// uses (dp as given when no serve answers or it runs no data plane).
-func runningServe(ctx context.Context, dataDir string, dp dataplane.Options) (apiURL string, _ dataplane.Options) {
+// uses (dp as given when no serve answers or it runs no data plane); up
+// says whether a serve answered at all.
+func runningServe(ctx context.Context, dataDir string, dp dataplane.Options) (apiURL string, _ dataplane.Options, overrides map[string]string, up bool) {
 	c, err := admin.NewClient(filepath.Join(dataDir, admin.SocketName))
 	if err != nil {
-		return "", dp
+		return "", dp, nil, false
 	}
 	ctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
 	st, err := c.Status(ctx)
 	if err != nil {
-		return "", dp
+		return "", dp, nil, false
 	}
 	if n := st.Dataplane; n != nil {
 		dp.SegmentNamespace, dp.GuestPrefix, dp.HostNamespace = n.SegmentNamespace, n.GuestPrefix, n.HostNamespace
@@ -161,5 +182,28 @@ func runningServe(ctx context.Context, dataDir string, dp dataplane.Options) (ap
 			apiURL = "http://" + comp.Address
 		}
 	}
-	return apiURL, dp
+	return apiURL, dp, st.Overrides, true
+}
+
+// withServeOverrides is the settings trace checks: the running serve's
+// --set values under trace's own (which win). A secret serve shows only
+// masked cannot be used: the stored value is checked instead, and the
+// notes say so, with every other override serve runs with.
+func withServeOverrides(serve, own map[string]string) (map[string]string, []string) {
+	merged := map[string]string{}
+	var notes []string
+	for _, k := range slices.Sorted(maps.Keys(serve)) {
+		v := serve[k]
+		switch _, mine := own[k]; {
+		case mine:
+			notes = append(notes, fmt.Sprintf("serve runs with --set %s=%s; trace checks its own --set instead", k, v))
+		case v == admin.Masked:
+			notes = append(notes, fmt.Sprintf("serve runs with --set %s (a secret, not shown): trace checks the stored value; pass the same --set to trace to check serve's", k))
+		default:
+			merged[k] = v
+			notes = append(notes, fmt.Sprintf("serve runs with --set %s=%s, and so does this trace", k, v))
+		}
+	}
+	maps.Copy(merged, own)
+	return merged, notes
 }

@@ -2,8 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"maps"
 	"strings"
 	"testing"
+
+	"github.com/mdctl/mdctl/server/admin"
 )
 
 // The full fault matrix lives in diag; here: the command's contract (exit
@@ -48,5 +51,21 @@ func TestTraceCommandContract(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWithServeOverrides: trace checks the running serve's --set values,
+// its own --set winning, and never a masked secret as if it were one.
+func TestWithServeOverrides(t *testing.T) {
+	serve := map[string]string{"nova_metadata_port": "18775", "metadata_proxy_shared_secret": admin.Masked, "metadata_workers": "4"}
+	own := map[string]string{"metadata_workers": "2"}
+	got, notes := withServeOverrides(serve, own)
+	want := map[string]string{"nova_metadata_port": "18775", "metadata_workers": "2"}
+	if !maps.Equal(got, want) {
+		t.Errorf("overrides %v, want %v", got, want)
+	}
+	if len(notes) != 3 || !strings.Contains(notes[0], "metadata_proxy_shared_secret (a secret, not shown)") ||
+		strings.Contains(strings.Join(notes, "\n"), admin.Masked) {
+		t.Errorf("notes %q", notes)
 	}
 }

@@ -49,7 +49,13 @@ type Status struct {
 	// tracer looks where serve and its lab built things; nil when serve
 	// runs no data plane.
 	Dataplane *DataplaneNames `json:"dataplane,omitempty" yaml:"dataplane,omitempty"`
+	// Overrides are serve's --set values, secrets as Masked, so a tracer
+	// checks the settings serve runs with.
+	Overrides map[string]string `json:"overrides,omitempty" yaml:"overrides,omitempty"`
 }
+
+// Masked stands for a secret's value wherever one is shown.
+const Masked = "********"
 
 // DataplaneNames are a data plane's namespace names (dataplane.Options).
 type DataplaneNames struct {
@@ -66,6 +72,9 @@ type Options struct {
 	Recent *events.Recent
 	// Dataplane is reported on /status as it is.
 	Dataplane *DataplaneNames
+	// Overrides are reported on /status as they are: the caller masks
+	// secrets.
+	Overrides map[string]string
 	// SocketPath is the unix socket (mode 0660); empty means none.
 	SocketPath string
 	// TCPAddr is an optional extra address, e.g. 127.0.0.1:8776.
@@ -236,7 +245,7 @@ func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	st := Status{PID: os.Getpid(), Started: s.started, Components: []Component{}, Dataplane: s.o.Dataplane,
+	st := Status{PID: os.Getpid(), Started: s.started, Components: []Component{}, Dataplane: s.o.Dataplane, Overrides: s.o.Overrides,
 		Subscribers: s.o.Bus.Subscribers(), Dropped: s.o.Bus.Metrics().Drops()}
 	if s.o.Status != nil {
 		st.Components = s.o.Status(r.Context())

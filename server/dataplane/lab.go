@@ -176,7 +176,7 @@ func guestFor(inst store.Instance, index int, pv store.PortView, seg NetSegment)
 // LabStatus reports it as external.
 func LabUp(ctx context.Context, opts Options, guests []Guest) error {
 	opts = opts.withDefaults()
-	wired, err := wireGuests(ctx, opts, guests)
+	wired, err := wireGuests(ctx, opts, guests, true)
 	// Routes come after the lock is released: a DHCP lease can take
 	// seconds, and serve's reconciler must not wait behind it.
 	return errors.Join(err, routeGuests(ctx, opts, wired))
@@ -185,7 +185,7 @@ func LabUp(ctx context.Context, opts Options, guests []Guest) error {
 // wireGuests makes each guest's namespace and veth under the data plane
 // lock, and removes the guests no longer listed. It returns the guests it
 // wired, by namespace name.
-func wireGuests(ctx context.Context, opts Options, guests []Guest) (map[string]Guest, error) {
+func wireGuests(ctx context.Context, opts Options, guests []Guest, sweep bool) (map[string]Guest, error) {
 	unlock, err := lock()
 	if err != nil {
 		return nil, err
@@ -221,7 +221,19 @@ func wireGuests(ctx context.Context, opts Options, guests []Guest) (map[string]G
 		}
 		wired[name] = g
 	}
+	if !sweep {
+		return wired, errs
+	}
 	return wired, errors.Join(errs, sweepGuests(opts, mark, wanted))
+}
+
+// LabRepair rebuilds only guests, as LabUp does, and leaves every other
+// lab guest as it is: trace --fix repairs the traced instance's guest and
+// nobody else's.
+func LabRepair(ctx context.Context, opts Options, guests []Guest) error {
+	opts = opts.withDefaults()
+	wired, err := wireGuests(ctx, opts, guests, false)
+	return errors.Join(err, routeGuests(ctx, opts, wired))
 }
 
 // labParallel bounds how many guests wait for a DHCP lease at once: a boot
