@@ -241,3 +241,37 @@ func TestHelpAndNoTracer(t *testing.T) {
 	waitFor(t, tm, "trace instance", "details", "close")
 	final(t, tm)
 }
+
+// TestFollowHead: at the head the cursor follows each newest row, as
+// less +F does; moved down, it stays on its request; back at the head
+// (g), it follows again.
+func TestFollowHead(t *testing.T) {
+	tm := newTest(t, Options{})
+	hops(tm, "req-1", "vm-a", "/openstack", 200, t0.Add(-3*time.Second))
+	waitFor(t, tm, "vm-a")
+	hops(tm, "req-2", "vm-b", "/openstack", 200, t0.Add(-2*time.Second))
+	waitFor(t, tm, "vm-b")
+	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	waitFor(t, tm, "request req-2") // followed the head to the newest
+	tm.Send(tea.KeyMsg{Type: tea.KeyDown})
+	waitFor(t, tm, "request req-1")
+	hops(tm, "req-3", "vm-c", "/openstack", 200, t0.Add(-time.Second))
+	waitFor(t, tm, "vm-c")
+	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("g")})
+	hops(tm, "req-4", "vm-d", "/openstack", 200, t0.Add(-time.Millisecond))
+	waitFor(t, tm, "vm-d", "request req-4")
+	m := final(t, tm)
+	if r := m.table.selected(); r == nil || r.ID != "req-4" {
+		t.Errorf("selected %+v at the head, want the newest req-4", r)
+	}
+}
+
+// TestHeaderCountsClasses: the header counts 4xx and 5xx apart.
+func TestHeaderCountsClasses(t *testing.T) {
+	tm := newTest(t, Options{})
+	hops(tm, "req-1", "vm-a", "/openstack", 404, t0.Add(-3*time.Second))
+	hops(tm, "req-2", "vm-b", "/openstack", 404, t0.Add(-2*time.Second))
+	hops(tm, "req-3", "vm-c", "/openstack", 503, t0.Add(-time.Second))
+	waitFor(t, tm, "0.3 req/s  2 4xx  1 5xx")
+	final(t, tm)
+}

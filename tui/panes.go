@@ -26,8 +26,9 @@ type header struct {
 
 func (h header) view(width int, s stats, now time.Time) string {
 	title := h.st.Title.Render("mdctl live")
-	line := fmt.Sprintf("%s  %s req/s  %s errors  p99 %s  (last 10s)", title,
+	line := fmt.Sprintf("%s  %s req/s  %s 4xx  %s 5xx  %s errors  p99 %s  (last 10s)", title,
 		h.st.Stat.Render(strconv.FormatFloat(s.rate, 'f', 1, 64)),
+		h.st.Warn.Render(strconv.Itoa(s.n4xx)), h.st.Error.Render(strconv.Itoa(s.n5xx)),
 		h.st.Stat.Render(strconv.FormatFloat(100*s.errRate, 'f', 1, 64)+"%"),
 		h.st.Stat.Render(fmtDur(s.p99)))
 	if h.paused {
@@ -104,8 +105,17 @@ func (p *requestsPane) layout(width, height int, multiNode bool) {
 	p.show(p.rows, sel)
 }
 
-// set shows rs, keeping the cursor on the request it was on.
-func (p *requestsPane) set(rs []*request) { p.show(rs, p.selected()) }
+// set shows rs. At the head (the newest row) the cursor follows new rows,
+// as less +F does; moved down, it stays on the request it was on until it
+// is moved back to the head (g, home).
+func (p *requestsPane) set(rs []*request) {
+	if p.t.Cursor() <= 0 {
+		p.show(rs, nil)
+		p.t.SetCursor(0)
+		return
+	}
+	p.show(rs, p.selected())
+}
 
 func (p *requestsPane) show(rs []*request, sel *request) {
 	p.rows = rs

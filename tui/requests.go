@@ -112,11 +112,14 @@ type stats struct {
 	rate, errRate float64
 	p99           time.Duration
 	n             int
+	// n4xx and n5xx count the answers by class: a guest asking for what
+	// does not exist (4xx) is not serve failing (5xx).
+	n4xx, n5xx int
 }
 
 func (l *requestLog) stats(now time.Time, window time.Duration) stats {
 	var lat []time.Duration
-	failed := 0
+	failed, n4, n5 := 0, 0, 0
 	for i := len(l.order) - 1; i >= 0; i-- {
 		r := l.order[i]
 		if now.Sub(r.First) > window {
@@ -126,8 +129,14 @@ func (l *requestLog) stats(now time.Time, window time.Duration) stats {
 		if r.failed() {
 			failed++
 		}
+		switch c := r.status() / 100; c {
+		case 4:
+			n4++
+		case 5:
+			n5++
+		}
 	}
-	s := stats{n: len(lat), rate: float64(len(lat)) / window.Seconds()}
+	s := stats{n: len(lat), rate: float64(len(lat)) / window.Seconds(), n4xx: n4, n5xx: n5}
 	if len(lat) == 0 {
 		return s
 	}
