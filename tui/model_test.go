@@ -275,3 +275,34 @@ func TestHeaderCountsClasses(t *testing.T) {
 	waitFor(t, tm, "0.3 req/s  2 4xx  1 5xx")
 	final(t, tm)
 }
+
+// TestNarrowCutsPathFirst: a narrow terminal gives up the path column,
+// then the source's, before any status or latency column.
+func TestNarrowCutsPathFirst(t *testing.T) {
+	tests := []struct {
+		width      int
+		want, gone []string
+	}{
+		{180, []string{"PATH", "SOURCE", "STATUS", "API"}, nil},
+		{105, []string{"SOURCE", "STATUS", "TOTAL", "API"}, []string{"PATH"}},
+		{90, []string{"INSTANCE", "STATUS", "TOTAL", "PROXY", "AGENT", "API"}, []string{"PATH", "SOURCE"}},
+	}
+	for _, tt := range tests {
+		m := New(Options{Nodes: []string{"node1"}, Now: func() time.Time { return t0 }, Styles: NewStyles(io.Discard, false)})
+		next, _ := m.Update(tea.WindowSizeMsg{Width: tt.width, Height: 30})
+		head := strings.Split(next.(Model).table.t.View(), "\n")[0]
+		for _, w := range tt.want {
+			if !strings.Contains(head, w) {
+				t.Errorf("%d columns: header %q lacks %s", tt.width, head, w)
+			}
+		}
+		for _, g := range tt.gone {
+			if strings.Contains(head, g) {
+				t.Errorf("%d columns: header %q still has %s", tt.width, head, g)
+			}
+		}
+		if w := lipgloss.Width(head); w > tt.width {
+			t.Errorf("%d columns: header is %d wide", tt.width, w)
+		}
+	}
+}

@@ -87,22 +87,57 @@ func (p *requestsPane) layout(width, height int, multiNode bool) {
 	if multiNode {
 		fixed = append([]table.Column{{Title: "NODE", Width: 12}}, fixed...)
 	}
-	used := 0
-	for _, c := range fixed {
-		used += c.Width + 2 // cell padding
-	}
-	path := max(width-used-2, 8)
-	for i := range fixed {
-		if fixed[i].Title == "PATH" {
-			fixed[i].Width = path
-		}
-	}
+	fitColumns(fixed, width)
 	sel := p.selected()
 	p.t.SetRows(nil) // columns and rows must agree while they change
 	p.t.SetColumns(fixed)
 	p.t.SetWidth(width)
 	p.t.SetHeight(max(height, 3))
 	p.show(p.rows, sel)
+}
+
+// minPath is the narrowest PATH column worth showing.
+const minPath = 8
+
+// shedOrder is what a narrow terminal gives up first: the path (the
+// detail pane shows it whole), then what the instance implies; the
+// status and latency columns go last.
+var shedOrder = []string{"PATH", "MODE", "SOURCE", "METHOD", "TIME", "NODE"}
+
+// fitColumns gives PATH what width leaves, and on a terminal too narrow
+// for every column hides columns in shedOrder (width 0: the table skips
+// them) until the rest fit.
+func fitColumns(cols []table.Column, width int) {
+	used := 2
+	for _, c := range cols {
+		if c.Title != "PATH" {
+			used += c.Width + 2 // cell padding
+		}
+	}
+	path := width - used - 2 // PATH's own padding
+	at := func(title string) *table.Column {
+		for i := range cols {
+			if cols[i].Title == title {
+				return &cols[i]
+			}
+		}
+		return nil
+	}
+	if path >= minPath {
+		at("PATH").Width = path
+		return
+	}
+	at("PATH").Width = 0
+	free := path + 2
+	for _, title := range shedOrder[1:] {
+		if free >= 0 {
+			return
+		}
+		if c := at(title); c != nil {
+			free += c.Width + 2
+			c.Width = 0
+		}
+	}
 }
 
 // set shows rs. At the head (the newest row) the cursor follows new rows,
