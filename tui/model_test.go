@@ -306,3 +306,23 @@ func TestNarrowCutsPathFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusalNamesInstance: the proxy's 429 carries no instance (it
+// refuses before the agent looks); the row names the instance its source
+// address was on an earlier request through the same namespace, and a
+// source never seen stays unnamed.
+func TestRefusalNamesInstance(t *testing.T) {
+	tm := newTest(t, Options{})
+	hops(tm, "req-1", "vm-a", "/openstack", 200, t0.Add(-3*time.Second))
+	refuse := func(rid, ip string, at time.Time) {
+		tm.Send(EventMsg{Node: "node1", Event: events.Event{Time: at, RequestID: rid, Hop: events.HopProxy,
+			Method: "GET", Path: "/openstack", Status: 429, Duration: time.Millisecond, Mode: events.ModeRouter, SourceIP: ip}})
+	}
+	refuse("req-2", "10.90.1.5", t0.Add(-2*time.Second))
+	refuse("req-3", "10.90.1.77", t0.Add(-time.Second))
+	waitFor(t, tm, "10.90.1.77")
+	m := final(t, tm)
+	if got := strings.Join(rowInstances(m), ","); got != ",vm-a,vm-a" {
+		t.Errorf("rows name %q, want the unseen source unnamed, then vm-a for its 429 and its 200", got)
+	}
+}

@@ -13,6 +13,20 @@ type request struct {
 	Node  string // the admin endpoint its first event came from
 	First time.Time
 	Hops  map[string]events.Event
+	// byIP is the instance this request's source address belonged to on
+	// an earlier request through the same namespace, for a request no hop
+	// named one (the proxy's 429 refuses before the agent looks).
+	byIP string
+}
+
+// sourceKey is where a request came from: node, namespace and source IP
+// (tenant networks reuse addresses; a namespace is one network's).
+func (r *request) sourceKey() string {
+	ip := r.pick(func(e events.Event) string { return e.SourceIP })
+	if ip == "" {
+		return ""
+	}
+	return r.Node + "|" + r.pick(func(e events.Event) string { return e.Namespace }) + "|" + ip
 }
 
 // pick returns the field from the outermost hop that knows it: the proxy
@@ -32,7 +46,10 @@ func (r *request) instance() string {
 	if n := r.pick(func(e events.Event) string { return e.InstanceName }); n != "" {
 		return n
 	}
-	return r.pick(func(e events.Event) string { return e.InstanceID })
+	if id := r.pick(func(e events.Event) string { return e.InstanceID }); id != "" {
+		return id
+	}
+	return r.byIP
 }
 
 func (r *request) outer() events.Event {
@@ -64,10 +81,12 @@ type requestLog struct {
 	max   int
 	byID  map[string]*request
 	order []*request // oldest first
+	// seen maps a sourceKey to the instance a hop last named for it.
+	seen map[string]string
 }
 
 func newRequestLog(max int) *requestLog {
-	return &requestLog{max: max, byID: map[string]*request{}}
+	return &requestLog{max: max, byID: map[string]*request{}, seen: map[string]string{}}
 }
 
 // add files e under its request, making the request on its first event.
@@ -93,6 +112,25 @@ func (l *requestLog) add(node string, e events.Event) {
 		r.First = e.Time
 	}
 	r.Hops[e.Hop] = e
+	l.resolve(r)
+}
+
+// resolve learns which instance r's source is when a hop named it, and
+// names a request no hop did after the instance its source was before.
+func (l *requestLog) resolve(r *request) {
+	k := r.sourceKey()
+	if k == "" {
+		return
+	}
+	named := r.pick(func(e events.Event) string { return e.InstanceName })
+	if named == "" {
+		named = r.pick(func(e events.Event) string { return e.InstanceID })
+	}
+	if named != "" {
+		l.seen[k], r.byIP = named, ""
+		return
+	}
+	r.byIP = l.seen[k]
 }
 
 // newestFirst returns the requests passing f, newest first.
