@@ -70,10 +70,12 @@ type Model struct {
 	height  int
 	dirty   bool
 	showDet bool
-	editing bool
-	errMsg  string
-	traces  map[string]TraceResult
-	tracing string
+	// showInst: the per-instance view replaces the requests table.
+	showInst bool
+	editing  bool
+	errMsg   string
+	traces   map[string]TraceResult
+	tracing  string
 }
 
 type tickMsg time.Time
@@ -192,6 +194,8 @@ func (m Model) updateKeys(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.layout()
 	case key.Matches(msg, m.keys.Trace):
 		return m.startTrace()
+	case key.Matches(msg, m.keys.Instances):
+		m.showInst = !m.showInst
 	default:
 		var cmd tea.Cmd
 		m.table.t, cmd = m.table.t.Update(msg)
@@ -300,7 +304,11 @@ func (m Model) footer() string {
 // View draws the screen.
 func (m Model) View() string {
 	s := m.log.stats(m.o.Now(), Window)
-	out := []string{m.head.view(m.width, s, m.o.Now()), m.table.t.View()}
+	body := m.table.t.View()
+	if m.showInst {
+		body = instancesView(m.st, m.log.perInstance(m.o.Now(), Window), m.o.Now(), Window, m.width, lipgloss.Height(body))
+	}
+	out := []string{m.head.view(m.width, s, m.o.Now()), body}
 	if m.showDet {
 		out = append(out, m.detailView())
 	}

@@ -11,6 +11,7 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/exp/golden"
 	"github.com/charmbracelet/x/exp/teatest"
 
 	"github.com/mdctl/mdctl/server/events"
@@ -325,4 +326,20 @@ func TestRefusalNamesInstance(t *testing.T) {
 	if got := strings.Join(rowInstances(m), ","); got != ",vm-a,vm-a" {
 		t.Errorf("rows name %q, want the unseen source unnamed, then vm-a for its 429 and its 200", got)
 	}
+}
+
+// TestInstancesView: i shows one line per instance with its rates, 4xx
+// and 5xx, p99, last status and last seen; one not seen in the window
+// is SILENT. Golden screen: go test ./tui -run InstancesView -update.
+func TestInstancesView(t *testing.T) {
+	tm := newTest(t, Options{})
+	hops(tm, "req-1", "vm-quiet", "/openstack", 200, t0.Add(-time.Minute))
+	hops(tm, "req-2", "vm-a", "/openstack", 200, t0.Add(-3*time.Second))
+	hops(tm, "req-3", "vm-a", "/openstack/latest/password", 404, t0.Add(-2*time.Second))
+	hops(tm, "req-4", "vm-b", "/openstack", 503, t0.Add(-time.Second))
+	waitFor(t, tm, "vm-b")
+	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("i")})
+	waitFor(t, tm, "SILENT for 1m0s")
+	m := final(t, tm)
+	golden.RequireEqual(t, []byte(m.View()))
 }
