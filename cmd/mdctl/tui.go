@@ -34,11 +34,20 @@ func newCmdTUI(f *factory, runF func(context.Context, *tuiOptions) error) *cobra
 		Long: `Tui shows every metadata request a running mdctl serve handles, newest
 first, with its instance, source, mode, path, status and the time spent at
 each hop (proxy, agent, API), and a header with requests/s, error rate and
-p99 over the last 10 seconds. It reconnects when serve restarts.
+p99 over the last 10 seconds, with 4xx and 5xx counted apart. It reconnects when serve restarts.
+
+At the top row the cursor follows the newest request (as less +F does);
+move down and it stays on its request, g takes it back to the head. A
+narrow terminal drops the path column first. A 429 row names the instance
+its source address was on before (the proxy refuses before it knows).
 
 Keys: / filter (instance=NAME path=PREFIX status=404|5xx|error, or words),
-space pause, enter details, t trace the selected instance, ? help, q quit.
-Colours follow the terminal and NO_COLOR.`,
+space pause, enter details, i per-instance view (req/s, 4xx, 5xx, p99, last
+status, last seen: a guest gone silent says so), t trace the selected
+instance, ? help, q quit. Colours follow the terminal and NO_COLOR.
+
+Without a terminal tui refuses; read the event stream instead:
+  curl --unix-socket <data-dir>/admin.sock http://mdctl/events`,
 		Example: `  mdctl tui
   mdctl tui --server /var/lib/mdctl/admin.sock --server http://10.0.0.6:8776`,
 		Args: exactArgs(0, "no arguments"),
