@@ -1,14 +1,8 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mdctl/mdctl/internal/testworld"
-	"github.com/mdctl/mdctl/server/admin"
 	"github.com/mdctl/mdctl/server/dataplane"
 	"github.com/mdctl/mdctl/server/events"
 )
@@ -24,23 +17,11 @@ import (
 // repairs reads mdctl_dataplane_repairs_total from the serve's admin socket.
 func repairs(t *testing.T, dir string) int {
 	t.Helper()
-	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", filepath.Join(dir, admin.SocketName))
-		},
-	}}
-	resp, err := c.Get("http://admin/metrics")
-	if err != nil {
-		t.Fatalf("metrics: %v", err)
+	n, ok := value(scrape(t, dir), events.DataplaneRepairs)
+	if !ok {
+		t.Fatalf("no %s in /metrics", events.DataplaneRepairs)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^` + events.DataplaneRepairs + ` (\d+)$`).FindSubmatch(b)
-	if m == nil {
-		t.Fatalf("no %s in /metrics:\n%s", events.DataplaneRepairs, b)
-	}
-	n, _ := strconv.Atoi(string(m[1]))
-	return n
+	return int(n)
 }
 
 // TestServeHealsKernelState: rules flushed and a namespace deleted by

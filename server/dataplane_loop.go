@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -40,6 +41,9 @@ type dataplaneLoop struct {
 	// never); repairs counts what those passes restored.
 	resync  time.Duration
 	repairs *events.Counter
+	// gauges are wanted against actual data-plane objects and the time of
+	// the last reconcile that worked, set after every pass.
+	gauges dataplaneGauges
 
 	desired dataplane.Desired
 	planned bool // desired holds a plan applied before
@@ -68,6 +72,7 @@ func (l *dataplaneLoop) Run(ctx context.Context) error {
 			return errors.Join(l.mgr.Sync(l.listeners()), l.dhcp.Sync(l.desired.DHCPServers))
 		},
 		report: func(err error) {
+			l.gauges.set(l, err)
 			errs.report(err, "reconciled", "routers", len(l.desired.Routers), "dhcp", len(l.desired.DHCP))
 		},
 	}.run(ctx)
@@ -98,6 +103,13 @@ func (l *dataplaneLoop) apply(ctx context.Context, cfg store.Config) error {
 // namespaceMissing reports whether a namespace the plan wants is gone: a
 // stat each, cheap enough for every tick.
 func (l *dataplaneLoop) namespaceMissing() bool {
+	_, missing := l.namespaces()
+	return missing > 0
+}
+
+// namespaces counts the namespaces the plan wants and how many of them
+// are missing.
+func (l *dataplaneLoop) namespaces() (wanted, missing int) {
 	names := []string{l.rec.Options().SegmentNamespace}
 	for _, rt := range l.desired.Routers {
 		names = append(names, rt.Namespace)
@@ -108,12 +120,47 @@ func (l *dataplaneLoop) namespaceMissing() bool {
 	for _, srv := range l.desired.DHCPServers {
 		names = append(names, srv.Namespace)
 	}
+	slices.Sort(names)
+	names = slices.Compact(names)
 	for _, ns := range names {
 		if ok, err := dataplane.NamespaceExists(ns); err == nil && !ok {
-			return true
+			missing++
 		}
 	}
-	return false
+	return len(names), missing
+}
+
+// dataplaneGauges are the loop's series of /metrics.
+type dataplaneGauges struct {
+	wanted, actual [3]*events.Counter // namespaces, proxies, dnsmasqs
+	last           *events.Counter
+}
+
+func newDataplaneGauges(m *events.Metrics) dataplaneGauges {
+	var g dataplaneGauges
+	for i, kind := range [...]string{events.KindNamespace, events.KindProxy, events.KindDnsmasq} {
+		g.wanted[i] = m.Gauge(events.DataplaneWanted, "kind", kind)
+		g.actual[i] = m.Gauge(events.DataplaneActual, "kind", kind)
+	}
+	g.last = m.Gauge(events.LastReconcile)
+	return g
+}
+
+// set records l's state after a pass that ended with err.
+func (g dataplaneGauges) set(l *dataplaneLoop, err error) {
+	if err == nil {
+		g.last.Set(float64(time.Now().UnixNano()) / 1e9)
+	}
+	if !l.planned {
+		return
+	}
+	nsWanted, nsMissing := l.namespaces()
+	wanted := [3]int{nsWanted, len(l.listeners()), len(l.desired.DHCPServers)}
+	actual := [3]int{nsWanted - nsMissing, len(l.mgr.Running()), l.dhcp.Count()}
+	for i := range wanted {
+		g.wanted[i].Set(float64(wanted[i]))
+		g.actual[i].Set(float64(actual[i]))
+	}
 }
 
 // PlanFromStore reads what the data plane needs and plans it: what serve

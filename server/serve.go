@@ -227,9 +227,10 @@ func Run(ctx context.Context, o Options) error {
 		loop = &dataplaneLoop{
 			store: o.Store, live: live, rec: dataplane.NewReconciler(o.Dataplane), mgr: mgr,
 			log: o.Logger.With("component", "dataplane"), poll: o.Poll,
-			failures: bus.Metrics().Counter(events.ReconcileErrors, "Failed data-plane reconcile attempts."),
+			failures: bus.Metrics().Counter(events.ReconcileErrors),
 			resync:   o.Resync, firstPass: make(chan struct{}),
-			repairs: bus.Metrics().Counter(events.DataplaneRepairs, "Namespaces and rules serve restored after someone else removed them."),
+			repairs: bus.Metrics().Counter(events.DataplaneRepairs),
+			gauges:  newDataplaneGauges(bus.Metrics()),
 		}
 		o.Logger.Info("proxy starting", "component", ComponentProxy, "segment", o.Dataplane.SegmentNamespace, "resync", o.Resync.String())
 		g.Go(reg.Track("proxy", "", func() error { return wrap("proxy", mgr.Run(ctx)) }))

@@ -10,6 +10,7 @@ import (
 	"github.com/mdctl/mdctl/internal/sdnotify"
 	"github.com/mdctl/mdctl/server"
 	"github.com/mdctl/mdctl/server/dataplane"
+	"github.com/mdctl/mdctl/server/events"
 	"github.com/mdctl/mdctl/store"
 )
 
@@ -67,6 +68,7 @@ Logs go to stderr.`,
 			}
 			opts.Logger = f.Logger(f.IO.ErrOut, slog.LevelInfo)
 			opts.DataDir, opts.NotifySocket = f.DataDir, f.Getenv("NOTIFY_SOCKET")
+			events.Version = f.Version // mdctl_build_info's version label
 			if opts.Dataplane, err = f.Dataplane(); err != nil {
 				return err
 			}

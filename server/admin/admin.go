@@ -214,6 +214,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /status", s.status)
 	mux.HandleFunc("GET /recent", s.recent)
+	mux.HandleFunc("POST /probes", s.markProbe)
 	return mux
 }
 
@@ -237,11 +238,22 @@ func (s *Server) recent(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(append(buf, ']', '\n'))
 }
 
-func (s *Server) metrics(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	if _, err := s.o.Bus.Metrics().WriteTo(w); err != nil {
-		s.log.Debug("write metrics", "err", err)
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	s.o.Bus.Metrics().Handler().ServeHTTP(w, r)
+}
+
+// markProbe marks ?path= as trace's probe for ?ttl= (events.Bus.MarkProbe).
+// Only who may use the admin endpoint (root on the socket, the token over
+// TCP) reaches it, so a guest cannot mark its own requests.
+func (s *Server) markProbe(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Query().Get("path")
+	ttl, err := time.ParseDuration(r.URL.Query().Get("ttl"))
+	if path == "" || err != nil {
+		http.Error(w, "400 bad request: want ?path=<probe path>&ttl=<duration>", http.StatusBadRequest)
+		return
 	}
+	s.o.Bus.MarkProbe(path, ttl)
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {

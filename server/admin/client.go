@@ -65,7 +65,22 @@ func NewClient(addr string) (*Client, error) {
 func (c *Client) Addr() string { return c.addr }
 
 func (c *Client) get(ctx context.Context, path string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	return c.do(ctx, http.MethodGet, path)
+}
+
+// MarkProbe asks serve to mark the requests for path as trace's own probe
+// for ttl (POST /probes): their events carry probe and metrics count them
+// apart from guest requests.
+func (c *Client) MarkProbe(ctx context.Context, path string, ttl time.Duration) error {
+	resp, err := c.do(ctx, http.MethodPost, "/probes?"+url.Values{"path": {path}, "ttl": {ttl.String()}}.Encode())
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
+}
+
+func (c *Client) do(ctx context.Context, method, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -82,6 +82,7 @@ type Agent struct {
 	// code); the request's context bounds the exchange.
 	api     http.RoundTripper
 	handler http.Handler
+	m       agentMetrics
 	sigs    signer
 }
 
@@ -108,6 +109,7 @@ func New(o Options) *Agent {
 		api:    cmp.Or[http.RoundTripper](o.APITransport, newTransport()),
 	}
 	a.handler = http.HandlerFunc(a.serve)
+	a.m = newAgentMetrics(o.Events.Metrics())
 	return a
 }
 

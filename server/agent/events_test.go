@@ -13,6 +13,7 @@ func TestAgentPublishesEvents(t *testing.T) {
 	h := newHarness(t, topology(t))
 	bus := events.NewBus()
 	h.agent.opts.Events = bus // before any request
+	h.agent.m = newAgentMetrics(bus.Metrics())
 	sub := bus.Subscribe(events.Filter{}, 10)
 	defer sub.Close()
 
@@ -50,10 +51,16 @@ func TestAgentPublishesEvents(t *testing.T) {
 		})
 	}
 	m := bus.Metrics()
-	if hits := m.Counter(events.CacheHits, "", "cache", "agent").Value(); hits != 1 {
+	if hits := m.Counter(events.CacheLookups, "cache", "agent", "result", events.ResultHit).Value(); hits != 1 {
 		t.Errorf("agent cache hits = %d, want 1", hits)
 	}
-	if misses := m.Counter(events.CacheMisses, "", "cache", "agent").Value(); misses != 1 {
+	if misses := m.Counter(events.CacheLookups, "cache", "agent", "result", events.ResultMiss).Value(); misses != 1 {
 		t.Errorf("agent cache misses = %d, want 1", misses)
+	}
+	// The unknown DHCP guest is a lookup failure with no port.
+	for reason, want := range map[string]uint64{events.ReasonNoPort: 1, events.ReasonSeveralPorts: 0} {
+		if n := m.Counter(events.LookupFailures, "reason", reason).Value(); n != want {
+			t.Errorf("lookup failures %s = %d, want %d", reason, n, want)
+		}
 	}
 }

@@ -104,8 +104,10 @@ func (a *Agent) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if !m.Found() {
 		if m.Ports == 0 {
+			a.m.noPort.Inc()
 			rl.get().Warn(fmt.Sprintf("No port found in network %s with IP address %s", sc.ID, src.IP))
 		} else {
+			a.m.severalPorts.Inc()
 			rl.get().Warn("several ports hold the address", "ports", m.Ports)
 		}
 		plain(w, http.StatusNotFound, fmt.Sprintf("Instance was not found on %s %s.", sc.Kind, sc.ID))
@@ -277,8 +279,14 @@ func passTokenHeaders(to, from http.Header) {
 func (a *Agent) forwardError(w http.ResponseWriter, log *slog.Logger, url string, err error) int {
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
+		a.m.unreachable.Inc()
 		log.Warn("metadata API unreachable", "url", url, "err", err)
 		return plain(w, http.StatusServiceUnavailable, msgUnavailable)
+	}
+	if ne := net.Error(nil); errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		a.m.timeouts.Inc()
+	} else {
+		a.m.apiErrors.Inc()
 	}
 	log.Error("metadata API request failed", "url", url, "err", err)
 	return plain(w, http.StatusInternalServerError, msgUnknown)
@@ -326,11 +334,11 @@ func (a *Agent) emit(r *http.Request, rid string, start time.Time, rec *eventRec
 		e.SourceIP = src.IP.String()
 	}
 	if m.Found() {
-		name := events.CacheMisses
 		if cached {
-			name = events.CacheHits
+			a.m.hits.Inc()
+		} else {
+			a.m.misses.Inc()
 		}
-		bus.Metrics().Counter(name, "Lookups answered (hits) or not (misses) from a cache.", "cache", "agent").Inc()
 	}
 	e.Duration = time.Since(start)
 	bus.Publish(e)

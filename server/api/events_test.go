@@ -13,6 +13,7 @@ func TestAPIPublishesEvents(t *testing.T) {
 	e := newEnv(t, map[string]string{"service_metadata_proxy": "true"})
 	bus := events.NewBus()
 	e.srv.events = bus // before any request
+	e.srv.badSignatures = bus.Metrics().Counter(events.SignatureMismatches)
 	sub := bus.Subscribe(events.Filter{}, 10)
 	defer sub.Close()
 	inst, _ := e.addInstance("vm1")
@@ -54,5 +55,8 @@ func TestAPIPublishesEvents(t *testing.T) {
 				t.Errorf("project %q, want %q", ev.ProjectID, inst.ProjectID)
 			}
 		})
+	}
+	if n := bus.Metrics().Counter(events.SignatureMismatches).Value(); n != 1 {
+		t.Errorf("signature mismatches = %d, want 1 (the bad signature)", n)
 	}
 }

@@ -73,6 +73,7 @@ func (s *Server) identifyByHeaders(w http.ResponseWriter, r *http.Request, rid s
 			s.logger(rid).Warn(fmt.Sprintf("X-Instance-ID-Signature: %s does not match the expected signature for id: %s. Request From: %s",
 				sig, id, remote), "instance", id, "remote", remote)
 		}
+		s.badSignatures.Inc()
 		writeError(w, r, errorPage{http.StatusForbidden, explainBadSignature})
 		return nil
 	}
@@ -136,6 +137,7 @@ func (s *Server) identifyByProvider(w http.ResponseWriter, r *http.Request, rid 
 		if !s.signers.get(snap.Config.SharedSecret).verify(provider, sig) {
 			s.logger(rid).Warn(fmt.Sprintf("X-Instance-ID-Signature: %s does not match the expected signature for id: %s. Request From: %s",
 				sig, provider, addr), "provider", provider, "remote", addr)
+			s.badSignatures.Inc()
 			writeError(w, r, errorPage{http.StatusForbidden, explainBadSignature})
 			return
 		}

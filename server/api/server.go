@@ -59,6 +59,8 @@ type Server struct {
 	signers       signers
 	ids           requestIDs
 	healthDisable string
+	// badSignatures counts the 403s for a signature that did not match.
+	badSignatures *events.Counter
 }
 
 // New returns a Server; it does no I/O.
@@ -71,6 +73,8 @@ func New(o Options) *Server {
 		vendor: vendordata.Fetcher{Client: o.HTTPClient},
 		events: o.Events,
 		ids:    newRequestIDs(),
+
+		badSignatures: o.Events.Metrics().Counter(events.SignatureMismatches),
 
 		healthDisable: o.HealthcheckDisableFile,
 	}

@@ -226,6 +226,19 @@ func (m *Dnsmasq) Running(networkID string) int {
 	return 0
 }
 
+// Count is how many dnsmasqs run now.
+func (m *Dnsmasq) Count() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, p := range m.procs {
+		if !p.exited() {
+			n++
+		}
+	}
+	return n
+}
+
 // dnsmasqArgs is the command line, after neutron's
 // Dnsmasq._build_cmdline_callback with its defaults: no /etc/hosts and no
 // upstream resolvers (dnsmasq_local_resolv off), the hosts, addn_hosts,

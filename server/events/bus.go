@@ -3,6 +3,7 @@ package events
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // DefaultBuffer is a subscriber's channel size when Subscribe is given 0:
@@ -17,6 +18,52 @@ type Bus struct {
 	metrics *Metrics
 	mu      sync.Mutex // serialises Subscribe and Close; Publish never takes it
 	subs    atomic.Pointer[[]*Subscription]
+
+	// probes are the paths trace announced for its probes (MarkProbe),
+	// with when the mark expires; nProbes lets Publish skip the lock
+	// while none is pending, which is nearly always.
+	probeMu sync.Mutex
+	probes  map[string]time.Time
+	nProbes atomic.Int32
+}
+
+// MaxProbeMark bounds how long a probe path stays marked.
+const MaxProbeMark = 5 * time.Minute
+
+// MarkProbe marks the requests for path as trace's own probe until ttl
+// (at most MaxProbeMark) has passed: their events carry Probe and are
+// counted apart from guest requests. Only the admin socket (root, the
+// operator) calls it, so a guest cannot hide its requests from metrics:
+// it can neither mark a path nor know the one trace chose at random.
+func (b *Bus) MarkProbe(path string, ttl time.Duration) {
+	if b == nil || path == "" {
+		return
+	}
+	b.probeMu.Lock()
+	defer b.probeMu.Unlock()
+	now := time.Now()
+	if b.probes == nil {
+		b.probes = map[string]time.Time{}
+	}
+	for p, until := range b.probes {
+		if now.After(until) {
+			delete(b.probes, p)
+		}
+	}
+	b.probes[path] = now.Add(min(max(ttl, 0), MaxProbeMark))
+	b.nProbes.Store(int32(len(b.probes)))
+}
+
+// IsProbe reports whether path is a pending probe's (MarkProbe). It costs
+// an atomic load while no probe is pending.
+func (b *Bus) IsProbe(path string) bool {
+	if b == nil || b.nProbes.Load() == 0 {
+		return false
+	}
+	b.probeMu.Lock()
+	defer b.probeMu.Unlock()
+	until, ok := b.probes[path]
+	return ok && time.Now().Before(until)
 }
 
 // NewBus returns a Bus with fresh metrics.
@@ -41,6 +88,9 @@ func (b *Bus) Metrics() *Metrics {
 func (b *Bus) Publish(e Event) {
 	if b == nil {
 		return
+	}
+	if !e.Probe {
+		e.Probe = b.IsProbe(e.Path)
 	}
 	b.metrics.observe(&e)
 	for _, s := range *b.subs.Load() {

@@ -1,15 +1,12 @@
 package events
 
 import (
-	"bytes"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
 
 func ev(hop, inst string, status int) Event {
@@ -139,7 +136,7 @@ func TestConcurrentSubscribePublish(t *testing.T) {
 func TestNilBusAndCounters(t *testing.T) {
 	var b *Bus
 	b.Publish(ev(HopAPI, "a", 200)) // must not panic
-	c := b.Metrics().Counter(CacheHits, "x")
+	c := b.Metrics().Counter(ReconcileErrors)
 	c.Inc()
 	if c.Value() != 0 || b.Subscribers() != 0 {
 		t.Error("nil bus counted something")
@@ -181,20 +178,12 @@ func TestMetricsParseWithExpfmt(t *testing.T) {
 	e.Duration = 3 * time.Second
 	b.Publish(e)
 	m := b.Metrics()
-	m.Counter(CacheHits, "Answers served from a cache.", "cache", "api").Add(3)
-	m.Counter(CacheHits, "ignored", "cache", "agent").Inc()
-	m.Counter(RateLimited, "Requests refused with 429.").Inc()
-	m.Counter(ReconcileErrors, "Failed reconciliations.\nsecond line").Add(2)
+	m.Counter(CacheLookups, "cache", "api", "result", ResultHit).Add(3)
+	m.Counter(CacheLookups, "result", ResultHit, "cache", "agent").Inc()
+	m.Counter(RateLimited, "listener", "router:r1").Inc()
+	m.Counter(ReconcileErrors).Add(2)
 
-	var buf bytes.Buffer
-	if _, err := m.WriteTo(&buf); err != nil {
-		t.Fatal(err)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(&buf)
-	if err != nil {
-		t.Fatalf("parse: %v\n%s", err, buf.String())
-	}
+	fams := gather(t, m)
 	value := func(name string, labels map[string]string) float64 {
 		t.Helper()
 		f, ok := fams[name]
@@ -223,15 +212,16 @@ func TestMetricsParseWithExpfmt(t *testing.T) {
 		labels map[string]string
 		want   float64
 	}{
-		{"mdctl_requests_total", map[string]string{"hop": "proxy", "class": "openstack", "status": "200"}, 2},
-		{"mdctl_requests_total", map[string]string{"hop": "api", "class": "ec2", "status": "404"}, 1},
+		{"mdctl_requests_total", map[string]string{"hop": "proxy", "class": "openstack", "code": "200"}, 2},
+		{"mdctl_requests_total", map[string]string{"hop": "api", "class": "ec2", "code": "404"}, 1},
 		{"mdctl_request_duration_seconds", map[string]string{"hop": "proxy"}, 2},
 		{"mdctl_request_duration_seconds", map[string]string{"hop": "api"}, 1},
 		{"mdctl_request_duration_seconds", map[string]string{"hop": "agent"}, 0},
 		{"mdctl_events_dropped_total", nil, 2},
-		{CacheHits, map[string]string{"cache": "api"}, 3},
-		{CacheHits, map[string]string{"cache": "agent"}, 1},
-		{RateLimited, nil, 1},
+		{CacheLookups, map[string]string{"cache": "api", "result": "hit"}, 3},
+		{CacheLookups, map[string]string{"cache": "agent", "result": "hit"}, 1},
+		{CacheLookups, map[string]string{"cache": "agent", "result": "miss"}, 0},
+		{RateLimited, map[string]string{"listener": "router:r1"}, 1},
 		{ReconcileErrors, nil, 2},
 	}
 	for _, c := range checks {
@@ -257,7 +247,7 @@ func TestMetricsParseWithExpfmt(t *testing.T) {
 			t.Errorf("api latency sum = %v, want 3", s)
 		}
 	}
-	if fams[ReconcileErrors].GetHelp() != "Failed reconciliations. second line" {
+	if fams[ReconcileErrors].GetHelp() != families[ReconcileErrors].help {
 		t.Errorf("help = %q", fams[ReconcileErrors].GetHelp())
 	}
 }

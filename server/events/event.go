@@ -49,6 +49,9 @@ type Event struct {
 	Bytes        int64         `json:"bytes"`
 	Duration     time.Duration `json:"duration_ns"`
 	Error        string        `json:"error,omitempty"`
+	// Probe marks a request of trace's own probe (see Bus.MarkProbe):
+	// shown as such, and counted apart from guest requests.
+	Probe bool `json:"probe,omitempty"`
 }
 
 // Failed reports a server-side or gateway failure, or an error the hop

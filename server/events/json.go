@@ -31,6 +31,9 @@ func (e *Event) AppendJSON(b []byte) []byte {
 	b = append(b, `,"duration_ns":`...)
 	b = strconv.AppendInt(b, int64(e.Duration), 10)
 	b = appendField(b, "error", e.Error, true)
+	if e.Probe {
+		b = append(b, `,"probe":true`...)
+	}
 	return append(b, '}')
 }
 

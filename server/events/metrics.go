@@ -1,26 +1,32 @@
 package events
 
 import (
-	"bufio"
-	"fmt"
 	"io"
 	"math"
+	"net/http"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
 )
 
-// Names of the counters other components bump through Metrics.Counter.
+// The families other components bump through Metrics.Counter and
+// Metrics.Gauge. Their help and label names live in families, the one
+// table /metrics is built from.
 const (
-	// CacheHits counts answers served from a cache; label "cache".
-	CacheHits = "mdctl_cache_hits_total"
-	// CacheMisses counts lookups a cache could not answer; label "cache".
-	CacheMisses = "mdctl_cache_misses_total"
+	// CacheLookups counts cache lookups; labels "cache" and "result"
+	// (ResultHit, ResultMiss).
+	CacheLookups = "mdctl_cache_lookups_total"
 	// RateLimited counts requests the proxy refused with 429; label
-	// "listener".
+	// "listener" ("router:<id>" or "network:<id>").
 	RateLimited = "mdctl_rate_limited_total"
 	// ConnsRefused counts connections the proxy closed at once because
 	// their source held its per-source cap; label "listener".
@@ -30,23 +36,98 @@ const (
 	// DataplaneRepairs counts kernel state (namespaces, rules) serve had to
 	// restore while the store had not changed: someone else removed it.
 	DataplaneRepairs = "mdctl_dataplane_repairs_total"
+	// LookupFailures counts guest requests the agent answered 404 because
+	// the source address named no single port; label "reason"
+	// (ReasonNoPort, ReasonSeveralPorts).
+	LookupFailures = "mdctl_agent_lookup_failures_total"
+	// SignatureMismatches counts API requests refused with 403 because
+	// their signature did not match (an agent with another shared secret).
+	SignatureMismatches = "mdctl_api_signature_mismatches_total"
+	// APIErrors counts agent→API exchanges that failed; label "kind"
+	// (KindUnreachable, KindTimeout, KindError).
+	APIErrors = "mdctl_agent_api_errors_total"
+	// DataplaneWanted and DataplaneActual are what the plan wants and
+	// what runs; label "kind" (KindNamespace, KindProxy, KindDnsmasq).
+	DataplaneWanted = "mdctl_dataplane_wanted"
+	DataplaneActual = "mdctl_dataplane_actual"
+	// LastReconcile is the unix time of the last successful reconcile.
+	LastReconcile = "mdctl_last_reconcile_success_timestamp_seconds"
 )
+
+// Label values of the families above.
+const (
+	ResultHit          = "hit"
+	ResultMiss         = "miss"
+	ReasonNoPort       = "no_port"
+	ReasonSeveralPorts = "several_ports"
+	KindUnreachable    = "unreachable"
+	KindTimeout        = "timeout"
+	KindError          = "error"
+	KindNamespace      = "namespace"
+	KindProxy          = "proxy"
+	KindDnsmasq        = "dnsmasq"
+)
+
+// family is one metric family of the Counter/Gauge kind: its help, its
+// label names, and the label values it is exported with from the start
+// (at 0), so that an alert on it has a series before the first event.
+type family struct {
+	help   string
+	gauge  bool
+	labels []string
+	preset [][]string
+}
+
+var families = map[string]family{
+	CacheLookups: {help: "Cache lookups, by cache and result (hit or miss).", labels: []string{"cache", "result"},
+		preset: [][]string{{"agent", ResultHit}, {"agent", ResultMiss}}},
+	RateLimited:      {help: "Requests the proxy refused with 429, by listener (router or network).", labels: []string{"listener"}},
+	ConnsRefused:     {help: "Connections the proxy closed at once: their source held its connection cap.", labels: []string{"listener"}},
+	ReconcileErrors:  {help: "Failed data-plane reconcile attempts."},
+	DataplaneRepairs: {help: "Namespaces and rules serve restored after someone else removed them."},
+	LookupFailures: {help: "Guest requests answered 404 because no single port holds the source address, by reason.", labels: []string{"reason"},
+		preset: [][]string{{ReasonNoPort}, {ReasonSeveralPorts}}},
+	SignatureMismatches: {help: "API requests refused with 403 because their signature did not match."},
+	APIErrors: {help: "Agent requests to the API that got no answer, by kind.", labels: []string{"kind"},
+		preset: [][]string{{KindUnreachable}, {KindTimeout}, {KindError}}},
+	DataplaneWanted: {help: "Data-plane objects the plan wants, by kind.", gauge: true, labels: []string{"kind"},
+		preset: [][]string{{KindNamespace}, {KindProxy}, {KindDnsmasq}}},
+	DataplaneActual: {help: "Data-plane objects that exist or run, by kind.", gauge: true, labels: []string{"kind"},
+		preset: [][]string{{KindNamespace}, {KindProxy}, {KindDnsmasq}}},
+	LastReconcile: {help: "Unix time of the last data-plane reconcile that succeeded (0: none yet).", gauge: true},
+}
+
+// Version is mdctl's version as mdctl_build_info reports it; main sets it.
+var Version = "dev"
 
 // latencyBuckets are the histogram's upper bounds in seconds: a metadata
 // answer takes well under a millisecond from cache and up to the agent's
 // 60 s timeout when the API is gone.
-var latencyBuckets = [...]float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+var latencyBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
 
-// Metrics holds the counters and histograms served on /metrics. Every
-// method is safe for concurrent use and for a nil *Metrics (a no-op).
+// pathClasses are PathClass's answers; knownCodes the statuses mdctl's
+// hops answer themselves. Both index the request counters' array, so that
+// counting a request is an index and an atomic add; a code outside the
+// list goes to a map.
+var (
+	pathClasses = [...]string{"root", "password", "openstack", "ec2", "health", "other"}
+	knownCodes  = [...]int{200, 400, 401, 403, 404, 405, 409, 429, 500, 502, 503, 504}
+)
+
+// Metrics holds the counters and histograms served on /metrics, on a
+// prometheus registry with the Go and process collectors and
+// mdctl_build_info. Every method is safe for concurrent use and for a nil
+// *Metrics (a no-op).
 type Metrics struct {
-	requests sync.Map // reqKey → *atomic.Uint64
+	reg      *prometheus.Registry
+	requests [len(Hops)][len(pathClasses)][len(knownCodes)]atomic.Uint64
+	other    sync.Map // reqKey → *atomic.Uint64: unknown hops and codes
 	latency  [len(Hops) + 1]histogram
+	probes   [len(Hops) + 1]atomic.Uint64
 	drops    atomic.Uint64
 
-	mu       sync.Mutex
-	counters map[string]*Counter // by name and labels
-	help     map[string]string   // by name
+	mu     sync.Mutex
+	series map[string]*Counter // by name and labels
 }
 
 type reqKey struct {
@@ -55,7 +136,7 @@ type reqKey struct {
 }
 
 type histogram struct {
-	counts [len(latencyBuckets) + 1]atomic.Uint64 // the last is +Inf
+	counts [19]atomic.Uint64 // len(latencyBuckets) + the +Inf one
 	sumNS  atomic.Uint64
 }
 
@@ -71,9 +152,24 @@ func (h *histogram) observe(d time.Duration) {
 	}
 }
 
-// NewMetrics returns empty metrics.
+// NewMetrics returns metrics with every family at 0.
 func NewMetrics() *Metrics {
-	return &Metrics{counters: map[string]*Counter{}, help: map[string]string{}}
+	m := &Metrics{reg: prometheus.NewRegistry(), series: map[string]*Counter{}}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		(*collector)(m),
+	)
+	for name, f := range families {
+		for _, values := range f.preset {
+			pairs := make([]string, 0, 2*len(values))
+			for i, v := range values {
+				pairs = append(pairs, f.labels[i], v)
+			}
+			m.Counter(name, pairs...)
+		}
+	}
+	return m
 }
 
 func hopIndex(hop string) int {
@@ -85,14 +181,42 @@ func hopIndex(hop string) int {
 	return len(Hops)
 }
 
+func classIndex(c string) int {
+	for i, k := range pathClasses {
+		if k == c {
+			return i
+		}
+	}
+	return len(pathClasses) - 1
+}
+
+func codeIndex(code int) int {
+	for i, k := range knownCodes {
+		if k == code {
+			return i
+		}
+	}
+	return -1
+}
+
 func (m *Metrics) observe(e *Event) {
-	k := reqKey{hop: e.Hop, class: PathClass(e.Path), status: e.Status}
-	c, ok := m.requests.Load(k)
+	h := hopIndex(e.Hop)
+	if e.Probe {
+		m.probes[h].Add(1) // trace's own: never counted as guest traffic
+		return
+	}
+	m.latency[h].observe(e.Duration)
+	class := PathClass(e.Path)
+	if c := codeIndex(e.Status); c >= 0 && h < len(Hops) {
+		m.requests[h][classIndex(class)][c].Add(1)
+		return
+	}
+	k := reqKey{hop: e.Hop, class: class, status: e.Status}
+	c, ok := m.other.Load(k)
 	if !ok {
-		c, _ = m.requests.LoadOrStore(k, new(atomic.Uint64))
+		c, _ = m.other.LoadOrStore(k, new(atomic.Uint64))
 	}
 	c.(*atomic.Uint64).Add(1)
-	m.latency[hopIndex(e.Hop)].observe(e.Duration)
 }
 
 // Drops is how many events subscribers missed in all.
@@ -103,52 +227,78 @@ func (m *Metrics) Drops() uint64 {
 	return m.drops.Load()
 }
 
-// Requests sums the requests counted for hop (all hops when empty) and
-// how many of them failed (status 5xx).
+// Requests sums the guest requests counted for hop (all hops when empty)
+// and how many of them failed (status 5xx).
 func (m *Metrics) Requests(hop string) (total, failed uint64) {
 	if m == nil {
 		return 0, 0
 	}
-	m.requests.Range(func(k, v any) bool {
-		rk := k.(reqKey)
-		if hop == "" || rk.hop == hop {
-			n := v.(*atomic.Uint64).Load()
+	m.eachRequest(func(k reqKey, n uint64) {
+		if hop == "" || k.hop == hop {
 			total += n
-			if rk.status >= 500 {
+			if k.status >= 500 {
 				failed += n
 			}
 		}
-		return true
 	})
 	return total, failed
 }
 
-// Counter is one named, labelled counter.
-type Counter struct {
-	name   string
-	labels string // rendered: {k="v",…} or ""
-	v      atomic.Uint64
+func (m *Metrics) eachRequest(f func(reqKey, uint64)) {
+	for h, hop := range Hops {
+		for c, class := range pathClasses {
+			for s, code := range knownCodes {
+				f(reqKey{hop, class, code}, m.requests[h][c][s].Load())
+			}
+		}
+	}
+	m.other.Range(func(k, v any) bool {
+		f(k.(reqKey), v.(*atomic.Uint64).Load())
+		return true
+	})
 }
 
-// Counter returns the counter of that name and label pairs ("cache",
-// "agent", …), creating it on first use; components keep the pointer, so
-// bumping it costs one atomic add. help is kept from the first call.
-func (m *Metrics) Counter(name, help string, labelPairs ...string) *Counter {
+// Counter is one series of a family in families: a counter or, for a
+// gauge family, a gauge. Bumping it is one atomic operation.
+type Counter struct {
+	name   string
+	values []string
+	v      atomic.Uint64 // a count, or a gauge's float64 bits
+}
+
+// Counter returns the series of that family and label pairs ("cache",
+// "agent", …), creating it on first use; components keep the pointer.
+// A name missing from families panics: every family is declared there.
+func (m *Metrics) Counter(name string, labelPairs ...string) *Counter {
 	if m == nil {
 		return nil
 	}
-	labels := renderLabels(labelPairs)
+	f, ok := families[name]
+	if !ok {
+		panic("events: undeclared metric family " + name)
+	}
+	values := make([]string, len(f.labels))
+	for i := 0; i+1 < len(labelPairs); i += 2 {
+		j := slices.Index(f.labels, labelPairs[i])
+		if j < 0 {
+			panic("events: family " + name + " has no label " + labelPairs[i])
+		}
+		values[j] = labelPairs[i+1]
+	}
+	key := name + "\xff" + strings.Join(values, "\xff")
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if c, ok := m.counters[name+labels]; ok {
+	if c, ok := m.series[key]; ok {
 		return c
 	}
-	c := &Counter{name: name, labels: labels}
-	m.counters[name+labels] = c
-	if _, ok := m.help[name]; !ok {
-		m.help[name] = help
-	}
+	c := &Counter{name: name, values: values}
+	m.series[key] = c
 	return c
+}
+
+// Gauge is Counter for a gauge family, named for what the caller does.
+func (m *Metrics) Gauge(name string, labelPairs ...string) *Counter {
+	return m.Counter(name, labelPairs...)
 }
 
 // Inc adds one; a nil counter ignores it.
@@ -161,6 +311,13 @@ func (c *Counter) Add(n uint64) {
 	}
 }
 
+// Set sets a gauge's value; a nil gauge ignores it.
+func (c *Counter) Set(v float64) {
+	if c != nil {
+		c.v.Store(math.Float64bits(v))
+	}
+}
+
 // Value is the counter's count.
 func (c *Counter) Value() uint64 {
 	if c == nil {
@@ -169,135 +326,130 @@ func (c *Counter) Value() uint64 {
 	return c.v.Load()
 }
 
-func renderLabels(pairs []string) string {
-	if len(pairs) == 0 {
-		return ""
+// GaugeValue is a gauge's value.
+func (c *Counter) GaugeValue() float64 {
+	if c == nil {
+		return 0
 	}
-	var b strings.Builder
-	b.WriteByte('{')
-	for i := 0; i+1 < len(pairs); i += 2 {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(pairs[i])
-		b.WriteString(`="`)
-		b.WriteString(escapeLabel(pairs[i+1]))
-		b.WriteByte('"')
-	}
-	b.WriteByte('}')
-	return b.String()
+	return math.Float64frombits(c.v.Load())
 }
 
-var labelEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
+// Registry is where the metrics are gathered from.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-func escapeLabel(v string) string { return labelEscaper.Replace(v) }
+// Handler serves the metrics (text or protobuf, as the scraper asks).
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
 
-// WriteTo writes every metric in the Prometheus text exposition format
-// (version 0.0.4), in a stable order.
+// WriteTo writes every metric in the Prometheus text exposition format.
 func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
-	cw := &countWriter{w: bufio.NewWriter(w)}
-	if m != nil {
-		m.writeRequests(cw)
-		m.writeLatency(cw)
-		fmt.Fprintf(cw, "# HELP mdctl_events_dropped_total Events subscribers missed because they fell behind.\n")
-		fmt.Fprintf(cw, "# TYPE mdctl_events_dropped_total counter\nmdctl_events_dropped_total %d\n", m.drops.Load())
-		m.writeCounters(cw)
+	if m == nil {
+		return 0, nil
 	}
-	err := cw.w.(*bufio.Writer).Flush()
-	if cw.err != nil {
-		err = cw.err
+	fams, err := m.reg.Gather()
+	if err != nil {
+		return 0, err
 	}
-	return cw.n, err
+	cw := &countWriter{w: w}
+	enc := expfmt.NewEncoder(cw, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, f := range fams {
+		if err := enc.Encode(f); err != nil {
+			return cw.n, err
+		}
+	}
+	return cw.n, nil
 }
 
-func (m *Metrics) writeRequests(w io.Writer) {
-	type row struct {
-		k reqKey
-		n uint64
-	}
-	var rows []row
-	m.requests.Range(func(k, v any) bool {
-		rows = append(rows, row{k.(reqKey), v.(*atomic.Uint64).Load()})
-		return true
-	})
-	slices.SortFunc(rows, func(a, b row) int {
-		if c := strings.Compare(a.k.hop, b.k.hop); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.k.class, b.k.class); c != 0 {
-			return c
-		}
-		return a.k.status - b.k.status
-	})
-	fmt.Fprintf(w, "# HELP mdctl_requests_total Requests seen by each hop, by status and path class.\n# TYPE mdctl_requests_total counter\n")
-	for _, r := range rows {
-		fmt.Fprintf(w, "mdctl_requests_total{hop=\"%s\",class=\"%s\",status=\"%d\"} %d\n",
-			escapeLabel(r.k.hop), r.k.class, r.k.status, r.n)
-	}
-}
+// collector exports what Metrics counts with atomics; it describes
+// nothing up front (an unchecked collector), as its series grow with the
+// listeners.
+type collector Metrics
 
-func (m *Metrics) writeLatency(w io.Writer) {
-	fmt.Fprintf(w, "# HELP mdctl_request_duration_seconds Time each hop spent on a request, its downstream hops included.\n# TYPE mdctl_request_duration_seconds histogram\n")
+var (
+	requestsDesc = prometheus.NewDesc("mdctl_requests_total",
+		"Guest requests seen by each hop, by status code and path class (trace's probes not included).", []string{"hop", "class", "code"}, nil)
+	latencyDesc = prometheus.NewDesc("mdctl_request_duration_seconds",
+		"Time each hop spent on a guest request, its downstream hops included.", []string{"hop"}, nil)
+	probesDesc = prometheus.NewDesc("mdctl_probe_requests_total",
+		"Requests of trace's own probes seen by each hop (not guest traffic).", []string{"hop"}, nil)
+	dropsDesc = prometheus.NewDesc("mdctl_events_dropped_total",
+		"Events subscribers missed because they fell behind.", nil, nil)
+	buildDesc = prometheus.NewDesc("mdctl_build_info",
+		"mdctl's version and the Go version it was built with; always 1.", []string{"version", "goversion"}, nil)
+)
+
+func (c *collector) Describe(chan<- *prometheus.Desc) {}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	m := (*Metrics)(c)
+	ch <- prometheus.MustNewConstMetric(buildDesc, prometheus.GaugeValue, 1, Version, runtime.Version())
+	ch <- prometheus.MustNewConstMetric(dropsDesc, prometheus.CounterValue, float64(m.drops.Load()))
+	m.eachRequest(func(k reqKey, n uint64) {
+		ch <- prometheus.MustNewConstMetric(requestsDesc, prometheus.CounterValue, float64(n), k.hop, k.class, strconv.Itoa(k.status))
+	})
 	for i, hop := range Hops {
+		ch <- prometheus.MustNewConstMetric(probesDesc, prometheus.CounterValue, float64(m.probes[i].Load()), hop)
 		h := &m.latency[i]
+		buckets := make(map[float64]uint64, len(latencyBuckets))
 		var cum uint64
 		for b, le := range latencyBuckets {
 			cum += h.counts[b].Load()
-			fmt.Fprintf(w, "mdctl_request_duration_seconds_bucket{hop=\"%s\",le=\"%s\"} %d\n", hop, formatFloat(le), cum)
+			buckets[le] = cum
 		}
 		cum += h.counts[len(latencyBuckets)].Load()
-		fmt.Fprintf(w, "mdctl_request_duration_seconds_bucket{hop=\"%s\",le=\"+Inf\"} %d\n", hop, cum)
-		fmt.Fprintf(w, "mdctl_request_duration_seconds_sum{hop=\"%s\"} %s\n", hop, formatFloat(float64(h.sumNS.Load())/1e9))
-		fmt.Fprintf(w, "mdctl_request_duration_seconds_count{hop=\"%s\"} %d\n", hop, cum)
+		ch <- prometheus.MustNewConstHistogram(latencyDesc, cum, float64(h.sumNS.Load())/1e9, buckets, hop)
 	}
-}
-
-func (m *Metrics) writeCounters(w io.Writer) {
 	m.mu.Lock()
-	cs := make([]*Counter, 0, len(m.counters))
-	for _, c := range m.counters {
-		cs = append(cs, c)
-	}
-	help := make(map[string]string, len(m.help))
-	for k, v := range m.help {
-		help[k] = v
+	series := make([]*Counter, 0, len(m.series))
+	for _, s := range m.series {
+		series = append(series, s)
 	}
 	m.mu.Unlock()
-	slices.SortFunc(cs, func(a, b *Counter) int {
-		if c := strings.Compare(a.name, b.name); c != 0 {
-			return c
+	for _, s := range series {
+		f := families[s.name]
+		if f.gauge {
+			ch <- prometheus.MustNewConstMetric(f.desc(s.name), prometheus.GaugeValue, s.GaugeValue(), s.values...)
+		} else {
+			ch <- prometheus.MustNewConstMetric(f.desc(s.name), prometheus.CounterValue, float64(s.Value()), s.values...)
 		}
-		return strings.Compare(a.labels, b.labels)
-	})
-	last := ""
-	for _, c := range cs {
-		if c.name != last {
-			last = c.name
-			fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", c.name, strings.ReplaceAll(help[c.name], "\n", " "), c.name)
+	}
+	// A family without labels is exported at 0 before anyone asked for it.
+	for name, f := range families {
+		if len(f.labels) == 0 && !m.has(name) {
+			t := prometheus.CounterValue
+			if f.gauge {
+				t = prometheus.GaugeValue
+			}
+			ch <- prometheus.MustNewConstMetric(f.desc(name), t, 0)
 		}
-		fmt.Fprintf(w, "%s%s %d\n", c.name, c.labels, c.v.Load())
 	}
 }
 
-func formatFloat(f float64) string {
-	if math.IsInf(f, 1) {
-		return "+Inf"
+func (m *Metrics) has(name string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.series[name+"\xff"]
+	return ok
+}
+
+var descs sync.Map // name → *prometheus.Desc
+
+func (f family) desc(name string) *prometheus.Desc {
+	if d, ok := descs.Load(name); ok {
+		return d.(*prometheus.Desc)
 	}
-	return strconv.FormatFloat(f, 'g', -1, 64)
+	d, _ := descs.LoadOrStore(name, prometheus.NewDesc(name, f.help, f.labels, nil))
+	return d.(*prometheus.Desc)
 }
 
 type countWriter struct {
-	w   io.Writer
-	n   int64
-	err error
+	w io.Writer
+	n int64
 }
 
 func (c *countWriter) Write(p []byte) (int, error) {
-	if c.err != nil {
-		return 0, c.err
-	}
 	n, err := c.w.Write(p)
 	c.n += int64(n)
-	c.err = err
 	return n, err
 }

@@ -14,8 +14,7 @@ import (
 // per-source cap in force (metadata_proxy_conns_per_source, read per
 // connection so a change applies at once), logging refusals as 429s are.
 func (p *Proxy) limitListener(ctx context.Context, ln net.Listener, id Identity) *limitedListener {
-	log := newRefusalKind(p.log, p.opts.Events, "connection closed: source at its connection cap", events.ConnsRefused,
-		"Connections the proxy closed at once because their source held metadata_proxy_conns_per_source.", id, func() time.Time { return p.now() })
+	log := newRefusalKind(p.log, p.opts.Events, "connection closed: source at its connection cap", events.ConnsRefused, id, func() time.Time { return p.now() })
 	perSource := func() int {
 		if snap := p.settings(ctx); snap != nil {
 			return snap.Config.ProxyConnsPerSource

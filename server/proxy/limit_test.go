@@ -52,7 +52,7 @@ func TestPerSourceConnectionCap(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("second guest while the first holds %d connections: %v %v", hog, resp, err)
 	}
-	refused := bus.Metrics().Counter(events.ConnsRefused, "", "listener", id.String()).Value()
+	refused := bus.Metrics().Counter(events.ConnsRefused, "listener", id.String()).Value()
 	if refused != hog-4 {
 		t.Errorf("refused-connection counter %d, want %d", refused, hog-4)
 	}

@@ -262,7 +262,7 @@ func newListenerID(id Identity) *listenerID {
 // which the agent's requests and settings reads run under.
 func (p *Proxy) handler(base context.Context, id Identity, lim *limiter) fasthttp.RequestHandler {
 	lid := newListenerID(id)
-	limitedLog := newRefusalKind(p.log, p.opts.Events, "rate limited (429)", events.RateLimited, "Requests the proxy refused with 429.", id, func() time.Time { return p.now() })
+	limitedLog := newRefusalKind(p.log, p.opts.Events, "rate limited (429)", events.RateLimited, id, func() time.Time { return p.now() })
 	return func(ctx *fasthttp.RequestCtx) {
 		start := time.Now()
 		peer, err := remoteIP(ctx.RemoteAddr())

@@ -212,7 +212,7 @@ func TestRefusalsCountedLogThrottled(t *testing.T) {
 	clk.add(refusalLogWindow + time.Second)
 	get(t, addr, "/latest/")
 
-	counter := bus.Metrics().Counter(events.RateLimited, "", "listener", id.String())
+	counter := bus.Metrics().Counter(events.RateLimited, "listener", id.String())
 	if got := counter.Value(); got != 50 {
 		t.Errorf("counter %d, want 50 refusals", got)
 	}

@@ -22,10 +22,10 @@ type refusalKind struct {
 	gate    logGate
 }
 
-func newRefusalKind(log *slog.Logger, bus *events.Bus, msg, metric, help string, id Identity, now func() time.Time) *refusalKind {
+func newRefusalKind(log *slog.Logger, bus *events.Bus, msg, metric string, id Identity, now func() time.Time) *refusalKind {
 	return &refusalKind{
 		msg:     msg,
-		counter: bus.Metrics().Counter(metric, help, "listener", id.String()),
+		counter: bus.Metrics().Counter(metric, "listener", id.String()),
 		log:     log.With("listener", id.String()),
 		now:     now,
 	}
