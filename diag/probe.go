@@ -86,6 +86,10 @@ func runProbe(ctx context.Context, o Options, t *target) *Probe {
 	}
 	defer st.Close()
 	p := &Probe{Path: "/openstack/" + requestID()}
+	// Marked, its requests show as trace's in serve's events, logs and
+	// metrics, not as the guest's. A serve without POST /probes (older)
+	// still answers: the probe then just looks like guest traffic.
+	_ = c.MarkProbe(ctx, p.Path, o.Timeout+probeWait)
 	got := make(chan events.Event)
 	go func() {
 		for {

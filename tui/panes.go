@@ -178,9 +178,16 @@ func (p *requestsPane) row(r *request) table.Row {
 		}
 		return "-"
 	}
+	path := out.Path
+	for _, e := range r.Hops {
+		if e.Probe {
+			path = "[trace probe] " + path // trace's own request, not the guest's
+			break
+		}
+	}
 	row := table.Row{
 		r.First.Local().Format("15:04:05"), orDash(r.instance()), orDash(r.pick(func(e events.Event) string { return e.SourceIP })),
-		orDash(r.pick(func(e events.Event) string { return e.Mode })), out.Method, out.Path,
+		orDash(r.pick(func(e events.Event) string { return e.Mode })), out.Method, path,
 		strconv.Itoa(r.status()), fmtDur(r.total()), dur(events.HopProxy), dur(events.HopAgent), dur(events.HopAPI),
 	}
 	if p.multiNode {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,6 +130,28 @@ func TestBadFilters(t *testing.T) {
 	for _, f := range []events.Filter{{Status: "abc"}, {Status: "9xx"}, {Hop: "router"}} {
 		if _, err := c.Events(context.Background(), f); err == nil || !strings.Contains(err.Error(), "400") {
 			t.Errorf("filter %+v: %v, want a 400", f, err)
+		}
+	}
+}
+
+// POST /probes marks a path on the bus; a request without path or with a
+// bad ttl is refused and marks nothing.
+func TestMarkProbe(t *testing.T) {
+	bus := events.NewBus()
+	c, _ := start(t, Options{Bus: bus})
+	if err := c.MarkProbe(context.Background(), "/openstack/p1", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if !bus.IsProbe("/openstack/p1") || bus.IsProbe("/openstack/other") {
+		t.Error("POST /probes did not mark exactly its path")
+	}
+	for _, q := range []string{"/probes?ttl=1m", "/probes?path=/x&ttl=soon"} {
+		resp, err := c.do(context.Background(), http.MethodPost, q)
+		if err == nil {
+			resp.Body.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), "400") || bus.IsProbe("/x") {
+			t.Errorf("POST %s: %v, want a 400 and no mark", q, err)
 		}
 	}
 }

@@ -95,7 +95,7 @@ func (c *Client) do(ctx context.Context, method, path string) (*http.Response, e
 		}
 		return nil, fmt.Errorf("%s: %w", c.addr, err)
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode/100 != 2 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		resp.Body.Close()
 		return nil, fmt.Errorf("%s%s: %s: %s", c.addr, path, resp.Status, strings.TrimSpace(string(b)))

@@ -124,7 +124,7 @@ func (a *Agent) serve(w http.ResponseWriter, r *http.Request) {
 		requestID: rid,
 	})
 	if a.log.Enabled(r.Context(), slog.LevelDebug) {
-		rl.get().Debug("metadata request", "method", r.Method, "path", r.URL.Path, "status", code, "duration", time.Since(start))
+		a.opts.Events.ProbeLog(rl.get(), r.URL.Path).Debug("metadata request", "method", r.Method, "path", r.URL.Path, "status", code, "duration", time.Since(start))
 	}
 }
 

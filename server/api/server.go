@@ -144,7 +144,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		start := time.Now()
 		defer func() {
-			s.log.Debug("request", "request_id", rid, "method", r.Method, "path", r.URL.Path,
+			s.events.ProbeLog(s.log, r.URL.Path).Debug("request", "request_id", rid, "method", r.Method, "path", r.URL.Path,
 				"remote", r.RemoteAddr, "status", rec.status, "bytes", rec.bytes, "duration", time.Since(start))
 		}()
 		w = rec

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,15 @@ func (b *Bus) MarkProbe(path string, ttl time.Duration) {
 	}
 	b.probes[path] = now.Add(min(max(ttl, 0), MaxProbeMark))
 	b.nProbes.Store(int32(len(b.probes)))
+}
+
+// ProbeLog is l marked probe=true when path is a pending probe's, so a
+// hop's request log tells trace's probes from guest requests; else l.
+func (b *Bus) ProbeLog(l *slog.Logger, path string) *slog.Logger {
+	if b.IsProbe(path) {
+		return l.With("probe", true)
+	}
+	return l
 }
 
 // IsProbe reports whether path is a pending probe's (MarkProbe). It costs

@@ -2,6 +2,8 @@ package events
 
 import (
 	"bytes"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -143,5 +145,19 @@ func TestProbeMarkedAndCountedApart(t *testing.T) {
 	e, err := DecodeJSON(line)
 	if err != nil || !e.Probe || !bytes.Contains(line, []byte(`"probe":true`)) {
 		t.Errorf("probe lost in JSON: %s → %+v, %v", line, e, err)
+	}
+}
+
+// A hop's request log marks a probe's line, and only its.
+func TestProbeLog(t *testing.T) {
+	b := NewBus()
+	b.MarkProbe("/openstack/p", time.Minute)
+	var buf bytes.Buffer
+	l := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	b.ProbeLog(l, "/openstack/p").Debug("metadata request")
+	b.ProbeLog(l, "/openstack/guest").Debug("metadata request")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], "probe=true") || strings.Contains(lines[1], "probe") {
+		t.Errorf("log lines:\n%s\nwant probe=true on the first only", buf.String())
 	}
 }

@@ -299,7 +299,7 @@ func (p *Proxy) handler(base context.Context, id Identity, lim *limiter) fasthtt
 			p.tokenHops(ctx, snap)
 		}
 		if p.log.Enabled(base, slog.LevelDebug) {
-			p.log.Debug("metadata request", "request_id", rid, "listener", id.String(), "src", peer.String(),
+			p.opts.Events.ProbeLog(p.log, string(ctx.Path())).Debug("metadata request", "request_id", rid, "listener", id.String(), "src", peer.String(),
 				"method", string(ctx.Method()), "path", string(ctx.Path()), "status", status, "duration", time.Since(start))
 		}
 		p.emit(id, ctx, rid, peer, start, status, n)
