@@ -78,11 +78,11 @@ func (v LabVM) Console() string { return filepath.Join(v.Dir, vm.ConsoleFile) }
 // no rename changes): where vmspec.ConsolePath puts its console, which
 // trace reads too.
 func LabVMDir(dataDir, instanceID string) string {
-	return filepath.Dir(vmspec.ConsolePath(dataDir, instanceID))
+	return filepath.Join(labVMsRoot(dataDir), instanceID)
 }
 
 // labVMsRoot holds every lab VM's folder.
-func labVMsRoot(dataDir string) string { return filepath.Dir(LabVMDir(dataDir, "x")) }
+func labVMsRoot(dataDir string) string { return filepath.Join(dataDir, vmspec.LabVMsDir) }
 
 // LabVMUp boots each instance (name or id) in refs as a QEMU VM: an overlay
 // on o.Image, one NIC per port with the port's MAC on its network's bridge,

@@ -32,7 +32,7 @@ const (
 // Files in a VM's Dir.
 const (
 	OverlayFile = "disk.qcow2"
-	ConsoleFile = "console.log"
+	ConsoleFile = vmspec.ConsoleFile
 	PidFile     = "qemu.pid"
 	LogFile     = "qemu.log"
 )

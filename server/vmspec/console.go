@@ -6,11 +6,18 @@ import (
 	"strings"
 )
 
+// Where the lab keeps its VMs: <data-dir>/LabVMsDir/<instance uuid>/, the
+// serial console there in ConsoleFile.
+const (
+	LabVMsDir   = "lab-vms"
+	ConsoleFile = "console.log"
+)
+
 // ConsolePath is where the lab keeps a VM's serial console (the launcher
 // writes it, `lab console` and trace read it):
 // <data-dir>/lab-vms/<instance uuid>/console.log.
 func ConsolePath(dataDir, instanceID string) string {
-	return filepath.Join(dataDir, "lab-vms", instanceID, "console.log")
+	return filepath.Join(dataDir, LabVMsDir, instanceID, ConsoleFile)
 }
 
 // Console is what cloud-init's own lines on a VM's console say about its
