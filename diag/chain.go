@@ -246,7 +246,7 @@ func checkAPI(ctx context.Context, o Options, t *target) Hop {
 	h := Hop{Evidence: []string{"api " + o.APIURL}}
 	if err != nil || u.Host == "" {
 		h.Detail = fmt.Sprintf("bad API URL %q", o.APIURL)
-		h.Hint = "mdctl config set nova_metadata_host HOST; mdctl config set nova_metadata_port PORT"
+		h.settingHint("mdctl config set nova_metadata_host HOST; mdctl config set nova_metadata_port PORT")
 		return h
 	}
 	host := u.Host
@@ -285,7 +285,7 @@ func checkAPI(ctx context.Context, o Options, t *target) Hop {
 	switch {
 	case direct == http.StatusOK && viaAgent == http.StatusForbidden:
 		h.Detail = "shared secret mismatch: the API accepts this trace's signature but refused the agent's (403): the agent signs with another metadata_proxy_shared_secret"
-		h.Hint = secretHint
+		h.settingHint(secretHint)
 	case direct == http.StatusForbidden && viaAgent == http.StatusOK:
 		h.OK = true
 		h.Detail = "the API accepts the agent's signature (this trace's own secret differs: a serve runs with its own --set metadata_proxy_shared_secret)"
@@ -295,10 +295,10 @@ func checkAPI(ctx context.Context, o Options, t *target) Hop {
 		if viaAgent == http.StatusForbidden {
 			h.Detail += ", and the agent's too"
 		}
-		h.Hint = secretHint
+		h.settingHint(secretHint)
 	case direct == http.StatusOK && (viaAgent == http.StatusServiceUnavailable || viaAgent == http.StatusBadGateway || viaAgent == http.StatusGatewayTimeout):
 		h.Detail = fmt.Sprintf("the API answers here, but the agent cannot reach it (%d): the agent's nova_metadata_host/port point elsewhere", viaAgent)
-		h.Hint = "mdctl config set nova_metadata_host HOST and nova_metadata_port PORT to where the API listens (" + host + ")"
+		h.settingHint("mdctl config set nova_metadata_host HOST and nova_metadata_port PORT to where the API listens (" + host + ")")
 	case direct == http.StatusOK:
 		h.OK = true
 		h.Detail = "the API at " + host + " accepts the signed request"
@@ -307,7 +307,7 @@ func checkAPI(ctx context.Context, o Options, t *target) Hop {
 		}
 	case direct == http.StatusNotFound && !t.cfg.ServiceMetadataProxy:
 		h.Detail = "service_metadata_proxy is off: the API ignores the agent's signed instance id and looks up the peer address"
-		h.Hint = "mdctl config set service_metadata_proxy true"
+		h.settingHint("mdctl config set service_metadata_proxy true")
 	case direct == http.StatusNotFound:
 		h.Detail = "the API does not know instance " + t.view.Instance.ID + " (another store?): " + firstLine(a.body)
 		h.Hint = "run the API on the same store as the agent (mdctl serve --db …)"

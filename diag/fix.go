@@ -93,7 +93,7 @@ func Fix(ctx context.Context, o Options, r Report, out io.Writer) error {
 		if h.Name == HopRoute && r.Mode != ModeNone && labGuestTraced(r) {
 			continue
 		}
-		if strings.Contains(h.Hint, "config set") {
+		if h.bySetting {
 			fmt.Fprintf(out, "left to you (%s): only a setting fixes this, and settings are the operator's to change (--fix never changes them): %s\n", h.Name, h.Hint)
 			continue
 		}

@@ -48,11 +48,11 @@ func checkRoute(ctx context.Context, o Options, t *target) Hop {
 		h := Hop{Detail: "no route to 169.254.169.254 is handed out: " + t.why}
 		switch {
 		case !t.subnet.EnableDHCP && t.subnet.SubnetID != "":
-			h.Hint = "enable DHCP on subnet " + t.subnet.SubnetID + " (enable_dhcp: true in the topology, then mdctl apply), or give the instance a config drive: mdctl config set force_config_drive true"
+			h.settingHint("enable DHCP on subnet " + t.subnet.SubnetID + " (enable_dhcp: true in the topology, then mdctl apply), or give the instance a config drive: mdctl config set force_config_drive true")
 		case t.net.DHCP.Problem != "":
 			h.Hint = "give network " + t.port.NetworkID + " a DHCP port (mdctl apply the topology again)"
 		default:
-			h.Hint = "mdctl config set enable_isolated_metadata true (or mdctl config set force_metadata true), then renew the guest's DHCP lease"
+			h.settingHint("mdctl config set enable_isolated_metadata true (or mdctl config set force_metadata true), then renew the guest's DHCP lease")
 		}
 		return h
 	}
@@ -321,7 +321,7 @@ func checkRouterRules(ctx context.Context, t *target) Hop {
 	h := Hop{}
 	if !rt.MetadataProxy {
 		h.Detail = "enable_metadata_proxy is off: router namespaces get no REDIRECT to a proxy"
-		h.Hint = "mdctl config set enable_metadata_proxy true"
+		h.settingHint("mdctl config set enable_metadata_proxy true")
 		return h
 	}
 	families := []bool{false}

@@ -91,7 +91,13 @@ type Hop struct {
 	Evidence []string `json:"evidence,omitempty"`
 	// RequestIDs are the X-Request-IDs of the probes this hop sent.
 	RequestIDs []string `json:"request_ids,omitempty"`
+	// bySetting: Hint's fix is a setting (mdctl config set), which is the
+	// operator's to change: --fix says so and leaves it.
+	bySetting bool
 }
+
+// settingHint sets a hint whose fix is a setting.
+func (h *Hop) settingHint(hint string) { h.Hint, h.bySetting = hint, true }
 
 // finish sets OK and FailedHop from the hops.
 func (r *Report) finish() {
