@@ -116,9 +116,15 @@ func hasToken(v []byte, tok string) bool {
 // network and the request id, then the body (already read whole), chunked
 // when the guest chunked it.
 func writeAgentRequest(bw *bufio.Writer, req *fasthttp.Request, peer netip.Addr, lid *listenerID, rid string) error {
+	target := agentURI(req)
+	// The agent parses the target as net/http does; one it cannot parse
+	// (a bad %-escape) is refused here, as the in-process path does.
+	if _, err := url.ParseRequestURI(string(target)); err != nil {
+		return fmt.Errorf("guest request uri: %w", errBadHeader)
+	}
 	bw.Write(req.Header.Method())
 	bw.WriteByte(' ')
-	bw.Write(agentURI(req))
+	bw.Write(target)
 	bw.WriteString(" HTTP/1.1\r\nHost: " + agentHost + "\r\n")
 	trailers, err := guestHeaders(&req.Header, func(k, v []byte) {
 		bw.Write(k)
