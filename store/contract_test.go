@@ -61,6 +61,12 @@ var contract = []struct {
 	{"ConstraintsBackTheRules", contractConstraintsBackTheRules},
 	{"ChangeSeenByOtherHandle", contractChangeSeenByOtherHandle},
 	{"LiveFollowsOtherHandle", contractLiveFollowsOtherHandle},
+	{"NodesRegistry", contractNodesRegistry},
+	{"NodesLeaveGenerationAlone", contractNodesLeaveGenerationAlone},
+	{"HeartbeatTakesNoWriterLock", contractHeartbeatTakesNoWriterLock},
+	{"Bindings", contractBindings},
+	{"RouterPin", contractRouterPin},
+	{"ConcurrentBinding", contractConcurrentBinding},
 }
 
 // TestContract runs the contract suite on SQLite (a temp file per case)

@@ -19,6 +19,12 @@ var ErrNotEmpty = errors.New("target store is not empty")
 // it is listed here.
 var copiedTables = []string{"projects", "networks", "subnets", "routers", "ports", "fixed_ips", "instances", "settings", "passwords"}
 
+// runtimeTables are what running serves keep in a store, not records: the
+// nodes that registered and the scheduler's bindings. Copy leaves them
+// behind; the serves on the target register and bind anew. (A router's
+// pin is a record: it is the routers table's.)
+var runtimeTables = []string{"nodes", "router_bindings", "network_bindings"}
+
 // CopyStats counts the records Copy copied, per table.
 type CopyStats map[string]int
 

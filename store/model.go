@@ -57,9 +57,13 @@ type Subnet struct {
 // Router connects networks; its interfaces are ports owned by
 // OwnerRouterInterface whose DeviceID is the router's ID.
 type Router struct {
-	ID        string    `json:"id" yaml:"id"`
-	Name      string    `json:"name" yaml:"name"`
-	ProjectID string    `json:"project_id" yaml:"project_id"`
+	ID        string `json:"id" yaml:"id"`
+	Name      string `json:"name" yaml:"name"`
+	ProjectID string `json:"project_id" yaml:"project_id"`
+	// Node pins the router to a node (`router set --node`): the scheduler
+	// binds it there and never moves it. "" leaves the choice to the
+	// scheduler (and failover).
+	Node      string    `json:"node,omitempty" yaml:"node,omitempty"`
 	CreatedAt time.Time `json:"created_at" yaml:"created_at"`
 	UpdatedAt time.Time `json:"updated_at" yaml:"updated_at"`
 }
@@ -149,4 +153,47 @@ type PortFilter struct {
 	DeviceOwners []string
 	IPAddresses  []string
 	MACAddresses []string
+}
+
+// Components a serve runs, as a Node lists them.
+const (
+	ComponentAPI   = "api"
+	ComponentAgent = "agent"
+	ComponentProxy = "proxy" // the namespace proxies and DHCP: what hosts routers and networks
+)
+
+// Node is one running serve, as it registered itself (neutron's agents
+// table): what it runs, where its admin endpoint is, and when it last
+// reported.
+type Node struct {
+	Name        string    `json:"name" yaml:"name"`                 // serve --node, default the host name
+	Components  []string  `json:"components" yaml:"components"`     // ComponentAPI, ComponentAgent, ComponentProxy as serve runs them
+	AdminURL    string    `json:"admin_url" yaml:"admin_url"`       // "http://HOST:PORT" of --admin-listen; "" when none
+	AdminSocket string    `json:"admin_socket" yaml:"admin_socket"` // serve's admin unix socket (reachable on its own machine)
+	Version     string    `json:"version" yaml:"version"`
+	StartedAt   time.Time `json:"started_at" yaml:"started_at"`
+	HeartbeatAt time.Time `json:"heartbeat_at" yaml:"heartbeat_at"`
+}
+
+// Alive reports whether the node's heartbeat is younger than downTime
+// (neutron's agent_down_time) at now.
+func (n Node) Alive(now time.Time, downTime time.Duration) bool {
+	return now.Sub(n.HeartbeatAt) < downTime
+}
+
+// Runs reports whether the node runs component.
+func (n Node) Runs(component string) bool {
+	for _, c := range n.Components {
+		if c == component {
+			return true
+		}
+	}
+	return false
+}
+
+// Binding says a node hosts a router or a DHCP network (neutron's
+// routerl3agentbindings and networkdhcpagentbindings rows).
+type Binding struct {
+	ID   string `json:"id" yaml:"id"`     // the router's or the network's
+	Node string `json:"node" yaml:"node"` // the hosting node's name
 }

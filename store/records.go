@@ -379,12 +379,12 @@ func (t *sqlTx) DeleteSubnet(ctx context.Context, id string) error {
 
 // ---- routers
 
-const routerCols = `id, name, project_id, created_at, updated_at`
+const routerCols = `id, name, project_id, node, created_at, updated_at`
 
 func scanRouter(s interface{ Scan(...any) error }) (Router, error) {
 	var r Router
 	var c, u int64
-	if err := s.Scan(&r.ID, &r.Name, &r.ProjectID, &c, &u); err != nil {
+	if err := s.Scan(&r.ID, &r.Name, &r.ProjectID, &r.Node, &c, &u); err != nil {
 		return Router{}, err
 	}
 	r.CreatedAt, r.UpdatedAt = fromNanos(c), fromNanos(u)
@@ -412,6 +412,11 @@ func (t *sqlTx) PutRouter(ctx context.Context, r Router) error {
 	if err := required("router", "id", r.ID); err != nil {
 		return err
 	}
+	if r.Node != "" {
+		if err := CheckNodeName(r.Node); err != nil {
+			return fmt.Errorf("put router %s: pin: %w", r.ID, err)
+		}
+	}
 	if same, err := unchanged(ctx, t.GetRouter, r.ID, r, stampRouter); same || err != nil {
 		return err
 	}
@@ -420,10 +425,10 @@ func (t *sqlTx) PutRouter(ctx context.Context, r Router) error {
 		return err
 	}
 	ts := now()
-	_, err := t.q.ExecContext(ctx, `INSERT INTO routers (`+routerCols+`) VALUES (?, ?, ?, ?, ?)
+	_, err := t.q.ExecContext(ctx, `INSERT INTO routers (`+routerCols+`) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET name = excluded.name, project_id = excluded.project_id,
-			updated_at = excluded.updated_at`,
-		r.ID, r.Name, r.ProjectID, nanosOr(r.CreatedAt, ts), t.updatedAt(r.UpdatedAt, ts))
+			node = excluded.node, updated_at = excluded.updated_at`,
+		r.ID, r.Name, r.ProjectID, r.Node, nanosOr(r.CreatedAt, ts), t.updatedAt(r.UpdatedAt, ts))
 	if err != nil {
 		return fmt.Errorf("put router %s: %w", r.ID, t.mapErr(err))
 	}

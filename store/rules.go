@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -18,6 +19,29 @@ import (
 
 func notFound(kind, ref string) error {
 	return fmt.Errorf("%s %q: %w", kind, ref, ErrNotFound)
+}
+
+// nodeName is what a node's name may be: a host name, or a label of one,
+// as `serve --node` defaults to the host name.
+var nodeName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]{0,252}[A-Za-z0-9])?$`)
+
+// CheckNodeName refuses a node name that is not a host-name-like label.
+func CheckNodeName(name string) error {
+	if !nodeName.MatchString(name) {
+		return fmt.Errorf("node name %q: use letters, digits, '.', '-' and '_' (a host name)", name)
+	}
+	return nil
+}
+
+// canonicalNode writes no components as [] and the times in UTC, as they
+// read back.
+func canonicalNode(n *Node) {
+	n.Components = slices.Clone(n.Components)
+	if n.Components == nil {
+		n.Components = []string{}
+	}
+	slices.Sort(n.Components)
+	n.Components = slices.Compact(n.Components)
 }
 
 func required(kind, field, v string) error {

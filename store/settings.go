@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // SettingKind says how a setting's value is checked.
@@ -68,6 +69,8 @@ var settingDefs = []SettingDef{
 	{Key: "metadata_token_hop_limit", Default: "1", Kind: KindInt, Min: 1, Help: "mdctl (AWS's HttpPutResponseHopLimit): IP TTL / hop limit of the proxy's token answers; 1 keeps a token from a container NATed behind the guest"},
 	{Key: "metadata_token_key", Default: "", Kind: KindString, Secret: true, Help: "mdctl: HMAC key session tokens are signed with; serve makes one on first start and keeps it with the settings, so every API of the deployment accepts the same tokens, across restarts"},
 	{Key: "metadata_proxy_conns_per_source", Default: "32", Kind: KindInt, Help: "mdctl: open connections one guest address may hold at a proxy (0: no cap); past it new ones are closed at once, so one guest cannot fill the listener's 1024 (haproxy's maxconn) and starve its router's other guests"},
+	{Key: "agent_down_time", Default: "75", Kind: KindInt, Min: 1, Help: "neutron: seconds after a node's last heartbeat that it counts as dead, and the scheduler moves its routers and DHCP networks to live nodes; serve heartbeats every third of it (at most 30 s)"},
+	{Key: "dhcp_agents_per_network", Default: "1", Kind: KindInt, Min: 1, Help: "neutron: how many live nodes running the proxy component host each DHCP network (its dnsmasq)"},
 	{Key: "metadata_rate_limiting.rate_limit_enabled", Default: "true", Kind: KindBool, Help: "neutron: per-source request limits in the proxies (429)"},
 	{Key: "metadata_rate_limiting.ip_versions", Default: "4,6", Kind: KindList, Allowed: []string{"4", "6"}, Help: "neutron: the IP versions rate limits apply to (mdctl: both by default and either or both allowed, where neutron takes exactly one and defaults to 4, because a family left unlimited is a way around the limit)"},
 	{Key: "metadata_rate_limiting.base_window_duration", Default: "10", Kind: KindInt, Min: 1, Help: "neutron: seconds of the base window"},
@@ -256,6 +259,8 @@ type Config struct {
 	RateLimitBaseQueries       int
 	RateLimitBurstWindowSecs   int
 	RateLimitBurstQueries      int
+	AgentDownTime              time.Duration
+	DHCPAgentsPerNetwork       int
 }
 
 // Resolve returns every setting's value in force: the default, unless set
@@ -344,5 +349,7 @@ func ParseConfig(stored, overrides map[string]string) (Config, error) {
 		RateLimitBaseQueries:       n("metadata_rate_limiting.base_query_rate_limit"),
 		RateLimitBurstWindowSecs:   n("metadata_rate_limiting.burst_window_duration"),
 		RateLimitBurstQueries:      n("metadata_rate_limiting.burst_query_rate_limit"),
+		AgentDownTime:              time.Duration(n("agent_down_time")) * time.Second,
+		DHCPAgentsPerNetwork:       n("dhcp_agents_per_network"),
 	}, nil
 }

@@ -35,7 +35,7 @@ func TestNormalizeSetting(t *testing.T) {
 		{"nova_metadata_host", "", "", "is neither an IP address nor a host name"},
 		{"force_metdata", "true", "", `unknown setting "force_metdata"; did you mean force_metadata?`},
 		{"metadata_rate_limiting.base_query_ratelimit", "5", "", "did you mean metadata_rate_limiting.base_query_rate_limit?"},
-		{"zzz", "1", "", `unknown setting "zzz"; known settings: config_drive_format, `},
+		{"zzz", "1", "", `unknown setting "zzz"; known settings: agent_down_time, config_drive_format, `},
 	}
 	for _, tt := range tests {
 		got, err := NormalizeSetting(tt.key, tt.value)

@@ -126,3 +126,51 @@ func (s *sqlStore) UnsetSetting(ctx context.Context, key string) error {
 func (s *sqlStore) SetPassword(ctx context.Context, instanceID, password string) error {
 	return s.write(ctx, func(t Tx) error { return t.SetPassword(ctx, instanceID, password) })
 }
+
+func (s *sqlStore) ListNodes(ctx context.Context) ([]Node, error) {
+	return s.direct().ListNodes(ctx)
+}
+
+func (s *sqlStore) GetNode(ctx context.Context, name string) (Node, error) {
+	return s.direct().GetNode(ctx, name)
+}
+
+func (s *sqlStore) RouterHosts(ctx context.Context, routerID string) ([]string, error) {
+	return s.direct().RouterHosts(ctx, routerID)
+}
+
+func (s *sqlStore) NetworkHosts(ctx context.Context, networkID string) ([]string, error) {
+	return s.direct().NetworkHosts(ctx, networkID)
+}
+
+func (s *sqlStore) RouterBindings(ctx context.Context) ([]Binding, error) {
+	return s.direct().RouterBindings(ctx)
+}
+
+func (s *sqlStore) NetworkBindings(ctx context.Context) ([]Binding, error) {
+	return s.direct().NetworkBindings(ctx)
+}
+
+// unlocked writes one statement outside Update: no writer lock, no
+// generation. Only for a node's own row, which nothing served reads.
+func (s *sqlStore) unlocked() *sqlTx { return s.tx(s.wdb) }
+
+func (s *sqlStore) RegisterNode(ctx context.Context, n Node) error {
+	return s.unlocked().RegisterNode(ctx, n)
+}
+
+func (s *sqlStore) Heartbeat(ctx context.Context, name string) error {
+	return s.unlocked().Heartbeat(ctx, name)
+}
+
+func (s *sqlStore) DeleteNode(ctx context.Context, name string) error {
+	return s.write(ctx, func(t Tx) error { return t.DeleteNode(ctx, name) })
+}
+
+func (s *sqlStore) SetRouterHosts(ctx context.Context, routerID string, nodes []string) error {
+	return s.write(ctx, func(t Tx) error { return t.SetRouterHosts(ctx, routerID, nodes) })
+}
+
+func (s *sqlStore) SetNetworkHosts(ctx context.Context, networkID string, nodes []string) error {
+	return s.write(ctx, func(t Tx) error { return t.SetNetworkHosts(ctx, networkID, nodes) })
+}

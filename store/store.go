@@ -53,6 +53,20 @@ type Reader interface {
 	Settings(ctx context.Context) (map[string]string, error)
 	// Password returns an instance's posted password, "" when none.
 	Password(ctx context.Context, instanceID string) (string, error)
+
+	// ListNodes lists the registered nodes (serves) by name; GetNode
+	// reads one.
+	ListNodes(ctx context.Context) ([]Node, error)
+	GetNode(ctx context.Context, name string) (Node, error)
+	// RouterHosts and NetworkHosts name the nodes hosting a router (one)
+	// or a DHCP network (dhcp_agents_per_network), as the scheduler bound
+	// them (neutron's routerl3agentbindings and networkdhcpagentbindings);
+	// [] when none.
+	RouterHosts(ctx context.Context, routerID string) ([]string, error)
+	NetworkHosts(ctx context.Context, networkID string) ([]string, error)
+	// RouterBindings and NetworkBindings list every binding, by ID.
+	RouterBindings(ctx context.Context) ([]Binding, error)
+	NetworkBindings(ctx context.Context) ([]Binding, error)
 }
 
 // Writer changes records. Put* create or replace by ID.
@@ -72,6 +86,21 @@ type Writer interface {
 	UnsetSetting(ctx context.Context, key string) error
 	// SetPassword stores a password once; a second call returns ErrConflict.
 	SetPassword(ctx context.Context, instanceID, password string) error
+
+	// RegisterNode creates or replaces a node, its heartbeat now. It never
+	// moves the generation.
+	RegisterNode(ctx context.Context, n Node) error
+	// Heartbeat stamps a node's heartbeat now (ErrNotFound when it is not
+	// registered). It never moves the generation, and on the Store itself
+	// it does not wait for other writers.
+	Heartbeat(ctx context.Context, name string) error
+	// DeleteNode removes a node and its bindings.
+	DeleteNode(ctx context.Context, name string) error
+	// SetRouterHosts and SetNetworkHosts replace the nodes a router (at
+	// most one) or a DHCP network is bound to; a change moves the
+	// generation, so every serve replans.
+	SetRouterHosts(ctx context.Context, routerID string, nodes []string) error
+	SetNetworkHosts(ctx context.Context, networkID string, nodes []string) error
 }
 
 // Tx is a transaction: reads see its own writes.
