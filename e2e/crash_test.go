@@ -66,12 +66,18 @@ func binWorld(t *testing.T) (w *testworld.World, bin, apiAddr string) {
 // tears down, and its log goes to t.Log if the test failed.
 func startServeBin(t *testing.T, w *testworld.World, bin, apiAddr string, args ...string) *serveProc {
 	t.Helper()
+	return startServeArgs(t, bin, append([]string{"--data-dir", w.Dir, "serve", "--api-listen", apiAddr}, args...)...)
+}
+
+// startServeArgs starts bin with argv (a serve), stopped and its log
+// reported as startServeBin's.
+func startServeArgs(t *testing.T, bin string, argv ...string) *serveProc {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "serve.log")
 	lf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	argv := append([]string{"--data-dir", w.Dir, "serve", "--api-listen", apiAddr}, args...)
 	p := &serveProc{cmd: exec.Command(bin, argv...), done: make(chan struct{}), log: logPath}
 	p.cmd.Stdout, p.cmd.Stderr = lf, lf
 	if err := p.cmd.Start(); err != nil {
@@ -195,7 +201,13 @@ func worldNamespaces(t *testing.T, w *testworld.World) []string {
 // whose command line names w's DHCP state dir, wherever they run.
 func dnsmasqPids(t *testing.T, w *testworld.World) []int {
 	t.Helper()
-	dir := w.Dataplane.DHCPStateDir()
+	return dnsmasqPidsIn(t, w.Dataplane.DHCPStateDir())
+}
+
+// dnsmasqPidsIn lists the dnsmasq processes whose command line names the
+// DHCP state dir dir.
+func dnsmasqPidsIn(t *testing.T, dir string) []int {
+	t.Helper()
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"github.com/mdctl/mdctl/server/dataplane"
 	"github.com/mdctl/mdctl/server/events"
 	"github.com/mdctl/mdctl/server/proxy"
+	"github.com/mdctl/mdctl/server/sched"
 	"github.com/mdctl/mdctl/store"
 )
 
@@ -24,6 +25,11 @@ import (
 // tick it re-syncs the listeners, which restarts dead ones and follows a
 // namespace that was recreated underneath it.
 type dataplaneLoop struct {
+	// node builds what the store binds to it; sched, when set, runs a
+	// scheduling pass before each plan, so that a new router is bound
+	// (and built) in the pass that first sees it.
+	node  string
+	sched *sched.Scheduler
 	store store.Reader
 	live  *store.Live
 	rec   *dataplane.Reconciler
@@ -84,7 +90,12 @@ func (l *dataplaneLoop) apply(ctx context.Context, cfg store.Config) error {
 			close(l.firstPass)
 		}
 	})
-	d, err := PlanFromStore(ctx, l.store, cfg)
+	if l.sched != nil {
+		if _, err := l.sched.Pass(ctx); err != nil {
+			l.log.Warn("scheduling pass failed; planning with the bindings as they are", "err", err)
+		}
+	}
+	d, err := HostedPlan(ctx, l.store, cfg, l.node)
 	if err != nil {
 		return err
 	}
@@ -183,6 +194,24 @@ func PlanFromStore(ctx context.Context, st store.Reader, cfg store.Config) (data
 		return dataplane.Desired{}, fmt.Errorf("list routers: %w", err)
 	}
 	return dataplane.Plan(nets, subs, ports, routers, cfg, dataplane.ReadHost()), nil
+}
+
+// HostedPlan is PlanFromStore cut down to what node builds: the routers
+// and DHCP networks the store binds to it (dataplane.Hosted).
+func HostedPlan(ctx context.Context, st store.Reader, cfg store.Config, node string) (dataplane.Desired, error) {
+	d, err := PlanFromStore(ctx, st, cfg)
+	if err != nil {
+		return d, err
+	}
+	rb, err := st.RouterBindings(ctx)
+	if err != nil {
+		return d, fmt.Errorf("router bindings: %w", err)
+	}
+	nb, err := st.NetworkBindings(ctx)
+	if err != nil {
+		return d, fmt.Errorf("network bindings: %w", err)
+	}
+	return dataplane.Hosted(d, dataplane.NewHosting(node, rb, nb)), nil
 }
 
 // listeners is the proxy set the plan wants. A key carries the namespace's

@@ -26,14 +26,16 @@ import (
 	"github.com/mdctl/mdctl/server/dataplane"
 	"github.com/mdctl/mdctl/server/events"
 	"github.com/mdctl/mdctl/server/proxy"
+	"github.com/mdctl/mdctl/server/sched"
 	"github.com/mdctl/mdctl/store"
 )
 
-// The components `mdctl serve --components` accepts.
+// The components `mdctl serve --components` accepts (a node lists them
+// in the store under the same names).
 const (
-	ComponentAPI   = "api"
-	ComponentAgent = "agent"
-	ComponentProxy = "proxy"
+	ComponentAPI   = store.ComponentAPI
+	ComponentAgent = store.ComponentAgent
+	ComponentProxy = store.ComponentProxy
 )
 
 // AllComponents is what `mdctl serve` runs by default.
@@ -72,6 +74,12 @@ type Options struct {
 	// AdminListen is an optional TCP address for the admin endpoint,
 	// beside <data-dir>/admin.sock (for `mdctl tui --server` from elsewhere).
 	AdminListen string
+	// Node is this serve's node name (serve --node); default the host
+	// name. Serves on one store with one name are one node: each hosts
+	// every router and network bound to it.
+	Node string
+	// Version is what the node registers as its version.
+	Version string
 	// AdminTokenFile holds the bearer token AdminListen requires; default
 	// <data-dir>/admin.token, made on first need. A non-loopback
 	// AdminListen is refused without it (server/admin/auth.go).
@@ -152,14 +160,29 @@ func Run(ctx context.Context, o Options) error {
 		}
 		o.Dataplane.SegmentNamespace, o.Dataplane.GuestPrefix = dp.SegmentNamespace, dp.GuestPrefix
 	}
+	if o.Node == "" {
+		o.Node = DefaultNodeName()
+	}
+	if err := store.CheckNodeName(o.Node); err != nil {
+		return fmt.Errorf("serve: --node: %w", err)
+	}
 	live := store.NewLive(o.Store, o.Overrides)
 	if _, err := live.Snapshot(ctx); err != nil {
 		return fmt.Errorf("serve: read settings: %w", err)
 	}
 	has := func(c string) bool { return slices.Contains(o.Components, c) }
+	// The node registers before anything schedules, so that its own
+	// scheduler finds it.
+	node := &nodeAgent{st: o.Store, live: live, log: o.Logger.With("component", "node", "node", o.Node),
+		node: store.Node{Name: o.Node, Components: o.Components, AdminSocket: filepath.Join(o.DataDir, admin.SocketName),
+			Version: o.Version, StartedAt: time.Now()}}
+	if err := node.register(ctx); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	socket := filepath.Join(o.DataDir, AgentSocketName)
 
 	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return node.Run(ctx) })
 	// The live view: every hop publishes to bus, the admin endpoint serves it.
 	bus := events.NewBus()
 	reg := admin.NewRegistry(bus)
@@ -180,7 +203,8 @@ func Run(ctx context.Context, o Options) error {
 		names = &admin.DataplaneNames{SegmentNamespace: dp.SegmentNamespace, GuestPrefix: dp.GuestPrefix, HostNamespace: dp.HostNamespace}
 	}
 	adm := admin.New(admin.Options{Bus: bus, Recent: recent, Dataplane: names, Overrides: maskedOverrides(o.Overrides), SocketPath: filepath.Join(o.DataDir, admin.SocketName), TCPAddr: o.AdminListen, Token: token,
-		Status: reg.Components, Names: admin.StoreNames(o.Store), Logger: o.Logger.With("component", "admin")})
+		TCPBound: func(addr string) { node.setAdminURL(ctx, addr) },
+		Status:   reg.Components, Names: admin.StoreNames(o.Store), Logger: o.Logger.With("component", "admin")})
 	g.Go(func() error {
 		// The live view is not worth guests' metadata: a serve whose admin
 		// endpoint cannot run (its socket taken in a race, a bad
@@ -224,7 +248,12 @@ func Run(ctx context.Context, o Options) error {
 		px := proxy.New(proxy.Options{AgentSocket: socket, AgentTransport: agentTransport, Live: live,
 			Logger: o.Logger, Events: bus}) // the proxy names itself in its logs
 		mgr := proxy.NewManager(px)
+		// This node's scheduler binds routers and DHCP networks to live
+		// nodes (each pass of the loop first, then every Interval).
+		sc := &sched.Scheduler{Store: o.Store, Live: live, Self: o.Node, Log: o.Logger.With("component", "scheduler")}
+		g.Go(func() error { return sc.Run(ctx) })
 		loop = &dataplaneLoop{
+			node: o.Node, sched: sc,
 			store: o.Store, live: live, rec: dataplane.NewReconciler(o.Dataplane), mgr: mgr,
 			log: o.Logger.With("component", "dataplane"), poll: o.Poll,
 			failures: bus.Metrics().Counter(events.ReconcileErrors),

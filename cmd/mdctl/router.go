@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -15,6 +16,9 @@ import (
 type routerView struct {
 	store.Router `yaml:",inline"`
 	Networks     []string `json:"networks" yaml:"networks"` // names, in interface order
+	// Hosts is the node the scheduler bound the router to (node list
+	// shows them all); omitted while no serve has bound it.
+	Hosts []string `json:"hosts,omitempty" yaml:"hosts,omitempty"`
 }
 
 func newCmdRouter(f *factory) *cobra.Command {
@@ -27,7 +31,7 @@ func newCmdRouter(f *factory) *cobra.Command {
   mdctl router list`,
 	}
 	k := routerKind()
-	cmd.AddCommand(newCmdRouterCreate(f, nil), newCmdRecordList(f, k, nil), newCmdRecordShow(f, k, nil), newCmdRecordDelete(f, k, nil))
+	cmd.AddCommand(newCmdRouterCreate(f, nil), newCmdRouterSet(f, nil), newCmdRecordList(f, k, nil), newCmdRecordShow(f, k, nil), newCmdRecordDelete(f, k, nil))
 	return cmd
 }
 
@@ -96,6 +100,13 @@ func routerCreateRun(ctx context.Context, opts *routerCreateOptions) error {
 
 func readRouterView(ctx context.Context, st store.Reader, r store.Router) (routerView, error) {
 	v := routerView{Router: r, Networks: []string{}}
+	hosts, err := st.RouterHosts(ctx, r.ID)
+	if err != nil {
+		return v, fmt.Errorf("router %s: %w", r.Name, err)
+	}
+	if len(hosts) > 0 {
+		v.Hosts = hosts
+	}
 	ports, err := st.ListPorts(ctx, store.PortFilter{DeviceIDs: []string{r.ID}, DeviceOwners: []string{store.OwnerRouterInterface}})
 	if err != nil {
 		return v, fmt.Errorf("router %s: %w", r.Name, err)
@@ -116,4 +127,69 @@ func printRouterTable(io *iostreams, views []routerView) error {
 		t.row(v.Name, v.ID, v.ProjectID, strings.Join(v.Networks, ","))
 	}
 	return t.flush()
+}
+
+type routerSetOptions struct {
+	IO     *iostreams
+	Store  func(context.Context) (store.Store, error)
+	Ref    string
+	Node   *string // --node: the pin ("" unpins); nil when not given
+	Output string
+}
+
+func newCmdRouterSet(f *factory, runF func(context.Context, *routerSetOptions) error) *cobra.Command {
+	opts := &routerSetOptions{IO: f.IO, Store: f.OpenStore}
+	var node string
+	cmd := &cobra.Command{
+		Use:   "set NAME|ID --node NODE",
+		Short: "Pin a router to a node (--node NODE), or unpin it (--node '')",
+		Long: `Set --node pins the router to a node (see mdctl node list): the schedulers
+bind it there and never move it, even while that node is dead. --node ''
+unpins it: it stays where it is while that node lives, and fails over as
+any router.`,
+		Example: `  mdctl router set r1 --node net-2
+  mdctl router set r1 --node ''`,
+		Args: exactArgs(1, "one router NAME or ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Ref = args[0]
+			if !cmd.Flags().Changed("node") {
+				return usageErrorf("router set: nothing to set; give --node NODE (or --node '' to unpin)")
+			}
+			if node != "" {
+				if err := store.CheckNodeName(node); err != nil {
+					return usageErrorf("--node: %v", err)
+				}
+			}
+			opts.Node = &node
+			return checkOutputAndRun(cmd, opts.Output, opts, runF, routerSetRun)
+		},
+	}
+	cmd.ValidArgsFunction = completeNames(f, routerKind().names)
+	cmd.Flags().StringVar(&node, "node", "", "the node to pin the router to; '' unpins")
+	_ = cmd.RegisterFlagCompletionFunc("node", completeNamesFlag(f, nodeKind().names))
+	addOutputFlag(cmd, &opts.Output)
+	return cmd
+}
+
+func routerSetRun(ctx context.Context, opts *routerSetOptions) error {
+	return withStoreFn(ctx, opts.Store, func(st store.Store) error {
+		var r store.Router
+		err := st.Update(ctx, func(tx store.Tx) error {
+			var err error
+			if r, err = tx.GetRouter(ctx, opts.Ref); err != nil {
+				return notFound(err, "router", opts.Ref)
+			}
+			r.Node = *opts.Node
+			return tx.PutRouter(ctx, r)
+		})
+		if err != nil {
+			return err
+		}
+		if r.Node != "" {
+			if _, err := st.GetNode(ctx, r.Node); errors.Is(err, store.ErrNotFound) {
+				fmt.Fprintf(opts.IO.ErrOut, "note: no node %s has registered yet; the router is hosted nowhere until it does\n", r.Node)
+			}
+		}
+		return routerKind().show(ctx, st, opts.IO, opts.Output, r)
+	})
 }

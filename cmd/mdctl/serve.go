@@ -30,6 +30,9 @@ type serveOptions struct {
 	Overrides      map[string]string
 	Logger         *slog.Logger      // default: text at info on IO.ErrOut
 	Dataplane      dataplane.Options // this data dir's (or --profile's) names
+	// Node is --node: this serve's name among the nodes sharing the store.
+	Node    string
+	Version string
 	// NotifySocket is $NOTIFY_SOCKET: systemd (Type=notify) hears READY=1
 	// once the components listen and STOPPING=1 when serve stops.
 	NotifySocket string
@@ -50,11 +53,21 @@ Changes to the store, settings included, apply within a second without a
 restart. SIGINT or SIGTERM stop it cleanly; namespaces and rules stay for
 the next start to adopt (mdctl cleanup removes them). One serve per data
 dir: a second one refuses to start (it holds <data-dir>/serve.lock).
-Logs go to stderr.`,
+Logs go to stderr.
+
+Several serves on one store (postgres://, or one SQLite file) are nodes:
+each registers under --node (default the host name) and heartbeats; the
+scheduler in each serve running the proxy component binds every router to
+one live such node (the least loaded, or its pin: router set --node) and
+every DHCP network to dhcp_agents_per_network of them, and each builds
+only what is bound to it. A node silent for agent_down_time seconds is
+dead: its routers and networks move to live nodes; back, it takes nothing
+back. One serve alone hosts everything, as ever. See mdctl node list.`,
 		Example: `  mdctl serve
   mdctl serve --components api --api-listen 0.0.0.0:8775
   mdctl serve --components agent,proxy --set nova_metadata_host=10.0.0.5
   mdctl serve --set metadata_proxy_shared_secret=node-secret
+  mdctl --db postgres://mdctl@db1/mdctl serve --node net-1 --components agent,proxy
   mdctl serve --admin-listen 127.0.0.1:9100   # token in <data-dir>/admin.token; then:
   MDCTL_ADMIN_TOKEN=$(cat /var/lib/mdctl/admin.token) mdctl tui --server http://127.0.0.1:9100`,
 		Args: exactArgs(0, "no arguments"),
@@ -68,6 +81,10 @@ Logs go to stderr.`,
 			}
 			opts.Logger = f.Logger(f.IO.ErrOut, slog.LevelInfo)
 			opts.DataDir, opts.NotifySocket = f.DataDir, f.Getenv("NOTIFY_SOCKET")
+			if err := store.CheckNodeName(opts.Node); err != nil {
+				return usageErrorf("--node: %v", err)
+			}
+			opts.Version = f.Version
 			events.Version = f.Version // mdctl_build_info's version label
 			if opts.Dataplane, err = f.Dataplane(); err != nil {
 				return err
@@ -81,6 +98,7 @@ Logs go to stderr.`,
 	fl.StringVar(&opts.APIListen, "api-listen", "127.0.0.1:8775", "address the metadata API listens on")
 	fl.StringVar(&opts.AdminListen, "admin-listen", "", "also serve the admin endpoint (events, /metrics, status) on this TCP address; every request needs the bearer token (a non-loopback address needs --admin-token-file)")
 	fl.StringVar(&opts.AdminTokenFile, "admin-token-file", "", "file holding the --admin-listen bearer token (default <data-dir>/admin.token, made on first use; clients send it from $MDCTL_ADMIN_TOKEN)")
+	fl.StringVar(&opts.Node, "node", server.DefaultNodeName(), "this serve's node name among the serves sharing the store (mdctl node list)")
 	fl.StringArrayVar(&sets, "set", nil, "override a setting for this process only, KEY=VALUE (repeatable)")
 	return cmd
 }
@@ -120,7 +138,7 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(opts.IO.ErrOut, nil))
 	}
-	log.Info("mdctl serve starting", "components", strings.Join(opts.Components, ","), "data_dir", opts.DataDir)
+	log.Info("mdctl serve starting", "node", opts.Node, "components", strings.Join(opts.Components, ","), "data_dir", opts.DataDir)
 	stopping := context.AfterFunc(ctx, func() { // SIGTERM: the stop begins
 		if err := sdnotify.Notify(opts.NotifySocket, sdnotify.Stopping); err != nil {
 			log.Warn("could not tell systemd serve stops", "err", err)
@@ -130,7 +148,7 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 	err = server.Run(ctx, server.Options{
 		Store: st, DataDir: opts.DataDir, Components: opts.Components,
 		Overrides: opts.Overrides, APIListen: opts.APIListen, AdminListen: opts.AdminListen, AdminTokenFile: opts.AdminTokenFile, Logger: log,
-		Dataplane: opts.Dataplane,
+		Dataplane: opts.Dataplane, Node: opts.Node, Version: opts.Version,
 		Ready: func() {
 			if err := sdnotify.Notify(opts.NotifySocket, sdnotify.Ready); err != nil {
 				log.Warn("could not tell systemd serve is ready", "err", err)

@@ -82,6 +82,9 @@ type Options struct {
 	// Token is the bearer token every request on TCPAddr must carry
 	// (auth.go); required with TCPAddr.
 	Token string
+	// TCPBound, when set, hears the address TCPAddr is bound to (its port
+	// resolved), once it listens: serve records it on its node.
+	TCPBound func(addr string)
 	// Status reports the components; nil reports none.
 	Status func(context.Context) []Component
 	// Names fills an event's instance name from its id, off the request
@@ -138,6 +141,9 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("admin: listen on %s: %w", s.o.TCPAddr, err)
 		}
 		lns = append(lns, ln)
+		if s.o.TCPBound != nil {
+			s.o.TCPBound(ln.Addr().String())
+		}
 	}
 	if len(lns) == 0 {
 		if s.o.SocketPath == "" {

@@ -201,6 +201,17 @@ func (a *applier) routers() error {
 			r.ProjectID, r.UpdatedAt = pid, a.now
 			action = Updated
 		}
+		if spec.Node != nil && *spec.Node != r.Node {
+			if *spec.Node != "" {
+				if err := store.CheckNodeName(*spec.Node); err != nil {
+					return a.fail(spec.Pos, "node", "router %s: %v", spec.Name, err)
+				}
+			}
+			r.Node, r.UpdatedAt = *spec.Node, a.now
+			if action == Unchanged {
+				action = Updated
+			}
+		}
 		if action != Unchanged {
 			if err := a.tx.PutRouter(a.ctx, r); err != nil {
 				return fmt.Errorf("router %s: %w", spec.Name, err)

@@ -306,13 +306,16 @@ func (d *decoder) settings(n *yaml.Node, t *Topology) {
 
 func (d *decoder) router(n *yaml.Node, path string) RouterSpec {
 	r := RouterSpec{Pos: newPos(path, n)}
-	d.mapping(n, path, []string{"name", "project"}, func(key string, k, v *yaml.Node) {
+	d.mapping(n, path, []string{"name", "project", "node"}, func(key string, k, v *yaml.Node) {
 		r.Lines[key] = k.Line
 		switch key {
 		case "name":
 			r.Name = d.str(v, joinPath(path, key))
 		case "project":
 			r.Project = d.str(v, joinPath(path, key))
+		case "node":
+			node := d.str(v, joinPath(path, key))
+			r.Node = &node
 		}
 	})
 	return r

@@ -62,6 +62,9 @@ type SettingSpec struct {
 type RouterSpec struct {
 	Name    string
 	Project string // name or ID; created when missing
+	// Node pins the router to a node (store Router.Node); "" unpins, nil
+	// (no node: key) leaves the pin as it is.
+	Node *string
 	Pos
 }
 

@@ -943,3 +943,34 @@ instances:
 		t.Errorf("a refused apply wrote %d networks", len(nets))
 	}
 }
+
+// TestApplyRouterPin: a router's node: key pins it; a file without the key
+// leaves the pin as it is (router set --node's), node: "" unpins, and a
+// bad node name is refused naming its line.
+func TestApplyRouterPin(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	pin := func() string {
+		t.Helper()
+		r, err := st.GetRouter(ctx, "r1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Node
+	}
+	mustApply(t, st, "routers:\n  - name: r1\n    project: demo\n    node: net-2\n")
+	if got := pin(); got != "net-2" {
+		t.Errorf("pin %q, want net-2", got)
+	}
+	if res := mustApply(t, st, "routers:\n  - name: r1\n    project: demo\n"); pin() != "net-2" || res.Changed() {
+		t.Errorf("a file without node: changed the pin to %q (changed: %v)", pin(), res.Changed())
+	}
+	mustApply(t, st, "routers:\n  - name: r1\n    project: demo\n    node: \"\"\n")
+	if got := pin(); got != "" {
+		t.Errorf("pin %q after node: \"\"", got)
+	}
+	_, err := Apply(ctx, st, mustParse(t, "routers:\n  - name: r1\n    project: demo\n    node: not a node\n"))
+	if err == nil || !strings.Contains(err.Error(), "topology.yaml:4") {
+		t.Errorf("bad node name: %v, want an error at line 4", err)
+	}
+}
