@@ -37,8 +37,36 @@ type nodeAgent struct {
 	live *store.Live
 	log  *slog.Logger
 
+	// local: every node of the store runs on this machine (SQLite), so
+	// a node registered from this data dir under another name is this
+	// serve's past (the data dir's lock is ours): see forgetPast.
+	local bool
+
 	mu   sync.Mutex
 	node store.Node
+}
+
+// forgetPast deletes the nodes an earlier serve of this data dir
+// registered under another name (the host name changed, say a container
+// restarted), so that what they host is rebound at once rather than after
+// agent_down_time: one machine alone serves exactly as before nodes were.
+func (a *nodeAgent) forgetPast(ctx context.Context) error {
+	if !a.local {
+		return nil
+	}
+	nodes, err := a.st.ListNodes(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		if n.Name != a.node.Name && n.AdminSocket == a.node.AdminSocket {
+			a.log.Info("forgetting this data dir's node under its former name", "former", n.Name)
+			if err := a.st.DeleteNode(ctx, n.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // adminURL is the URL other hosts reach a TCP admin endpoint at: its bound

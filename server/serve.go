@@ -176,8 +176,12 @@ func Run(ctx context.Context, o Options) error {
 	node := &nodeAgent{st: o.Store, live: live, log: o.Logger.With("component", "node", "node", o.Node),
 		node: store.Node{Name: o.Node, Components: o.Components, AdminSocket: filepath.Join(o.DataDir, admin.SocketName),
 			Version: o.Version, StartedAt: time.Now()}}
+	_, node.local = o.Store.(*store.SQLite)
 	if err := node.register(ctx); err != nil {
 		return fmt.Errorf("serve: %w", err)
+	}
+	if err := node.forgetPast(ctx); err != nil {
+		return fmt.Errorf("serve: node %s: %w", o.Node, err)
 	}
 	socket := filepath.Join(o.DataDir, AgentSocketName)
 
