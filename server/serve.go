@@ -173,8 +173,12 @@ func Run(ctx context.Context, o Options) error {
 	has := func(c string) bool { return slices.Contains(o.Components, c) }
 	// The node registers before anything schedules, so that its own
 	// scheduler finds it.
+	adminSocket, err := filepath.Abs(filepath.Join(o.DataDir, admin.SocketName))
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	node := &nodeAgent{st: o.Store, live: live, log: o.Logger.With("component", "node", "node", o.Node),
-		node: store.Node{Name: o.Node, Components: o.Components, AdminSocket: filepath.Join(o.DataDir, admin.SocketName),
+		node: store.Node{Name: o.Node, Components: o.Components, AdminSocket: adminSocket,
 			Version: o.Version, StartedAt: time.Now()}}
 	_, node.local = o.Store.(*store.SQLite)
 	if err := node.register(ctx); err != nil {
