@@ -121,10 +121,20 @@ func readRouterView(ctx context.Context, st store.Reader, r store.Router) (route
 	return v, nil
 }
 
+// routerHost is the router's host for the table: the node, its pin when
+// it has one ("-" while unbound).
+func routerHost(v routerView) string {
+	host := orDash(v.Hosts)
+	if v.Node != "" {
+		host += " (pinned to " + v.Node + ")"
+	}
+	return host
+}
+
 func printRouterTable(io *iostreams, views []routerView) error {
-	t := newTable(io.Out, "NAME", "ID", "PROJECT", "NETWORKS")
+	t := newTable(io.Out, "NAME", "ID", "PROJECT", "NETWORKS", "HOST")
 	for _, v := range views {
-		t.row(v.Name, v.ID, v.ProjectID, strings.Join(v.Networks, ","))
+		t.row(v.Name, v.ID, v.ProjectID, strings.Join(v.Networks, ","), routerHost(v))
 	}
 	return t.flush()
 }
