@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/mdctl/mdctl/server/admin"
 	"github.com/mdctl/mdctl/server/sched"
 	"github.com/mdctl/mdctl/store"
 )
@@ -67,6 +69,32 @@ func (a *nodeAgent) forgetPast(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// registerNode registers serve o as its node (o.Node, default the host
+// name), forgetting this data dir's former names on SQLite.
+func registerNode(ctx context.Context, o Options, live *store.Live) (*nodeAgent, error) {
+	if o.Node == "" {
+		o.Node = DefaultNodeName()
+	}
+	if err := store.CheckNodeName(o.Node); err != nil {
+		return nil, fmt.Errorf("serve: --node: %w", err)
+	}
+	adminSocket, err := filepath.Abs(filepath.Join(o.DataDir, admin.SocketName))
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	a := &nodeAgent{st: o.Store, live: live, log: o.Logger.With("component", "node", "node", o.Node),
+		node: store.Node{Name: o.Node, Components: o.Components, AdminSocket: adminSocket,
+			Version: o.Version, StartedAt: time.Now()}}
+	_, a.local = o.Store.(*store.SQLite)
+	if err := a.register(ctx); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	if err := a.forgetPast(ctx); err != nil {
+		return nil, fmt.Errorf("serve: node %s: %w", o.Node, err)
+	}
+	return a, nil
 }
 
 // adminURL is the URL other hosts reach a TCP admin endpoint at: its bound

@@ -160,12 +160,6 @@ func Run(ctx context.Context, o Options) error {
 		}
 		o.Dataplane.SegmentNamespace, o.Dataplane.GuestPrefix = dp.SegmentNamespace, dp.GuestPrefix
 	}
-	if o.Node == "" {
-		o.Node = DefaultNodeName()
-	}
-	if err := store.CheckNodeName(o.Node); err != nil {
-		return fmt.Errorf("serve: --node: %w", err)
-	}
 	live := store.NewLive(o.Store, o.Overrides)
 	if _, err := live.Snapshot(ctx); err != nil {
 		return fmt.Errorf("serve: read settings: %w", err)
@@ -173,20 +167,11 @@ func Run(ctx context.Context, o Options) error {
 	has := func(c string) bool { return slices.Contains(o.Components, c) }
 	// The node registers before anything schedules, so that its own
 	// scheduler finds it.
-	adminSocket, err := filepath.Abs(filepath.Join(o.DataDir, admin.SocketName))
+	node, err := registerNode(ctx, o, live)
 	if err != nil {
-		return fmt.Errorf("serve: %w", err)
+		return err
 	}
-	node := &nodeAgent{st: o.Store, live: live, log: o.Logger.With("component", "node", "node", o.Node),
-		node: store.Node{Name: o.Node, Components: o.Components, AdminSocket: adminSocket,
-			Version: o.Version, StartedAt: time.Now()}}
-	_, node.local = o.Store.(*store.SQLite)
-	if err := node.register(ctx); err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	if err := node.forgetPast(ctx); err != nil {
-		return fmt.Errorf("serve: node %s: %w", o.Node, err)
-	}
+	o.Node = node.node.Name
 	socket := filepath.Join(o.DataDir, AgentSocketName)
 
 	g, ctx := errgroup.WithContext(ctx)
