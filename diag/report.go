@@ -6,8 +6,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/charmbracelet/lipgloss"
-	"github.com/muesli/termenv"
+	"charm.land/lipgloss/v2"
 )
 
 // Hop names, in the order a guest's request crosses them (CLI.md).
@@ -144,26 +143,25 @@ type styles struct {
 	ok, fail, skip, name, dim, hint, verdictOK, verdictFail func(string) string
 }
 
-func newStyles(w io.Writer, color bool) styles {
+func newStyles(color bool) styles {
 	if !color {
 		id := func(s string) string { return s }
 		return styles{id, id, id, id, id, id, id, id}
 	}
-	re := lipgloss.NewRenderer(w)
 	// The caller decided this is a colour terminal; the 16 ANSI colours
 	// follow the user's palette and keep golden files stable.
-	re.SetColorProfile(termenv.ANSI)
+	ns := lipgloss.NewStyle
 	st := func(s lipgloss.Style) func(string) string { return func(x string) string { return s.Render(x) } }
 	green, red, yellow, grey := lipgloss.Color("2"), lipgloss.Color("1"), lipgloss.Color("3"), lipgloss.Color("8")
 	return styles{
-		ok:          st(re.NewStyle().Foreground(green)),
-		fail:        st(re.NewStyle().Foreground(red).Bold(true)),
-		skip:        st(re.NewStyle().Foreground(yellow)),
-		name:        st(re.NewStyle().Bold(true)),
-		dim:         st(re.NewStyle().Foreground(grey)),
-		hint:        st(re.NewStyle().Foreground(yellow)),
-		verdictOK:   st(re.NewStyle().Foreground(green).Bold(true)),
-		verdictFail: st(re.NewStyle().Foreground(red).Bold(true)),
+		ok:          st(ns().Foreground(green)),
+		fail:        st(ns().Foreground(red).Bold(true)),
+		skip:        st(ns().Foreground(yellow)),
+		name:        st(ns().Bold(true)),
+		dim:         st(ns().Foreground(grey)),
+		hint:        st(ns().Foreground(yellow)),
+		verdictOK:   st(ns().Foreground(green).Bold(true)),
+		verdictFail: st(ns().Foreground(red).Bold(true)),
 	}
 }
 
@@ -198,7 +196,7 @@ func (r Report) writeHop(b *strings.Builder, s styles, h Hop) {
 // line per hop (mark, name, time, detail), the hint under each failed hop,
 // and a verdict. color false (not a TTY, NO_COLOR) writes plain text.
 func (r Report) WriteText(w io.Writer, color bool) error {
-	s := newStyles(w, color)
+	s := newStyles(color)
 	var b strings.Builder
 	if r.NoServe != "" {
 		b.WriteString(s.fail("no serve") + ": " + r.NoServe + "\n")

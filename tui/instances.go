@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/lipgloss"
+	"charm.land/lipgloss/v2"
 )
 
 // instStats is one instance's row of the per-instance view.
@@ -80,24 +80,10 @@ func instancesView(st Styles, rows []instStats, now time.Time, window time.Durat
 		}
 		l := fmt.Sprintf(format, r.name, strconv.FormatFloat(r.rate, 'f', 1, 64), strconv.Itoa(r.n4xx), strconv.Itoa(r.n5xx),
 			fmtDur(r.p99), strconv.Itoa(r.lastStatus), seen)
-		lines = append(lines, statusStyle(st, r.lastStatus, ago > window).Render(l))
+		lines = append(lines, st.Status(r.lastStatus, false, ago > window).Render(l))
 	}
 	if len(lines) > height {
 		lines = lines[:max(height, 1)]
 	}
 	return lipgloss.NewStyle().MaxWidth(width).Render(strings.Join(lines, "\n"))
-}
-
-// statusStyle is a row's colour by what the guest got: 5xx red, 4xx
-// yellow, silent dim.
-func statusStyle(st Styles, status int, silent bool) lipgloss.Style {
-	switch {
-	case silent:
-		return st.Dim
-	case status >= 500:
-		return st.Error
-	case status >= 400:
-		return st.Warn
-	}
-	return lipgloss.NewStyle()
 }

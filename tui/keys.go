@@ -1,6 +1,6 @@
 package tui
 
-import "github.com/charmbracelet/bubbles/key"
+import "charm.land/bubbles/v2/key"
 
 // keyMap declares every binding once, with its help text, so `?` help is
 // generated from it.
@@ -13,7 +13,7 @@ func newKeyMap() keyMap {
 		Up:        key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up")),
 		Down:      key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down")),
 		Filter:    key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter")),
-		Pause:     key.NewBinding(key.WithKeys(" "), key.WithHelp("space", "pause")),
+		Pause:     key.NewBinding(key.WithKeys("space"), key.WithHelp("space", "pause")),
 		Detail:    key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "details")),
 		Trace:     key.NewBinding(key.WithKeys("t"), key.WithHelp("t", "trace instance")),
 		Instances: key.NewBinding(key.WithKeys("i"), key.WithHelp("i", "per instance")),

@@ -13,11 +13,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/bubbles/help"
-	"github.com/charmbracelet/bubbles/key"
-	"github.com/charmbracelet/bubbles/textinput"
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
+	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/colorprofile"
 
 	"github.com/mdctl/mdctl/server/events"
 )
@@ -48,7 +49,7 @@ type Options struct {
 	Trace TraceFunc
 	// Now is the clock for the header's window; nil means time.Now.
 	Now func() time.Time
-	// Styles; NewStyles(os.Stdout, color) usually.
+	// Styles; NewStyles(color) usually.
 	Styles Styles
 	// MaxRequests bounds the memory of requests; default 5000.
 	MaxRequests int
@@ -97,12 +98,15 @@ func New(o Options) Model {
 	in := textinput.New()
 	in.Prompt = "/ "
 	in.Placeholder = "instance=vm1 path=/openstack status=404|5xx|error, or words"
+	in.SetStyles(o.Styles.Input)
+	hl := help.New()
+	hl.Styles = o.Styles.Help
 	m := Model{
 		o: o, keys: newKeyMap(), st: o.Styles, log: newRequestLog(o.MaxRequests),
 		head:   header{st: o.Styles, nodes: o.Nodes, conn: map[string]ConnMsg{}, notice: map[string]time.Time{}},
 		table:  newRequestsPane(o.Styles),
 		detail: detailPane{st: o.Styles},
-		input:  in, help: help.New(), traces: map[string]TraceResult{},
+		input:  in, help: hl, traces: map[string]TraceResult{},
 		width: 120, height: 30,
 	}
 	m.layout()
@@ -148,7 +152,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.showDet = true
 		m.layout()
 		return m, nil
-	case tea.KeyMsg:
+	case tea.KeyPressMsg:
 		if m.editing {
 			return m.updateFilter(msg)
 		}
@@ -165,7 +169,7 @@ func (m *Model) refresh() {
 	}
 }
 
-func (m Model) updateKeys(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
+func (m Model) updateKeys(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
 	m.errMsg = ""
 	switch {
 	case key.Matches(msg, m.keys.Quit):
@@ -197,15 +201,13 @@ func (m Model) updateKeys(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	case key.Matches(msg, m.keys.Instances):
 		m.showInst = !m.showInst
 	default:
-		var cmd tea.Cmd
-		m.table.t, cmd = m.table.t.Update(msg)
-		return m, cmd
+		m.table.update(msg)
 	}
 	return m, nil
 }
 
-func (m Model) updateFilter(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
-	switch msg.Type {
+func (m Model) updateFilter(msg tea.KeyPressMsg) (tea.Model, tea.Cmd) {
+	switch msg.Code {
 	case tea.KeyEnter:
 		f, err := parseFilter(m.input.Value())
 		if err != nil {
@@ -219,7 +221,7 @@ func (m Model) updateFilter(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 		m.refresh()
 		m.layout()
 		return m, nil
-	case tea.KeyEsc:
+	case tea.KeyEscape:
 		m.editing, m.errMsg = false, ""
 		m.input.Blur()
 		m.layout()
@@ -270,9 +272,9 @@ func (m *Model) layout() {
 	if m.showDet {
 		detH = lipgloss.Height(m.detailView())
 	}
-	m.table.layout(m.width, m.height-headH-footH-detH-2, len(m.o.Nodes) > 1) // 2: table header
-	m.input.Width = max(m.width-4, 10)
-	m.help.Width = m.width
+	m.table.layout(m.width, m.height-headH-footH-detH, len(m.o.Nodes) > 1)
+	m.input.SetWidth(max(m.width-4, 10))
+	m.help.SetWidth(m.width)
 }
 
 func (m Model) detailView() string {
@@ -301,10 +303,16 @@ func (m Model) footer() string {
 	return strings.Join(parts, "\n")
 }
 
-// View draws the screen.
-func (m Model) View() string {
+// View draws the screen, full-window.
+func (m Model) View() tea.View {
+	v := tea.NewView(m.screen())
+	v.AltScreen = true
+	return v
+}
+
+func (m Model) screen() string {
 	s := m.log.stats(m.o.Now(), Window)
-	body := m.table.t.View()
+	body := m.table.view()
 	if m.showInst {
 		body = instancesView(m.st, m.log.perInstance(m.o.Now(), Window), m.o.Now(), Window, m.width, lipgloss.Height(body))
 	}
@@ -324,8 +332,13 @@ func Run(ctx context.Context, nodes []string, trace TraceFunc, in io.Reader, out
 	for _, n := range nodes {
 		go Watch(ctx, n, ch)
 	}
-	m := New(Options{Nodes: nodes, Msgs: ch, Trace: trace, Styles: NewStyles(out, color)})
-	p := tea.NewProgram(m, tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out), tea.WithAltScreen())
+	m := New(Options{Nodes: nodes, Msgs: ch, Trace: trace, Styles: NewStyles(color)})
+	opts := []tea.ProgramOption{tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out)}
+	if !color {
+		// Bold and reverse only, whatever the terminal says it could do.
+		opts = append(opts, tea.WithColorProfile(colorprofile.Ascii))
+	}
+	p := tea.NewProgram(m, opts...)
 	_, err := p.Run()
 	if ctx.Err() != nil && err != nil {
 		return nil // stopped from outside

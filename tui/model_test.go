@@ -1,62 +1,125 @@
 package tui
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/colorprofile"
+	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/exp/golden"
-	"github.com/charmbracelet/x/exp/teatest"
+	"github.com/charmbracelet/x/exp/teatest/v2"
 
+	"github.com/mdctl/mdctl/internal/termtest"
 	"github.com/mdctl/mdctl/server/events"
 )
 
 var t0 = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 
-func newTest(t *testing.T, o Options) *teatest.TestModel {
+// screenModel is Model as teatest runs it, keeping the last screen the
+// program drew: bubbletea v2 writes only the cells that changed, so the
+// bytes teatest collects cannot be searched for a line; the screen can.
+type screenModel struct {
+	Model
+	last *atomic.Pointer[string]
+}
+
+func (s screenModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	m, cmd := s.Model.Update(msg)
+	s.Model = m.(Model)
+	return s, cmd
+}
+
+func (s screenModel) View() tea.View {
+	v := s.Model.View()
+	s.last.Store(&v.Content)
+	return v
+}
+
+// testModel runs the model in a real bubbletea program (teatest's).
+type testModel struct {
+	*teatest.TestModel
+	last *atomic.Pointer[string]
+}
+
+func newTest(t *testing.T, o Options) testModel {
 	t.Helper()
 	if o.Nodes == nil {
 		o.Nodes = []string{"node1"}
 	}
 	o.Now = func() time.Time { return t0 }
-	o.Styles = NewStyles(io.Discard, false)
-	return teatest.NewTestModel(t, New(o), teatest.WithInitialTermSize(180, 40))
+	o.Styles = NewStyles(false)
+	last := new(atomic.Pointer[string])
+	tm := teatest.NewTestModel(t, screenModel{Model: New(o), last: last}, teatest.WithInitialTermSize(180, 40))
+	return testModel{TestModel: tm, last: last}
 }
 
-// hops sends the three events of one request, as serve's hops would.
-func hops(tm *teatest.TestModel, rid, inst, path string, status int, at time.Time) {
+// requestEvents are the three events of one request, as serve's hops
+// send them.
+func requestEvents(rid, inst, path string, status int, at time.Time) []events.Event {
+	var out []events.Event
 	for i, h := range []string{events.HopAPI, events.HopAgent, events.HopProxy} { // innermost finishes first
 		e := events.Event{Time: at.Add(time.Duration(2-i) * time.Millisecond), RequestID: rid, Hop: h, Method: "GET", Path: path,
 			Status: status, Duration: time.Duration(i+1) * time.Millisecond, Mode: events.ModeRouter, SourceIP: "10.90.1.5"}
 		if h != events.HopProxy {
 			e.InstanceID, e.InstanceName = "id-"+inst, inst
 		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// hops sends the three events of one request.
+func hops(tm testModel, rid, inst, path string, status int, at time.Time) {
+	for _, e := range requestEvents(rid, inst, path, status, at) {
 		tm.Send(EventMsg{Node: "node1", Event: e})
 	}
 }
 
-func waitFor(t *testing.T, tm *teatest.TestModel, subs ...string) {
+// waitFor waits (5 s at most) until the screen's text shows every one of
+// subs.
+func waitFor(t *testing.T, tm testModel, subs ...string) {
 	t.Helper()
-	teatest.WaitFor(t, tm.Output(), func(b []byte) bool {
-		for _, s := range subs {
-			if !bytes.Contains(b, []byte(s)) {
-				return false
-			}
+	screen := ""
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if p := tm.last.Load(); p != nil {
+			screen = ansi.Strip(*p)
 		}
-		return true
-	}, teatest.WithDuration(5*time.Second), teatest.WithCheckInterval(20*time.Millisecond))
+		if containsAll(screen, subs) {
+			return
+		}
+	}
+	t.Fatalf("the screen never showed %q; last screen:\n%s", subs, screen)
 }
 
-func final(t *testing.T, tm *teatest.TestModel) Model {
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
+
+func press(r rune) tea.KeyPressMsg { return tea.KeyPressMsg{Code: r, Text: string(r)} }
+
+var (
+	enter = tea.KeyPressMsg{Code: tea.KeyEnter}
+	esc   = tea.KeyPressMsg{Code: tea.KeyEscape}
+	down  = tea.KeyPressMsg{Code: tea.KeyDown}
+	space = tea.KeyPressMsg{Code: tea.KeySpace, Text: " "}
+)
+
+func final(t *testing.T, tm testModel) Model {
 	t.Helper()
-	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("q")})
-	return tm.FinalModel(t, teatest.WithFinalTimeout(5*time.Second)).(Model)
+	tm.Send(press('q'))
+	return tm.FinalModel(t, teatest.WithFinalTimeout(5*time.Second)).(screenModel).Model
 }
 
 func rowInstances(m Model) []string {
@@ -107,9 +170,9 @@ func TestFilter(t *testing.T) {
 			hops(tm, "req-2", "vm-b", "/latest/meta-data/", 404, t0.Add(-2*time.Second))
 			hops(tm, "req-3", "vm-c", "/openstack/latest/user_data", 200, t0.Add(-time.Second))
 			waitFor(t, tm, "vm-c")
-			tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("/")})
+			tm.Send(press('/'))
 			tm.Type(tt.typed)
-			tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+			tm.Send(enter)
 			waitFor(t, tm, "filter: "+tt.typed)
 			m := final(t, tm)
 			if got := strings.Join(rowInstances(m), ","); got != tt.want {
@@ -121,11 +184,11 @@ func TestFilter(t *testing.T) {
 
 func TestBadFilterIsRefused(t *testing.T) {
 	tm := newTest(t, Options{})
-	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("/")})
+	tm.Send(press('/'))
 	tm.Type("status=abc")
-	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(enter)
 	waitFor(t, tm, "status=abc: use a code")
-	tm.Send(tea.KeyMsg{Type: tea.KeyEsc})
+	tm.Send(esc)
 	m := final(t, tm)
 	if m.editing || m.filter.text != "" {
 		t.Errorf("editing=%v filter=%q after esc", m.editing, m.filter.text)
@@ -136,11 +199,11 @@ func TestPause(t *testing.T) {
 	tm := newTest(t, Options{})
 	hops(tm, "req-1", "vm-a", "/", 200, t0.Add(-2*time.Second))
 	waitFor(t, tm, "vm-a")
-	tm.Send(tea.KeyMsg{Type: tea.KeySpace, Runes: []rune(" ")})
+	tm.Send(space)
 	hops(tm, "req-2", "vm-b", "/", 200, t0.Add(-time.Second))
 	waitFor(t, tm, "PAUSED (3 new)") // three hops' events
 	// Still paused: the table has not moved.
-	tm.Send(tea.KeyMsg{Type: tea.KeySpace, Runes: []rune(" ")})
+	tm.Send(space)
 	waitFor(t, tm, "vm-b")
 	m := final(t, tm)
 	if m.head.paused || strings.Join(rowInstances(m), ",") != "vm-b,vm-a" {
@@ -152,7 +215,7 @@ func TestPausedTableDoesNotMove(t *testing.T) {
 	tm := newTest(t, Options{})
 	hops(tm, "req-1", "vm-a", "/", 200, t0.Add(-2*time.Second))
 	waitFor(t, tm, "vm-a")
-	tm.Send(tea.KeyMsg{Type: tea.KeySpace, Runes: []rune(" ")})
+	tm.Send(space)
 	hops(tm, "req-2", "vm-b", "/", 200, t0.Add(-time.Second))
 	waitFor(t, tm, "PAUSED (3 new)")
 	m := final(t, tm)
@@ -167,12 +230,12 @@ func TestDetailPane(t *testing.T) {
 	tm.Send(EventMsg{Node: "node1", Event: events.Event{Time: t0.Add(-time.Second), RequestID: "req-2", Hop: events.HopProxy,
 		Method: "GET", Path: "/x", Status: 503, Duration: time.Millisecond, Mode: events.ModeDHCP, Namespace: "qdhcp-n1", SourceIP: "10.90.2.9"}})
 	waitFor(t, tm, "10.90.2.9")
-	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(enter)
 	// The newest (selected) request failed at the proxy: no agent or API event.
 	waitFor(t, tm, "request req-2", "GET /x → 503", "no event (not on this path", "mode dhcp  namespace qdhcp-n1")
-	tm.Send(tea.KeyMsg{Type: tea.KeyDown})
+	tm.Send(down)
 	waitFor(t, tm, "request req-1", "id-vm-a")
-	tm.Send(tea.KeyMsg{Type: tea.KeyEsc})
+	tm.Send(esc)
 	m := final(t, tm)
 	if m.showDet {
 		t.Error("detail pane still open after esc")
@@ -186,11 +249,11 @@ func TestResize(t *testing.T) {
 	tm := newTest(t, Options{})
 	hops(tm, "req-1", "vm-a", "/openstack/latest/meta_data.json", 200, t0.Add(-time.Second))
 	waitFor(t, tm, "vm-a")
-	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(enter)
 	tm.Send(tea.WindowSizeMsg{Width: 90, Height: 24})
 	waitFor(t, tm, "request req-1")
 	m := final(t, tm)
-	v := m.View()
+	v := m.screen()
 	if h := lipgloss.Height(v); h > 24 {
 		t.Errorf("view is %d lines in a 24-line window", h)
 	}
@@ -199,8 +262,8 @@ func TestResize(t *testing.T) {
 			t.Errorf("line %d is %d wide in a 90-column window: %q", i, w, l)
 		}
 	}
-	if m.table.t.Width() != 90 {
-		t.Errorf("table width %d", m.table.t.Width())
+	if m.table.width != 90 {
+		t.Errorf("table width %d", m.table.width)
 	}
 }
 
@@ -224,7 +287,7 @@ func TestTraceKey(t *testing.T) {
 	tm := newTest(t, Options{Trace: trace})
 	hops(tm, "req-1", "vm-a", "/", 200, t0.Add(-time.Second))
 	waitFor(t, tm, "vm-a")
-	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("t")})
+	tm.Send(press('t'))
 	waitFor(t, tm, "trace id-vm-a: fails at iptables", "no redirect rule")
 	if got := <-called; got != "id-vm-a" {
 		t.Errorf("traced %q, want the instance id", got)
@@ -236,9 +299,9 @@ func TestHelpAndNoTracer(t *testing.T) {
 	tm := newTest(t, Options{})
 	hops(tm, "req-1", "vm-a", "/", 200, t0.Add(-time.Second))
 	waitFor(t, tm, "vm-a")
-	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("t")})
+	tm.Send(press('t'))
 	waitFor(t, tm, "tracing is not available")
-	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("?")})
+	tm.Send(press('?'))
 	waitFor(t, tm, "trace instance", "details", "close")
 	final(t, tm)
 }
@@ -252,13 +315,13 @@ func TestFollowHead(t *testing.T) {
 	waitFor(t, tm, "vm-a")
 	hops(tm, "req-2", "vm-b", "/openstack", 200, t0.Add(-2*time.Second))
 	waitFor(t, tm, "vm-b")
-	tm.Send(tea.KeyMsg{Type: tea.KeyEnter})
+	tm.Send(enter)
 	waitFor(t, tm, "request req-2") // followed the head to the newest
-	tm.Send(tea.KeyMsg{Type: tea.KeyDown})
+	tm.Send(down)
 	waitFor(t, tm, "request req-1")
 	hops(tm, "req-3", "vm-c", "/openstack", 200, t0.Add(-time.Second))
 	waitFor(t, tm, "vm-c")
-	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("g")})
+	tm.Send(press('g'))
 	hops(tm, "req-4", "vm-d", "/openstack", 200, t0.Add(-time.Millisecond))
 	waitFor(t, tm, "vm-d", "request req-4")
 	m := final(t, tm)
@@ -289,9 +352,9 @@ func TestNarrowCutsPathFirst(t *testing.T) {
 		{90, []string{"INSTANCE", "STATUS", "TOTAL", "PROXY", "AGENT", "API"}, []string{"PATH", "SOURCE"}},
 	}
 	for _, tt := range tests {
-		m := New(Options{Nodes: []string{"node1"}, Now: func() time.Time { return t0 }, Styles: NewStyles(io.Discard, false)})
+		m := New(Options{Nodes: []string{"node1"}, Now: func() time.Time { return t0 }, Styles: NewStyles(false)})
 		next, _ := m.Update(tea.WindowSizeMsg{Width: tt.width, Height: 30})
-		head := strings.Split(next.(Model).table.t.View(), "\n")[0]
+		head := strings.Split(next.(Model).table.view(), "\n")[0]
 		for _, w := range tt.want {
 			if !strings.Contains(head, w) {
 				t.Errorf("%d columns: header %q lacks %s", tt.width, head, w)
@@ -338,8 +401,90 @@ func TestInstancesView(t *testing.T) {
 	hops(tm, "req-3", "vm-a", "/openstack/latest/password", 404, t0.Add(-2*time.Second))
 	hops(tm, "req-4", "vm-b", "/openstack", 503, t0.Add(-time.Second))
 	waitFor(t, tm, "vm-b")
-	tm.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("i")})
+	tm.Send(press('i'))
 	waitFor(t, tm, "SILENT for 1m0s")
 	m := final(t, tm)
-	golden.RequireEqual(t, []byte(m.View()))
+	golden.RequireEqual(t, []byte(m.screen()))
+}
+
+// TestRequestColours: each row of the request table is coloured by its
+// status (4xx yellow, 429 its own, 5xx red, 2xx plain), the cursor's row
+// reversed too; colour changes no column's width, so the screen without
+// its escape codes is the same with colour and without, wide or narrow;
+// and without colour no colour code is left. The table fills the window.
+// Golden screens as a 16-colour
+// terminal and a NO_COLOR one receive them (-update to regenerate).
+func TestRequestColours(t *testing.T) {
+	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.Local) // the TIME column shows local time
+	screen := func(color bool, width int) string {
+		m := tea.Model(New(Options{Nodes: []string{"node1"}, Now: func() time.Time { return at }, Styles: NewStyles(color)}))
+		m, _ = m.Update(tea.WindowSizeMsg{Width: width, Height: 14})
+		var evs []events.Event
+		evs = append(evs, requestEvents("req-1", "vm-a", "/openstack/latest/meta_data.json", 200, at.Add(-5*time.Second))...)
+		evs = append(evs, requestEvents("req-2", "vm-b", "/latest/meta-data/instance-id", 404, at.Add(-4*time.Second))...)
+		evs = append(evs, events.Event{Time: at.Add(-3 * time.Second), RequestID: "req-3", Hop: events.HopProxy, Method: "GET",
+			Path: "/openstack/latest/user_data", Status: 429, Duration: 40 * time.Microsecond, Mode: events.ModeRouter, SourceIP: "10.90.1.5"})
+		evs = append(evs, requestEvents("req-4", "vm-c", "/openstack/latest/vendor_data2.json", 503, at.Add(-2*time.Second))...)
+		evs = append(evs, requestEvents("req-5", "vm-d", "/latest/user-data", 200, at.Add(-time.Second))...)
+		for _, e := range evs {
+			m, _ = m.Update(EventMsg{Node: "node1", Event: e})
+		}
+		m, _ = m.Update(tickMsg(at))
+		m, _ = m.Update(down) // onto req-4's 503
+		m, _ = m.Update(down) // onto req-3's 429
+		profile := colorprofile.Ascii
+		if color {
+			profile = colorprofile.ANSI
+		}
+		var b strings.Builder
+		w := &colorprofile.Writer{Forward: &b, Profile: profile}
+		if _, err := w.WriteString(m.(Model).screen()); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	line := func(screen, sub string) string {
+		for _, l := range strings.Split(screen, "\n") {
+			if strings.Contains(l, sub) {
+				return l
+			}
+		}
+		t.Fatalf("no line has %q:\n%s", sub, screen)
+		return ""
+	}
+	for _, width := range []int{180, 100} {
+		on, off := screen(true, width), screen(false, width)
+		t.Run(fmt.Sprintf("%d/colour", width), func(t *testing.T) {
+			for _, tt := range []struct{ sub, sgr string }{
+				{" 404 ", "\x1b[93m"},   // 404: yellow
+				{" 503 ", "\x1b[1;91m"}, // 503: red
+				{" 429 ", "7;95m"},      // the cursor's 429: reversed magenta
+			} {
+				if l := line(on, tt.sub); !strings.HasPrefix(l, "\x1b[") || !strings.Contains(l, tt.sgr) {
+					t.Errorf("row of %s lacks %q: %q", tt.sub, tt.sgr, l)
+				}
+			}
+			if l := line(on, "vm-d"); strings.Contains(l, "\x1b[") {
+				t.Errorf("2xx row is coloured: %q", l)
+			}
+			golden.RequireEqual(t, []byte(on))
+		})
+		t.Run(fmt.Sprintf("%d/no-colour", width), func(t *testing.T) {
+			if sgr := termtest.ColourCode(off); sgr != "" {
+				t.Errorf("colour code %q without colour", sgr)
+			}
+			if ansi.Strip(on) != ansi.Strip(off) {
+				t.Errorf("colour moved the text:\n%s\nwithout colour:\n%s", ansi.Strip(on), ansi.Strip(off))
+			}
+			if h := lipgloss.Height(on); h != 14 {
+				t.Errorf("the screen is %d lines in a 14-line window", h)
+			}
+			for i, l := range strings.Split(on, "\n") {
+				if w := ansi.StringWidth(l); w > width {
+					t.Errorf("line %d is %d wide in %d columns", i, w, width)
+				}
+			}
+			golden.RequireEqual(t, []byte(off))
+		})
+	}
 }

@@ -7,8 +7,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/bubbles/table"
-	"github.com/charmbracelet/lipgloss"
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/table"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/mdctl/mdctl/server/events"
 )
@@ -64,18 +67,28 @@ func errText(err error) string {
 }
 
 // requestsPane is the table of requests, newest first; it keeps the
-// selected request selected as new rows arrive above it.
+// selected request selected as new rows arrive above it. It draws its own
+// rows (bubbles' table styles cells, not rows): each row is coloured by
+// its status, the cursor's reversed, and only the rows on screen are
+// rendered.
 type requestsPane struct {
-	t         table.Model
+	st        Styles
+	keys      table.KeyMap
+	cols      []table.Column
 	rows      []*request
+	cursor    int // index in rows of the selected request
+	offset    int // index in rows of the first row on screen
+	width     int
+	height    int // rows on screen, under the titles and their rule
 	multiNode bool
 }
 
 func newRequestsPane(st Styles) requestsPane {
-	t := table.New(table.WithFocused(true), table.WithStyles(st.Table))
-	return requestsPane{t: t}
+	return requestsPane{st: st, keys: table.DefaultKeyMap()}
 }
 
+// layout sizes the table to width columns and height lines, the titles
+// and their rule included.
 func (p *requestsPane) layout(width, height int, multiNode bool) {
 	p.multiNode = multiNode
 	fixed := []table.Column{
@@ -88,12 +101,8 @@ func (p *requestsPane) layout(width, height int, multiNode bool) {
 		fixed = append([]table.Column{{Title: "NODE", Width: 12}}, fixed...)
 	}
 	fitColumns(fixed, width)
-	sel := p.selected()
-	p.t.SetRows(nil) // columns and rows must agree while they change
-	p.t.SetColumns(fixed)
-	p.t.SetWidth(width)
-	p.t.SetHeight(max(height, 3))
-	p.show(p.rows, sel)
+	p.cols, p.width, p.height = fixed, width, max(height, 3)-2
+	p.moveTo(p.cursor)
 }
 
 // minPath is the narrowest PATH column worth showing.
@@ -105,8 +114,8 @@ const minPath = 8
 var shedOrder = []string{"PATH", "MODE", "SOURCE", "METHOD", "TIME", "NODE"}
 
 // fitColumns gives PATH what width leaves, and on a terminal too narrow
-// for every column hides columns in shedOrder (width 0: the table skips
-// them) until the rest fit.
+// for every column hides columns in shedOrder (width 0: not drawn)
+// until the rest fit.
 func fitColumns(cols []table.Column, width int) {
 	used := 2
 	for _, c := range cols {
@@ -144,30 +153,95 @@ func fitColumns(cols []table.Column, width int) {
 // as less +F does; moved down, it stays on the request it was on until it
 // is moved back to the head (g, home).
 func (p *requestsPane) set(rs []*request) {
-	if p.t.Cursor() <= 0 {
-		p.show(rs, nil)
-		p.t.SetCursor(0)
-		return
+	var sel *request
+	if p.cursor > 0 {
+		sel = p.selected()
 	}
-	p.show(rs, p.selected())
+	p.show(rs, sel)
 }
 
+// show replaces the rows, keeping sel selected and on the same line of
+// the screen when it is still among them.
 func (p *requestsPane) show(rs []*request, sel *request) {
 	p.rows = rs
-	rows := make([]table.Row, len(rs))
-	for i, r := range rs {
-		rows[i] = p.row(r)
-	}
-	p.t.SetRows(rows)
 	if sel != nil {
 		if i := slices.Index(rs, sel); i >= 0 {
-			p.t.SetCursor(i)
+			p.offset += i - p.cursor
+			p.moveTo(i)
 			return
 		}
 	}
-	if c := p.t.Cursor(); c < 0 || c >= len(rs) {
-		p.t.SetCursor(max(min(c, len(rs)-1), 0))
+	p.moveTo(p.cursor)
+}
+
+// moveTo puts the cursor on row i (clamped) and scrolls it into view.
+func (p *requestsPane) moveTo(i int) {
+	p.cursor = max(min(i, len(p.rows)-1), 0)
+	if p.cursor >= p.offset+p.height {
+		p.offset = p.cursor - p.height + 1
 	}
+	p.offset = max(min(p.offset, p.cursor, len(p.rows)-p.height), 0)
+}
+
+// update moves the cursor for the navigation keys bubbles' table has.
+func (p *requestsPane) update(msg tea.KeyPressMsg) {
+	k := p.keys
+	switch {
+	case key.Matches(msg, k.LineUp):
+		p.moveTo(p.cursor - 1)
+	case key.Matches(msg, k.LineDown):
+		p.moveTo(p.cursor + 1)
+	case key.Matches(msg, k.PageUp):
+		p.moveTo(p.cursor - p.height)
+	case key.Matches(msg, k.PageDown):
+		p.moveTo(p.cursor + p.height)
+	case key.Matches(msg, k.HalfPageUp):
+		p.moveTo(p.cursor - p.height/2)
+	case key.Matches(msg, k.HalfPageDown):
+		p.moveTo(p.cursor + p.height/2)
+	case key.Matches(msg, k.GotoTop):
+		p.moveTo(0)
+	case key.Matches(msg, k.GotoBottom):
+		p.moveTo(len(p.rows) - 1)
+	}
+}
+
+// view draws the titles, a rule, and the rows on screen, each in its
+// status's colour; the cursor's row is reversed. Cells are cut to their
+// column by display width, so colour never counts as width.
+func (p requestsPane) view() string {
+	titles := make(table.Row, len(p.cols))
+	for i, c := range p.cols {
+		titles[i] = c.Title
+	}
+	head := p.line(titles)
+	lines := []string{p.st.Header.Render(head), p.st.Rule.Render(strings.Repeat("─", ansi.StringWidth(head)))}
+	for i := p.offset; i < min(p.offset+p.height, len(p.rows)); i++ {
+		r := p.rows[i]
+		s := p.st.Status(r.status(), r.failed(), false)
+		if i == p.cursor {
+			s = s.Inherit(p.st.Selected)
+		}
+		lines = append(lines, s.Render(p.line(p.row(r))))
+	}
+	for len(lines) < p.height+2 {
+		lines = append(lines, "")
+	}
+	return strings.Join(lines, "\n")
+}
+
+// line lays cells out in the visible columns, each cut or padded to its
+// width with a space either side.
+func (p requestsPane) line(cells table.Row) string {
+	var b strings.Builder
+	for i, c := range p.cols {
+		if c.Width <= 0 || i >= len(cells) {
+			continue
+		}
+		v := ansi.Truncate(cells[i], c.Width, "…")
+		b.WriteString(" " + v + strings.Repeat(" ", c.Width-ansi.StringWidth(v)) + " ")
+	}
+	return b.String()
 }
 
 func (p *requestsPane) row(r *request) table.Row {
@@ -197,14 +271,10 @@ func (p *requestsPane) row(r *request) table.Row {
 }
 
 func (p *requestsPane) selected() *request {
-	if len(p.rows) == 0 {
+	if p.cursor < 0 || p.cursor >= len(p.rows) {
 		return nil
 	}
-	i := p.t.Cursor()
-	if i < 0 || i >= len(p.rows) {
-		return nil
-	}
-	return p.rows[i]
+	return p.rows[p.cursor]
 }
 
 // detailPane shows one request's hops and the last trace of its instance.

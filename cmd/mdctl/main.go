@@ -10,9 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-
-	// Before bubbletea's init: no command asks the terminal anything.
-	_ "early.mdctl.invalid/termquiet"
 )
 
 func main() {
