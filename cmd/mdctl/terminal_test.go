@@ -9,11 +9,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/mdctl/mdctl/internal/termtest"
 )
 
 // openPTY opens a pseudo-terminal pair. The test holds the master and
@@ -40,6 +43,15 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 	return m, s
 }
 
+// onTerminal makes cmd the foreground job of its own terminal (a new
+// session whose controlling terminal is the pty slave), with all three
+// streams on it, TERM set and an empty HOME.
+func onTerminal(t *testing.T, cmd *exec.Cmd, slave *os.File, env []string) {
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "TERM=xterm-256color", "HOME=" + t.TempDir()}, env...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+}
+
 // runInTerminal runs the binary with args as the foreground job of its own
 // terminal (a new session whose controlling terminal is the pty), with
 // stdin and stderr on the terminal and stdout on the terminal too unless
@@ -50,12 +62,10 @@ func runInTerminal(t *testing.T, bin string, env []string, stdout io.Writer, arg
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "TERM=xterm-256color", "HOME=" + t.TempDir()}, env...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	onTerminal(t, cmd, slave, env)
 	if stdout != nil {
 		cmd.Stdout = stdout
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	var got bytes.Buffer
 	done := make(chan struct{})
 	go func() { io.Copy(&got, master); close(done) }()
@@ -69,9 +79,10 @@ func runInTerminal(t *testing.T, bin string, env []string, stdout io.Writer, arg
 }
 
 // TestNoTerminalProbe: no command but `mdctl tui` asks the terminal
-// anything. bubbletea v1's package init asks for the background colour (an
-// OSC 11 query then a cursor report) and waits 5 s for an answer that a
-// silent terminal never sends; the query's ESC bytes alone show it.
+// anything. bubbletea v1's package init asked for the background colour
+// (an OSC 11 query then a cursor report) and waited 5 s for an answer that
+// a silent terminal never sends, and so does lipgloss v2's compat package
+// if anything links it; the query's ESC bytes alone show it.
 func TestNoTerminalProbe(t *testing.T) {
 	bin := buildBinary(t)
 	tests := []struct {
@@ -130,6 +141,82 @@ func TestTUIWithoutTerminal(t *testing.T) {
 	if !strings.Contains(msg, want) || strings.ContainsRune(msg, 0x1b) {
 		t.Errorf("stderr %q does not say %q", msg, want)
 	}
+}
+
+// TestTUIOnSilentTerminal: the TUI on a terminal that answers nothing
+// draws at once and quits on q; under NO_COLOR its screen carries no
+// colour (bold and reverse only), and without NO_COLOR it does.
+func TestTUIOnSilentTerminal(t *testing.T) {
+	bin := buildBinary(t)
+	for _, tt := range []struct {
+		name   string
+		env    []string
+		colour bool
+	}{
+		{"colour", nil, true},
+		{"NO_COLOR", []string{"NO_COLOR=1"}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			screen := runTUI(t, bin, tt.env)
+			switch code := termtest.ColourCode(screen); {
+			case tt.colour && code == "":
+				t.Errorf("no colour on a colour terminal: %q", screen)
+			case !tt.colour && code != "":
+				t.Errorf("colour code %q under NO_COLOR: %q", code, screen)
+			}
+		})
+	}
+}
+
+// runTUI runs `mdctl tui` on a 120x30 pty whose other end only reads, but
+// for one q once the screen shows the header, and returns what it drew.
+func runTUI(t *testing.T, bin string, env []string) string {
+	t.Helper()
+	master, slave := openPTY(t)
+	if err := unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 30, Col: 120}); err != nil {
+		t.Fatalf("pty size: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--data-dir", t.TempDir(), "tui")
+	onTerminal(t, cmd, slave, env)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	var mu sync.Mutex
+	var got bytes.Buffer
+	drawn := make(chan struct{})
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			mu.Lock()
+			got.Write(buf[:n])
+			if bytes.Contains(got.Bytes(), []byte("mdctl live")) && drawn != nil {
+				close(drawn)
+				drawn = nil
+			}
+			mu.Unlock()
+			if err != nil {
+				return // EIO once the TUI has exited
+			}
+		}
+	}()
+	select {
+	case <-drawn:
+	case <-ctx.Done():
+	}
+	if _, err := master.Write([]byte("q")); err != nil {
+		t.Fatalf("type q: %v", err)
+	}
+	err := cmd.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if err != nil || !strings.Contains(got.String(), "mdctl live") {
+		t.Fatalf("tui: %v; the terminal got %q", err, got.String())
+	}
+	return got.String()
 }
 
 // buildBinary builds the real mdctl once per test: what a package init

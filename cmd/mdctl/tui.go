@@ -44,7 +44,9 @@ its source address was on before (the proxy refuses before it knows).
 Keys: / filter (instance=NAME path=PREFIX status=404|5xx|error, or words),
 space pause, enter details, i per-instance view (req/s, 4xx, 5xx, p99, last
 status, last seen: a guest gone silent says so), t trace the selected
-instance, ? help, q quit. Colours follow the terminal and NO_COLOR.
+instance, ? help, q quit. A row's colour is its status: 4xx yellow, 429
+(rate limited) magenta, 5xx or a failed hop red. Colours follow the
+terminal; NO_COLOR leaves bold and reverse only.
 
 Without a terminal tui refuses; read the event stream instead:
   curl --unix-socket <data-dir>/admin.sock http://mdctl/events`,
