@@ -42,18 +42,22 @@ func (s screenModel) View() tea.View {
 	return v
 }
 
-// testModel runs the model in a real bubbletea program (teatest's).
+// testModel is the model running in a real bubbletea program (teatest's).
 type testModel struct {
 	*teatest.TestModel
 	last *atomic.Pointer[string]
 }
 
+// newTest starts o's model on a 180x40 terminal, without colour, at t0
+// unless o.Now says otherwise.
 func newTest(t *testing.T, o Options) testModel {
 	t.Helper()
 	if o.Nodes == nil {
 		o.Nodes = []string{"node1"}
 	}
-	o.Now = func() time.Time { return t0 }
+	if o.Now == nil {
+		o.Now = func() time.Time { return t0 }
+	}
 	o.Styles = NewStyles(false)
 	last := new(atomic.Pointer[string])
 	tm := teatest.NewTestModel(t, screenModel{Model: New(o), last: last}, teatest.WithInitialTermSize(180, 40))
