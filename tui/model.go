@@ -158,6 +158,13 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m.updateKeys(msg)
 	}
+	if m.editing {
+		// What else the filter line takes: a paste (v2 sends it apart from
+		// key presses) and its cursor's blinks.
+		var cmd tea.Cmd
+		m.input, cmd = m.input.Update(msg)
+		return m, cmd
+	}
 	return m, nil
 }
 

@@ -186,6 +186,22 @@ func TestFilter(t *testing.T) {
 	}
 }
 
+// TestFilterPaste: a filter pasted into the filter line (bubbletea v2
+// sends a paste as its own message, not as keys) is applied like a typed one.
+func TestFilterPaste(t *testing.T) {
+	tm := newTest(t, Options{})
+	hops(tm, "req-1", "vm-a", "/openstack", 200, t0.Add(-2*time.Second))
+	hops(tm, "req-2", "vm-b", "/openstack", 404, t0.Add(-time.Second))
+	waitFor(t, tm, "vm-b")
+	tm.Send(press('/'))
+	tm.Send(tea.PasteMsg{Content: "status=404"})
+	tm.Send(enter)
+	waitFor(t, tm, "filter: status=404")
+	if got := strings.Join(rowInstances(final(t, tm)), ","); got != "vm-b" {
+		t.Errorf("pasted filter shows %s, want vm-b", got)
+	}
+}
+
 func TestBadFilterIsRefused(t *testing.T) {
 	tm := newTest(t, Options{})
 	tm.Send(press('/'))
