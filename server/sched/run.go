@@ -100,7 +100,11 @@ func (s *Scheduler) Pass(ctx context.Context) ([]Move, error) {
 		return nil, err
 	}
 	for _, m := range moves {
-		s.Log.Info("scheduled", "kind", m.Kind, "id", m.ID, "from", m.From, "to", m.To, "reason", m.Reason)
+		level := slog.LevelInfo
+		if len(m.Lost) > 0 {
+			level = slog.LevelWarn
+		}
+		s.Log.Log(ctx, level, "scheduled", "kind", m.Kind, "id", m.ID, "from", m.From, "to", m.To, "reason", m.Reason)
 	}
 	return moves, nil
 }

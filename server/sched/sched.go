@@ -50,6 +50,21 @@ type Move struct {
 	From   []string // hosts before, sorted
 	To     []string // hosts after, sorted ([] unbinds)
 	Reason string   // for the log: "unbound", "node n1 is down", "pinned to n2"
+	// Lost are the former hosts dropped because they can no longer host
+	// (down, gone, without the proxy): a failover, which operators want
+	// to hear of louder than a first binding or a pin.
+	Lost []string
+}
+
+// lost is those of cur that are not in to and can no longer host.
+func lost(cur, to []string, candidate func(string) bool) []string {
+	var l []string
+	for _, n := range cur {
+		if !slices.Contains(to, n) && !candidate(n) {
+			l = append(l, n)
+		}
+	}
+	return l
 }
 
 // Plan returns the moves that bring the bindings in line with in, routers
@@ -166,7 +181,8 @@ func planRouters(in Input, nodes map[string]store.Node, live []string, candidate
 				load[n]++
 			}
 		}
-		moves = append(moves, Move{Kind: KindRouter, ID: r.ID, From: orEmpty(cur), To: orEmpty(to), Reason: reason})
+		moves = append(moves, Move{Kind: KindRouter, ID: r.ID, From: orEmpty(cur), To: orEmpty(to), Reason: reason,
+			Lost: lost(cur, to, candidate)})
 	}
 	// Bindings of routers that are gone go with their routers (the
 	// store's cascade): nothing to move.
@@ -203,7 +219,8 @@ func planNetworks(in Input, nodes map[string]store.Node, live []string, candidat
 				load[n]--
 			}
 		}
-		moves = append(moves, Move{Kind: KindNetwork, ID: id, From: orEmpty(cur), To: orEmpty(to), Reason: reason})
+		moves = append(moves, Move{Kind: KindNetwork, ID: id, From: orEmpty(cur), To: orEmpty(to), Reason: reason,
+			Lost: lost(cur, to, candidate)})
 	}
 	return moves
 }

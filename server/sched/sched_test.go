@@ -171,6 +171,43 @@ func TestPlan(t *testing.T) {
 	}
 }
 
+// TestPlanLost: only a host that can no longer host counts as lost (the
+// failover logged as a warning), not a first binding, a pin or a lowered
+// dhcp_agents_per_network.
+func TestPlanLost(t *testing.T) {
+	const down = 75 * time.Second
+	alive, dead := time.Second, 2*down
+	pinned := routers("r1")
+	pinned[0].Node = "b"
+	tests := []struct {
+		name string
+		in   Input
+		want []string
+	}{
+		{"first binding", Input{Nodes: []store.Node{node("a", alive)}, Routers: routers("r1")}, nil},
+		{"host down", Input{Nodes: []store.Node{node("a", alive), node("b", dead)}, Routers: routers("r1"),
+			RouterBindings: bind("r1", "b")}, []string{"b"}},
+		{"host gone", Input{Nodes: []store.Node{node("a", alive)}, Routers: routers("r1"),
+			RouterBindings: bind("r1", "b")}, []string{"b"}},
+		{"pinned off a live host", Input{Nodes: []store.Node{node("a", alive), node("b", alive)}, Routers: pinned,
+			RouterBindings: bind("r1", "a")}, nil},
+		{"dhcp_agents_per_network lowered", Input{Nodes: []store.Node{node("a", alive), node("b", alive)}, PerNetwork: 1,
+			DHCPNetworks: []string{"n1"}, NetworkBindings: bind("n1", "a", "n1", "b")}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.in.Now, tt.in.DownTime = t0, down
+			moves := Plan(tt.in)
+			if len(moves) != 1 {
+				t.Fatalf("Plan: %+v, want one move", moves)
+			}
+			if !reflect.DeepEqual(moves[0].Lost, tt.want) {
+				t.Errorf("Lost %v, want %v (move %+v)", moves[0].Lost, tt.want, moves[0])
+			}
+		})
+	}
+}
+
 // TestPlanSettles: applying a plan's moves and planning again moves
 // nothing, whatever the start (no flapping between passes).
 func TestPlanSettles(t *testing.T) {
