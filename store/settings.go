@@ -22,6 +22,9 @@ const (
 	KindEnum // one of Allowed
 	KindList // comma-separated strings
 	KindHost // a host name or an IP address
+	// KindHostList is comma-separated hosts (KindHost each), in order of
+	// preference, none twice.
+	KindHostList
 )
 
 // oslo.config's Boolean spellings, compared without case.
@@ -56,7 +59,7 @@ var settingDefs = []SettingDef{
 	{Key: "metadata_cache_expiration", Default: "15", Kind: KindInt, Help: "nova: seconds a built metadata answer may be reused (0 disables)"},
 	{Key: "service_metadata_proxy", Default: "true", Kind: KindBool, Help: "nova: trust signed X-Instance-ID headers from the agent (false: identify by peer address)"},
 	{Key: "dhcp_domain", Default: "novalocal", Kind: KindString, Help: "nova: domain appended to hostnames"},
-	{Key: "nova_metadata_host", Default: "127.0.0.1", Kind: KindHost, Help: "neutron agent: where the metadata API listens"},
+	{Key: "nova_metadata_host", Default: "127.0.0.1", Kind: KindHostList, Help: "neutron agent: where the metadata API listens (mdctl: a comma-separated list of replicas, IP addresses or names, all on nova_metadata_port; the agent uses the first that answers and moves to the next when one does not)"},
 	{Key: "nova_metadata_port", Default: "8775", Kind: KindInt, Min: 1, Max: 65535, Help: "neutron agent: the metadata API's port"},
 	{Key: "nova_metadata_protocol", Default: "http", Kind: KindEnum, Allowed: []string{"http", "https"}, Help: "neutron agent: the metadata API's scheme"},
 	{Key: "vendordata_providers", Default: "StaticJSON", Kind: KindList, Allowed: []string{"StaticJSON", "DynamicJSON"}, Help: "nova: vendor data sources"},
@@ -127,6 +130,8 @@ func NormalizeSetting(key, value string) (string, error) {
 			return "", fmt.Errorf("%s: %q is neither an IP address nor a host name", key, value)
 		}
 		return v, nil
+	case KindHostList:
+		return normalizeHostList(key, value, v)
 	case KindEnum:
 		for _, a := range d.Allowed {
 			if strings.EqualFold(v, a) {
@@ -155,6 +160,24 @@ func NormalizeSetting(key, value string) (string, error) {
 		return strings.Join(items, ","), nil
 	}
 	return v, nil
+}
+
+// normalizeHostList checks each host of a comma-separated list and joins
+// them with bare commas.
+func normalizeHostList(key, value, v string) (string, error) {
+	hosts := splitList(v)
+	if len(hosts) == 0 {
+		return "", fmt.Errorf("%s: %q is neither an IP address nor a host name", key, value)
+	}
+	for i, h := range hosts {
+		if !validHost(h) {
+			return "", fmt.Errorf("%s: %q is neither an IP address nor a host name", key, h)
+		}
+		if slices.Contains(hosts[:i], h) {
+			return "", fmt.Errorf("%s: %q is listed twice", key, h)
+		}
+	}
+	return strings.Join(hosts, ","), nil
 }
 
 // hostLabel is one label of an RFC 1123 host name.
@@ -240,7 +263,7 @@ type Config struct {
 	DHCPDomain                 string
 	DHCPLeaseSeconds           int // -1: infinite
 	DNSDomain                  string
-	NovaMetadataHost           string
+	NovaMetadataHosts          []string // in order of preference
 	NovaMetadataPort           int
 	NovaMetadataProtocol       string
 	VendordataProviders        []string
@@ -330,7 +353,7 @@ func ParseConfig(stored, overrides map[string]string) (Config, error) {
 		DHCPDomain:                 m["dhcp_domain"],
 		DHCPLeaseSeconds:           n("dhcp_lease_duration"),
 		DNSDomain:                  m["dns_domain"],
-		NovaMetadataHost:           m["nova_metadata_host"],
+		NovaMetadataHosts:          splitList(m["nova_metadata_host"]),
 		NovaMetadataPort:           n("nova_metadata_port"),
 		NovaMetadataProtocol:       m["nova_metadata_protocol"],
 		VendordataProviders:        splitList(m["vendordata_providers"]),
