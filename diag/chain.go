@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/mdctl/mdctl/server/agent"
 	"github.com/mdctl/mdctl/store"
@@ -242,32 +243,24 @@ func (t *target) signedHeaders(rid string) map[string]string {
 }
 
 func checkAPI(ctx context.Context, o Options, t *target) Hop {
-	u, err := url.Parse(o.APIURL)
-	h := Hop{Evidence: []string{"api " + o.APIURL}}
-	if err != nil || u.Host == "" {
-		h.Detail = fmt.Sprintf("bad API URL %q", o.APIURL)
-		h.settingHint("mdctl config set nova_metadata_host HOST; mdctl config set nova_metadata_port PORT")
+	h := Hop{Evidence: []string{"api " + strings.Join(o.APIURLs, ", ")}}
+	base, host, down, bad := firstAPIUp(ctx, o.APIURLs)
+	switch {
+	case bad != "":
+		h.Detail = fmt.Sprintf("bad API URL %q", bad)
+		h.settingHint("mdctl config set nova_metadata_host HOST[,HOST…]; mdctl config set nova_metadata_port PORT")
 		return h
-	}
-	host := u.Host
-	if u.Port() == "" {
-		port := "80"
-		if u.Scheme == "https" {
-			port = "443"
-		}
-		host = net.JoinHostPort(u.Hostname(), port)
-	}
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", host)
-	if err != nil {
-		h.Detail = fmt.Sprintf("the API is not reachable at %s: %s", host, rootCause(err))
+	case base == "":
+		h.Detail = "the API is not reachable at " + strings.Join(down, "; ")
 		h.Hint = "start the API: mdctl serve (with the api component) or systemctl restart mdctl; where the agent looks: mdctl config get nova_metadata_host / nova_metadata_port"
 		return h
 	}
-	c.Close()
+	for _, d := range down {
+		h.Warnings = append(h.Warnings, "API replica down at "+d+": the agent asks the next one listed in nova_metadata_host")
+	}
+	t.apiBase = base
 	rid := requestID()
 	h.RequestIDs = []string{rid}
-	base := strings.TrimRight(o.APIURL, "/")
 	hdr, err := t.withToken(ctx, tcpClient(), base, t.signedHeaders(rid))
 	var a answer
 	if err == nil {
@@ -318,12 +311,60 @@ func checkAPI(ctx context.Context, o Options, t *target) Hop {
 	return h
 }
 
+// firstAPIUp connects to each listed API at once, as the agent would, and
+// returns the first in list order that accepts (its URL without a trailing
+// slash and its host:port), and the ones that do not ("host:port: cause"
+// each). bad is a URL that does not parse. The connects run side by side
+// so that a silent replica's wait does not eat the others' time.
+func firstAPIUp(ctx context.Context, urls []string) (base, host string, down []string, bad string) {
+	hosts := make([]string, len(urls))
+	for i, raw := range urls {
+		u, err := url.Parse(raw)
+		if err != nil || u.Host == "" {
+			return "", "", nil, raw
+		}
+		hosts[i] = u.Host
+		if u.Port() == "" {
+			port := "80"
+			if u.Scheme == "https" {
+				port = "443"
+			}
+			hosts[i] = net.JoinHostPort(u.Hostname(), port)
+		}
+	}
+	errs := make([]error, len(hosts))
+	var wg sync.WaitGroup
+	for i, hp := range hosts {
+		wg.Go(func() {
+			var d net.Dialer
+			c, err := d.DialContext(ctx, "tcp", hp)
+			if err == nil {
+				c.Close()
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		switch {
+		case err != nil:
+			down = append(down, hosts[i]+": "+rootCause(err))
+		case base == "":
+			base, host = strings.TrimRight(urls[i], "/"), hosts[i]
+		}
+	}
+	return base, host, down, ""
+}
+
 func checkMetadata(ctx context.Context, o Options, t *target) Hop {
 	h := Hop{}
 	get := func(path string) (answer, error) {
 		rid := requestID()
 		h.RequestIDs = append(h.RequestIDs, rid)
-		c, base, hdr := tcpClient(), strings.TrimRight(o.APIURL, "/"), t.signedHeaders(rid)
+		c, base, hdr := tcpClient(), t.apiBase, t.signedHeaders(rid)
+		if base == "" && len(o.APIURLs) > 0 { // no API answered the api hop
+			base = strings.TrimRight(o.APIURLs[0], "/")
+		}
 		if t.viaAgent {
 			k, v := t.scopeHeader()
 			c, base, hdr = unixClient(t.socket), "http://agent", map[string]string{"X-Forwarded-For": t.ip, k: v, "X-Request-ID": rid}

@@ -86,6 +86,9 @@ type Hop struct {
 	// table) and no evidence shows a fault; Evidence says what stands in.
 	// It neither passes nor fails, and the report is not OK.
 	NotChecked bool `json:"not_checked,omitempty"`
+	// Warnings are faults that do not fail the hop (one API replica of
+	// several down), one line each.
+	Warnings []string `json:"warnings,omitempty"`
 	// Evidence is what the check saw (routes, rules, statuses).
 	Evidence []string `json:"evidence,omitempty"`
 	// RequestIDs are the X-Request-IDs of the probes this hop sent.
@@ -179,6 +182,9 @@ func (r Report) writeHop(b *strings.Builder, s styles, h Hop) {
 	}
 	name := s.name(fmt.Sprintf("%-9s", h.Name))
 	fmt.Fprintf(b, "%s %s %s  %s\n", mark, name, s.dim(fmt.Sprintf("%7.1fms", h.MS)), detail)
+	for _, w := range h.Warnings {
+		b.WriteString("    " + s.skip("warning: "+w) + "\n")
+	}
 	switch {
 	case h.NotChecked:
 		for _, e := range h.Evidence {

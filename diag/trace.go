@@ -8,10 +8,10 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/mdctl/mdctl/server"
+	"github.com/mdctl/mdctl/server/agent"
 	"github.com/mdctl/mdctl/server/dataplane"
 	"github.com/mdctl/mdctl/store"
 )
@@ -30,9 +30,10 @@ type Options struct {
 	Overrides map[string]string
 	// Dataplane names the namespaces (segment, lab guest prefix).
 	Dataplane dataplane.Options
-	// APIURL is the metadata API's base URL; default from the settings
-	// nova_metadata_protocol://nova_metadata_host:nova_metadata_port.
-	APIURL string
+	// APIURLs are the metadata API replicas' base URLs, as the agent
+	// tries them; default from the settings (agent.DefaultAPIURLs: one
+	// nova_metadata_protocol://host:nova_metadata_port per listed host).
+	APIURLs []string
 	// Timeout bounds each check; default DefaultTimeout.
 	Timeout time.Duration
 }
@@ -41,8 +42,8 @@ func (o Options) withDefaults(cfg store.Config) Options {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}
-	if o.APIURL == "" {
-		o.APIURL = cfg.NovaMetadataProtocol + "://" + net.JoinHostPort(cfg.NovaMetadataHost, strconv.Itoa(cfg.NovaMetadataPort))
+	if len(o.APIURLs) == 0 {
+		o.APIURLs = agent.DefaultAPIURLs(cfg)
 	}
 	if o.Dataplane.GuestPrefix == "" {
 		o.Dataplane.GuestPrefix = dataplane.DefaultGuestPrefix
@@ -79,6 +80,9 @@ type target struct {
 	// set by the api hop: the direct signed call was refused, the
 	// metadata hop then reads through the agent
 	viaAgent bool
+	// set by the api hop: the first listed API that answers, which the
+	// metadata hop reads from
+	apiBase string
 }
 
 // Trace walks instanceRef's metadata path and reports every hop. It never

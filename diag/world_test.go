@@ -26,7 +26,7 @@ func serveAll(w *testworld.World) string {
 // opts are a trace's options against w's store, data plane and the API
 // at apiURL.
 func opts(w *testworld.World, apiURL string) Options {
-	return Options{Store: w.Store, DataDir: w.Dir, Dataplane: w.Dataplane, APIURL: apiURL}
+	return Options{Store: w.Store, DataDir: w.Dir, Dataplane: w.Dataplane, APIURLs: []string{apiURL}}
 }
 
 // inNS runs argv inside a namespace and fails the test when it fails.

@@ -21,7 +21,7 @@ func TestTraceProbeIsNotGuestTraffic(t *testing.T) {
 	addr, _ := w.StartServe(testworld.ServeOptions{})
 	w.LabUp()
 	waitServing(t, w.GuestNS("vm1"))
-	o := diag.Options{Store: w.Store, DataDir: w.Dir, Dataplane: w.Dataplane, APIURL: "http://" + addr}
+	o := diag.Options{Store: w.Store, DataDir: w.Dir, Dataplane: w.Dataplane, APIURLs: []string{"http://" + addr}}
 
 	before := scrape(t, w.Dir)
 	r := diag.Trace(context.Background(), o, "vm1")

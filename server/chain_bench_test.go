@@ -68,6 +68,6 @@ func inProcessChain(b *testing.B) (http.RoundTripper, string) {
 	live, bus := store.NewLive(st, nil), events.NewBus()
 	srv := api.New(api.Options{Store: st, Live: live, Logger: quiet, Events: bus})
 	ag := agent.New(agent.Options{Store: st, Live: live, Logger: quiet, Events: bus,
-		APIURL: func(store.Config) string { return "http://127.0.0.1:8775" }, APITransport: inprocess.Transport{Handler: srv.Handler()}})
+		APIURLs: func(store.Config) []string { return []string{"http://127.0.0.1:8775"} }, APITransport: inprocess.Transport{Handler: srv.Handler()}})
 	return inprocess.Transport{Handler: ag.Handler()}, r.ID
 }

@@ -207,7 +207,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 		return nil
 	})
-	var apiURL func(store.Config) string
+	var apiURLs func(store.Config) []string
 	var apiTransport http.RoundTripper
 	if has(ComponentAPI) {
 		ln, err := o.listenAPI()
@@ -218,8 +218,8 @@ func Run(ctx context.Context, o Options) error {
 			HealthcheckDisableFile: filepath.Join(o.DataDir, api.HealthcheckDisableName)})
 		// An agent in this process talks to this API wherever it listens,
 		// and through its handler rather than a loopback connection.
-		addr := "http://" + ln.Addr().String()
-		apiURL = func(store.Config) string { return addr }
+		addrs := []string{"http://" + ln.Addr().String()}
+		apiURLs = func(store.Config) []string { return addrs }
 		apiTransport = inprocess.Transport{Handler: srv.Handler()}
 		g.Go(reg.Track("api", ln.Addr().String(), func() error { return wrap("api", srv.Run(ctx, ln)) }))
 	}
@@ -228,8 +228,8 @@ func Run(ctx context.Context, o Options) error {
 	if has(ComponentAgent) {
 		ag := agent.New(agent.Options{
 			Store: o.Store, Live: live, SocketPath: socket, SocketOwner: -1, SocketGroup: -1,
-			Logger: o.Logger, // the agent names itself in its logs
-			APIURL: apiURL, APITransport: apiTransport, Events: bus,
+			Logger:  o.Logger, // the agent names itself in its logs
+			APIURLs: apiURLs, APITransport: apiTransport, Events: bus,
 		})
 		// A proxy in this process calls the agent's handler, as the agent
 		// calls the API's; the socket still serves proxies elsewhere and

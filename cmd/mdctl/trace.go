@@ -91,11 +91,11 @@ func traceRun(ctx context.Context, opts *traceOptions) error {
 		return err
 	}
 	defer st.Close()
-	apiURL, dp, serveSets, up := runningServe(ctx, opts.DataDir, opts.Dataplane)
+	apiURLs, dp, serveSets, up := runningServe(ctx, opts.DataDir, opts.Dataplane)
 	overrides, notes := withServeOverrides(serveSets, opts.Overrides)
 	o := diag.Options{
 		Store: st, DataDir: opts.DataDir, Overrides: overrides,
-		Dataplane: dp, Timeout: opts.Timeout, APIURL: apiURL,
+		Dataplane: dp, Timeout: opts.Timeout, APIURLs: apiURLs,
 	}
 	trace := func() diag.Report {
 		r := diag.Trace(ctx, o, opts.Instance)
@@ -160,29 +160,29 @@ func traceFailure(r diag.Report) error {
 
 // runningServe asks the data dir's serve where its API listens (its agent
 // uses that address whatever nova_metadata_port says, so the trace must
-// too; "" lets the settings decide) and which namespaces its data plane
+// too; none lets the settings decide) and which namespaces its data plane
 // uses (dp as given when no serve answers or it runs no data plane); up
 // says whether a serve answered at all.
-func runningServe(ctx context.Context, dataDir string, dp dataplane.Options) (apiURL string, _ dataplane.Options, overrides map[string]string, up bool) {
+func runningServe(ctx context.Context, dataDir string, dp dataplane.Options) (apiURLs []string, _ dataplane.Options, overrides map[string]string, up bool) {
 	c, err := admin.NewClient(filepath.Join(dataDir, admin.SocketName))
 	if err != nil {
-		return "", dp, nil, false
+		return nil, dp, nil, false
 	}
 	ctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
 	st, err := c.Status(ctx)
 	if err != nil {
-		return "", dp, nil, false
+		return nil, dp, nil, false
 	}
 	if n := st.Dataplane; n != nil {
 		dp.SegmentNamespace, dp.GuestPrefix, dp.HostNamespace = n.SegmentNamespace, n.GuestPrefix, n.HostNamespace
 	}
 	for _, comp := range st.Components {
 		if comp.Name == server.ComponentAPI && comp.Up && comp.Address != "" {
-			apiURL = "http://" + comp.Address
+			apiURLs = []string{"http://" + comp.Address}
 		}
 	}
-	return apiURL, dp, st.Overrides, true
+	return apiURLs, dp, st.Overrides, true
 }
 
 // withServeOverrides is the settings trace checks: the running serve's

@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/mdctl/mdctl/server/events"
@@ -30,9 +29,11 @@ const (
 	// APITimeout bounds a whole request to the API, as neutron's
 	// requests.request(timeout=60).
 	APITimeout = 60 * time.Second
-	// DialTimeout bounds connecting to the API, so an API that is down
-	// answers 503 quickly instead of after APITimeout.
-	DialTimeout = 5 * time.Second
+	// DialTimeout bounds connecting to one API, so an API that is down
+	// costs a guest little (the next listed replica is asked, or the guest
+	// gets 503) instead of APITimeout: the kernel resends a lost SYN after
+	// 1 s, so 2 s allows one loss and a second is a dead host.
+	DialTimeout = 2 * time.Second
 	// MaxBodyBytes bounds a request body. neutron reads one recv(4096) of
 	// the whole request; the largest legitimate body is the 1020-byte
 	// password POST, so 4096 bytes of body alone is comfortably above it.
@@ -59,9 +60,11 @@ type Options struct {
 	SocketOwner, SocketGroup int
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
-	// APIURL overrides the API's base URL (no trailing slash); by default
-	// it is nova_metadata_protocol://nova_metadata_host:nova_metadata_port.
-	APIURL func(store.Config) string
+	// APIURLs overrides the APIs' base URLs (no trailing slash), in order
+	// of preference; by default DefaultAPIURLs: one
+	// nova_metadata_protocol://host:nova_metadata_port per host of
+	// nova_metadata_host.
+	APIURLs func(store.Config) []string
 	// APITransport, when set, carries requests to the API instead of the
 	// network (serve sets it when the API runs in the same process).
 	APITransport http.RoundTripper
@@ -81,6 +84,7 @@ type Agent struct {
 	// (it is an answer to relay per neutron's table, as an unexpected
 	// code); the request's context bounds the exchange.
 	api     http.RoundTripper
+	apis    *replicas
 	handler http.Handler
 	m       agentMetrics
 	sigs    signer
@@ -94,8 +98,8 @@ func New(o Options) *Agent {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	if o.APIURL == nil {
-		o.APIURL = DefaultAPIURL
+	if o.APIURLs == nil {
+		o.APIURLs = DefaultAPIURLs
 	}
 	live := o.Live
 	if live == nil {
@@ -108,20 +112,16 @@ func New(o Options) *Agent {
 		lookup: newResolver(o.Store),
 		api:    cmp.Or[http.RoundTripper](o.APITransport, newTransport()),
 	}
+	a.apis = &replicas{log: a.log, healthy: a.healthcheck, now: time.Now}
 	a.handler = http.HandlerFunc(a.serve)
 	a.m = newAgentMetrics(o.Events.Metrics())
 	return a
 }
 
-// DefaultAPIURL is neutron's URL for nova: protocol://host:port.
-func DefaultAPIURL(c store.Config) string {
-	return c.NovaMetadataProtocol + "://" + net.JoinHostPort(c.NovaMetadataHost, strconv.Itoa(c.NovaMetadataPort))
-}
-
 func newTransport() *http.Transport {
 	return &http.Transport{
 		Proxy:       nil, // never an environment proxy between agent and API
-		DialContext: (&net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext: (&net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second, Control: setUserTimeout}).DialContext,
 		// The API's bytes (gzip user data included) are relayed untouched.
 		DisableCompression:    true,
 		MaxIdleConns:          4 * idleConnsPerHost,

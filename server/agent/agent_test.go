@@ -122,10 +122,10 @@ func newHarness(t *testing.T, st *testStore) *harness {
 func newHarnessURL(t *testing.T, st *testStore, api *apiRecorder, apiURL string) *harness {
 	t.Helper()
 	a := New(Options{
-		Store:  st,
-		Live:   store.NewLive(st, nil),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		APIURL: func(store.Config) string { return apiURL },
+		Store:   st,
+		Live:    store.NewLive(st, nil),
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		APIURLs: func(store.Config) []string { return []string{apiURL} },
 	})
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
@@ -417,7 +417,7 @@ func TestAPIDownIs503(t *testing.T) {
 	}
 }
 
-func TestDefaultAPIURLFromSettings(t *testing.T) {
+func TestDefaultAPIURLsFromSettings(t *testing.T) {
 	st := topology(t)
 	api := &apiRecorder{}
 	srv := httptest.NewServer(api)
@@ -435,8 +435,9 @@ func TestDefaultAPIURLFromSettings(t *testing.T) {
 	if _, _, path, _ := api.last(t); path != "/latest" {
 		t.Fatalf("path %q", path)
 	}
-	if got := DefaultAPIURL(store.Config{NovaMetadataProtocol: "https", NovaMetadataHost: "fd00::1", NovaMetadataPort: 8775}); got != "https://[fd00::1]:8775" {
-		t.Fatalf("DefaultAPIURL = %q", got)
+	c := store.Config{NovaMetadataProtocol: "https", NovaMetadataHosts: []string{"fd00::1", "api-2.example.org"}, NovaMetadataPort: 8775}
+	if got := strings.Join(DefaultAPIURLs(c), " "); got != "https://[fd00::1]:8775 https://api-2.example.org:8775" {
+		t.Fatalf("DefaultAPIURLs = %q", got)
 	}
 }
 
@@ -492,8 +493,8 @@ func TestRunOnUnixSocket(t *testing.T) {
 	st := topology(t)
 	a := New(Options{
 		Store: st, SocketPath: sock, SocketOwner: -1, SocketGroup: -1,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		APIURL: func(store.Config) string { return apiSrv.URL },
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		APIURLs: func(store.Config) []string { return []string{apiSrv.URL} },
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -9,6 +9,7 @@ type agentMetrics struct {
 	noPort, severalPorts  *events.Counter
 	unreachable, timeouts *events.Counter
 	apiErrors             *events.Counter
+	failovers             *events.Counter
 }
 
 func newAgentMetrics(m *events.Metrics) agentMetrics {
@@ -21,5 +22,6 @@ func newAgentMetrics(m *events.Metrics) agentMetrics {
 		noPort:       m.Counter(events.LookupFailures, "reason", events.ReasonNoPort),
 		severalPorts: m.Counter(events.LookupFailures, "reason", events.ReasonSeveralPorts),
 		unreachable:  api(events.KindUnreachable), timeouts: api(events.KindTimeout), apiErrors: api(events.KindError),
+		failovers: m.Counter(events.APIFailovers),
 	}
 }

@@ -56,7 +56,7 @@ func TestAPIErrorsByKind(t *testing.T) {
 			tr := newTransport()
 			tr.ResponseHeaderTimeout = 100 * time.Millisecond // stands in for APITimeout
 			a := New(Options{Store: st, Live: store.NewLive(st, nil), Events: bus, APITransport: tr,
-				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), APIURL: func(store.Config) string { return url }})
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), APIURLs: func(store.Config) []string { return []string{url} }})
 			srv := httptest.NewServer(a.Handler())
 			t.Cleanup(srv.Close)
 			h := &harness{st: st, agent: a, url: srv.URL}

@@ -115,8 +115,7 @@ func (a *Agent) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	rl.m, rl.cached = &m, cached
 
-	url := strings.TrimRight(a.opts.APIURL(snap.Config), "/") + apiPath(r.URL)
-	code := a.forward(w, r, rl, url, body, fwdHeaders{
+	code := a.forward(w, r, rl, a.opts.APIURLs(snap.Config), answerWait(snap.Config), body, fwdHeaders{
 		xff:       src.IP.String(),
 		instance:  m.InstanceID,
 		project:   m.ProjectID,
@@ -209,26 +208,24 @@ type fwdHeaders struct {
 	xff, instance, project, signature, requestID string
 }
 
-// forward sends the request to the API and relays the answer per neutron's
-// table. It returns the status written.
-func (a *Agent) forward(w http.ResponseWriter, r *http.Request, rl *reqLog, url string, body []byte, h fwdHeaders) int {
+// forward sends the request to the first of the APIs that answers and
+// relays the answer per neutron's table. It returns the status written.
+// A replica that gives no answer is left for the next at once (failover.go
+// says why resending is safe); wait bounds a replica's silence when
+// another follows it.
+func (a *Agent) forward(w http.ResponseWriter, r *http.Request, rl *reqLog, bases []string, wait time.Duration, body []byte, h fwdHeaders) int {
 	ctx, cancel := context.WithTimeout(r.Context(), APITimeout)
 	defer cancel()
-	var rd io.Reader = http.NoBody
-	if len(body) > 0 {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, r.Method, url, rd)
-	if err != nil {
-		rl.get().Error("build API request", "url", url, "err", err)
-		return plain(w, http.StatusInternalServerError, msgUnknown)
+	if len(bases) == 0 {
+		rl.get().Error("no metadata API listed: nova_metadata_host is empty")
+		return plain(w, http.StatusServiceUnavailable, msgUnavailable)
 	}
 	// A fresh header map: nothing the guest or proxy sent goes on. Names
 	// are in Go's canonical case (HTTP names are case-insensitive), which
 	// an API in this process then reads without a copy.
 	// The values share one array: one allocation instead of six.
 	v := &[6]string{h.xff, h.instance, h.project, h.signature, h.requestID, "mdctl-agent"}
-	req.Header = http.Header{
+	hdr := http.Header{
 		"X-Forwarded-For":         v[0:1:1],
 		"X-Instance-Id":           v[1:2:2],
 		"X-Tenant-Id":             v[2:3:3],
@@ -236,13 +233,64 @@ func (a *Agent) forward(w http.ResponseWriter, r *http.Request, rl *reqLog, url 
 		"X-Request-Id":            v[4:5:5],
 		"User-Agent":              v[5:6:6],
 	}
-	passTokenHeaders(req.Header, r.Header)
-	resp, err := a.api.RoundTrip(req)
-	if err != nil {
-		return a.forwardError(w, rl.get(), url, err)
+	passTokenHeaders(hdr, r.Header)
+	path, first, dead := apiPath(r.URL), a.apis.start(bases), ""
+	for k := range bases {
+		base := strings.TrimRight(bases[(first+k)%len(bases)], "/")
+		last := k == len(bases)-1
+		actx := ctx
+		var silent *time.Timer
+		if !last {
+			// A replica silent for wait is given up so that the next can
+			// answer; an answer in time keeps actx for its body.
+			var acancel context.CancelFunc
+			actx, acancel = context.WithCancel(ctx)
+			defer acancel()
+			silent = time.AfterFunc(wait, acancel)
+		}
+		resp, err := a.try(actx, r.Method, base+path, hdr, body)
+		if silent != nil && !silent.Stop() {
+			if err == nil { // the answer began as wait ran out: its body is cut off
+				resp.Body.Close()
+			}
+			err = fmt.Errorf("metadata API %s: no answer within %s", base, wait)
+		}
+		if err == nil {
+			defer resp.Body.Close()
+			if dead != "" {
+				a.apis.answered(dead, base)
+			}
+			return a.answer(w, resp, rl)
+		}
+		if last || ctx.Err() != nil {
+			return a.forwardError(w, rl.get(), base+path, err)
+		}
+		a.m.failovers.Inc()
+		rl.get().Debug("metadata API gave no answer; asking the next listed", "url", base+path, "err", err)
+		if dead == "" {
+			dead = base
+		}
 	}
-	defer resp.Body.Close()
+	panic("unreachable: the last base returns")
+}
 
+// try sends one attempt to one API.
+func (a *Agent) try(ctx context.Context, method, url string, hdr http.Header, body []byte) (*http.Response, error) {
+	var rd io.Reader = http.NoBody
+	if len(body) > 0 {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return nil, fmt.Errorf("build API request: %w", err)
+	}
+	req.Header = hdr
+	return a.api.RoundTrip(req)
+}
+
+// answer relays the API's answer per neutron's table and returns the
+// status written.
+func (a *Agent) answer(w http.ResponseWriter, resp *http.Response, rl *reqLog) int {
 	switch c := resp.StatusCode; c {
 	case http.StatusOK:
 	case http.StatusForbidden:

@@ -46,6 +46,9 @@ const (
 	// APIErrors counts agent→API exchanges that failed; label "kind"
 	// (KindUnreachable, KindTimeout, KindError).
 	APIErrors = "mdctl_agent_api_errors_total"
+	// APIFailovers counts agent→API attempts that got no answer while
+	// another listed API was left to ask, which the agent then asked.
+	APIFailovers = "mdctl_agent_api_failovers_total"
 	// DataplaneWanted and DataplaneActual are what the plan wants and
 	// what runs; label "kind" (KindNamespace, KindProxy, KindDnsmasq).
 	DataplaneWanted = "mdctl_dataplane_wanted"
@@ -88,8 +91,9 @@ var families = map[string]family{
 	LookupFailures: {help: "Guest requests answered 404 because no single port holds the source address, by reason.", labels: []string{"reason"},
 		preset: [][]string{{ReasonNoPort}, {ReasonSeveralPorts}}},
 	SignatureMismatches: {help: "API requests refused with 403 because their signature did not match."},
-	APIErrors: {help: "Agent requests to the API that got no answer, by kind.", labels: []string{"kind"},
+	APIErrors: {help: "Agent requests that no listed API answered, by kind.", labels: []string{"kind"},
 		preset: [][]string{{KindUnreachable}, {KindTimeout}, {KindError}}},
+	APIFailovers: {help: "Agent requests to an API that gave no answer, sent on at once to the next API listed in nova_metadata_host."},
 	DataplaneWanted: {help: "Data-plane objects the plan wants, by kind.", gauge: true, labels: []string{"kind"},
 		preset: [][]string{{KindNamespace}, {KindProxy}, {KindDnsmasq}}},
 	DataplaneActual: {help: "Data-plane objects that exist or run, by kind.", gauge: true, labels: []string{"kind"},
