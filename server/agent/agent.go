@@ -118,10 +118,15 @@ func New(o Options) *Agent {
 	return a
 }
 
+// apiDialer connects to an API: within DialTimeout, with TCP_USER_TIMEOUT.
+func apiDialer() *net.Dialer {
+	return &net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second, Control: setUserTimeout}
+}
+
 func newTransport() *http.Transport {
 	return &http.Transport{
 		Proxy:       nil, // never an environment proxy between agent and API
-		DialContext: (&net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second, Control: setUserTimeout}).DialContext,
+		DialContext: apiDialer().DialContext,
 		// The API's bytes (gzip user data included) are relayed untouched.
 		DisableCompression:    true,
 		MaxIdleConns:          4 * idleConnsPerHost,
