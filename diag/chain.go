@@ -256,7 +256,7 @@ func checkAPI(ctx context.Context, o Options, t *target) Hop {
 		return h
 	}
 	for _, d := range down {
-		h.Warnings = append(h.Warnings, "API replica down at "+d+": the agent asks the next one listed in nova_metadata_host")
+		h.Warnings = append(h.Warnings, "API replica down at "+d+"; the agent asks the next one listed in nova_metadata_host")
 	}
 	t.apiBase = base
 	rid := requestID()

@@ -27,7 +27,8 @@ func fixedReport() Report {
 			{Name: HopProxy, OK: true, MS: 1.1, Detail: "a proxy answers on 0.0.0.0:9697 in qrouter-r1 (HTTP 404)", RequestIDs: []string{"trace-000000000001"}},
 			{Name: HopSocket, Skipped: true, MS: 0, Detail: "not checked: example of a skipped hop", Hint: "start the agent"},
 			{Name: HopAgent, OK: true, MS: 1.5, Detail: "10.90.1.5 on router r1 resolves to this instance"},
-			{Name: HopAPI, OK: true, MS: 1.0, Detail: "the API at 127.0.0.1:8775 accepts the signed request"},
+			{Name: HopAPI, OK: true, MS: 1.0, Detail: "the API at 127.0.0.1:8775 accepts the signed request",
+				Warnings: []string{"API replica down at 10.0.0.6:8775: connection refused; the agent asks the next one listed in nova_metadata_host"}},
 			{Name: HopMetadata, OK: true, MS: 2.0, Detail: "meta_data.json uuid ok, hostname vm1.novalocal; network_data.json 1 links; user_data 30 bytes"},
 		},
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -357,6 +358,32 @@ func TestTraceAPIStopped(t *testing.T) {
 	if !r.Hop(HopAgent).OK {
 		t.Errorf("the agent resolved the port; its hop should pass: %+v", r.Hop(HopAgent))
 	}
+}
+
+// One of two listed API replicas down is a warning on the api hop, which
+// passes on the other; both down fails it, naming each.
+func TestTraceAPIReplicaDown(t *testing.T) {
+	_, o, stopAPI, _ := splitWorld(t, nil, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close() // nothing listens there now: connect is refused
+	live := strings.TrimPrefix(o.APIURLs[0], "http://")
+	o.APIURLs = []string{"http://" + dead, o.APIURLs[0]}
+	r := waitHealthy(t, o, "vm1")
+	if w := r.Hop(HopAPI).Warnings; len(w) != 1 || !strings.Contains(w[0], "API replica down at "+dead+": ") {
+		t.Fatalf("api hop warnings %q, want one naming %s", w, dead)
+	}
+	var b bytes.Buffer
+	r.WriteText(&b, false)
+	if !strings.Contains(b.String(), "\n    warning: API replica down at "+dead) {
+		t.Errorf("the text report lacks the warning:\n%s", b.String())
+	}
+	stopAPI()
+	r = trace(t, o, "vm1")
+	wantFailure(t, r, HopAPI, "not reachable at "+dead+": ", "; "+live+": ")
 }
 
 func TestTraceSecretMismatch(t *testing.T) {
