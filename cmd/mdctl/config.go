@@ -184,12 +184,14 @@ func newCmdConfigSet(f *factory, runF func(context.Context, *configOptions) erro
 		Short: "Store a setting; a bad value is refused with the allowed ones",
 		Long: `Set stores a setting; a running serve applies it within a second. Booleans
 take oslo's spellings (true/false, yes/no, on/off, 1/0), hosts an IP
-address or a host name, ports 1-65535. Flags go before KEY, so a VALUE may
+address or a host name (nova_metadata_host a comma-separated list of them:
+API replicas in order of preference), ports 1-65535. Flags go before KEY, so a VALUE may
 start with '-'.`,
 		Example: `  mdctl config set force_metadata true
   mdctl config set enable_isolated_metadata yes
   mdctl config set config_drive_format vfat
   mdctl config set nova_metadata_host 10.0.0.5
+  mdctl config set nova_metadata_host 10.0.0.5,10.0.0.6,fd00::5
   mdctl config set metadata_rate_limiting.base_query_rate_limit 50`,
 		Args:              exactArgs(2, "a setting KEY and a VALUE"),
 		ValidArgsFunction: completeSettingValue,

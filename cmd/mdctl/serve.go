@@ -66,6 +66,7 @@ back. One serve alone hosts everything, as ever. See mdctl node list.`,
 		Example: `  mdctl serve
   mdctl serve --components api --api-listen 0.0.0.0:8775
   mdctl serve --components agent,proxy --set nova_metadata_host=10.0.0.5
+  mdctl serve --components agent,proxy --set nova_metadata_host=10.0.0.5,10.0.0.6   # API replicas: the next answers when one does not
   mdctl serve --set metadata_proxy_shared_secret=node-secret
   mdctl --db postgres://mdctl@db1/mdctl serve --node net-1 --components agent,proxy
   mdctl serve --admin-listen 127.0.0.1:9100   # token in <data-dir>/admin.token; then:
