@@ -11,10 +11,10 @@ import (
 	"net"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/mdctl/mdctl/internal/testlog"
 	"github.com/mdctl/mdctl/internal/testworld"
 	"github.com/mdctl/mdctl/server"
 )
@@ -261,24 +261,6 @@ func ruleDump(t *testing.T, ns string) string {
 	return strings.Join(keep, "\n")
 }
 
-// logBuffer keeps one serve's log lines for a test to read.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestSecretMismatchPointsAtSecret: an API node (`--components api`) and a
 // network node (`--components agent,proxy --set
 // metadata_proxy_shared_secret=…`) disagree on the secret. The guest gets
@@ -288,7 +270,7 @@ func (l *logBuffer) String() string {
 func TestSecretMismatchPointsAtSecret(t *testing.T) {
 	w := testworld.New(t, testworld.RoutedTopo)
 	bin := buildMdctl(t)
-	var apiLog, nodeLog logBuffer
+	var apiLog, nodeLog testlog.Buffer
 	w.Log = slog.New(slog.NewTextHandler(&apiLog, nil))
 	apiAddr, _ := w.StartServe(testworld.ServeOptions{Dir: t.TempDir(), Components: []string{server.ComponentAPI}})
 	w.Set("nova_metadata_port", testworld.Port(apiAddr)) // for the tracer
@@ -311,7 +293,7 @@ func TestSecretMismatchPointsAtSecret(t *testing.T) {
 	}
 	for _, l := range []struct {
 		node string
-		log  *logBuffer
+		log  *testlog.Buffer
 		want string
 	}{
 		{"API node", &apiLog, "does not match the expected signature"},

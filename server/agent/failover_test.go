@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
@@ -16,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/mdctl/mdctl/internal/testlog"
 	"github.com/mdctl/mdctl/server/events"
 	"github.com/mdctl/mdctl/store"
 )
@@ -67,41 +67,17 @@ func silentURL(t *testing.T) string {
 	return "http://" + addr
 }
 
-// logBuffer is a slog text sink safe for the agent's goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) lines(has string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, ln := range strings.Split(l.b.String(), "\n") {
-		if strings.Contains(ln, has) {
-			out = append(out, ln)
-		}
-	}
-	return out
-}
-
 // replicaHarness is an agent whose nova_metadata_host lists urls.
 type replicaHarness struct {
 	*harness
 	bus  *events.Bus
-	logs *logBuffer
+	logs *testlog.Buffer
 }
 
 func newReplicaHarness(t *testing.T, urls ...string) *replicaHarness {
 	t.Helper()
 	st := topology(t)
-	bus, logs := events.NewBus(), &logBuffer{}
+	bus, logs := events.NewBus(), &testlog.Buffer{}
 	a := New(Options{Store: st, Live: store.NewLive(st, nil), Events: bus,
 		Logger:  slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		APIURLs: func(store.Config) []string { return urls }})
@@ -165,7 +141,7 @@ func TestFailoverToNextReplica(t *testing.T) {
 			if n := h.failovers(); n != 1 {
 				t.Errorf("%s = %d, want 1: only the first request should try the dead replica", events.APIFailovers, n)
 			}
-			warns := h.logs.lines("level=WARN")
+			warns := h.logs.Lines("level=WARN")
 			if len(warns) != 1 || !strings.Contains(warns[0], "down="+dead) || !strings.Contains(warns[0], "using="+goodSrv.URL) {
 				t.Errorf("want one WARN naming %s down and %s used; got %q", dead, goodSrv.URL, warns)
 			}
@@ -193,7 +169,7 @@ func TestAllReplicasDown(t *testing.T) {
 	if n := h.bus.Metrics().Counter(events.APIErrors, "kind", events.KindUnreachable).Value(); n != 1 {
 		t.Errorf("unreachable = %d, want 1", n)
 	}
-	if w := h.logs.lines("no answer; the agent uses"); len(w) != 0 {
+	if w := h.logs.Lines("no answer; the agent uses"); len(w) != 0 {
 		t.Errorf("logged a change of API though none answered: %q", w)
 	}
 }
@@ -225,7 +201,7 @@ func TestFailoverWrapsAround(t *testing.T) {
 	if r := h.do(t, "GET", "/latest", router("rA", "10.90.1.5"), nil); r.code != 200 || first.count() != 1 {
 		t.Fatalf("got %d; the first replica saw %d requests", r.code, first.count())
 	}
-	if w := h.logs.lines("level=WARN"); len(w) != 2 || !strings.Contains(w[1], "using="+firstURL) {
+	if w := h.logs.Lines("level=WARN"); len(w) != 2 || !strings.Contains(w[1], "using="+firstURL) {
 		t.Errorf("want a second WARN naming %s used; got %q", firstURL, w)
 	}
 }
@@ -238,7 +214,7 @@ func TestFailback(t *testing.T) {
 	var mu sync.Mutex
 	up := false
 	checked := make(chan string, 8)
-	p := &replicas{log: slog.New(slog.NewTextHandler(&logBuffer{}, nil)), now: func() time.Time { mu.Lock(); defer mu.Unlock(); return now },
+	p := &replicas{log: slog.New(slog.NewTextHandler(&testlog.Buffer{}, nil)), now: func() time.Time { mu.Lock(); defer mu.Unlock(); return now },
 		healthy: func(_ context.Context, base string) bool {
 			mu.Lock()
 			defer mu.Unlock()

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/mdctl/mdctl/internal/testlog"
 	"github.com/mdctl/mdctl/store"
 )
 
@@ -40,24 +40,6 @@ func (c *countingStore) InstanceView(ctx context.Context, ref string) (store.Ins
 func (c *countingStore) ListPorts(ctx context.Context, f store.PortFilter) ([]store.Port, error) {
 	c.ports.Add(1)
 	return c.SQLite.ListPorts(ctx, f)
-}
-
-// lockedBuffer collects logs from concurrent handlers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // clock is a settable Now.
@@ -82,7 +64,7 @@ type env struct {
 	t       testing.TB
 	st      *countingStore
 	srv     *Server
-	logs    *lockedBuffer
+	logs    *testlog.Buffer
 	clock   *clock
 	project store.Project
 	network store.Network
@@ -102,7 +84,7 @@ func newEnv(t testing.TB, settings map[string]string) *env {
 	}
 	t.Cleanup(func() { _ = sq.Close() })
 	ctx := context.Background()
-	e := &env{t: t, st: &countingStore{SQLite: sq}, logs: &lockedBuffer{}, nextIP: 10,
+	e := &env{t: t, st: &countingStore{SQLite: sq}, logs: &testlog.Buffer{}, nextIP: 10,
 		clock: &clock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}}
 	base := map[string]string{"metadata_proxy_shared_secret": testSecret}
 	for k, v := range settings {

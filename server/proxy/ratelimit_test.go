@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdctl/mdctl/internal/testlog"
 	"github.com/mdctl/mdctl/server/events"
 	"github.com/mdctl/mdctl/store"
 )
@@ -198,7 +199,7 @@ func TestRateCounterSlides(t *testing.T) {
 func TestRefusalsCountedLogThrottled(t *testing.T) {
 	db := openStore(t, map[string]string{kEnabled: "true", kBurstMax: "1", kBaseMax: "1", kBaseWin: "600"})
 	agent := newFakeAgent(t)
-	var logs syncBuffer
+	var logs testlog.Buffer
 	bus := events.NewBus()
 	p := New(Options{AgentSocket: agent.sock, Live: store.NewLive(db, nil), Events: bus,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
@@ -216,7 +217,7 @@ func TestRefusalsCountedLogThrottled(t *testing.T) {
 	if got := counter.Value(); got != 50 {
 		t.Errorf("counter %d, want 50 refusals", got)
 	}
-	lines := logs.lines(`msg="rate limited (429)"`)
+	lines := logs.Lines(`msg="rate limited (429)"`)
 	if len(lines) != refusalLogBurst+1 {
 		t.Errorf("%d log lines for 50 refusals over two windows, want %d:\n%s", len(lines), refusalLogBurst+1, strings.Join(lines, "\n"))
 	}

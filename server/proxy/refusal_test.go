@@ -1,45 +1,20 @@
 package proxy
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/mdctl/mdctl/internal/testlog"
 	"github.com/mdctl/mdctl/server/events"
 )
 
-// syncBuffer is a log sink tests read while the proxy writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) lines(substr string) []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []string
-	for _, l := range strings.Split(b.buf.String(), "\n") {
-		if strings.Contains(l, substr) {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 // infoLogger logs at info level and above into a buffer: what an
 // operator's default log keeps.
-func infoLogger() (*slog.Logger, *syncBuffer) {
-	b := &syncBuffer{}
+func infoLogger() (*slog.Logger, *testlog.Buffer) {
+	b := &testlog.Buffer{}
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelInfo})), b
 }
 
@@ -86,7 +61,7 @@ func TestRefusalLeavesTrace(t *testing.T) {
 				e.Mode != events.ModeDHCP || e.Namespace != id.Namespace || e.Method != tc.method || e.Path != tc.target || e.RequestID == "" {
 				t.Errorf("event %+v", e)
 			}
-			warned := logs.lines(`msg="request refused"`)
+			warned := logs.Lines(`msg="request refused"`)
 			if len(warned) != i+1 {
 				t.Fatalf("%d refusal lines, want %d: %q", len(warned), i+1, warned)
 			}
@@ -120,12 +95,12 @@ func TestRefusalLogRateLimited(t *testing.T) {
 			t.Fatalf("status %d, want 400", code)
 		}
 	}
-	if n := len(logs.lines(`msg="request refused"`)); n != refusalLogBurst {
+	if n := len(logs.Lines(`msg="request refused"`)); n != refusalLogBurst {
 		t.Fatalf("%d lines for %d refusals, want %d", n, flood, refusalLogBurst)
 	}
 	clk.add(refusalLogWindow)
 	rawGet(t, addr, "GET / HTTP/1.10\r\nHost: x\r\n\r\n")
-	lines := logs.lines(`msg="request refused"`)
+	lines := logs.Lines(`msg="request refused"`)
 	if len(lines) != refusalLogBurst+1 || !strings.Contains(lines[len(lines)-1], "suppressed=5") {
 		t.Fatalf("after the window: %q, want one more line with suppressed=5", lines[refusalLogBurst:])
 	}
