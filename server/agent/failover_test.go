@@ -319,3 +319,35 @@ func TestAnswerWait(t *testing.T) {
 		t.Fatalf("with two dynamic targets = %v, want %v", got, want)
 	}
 }
+
+// The failback check is the API's /healthcheck over the agent's own
+// transport: 200 is healthy; 503 (drained by its healthcheck_disable
+// file), a refused connect or another path's answer are not.
+func TestHealthcheckProbe(t *testing.T) {
+	code := http.StatusOK
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.URL.Path != "/healthcheck" {
+			http.NotFound(w, r)
+			return
+		}
+		w.WriteHeader(code)
+	}))
+	t.Cleanup(srv.Close)
+	h := newReplicaHarness(t, srv.URL)
+	ctx := context.Background()
+	if !h.agent.healthcheck(ctx, srv.URL) {
+		t.Error("200 from /healthcheck is not healthy")
+	}
+	mu.Lock()
+	code = http.StatusServiceUnavailable
+	mu.Unlock()
+	if h.agent.healthcheck(ctx, srv.URL) {
+		t.Error("503 from /healthcheck is healthy")
+	}
+	if h.agent.healthcheck(ctx, refusedURL(t)) {
+		t.Error("a refused connect is healthy")
+	}
+}
