@@ -220,20 +220,7 @@ func (a *Agent) forward(w http.ResponseWriter, r *http.Request, rl *reqLog, base
 		rl.get().Error("no metadata API listed: nova_metadata_host is empty")
 		return plain(w, http.StatusServiceUnavailable, msgUnavailable)
 	}
-	// A fresh header map: nothing the guest or proxy sent goes on. Names
-	// are in Go's canonical case (HTTP names are case-insensitive), which
-	// an API in this process then reads without a copy.
-	// The values share one array: one allocation instead of six.
-	v := &[6]string{h.xff, h.instance, h.project, h.signature, h.requestID, "mdctl-agent"}
-	hdr := http.Header{
-		"X-Forwarded-For":         v[0:1:1],
-		"X-Instance-Id":           v[1:2:2],
-		"X-Tenant-Id":             v[2:3:3],
-		"X-Instance-Id-Signature": v[3:4:4],
-		"X-Request-Id":            v[4:5:5],
-		"User-Agent":              v[5:6:6],
-	}
-	passTokenHeaders(hdr, r.Header)
+	hdr := apiHeaders(h, r.Header)
 	path, first, dead := apiPath(r.URL), a.apis.start(bases), ""
 	for k := range bases {
 		base := strings.TrimRight(bases[(first+k)%len(bases)], "/")
@@ -272,6 +259,25 @@ func (a *Agent) forward(w http.ResponseWriter, r *http.Request, rl *reqLog, base
 		}
 	}
 	panic("unreachable: the last base returns")
+}
+
+// apiHeaders are the only headers the API receives: a fresh map, so that
+// nothing the guest or proxy sent goes on but the session-token headers.
+// Names are in Go's canonical case (HTTP names are case-insensitive),
+// which an API in this process then reads without a copy. The values
+// share one array: one allocation instead of six.
+func apiHeaders(h fwdHeaders, from http.Header) http.Header {
+	v := &[6]string{h.xff, h.instance, h.project, h.signature, h.requestID, "mdctl-agent"}
+	hdr := http.Header{
+		"X-Forwarded-For":         v[0:1:1],
+		"X-Instance-Id":           v[1:2:2],
+		"X-Tenant-Id":             v[2:3:3],
+		"X-Instance-Id-Signature": v[3:4:4],
+		"X-Request-Id":            v[4:5:5],
+		"User-Agent":              v[5:6:6],
+	}
+	passTokenHeaders(hdr, from)
+	return hdr
 }
 
 // try sends one attempt to one API.
