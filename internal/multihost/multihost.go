@@ -270,7 +270,7 @@ func (h *Host) enter() ([]string, error) {
 }
 
 // Run runs argv on the host, killed after timeout, and returns its
-// combined output.
+// standard output; a failure's error holds its standard error.
 func (h *Host) Run(timeout time.Duration, argv ...string) (string, error) {
 	prefix, err := h.enter()
 	if err != nil {
@@ -279,11 +279,13 @@ func (h *Host) Run(timeout time.Duration, argv ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	full := append(prefix, argv...)
-	out, err := exec.CommandContext(ctx, full[0], full[1:]...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("on %s: %s: %w", h.Name, strings.Join(argv, " "), err)
+	cmd := exec.CommandContext(ctx, full[0], full[1:]...)
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("on %s: %s: %w: %s", h.Name, strings.Join(argv, " "), err, stderr.Bytes())
 	}
-	return string(out), nil
+	return out.String(), nil
 }
 
 // Namespaces lists the host's own named network namespaces (its
@@ -291,7 +293,7 @@ func (h *Host) Run(timeout time.Duration, argv ...string) (string, error) {
 func (h *Host) Namespaces() ([]string, error) {
 	out, err := h.Run(10*time.Second, "ls", "-1", dataplane.NetnsDir)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s", err, out)
+		return nil, err
 	}
 	return strings.Fields(out), nil
 }

@@ -25,14 +25,14 @@ func TestHostsAreMachines(t *testing.T) {
 	c := New(t, []string{"node-a", "node-b"}, "br-x")
 	a, b := c.Hosts[0], c.Hosts[1]
 
-	if out, err := a.Run(10*time.Second, "ip", "netns", "add", "qrouter-same"); err != nil {
-		t.Fatalf("%v: %s", err, out)
+	if _, err := a.Run(10*time.Second, "ip", "netns", "add", "qrouter-same"); err != nil {
+		t.Fatal(err)
 	}
-	if out, err := b.Run(10*time.Second, "ip", "netns", "add", "qrouter-same"); err != nil {
-		t.Fatalf("a namespace of the same name on a second host: %v: %s", err, out)
+	if _, err := b.Run(10*time.Second, "ip", "netns", "add", "qrouter-same"); err != nil {
+		t.Fatalf("a namespace of the same name on a second host: %v", err)
 	}
-	if out, err := a.Run(10*time.Second, "ip", "netns", "add", "only-on-a"); err != nil {
-		t.Fatalf("%v: %s", err, out)
+	if _, err := a.Run(10*time.Second, "ip", "netns", "add", "only-on-a"); err != nil {
+		t.Fatal(err)
 	}
 	for h, want := range map[*Host][]string{a: {"only-on-a", "qrouter-same"}, b: {"qrouter-same"}} {
 		got, err := h.Namespaces()
@@ -52,8 +52,8 @@ func TestHostsAreMachines(t *testing.T) {
 	// Addresses on each host's segment bridge, as a router's port would
 	// have, and a guest on the wire.
 	for i, h := range c.Hosts {
-		if out, err := h.Run(10*time.Second, "ip", "addr", "add", fmt.Sprintf("10.90.99.%d/24", i+1), "dev", "br-x"); err != nil {
-			t.Fatalf("%v: %s", err, out)
+		if _, err := h.Run(10*time.Second, "ip", "addr", "add", fmt.Sprintf("10.90.99.%d/24", i+1), "dev", "br-x"); err != nil {
+			t.Fatal(err)
 		}
 	}
 	guest := c.Guest("br-x", "fa:16:3e:00:00:09")
