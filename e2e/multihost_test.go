@@ -16,7 +16,6 @@ import (
 	"github.com/mdctl/mdctl/internal/testworld"
 	"github.com/mdctl/mdctl/server/dataplane"
 	"github.com/mdctl/mdctl/store"
-	"github.com/mdctl/mdctl/store/topology"
 )
 
 // Three network nodes, each a simulated machine (internal/multihost: its
@@ -90,20 +89,8 @@ func newThreeHostWorld(t *testing.T) *threeHostWorld {
 		h.Start(w.bin, "--data-dir", t.TempDir(), "--db", w.url,
 			"serve", "--node", h.Name, "--components", "api,agent,proxy", "--api-listen", "0.0.0.0:8775")
 	}
-	testworld.WaitFor(t, 30*time.Second, "three nodes registered", func() error {
-		nodes, err := st.ListNodes(ctx)
-		if err != nil || len(nodes) != 3 {
-			return fmt.Errorf("nodes %+v, %v", nodes, err)
-		}
-		return nil
-	})
-	top, err := topology.Parse([]byte(threeHostTopo), "topology.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := topology.Apply(ctx, st, top); err != nil {
-		t.Fatal(err)
-	}
+	waitNodes(t, st, len(threeHosts))
+	applyTopology(t, st, threeHostTopo)
 	for i := 1; i <= 3; i++ {
 		r, vm := fmt.Sprintf("r%d", i), fmt.Sprintf("vm%d", i)
 		w.router[w.routerID(r)] = r

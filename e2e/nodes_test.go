@@ -61,6 +61,30 @@ func newNodeDir(t *testing.T, name string) nodeDir {
 	return nodeDir{name: name, dir: dir, dp: dp}
 }
 
+// waitNodes waits until n nodes have registered in st.
+func waitNodes(t *testing.T, st store.Store, n int) {
+	t.Helper()
+	testworld.WaitFor(t, 30*time.Second, fmt.Sprintf("%d nodes registered", n), func() error {
+		nodes, err := st.ListNodes(context.Background())
+		if err != nil || len(nodes) != n {
+			return fmt.Errorf("nodes %+v, %v", nodes, err)
+		}
+		return nil
+	})
+}
+
+// applyTopology applies topology YAML to st.
+func applyTopology(t *testing.T, st store.Store, yaml string) {
+	t.Helper()
+	top, err := topology.Parse([]byte(yaml), "topology.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := topology.Apply(context.Background(), st, top); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // owner is the owner mark on a namespace's lo ("" when the namespace is
 // not there): which data dir's mdctl built it.
 func owner(ns string) string {
@@ -179,23 +203,11 @@ func TestTwoNodesShareAndFailOver(t *testing.T) {
 	}
 	pa := start(a)
 	start(b)
-	testworld.WaitFor(t, 30*time.Second, "both nodes registered", func() error {
-		ns, err := st.ListNodes(ctx)
-		if err != nil || len(ns) != 2 {
-			return fmt.Errorf("nodes %+v, %v", ns, err)
-		}
-		return nil
-	})
+	waitNodes(t, st, 2)
 
 	// Records made while both are up are spread: one router and one DHCP
 	// network each, each built by its host alone.
-	top, err := topology.Parse([]byte(twoNodeTopo), "topology.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := topology.Apply(ctx, st, top); err != nil {
-		t.Fatal(err)
-	}
+	applyTopology(t, st, twoNodeTopo)
 	hosts := builtBy(t, st, nodes, "each node builds its share", func(h map[string][]string) error {
 		// Which router goes where follows their ids (random): only the
 		// share is the scheduler's promise.
