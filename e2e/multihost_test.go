@@ -44,17 +44,22 @@ instances:
   - {name: vm3, project: demo, network: net3, ip: 10.90.73.10, host: compute-1}
 `
 
+// tenant is one of the three: a router, its network, and the VM on it.
+type tenant struct {
+	router, network, vm string // names
+	routerID, networkID string
+	guest               string // the VM's namespace
+}
+
 // threeHostWorld is the running simulation.
 type threeHostWorld struct {
-	t      *testing.T
-	bin    string
-	url    string
-	st     store.Store
-	c      *multihost.Cluster
-	host   map[string]*multihost.Host // by node name
-	guest  map[string]string          // guest namespace by router name
-	vm     map[string]string          // instance name by router name
-	router map[string]string          // router name by id
+	t       *testing.T
+	bin     string
+	url     string
+	st      store.Store
+	c       *multihost.Cluster
+	host    map[string]*multihost.Host // by node name
+	tenants []tenant
 }
 
 // nodeEntry is a node as `node list -o json` prints it.
@@ -67,12 +72,11 @@ type nodeEntry struct {
 
 // newThreeHostWorld boots the three nodes with a serve each, applies the
 // topology once all three are registered (so the scheduler spreads it),
-// and gives each VM its DHCP lease from whichever node serves its network.
+// and puts each VM on its network's wire.
 func newThreeHostWorld(t *testing.T) *threeHostWorld {
 	t.Helper()
 	testworld.RequireRoot(t)
-	w := &threeHostWorld{t: t, url: pgtest.Start(t).NewDB(t), bin: buildMdctl(t),
-		host: map[string]*multihost.Host{}, guest: map[string]string{}, vm: map[string]string{}, router: map[string]string{}}
+	w := &threeHostWorld{t: t, url: pgtest.Start(t).NewDB(t), bin: buildMdctl(t), host: map[string]*multihost.Host{}}
 	st, err := store.Open("", w.url)
 	if err != nil {
 		t.Fatal(err)
@@ -92,29 +96,28 @@ func newThreeHostWorld(t *testing.T) *threeHostWorld {
 	waitNodes(t, st, len(threeHosts))
 	applyTopology(t, st, threeHostTopo)
 	for i := 1; i <= 3; i++ {
-		r, vm := fmt.Sprintf("r%d", i), fmt.Sprintf("vm%d", i)
-		w.router[w.routerID(r)] = r
-		w.vm[r] = vm
-		in, err := st.GetInstance(ctx, vm)
+		tn := tenant{router: fmt.Sprintf("r%d", i), network: fmt.Sprintf("net%d", i), vm: fmt.Sprintf("vm%d", i)}
+		r, err := st.GetRouter(ctx, tn.router)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := st.GetNetwork(ctx, tn.network)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := st.GetInstance(ctx, tn.vm)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ports, err := st.ListPorts(ctx, store.PortFilter{DeviceIDs: []string{in.ID}})
 		if err != nil || len(ports) != 1 {
-			t.Fatalf("%s's ports: %v %v", vm, ports, err)
+			t.Fatalf("%s's ports: %v %v", tn.vm, ports, err)
 		}
-		w.guest[r] = w.c.Guest(fmt.Sprintf("br-net%d", i), ports[0].MACAddress)
+		tn.routerID, tn.networkID = r.ID, n.ID
+		tn.guest = w.c.Guest(n.Bridge, ports[0].MACAddress)
+		w.tenants = append(w.tenants, tn)
 	}
 	return w
-}
-
-func (w *threeHostWorld) routerID(name string) string {
-	w.t.Helper()
-	r, err := w.st.GetRouter(context.Background(), name)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	return r.ID
 }
 
 // nodes is `mdctl node list -o json`, run on host on.
@@ -130,12 +133,16 @@ func (w *threeHostWorld) nodes(on *multihost.Host) ([]nodeEntry, error) {
 	return list, nil
 }
 
-// routersOn is which node's router names, as node list on host on says,
-// once every live node's namespaces hold its routers' (and only those),
-// and the machine's /run/netns none of them.
-func (w *threeHostWorld) routersOn(on *multihost.Host, what string, want func([]nodeEntry) error) map[string]string {
+// placement is where each tenant's router and DHCP network are, by node
+// name, in the tenants' order.
+type placement struct{ router, network []string }
+
+// placed waits until node list on host on satisfies want and every live
+// node's /run/netns holds the qrouter and qdhcp namespaces of what it
+// hosts, and only those, and returns where things are.
+func (w *threeHostWorld) placed(on *multihost.Host, what string, want func([]nodeEntry) error) placement {
 	w.t.Helper()
-	where := map[string]string{}
+	var p placement
 	testworld.WaitFor(w.t, 30*time.Second, what, func() error {
 		list, err := w.nodes(on)
 		if err != nil {
@@ -144,10 +151,15 @@ func (w *threeHostWorld) routersOn(on *multihost.Host, what string, want func([]
 		if err := want(list); err != nil {
 			return fmt.Errorf("%w; node list: %+v", err, list)
 		}
-		clear(where)
+		p = placement{router: make([]string, len(w.tenants)), network: make([]string, len(w.tenants))}
 		for _, n := range list {
-			for _, id := range n.Routers {
-				where[w.router[id]] = n.Name
+			for i, tn := range w.tenants {
+				if slices.Contains(n.Routers, tn.routerID) {
+					p.router[i] = n.Name
+				}
+				if slices.Contains(n.Networks, tn.networkID) {
+					p.network[i] = n.Name
+				}
 			}
 			if !n.Alive {
 				continue
@@ -158,23 +170,28 @@ func (w *threeHostWorld) routersOn(on *multihost.Host, what string, want func([]
 		}
 		return nil
 	})
-	return where
+	return p
 }
 
 // builtOnlyThere: node n's /run/netns holds the qrouter namespace of each
-// router bound to it and of no other; none is in the machine's.
+// router bound to it and the qdhcp namespace of each network, and of no
+// other; none is in the machine's /run/netns.
 func (w *threeHostWorld) builtOnlyThere(n nodeEntry) error {
 	names, err := w.host[n.Name].Namespaces()
 	if err != nil {
 		return err
 	}
-	for id := range w.router {
-		ns := dataplane.RouterNamespace(id)
-		if got, want := slices.Contains(names, ns), slices.Contains(n.Routers, id); got != want {
-			return fmt.Errorf("%s has %s: %v, but it hosts %v", n.Name, ns, got, n.Routers)
-		}
-		if _, err := os.Stat(filepath.Join(dataplane.NetnsDir, ns)); err == nil {
-			return fmt.Errorf("%s is in the machine's %s: a node's namespaces leaked", ns, dataplane.NetnsDir)
+	for _, tn := range w.tenants {
+		for ns, hosted := range map[string]bool{
+			dataplane.RouterNamespace(tn.routerID): slices.Contains(n.Routers, tn.routerID),
+			dataplane.DHCPNamespace(tn.networkID):  slices.Contains(n.Networks, tn.networkID),
+		} {
+			if got := slices.Contains(names, ns); got != hosted {
+				return fmt.Errorf("%s has %s: %v, but it hosts routers %v and networks %v", n.Name, ns, got, n.Routers, n.Networks)
+			}
+			if _, err := os.Stat(filepath.Join(dataplane.NetnsDir, ns)); err == nil {
+				return fmt.Errorf("%s is in the machine's %s: a node's namespaces leaked", ns, dataplane.NetnsDir)
+			}
 		}
 	}
 	return nil
@@ -200,18 +217,20 @@ func metaData(guest string) (map[string]any, error) {
 	return md, nil
 }
 
-// servedAs polls the guest of router r until its metadata says ok, and
-// returns how long that took; the test fails after timeout.
-func (w *threeHostWorld) servedAs(r string, timeout time.Duration, what string, ok func(md map[string]any) error) time.Duration {
+// servedAs polls tenant i's VM until its metadata is its own and ok
+// accepts it, and returns how long that took; the test fails after
+// timeout.
+func (w *threeHostWorld) servedAs(i int, timeout time.Duration, what string, ok func(md map[string]any) error) time.Duration {
 	w.t.Helper()
+	tn := w.tenants[i]
 	start := time.Now()
 	testworld.WaitFor(w.t, timeout, what, func() error {
-		md, err := metaData(w.guest[r])
+		md, err := metaData(tn.guest)
 		if err != nil {
 			return err
 		}
-		if md["name"] != w.vm[r] {
-			return fmt.Errorf("%s's guest read name %v, want %s", r, md["name"], w.vm[r])
+		if md["name"] != tn.vm {
+			return fmt.Errorf("%s read name %v", tn.vm, md["name"])
 		}
 		return ok(md)
 	})
@@ -220,22 +239,44 @@ func (w *threeHostWorld) servedAs(r string, timeout time.Duration, what string, 
 
 func anyMetadata(map[string]any) error { return nil }
 
+// hostnameIs accepts metadata whose hostname is want.
+func hostnameIs(want string) func(map[string]any) error {
+	return func(md map[string]any) error {
+		if md["hostname"] != want {
+			return fmt.Errorf("hostname %v, want %s", md["hostname"], want)
+		}
+		return nil
+	}
+}
+
+// crawlAs runs cloud-init's OpenStack reader in tenant i's VM and checks
+// it read that VM's name and hostname.
+func (w *threeHostWorld) crawlAs(t *testing.T, i int, hostname, how string) {
+	t.Helper()
+	tn := w.tenants[i]
+	if c := testworld.RunCrawl(t, tn.guest, "openstack"); c.Name != tn.vm || c.Hostname != hostname {
+		t.Errorf("%s cloud-init read name %q hostname %q, want %s %s", how, c.Name, c.Hostname, tn.vm, hostname)
+	}
+}
+
 // TestThreeHostsScheduleAndFailOver: three nodes on one PostgreSQL share
-// the routers and networks, one each, and build them in their own
-// namespaces; a VM on a router hosted by node-a reads its own metadata
-// with cloud-init's reader through route → node-a's qrouter namespace →
-// REDIRECT → proxy → agent → API. A setting changed with mdctl config set
-// on node-c changes what VMs served by node-a and node-b read. node-a's
-// machine dies (kill -9 of everything on it, its namespaces and links
-// gone): once agent_down_time (3 s) passes, its router is on node-b or
-// node-c and its VM is served again.
+// the routers and DHCP networks, one of each apiece, and build them in
+// their own namespaces; VMs lease their addresses from whichever node
+// serves their network, and the VM on node-a's router reads its own
+// metadata with cloud-init's reader through route → node-a's qrouter
+// namespace → REDIRECT → proxy → agent → API. A setting changed with
+// mdctl config set on node-c changes what VMs served by node-a and node-b
+// read. node-a's machine dies (every process on it killed, its namespaces
+// and links gone): once agent_down_time (3 s) passes, its router and
+// network are on node-b or node-c, its router's VM is served again and a
+// VM on its network gets a new lease.
 func TestThreeHostsScheduleAndFailOver(t *testing.T) {
 	w := newThreeHostWorld(t)
 	a, b, c := w.host["node-a"], w.host["node-b"], w.host["node-c"]
 
-	var where map[string]string // router name → node name
+	var at placement
 	if !t.Run("share", func(t *testing.T) {
-		where = w.routersOn(c, "each node hosts one router and one network, built in its own /run/netns", func(list []nodeEntry) error {
+		at = w.placed(c, "each node hosts one router and one network, built in its own /run/netns", func(list []nodeEntry) error {
 			for _, n := range list {
 				if !n.Alive || len(n.Routers) != 1 || len(n.Networks) != 1 {
 					return fmt.Errorf("%s (alive %v) hosts routers %v and networks %v, want one of each", n.Name, n.Alive, n.Routers, n.Networks)
@@ -243,20 +284,15 @@ func TestThreeHostsScheduleAndFailOver(t *testing.T) {
 			}
 			return nil
 		})
-		t.Logf("routers: %v", where)
-		for r, g := range w.guest {
-			if err := w.c.Lease(g, 30*time.Second); err != nil {
-				t.Fatalf("%s's VM: no DHCP lease over the fabric: %v", r, err)
+		t.Logf("routers on %v, networks on %v", at.router, at.network)
+		for i, tn := range w.tenants {
+			if err := w.c.Lease(tn.guest, 30*time.Second); err != nil {
+				t.Fatalf("%s: no DHCP lease over the fabric from %s: %v", tn.vm, at.network[i], err)
 			}
+			w.servedAs(i, 20*time.Second, tn.vm+" served by "+at.router[i], anyMetadata)
 		}
-		for r := range w.guest {
-			w.servedAs(r, 20*time.Second, r+"'s VM served by "+where[r], anyMetadata)
-		}
-		onA := routerOf(where, "node-a")
-		crawl := testworld.RunCrawl(t, w.guest[onA], "openstack")
-		if crawl.Name != w.vm[onA] || crawl.Hostname != w.vm[onA]+".novalocal" {
-			t.Errorf("cloud-init read name %q hostname %q through node-a's %s, want %s", crawl.Name, crawl.Hostname, onA, w.vm[onA])
-		}
+		i := slices.Index(at.router, "node-a")
+		w.crawlAs(t, i, w.tenants[i].vm+".novalocal", "through node-a's "+w.tenants[i].router)
 	}) {
 		return
 	}
@@ -267,24 +303,20 @@ func TestThreeHostsScheduleAndFailOver(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, node := range []*multihost.Host{a, b} {
-			r := routerOf(where, node.Name)
-			w.servedAs(r, 20*time.Second, "dhcp_domain set on node-c seen through "+node.Name, func(md map[string]any) error {
-				if want := w.vm[r] + ".sim.test"; md["hostname"] != want {
-					return fmt.Errorf("hostname %v, want %s", md["hostname"], want)
-				}
-				return nil
-			})
-			t.Logf("config set on node-c: %s's VM served by %s read the new hostname %v after", w.vm[r], node.Name, time.Since(set).Round(time.Millisecond))
+			i := slices.Index(at.router, node.Name)
+			vm := w.tenants[i].vm
+			w.servedAs(i, 20*time.Second, "dhcp_domain set on node-c, seen through "+node.Name, hostnameIs(vm+".sim.test"))
+			t.Logf("config set on node-c: %s, served by %s, read the new hostname %v after", vm, node.Name, time.Since(set).Round(time.Millisecond))
 		}
 	}) {
 		return
 	}
 
 	t.Run("node-a dies", func(t *testing.T) {
-		r := routerOf(where, "node-a")
+		r, n := slices.Index(at.router, "node-a"), slices.Index(at.network, "node-a")
 		killed := time.Now()
 		a.Kill()
-		moved := w.routersOn(b, r+" moves off the dead node-a", func(list []nodeEntry) error {
+		moved := w.placed(b, "node-a's router and network move to live nodes", func(list []nodeEntry) error {
 			for _, n := range list {
 				if n.Name == "node-a" && (n.Alive || len(n.Routers) > 0 || len(n.Networks) > 0) {
 					return fmt.Errorf("node-a alive %v, hosting %v and %v", n.Alive, n.Routers, n.Networks)
@@ -292,30 +324,24 @@ func TestThreeHostsScheduleAndFailOver(t *testing.T) {
 			}
 			return nil
 		})
-		t.Logf("kill -9 of node-a: %s bound to %s after %v", r, moved[r], time.Since(killed).Round(time.Millisecond))
-		if moved[r] != "node-b" && moved[r] != "node-c" {
-			t.Fatalf("%s on %q after node-a died", r, moved[r])
-		}
-		w.servedAs(r, 30*time.Second, w.vm[r]+" served again after node-a died", anyMetadata)
-		t.Logf("kill -9 of node-a: %s served again (through %s) after %v (agent_down_time 3s)", w.vm[r], moved[r], time.Since(killed).Round(time.Millisecond))
-		crawl := testworld.RunCrawl(t, w.guest[r], "openstack")
-		if crawl.Name != w.vm[r] || crawl.Hostname != w.vm[r]+".sim.test" {
-			t.Errorf("after the failover cloud-init read name %q hostname %q, want %s", crawl.Name, crawl.Hostname, w.vm[r])
-		}
-		for other, node := range moved {
-			if other != r {
-				w.servedAs(other, 10*time.Second, w.vm[other]+" still served by "+node, anyMetadata)
+		t.Logf("node-a's machine died: %s bound to %s, %s to %s, %v after", w.tenants[r].router, moved.router[r],
+			w.tenants[n].network, moved.network[n], time.Since(killed).Round(time.Millisecond))
+		w.servedAs(r, 30*time.Second, w.tenants[r].vm+" served again after node-a died", anyMetadata)
+		t.Logf("node-a's machine died: %s served again (through %s) %v after (agent_down_time 3s)",
+			w.tenants[r].vm, moved.router[r], time.Since(killed).Round(time.Millisecond))
+		w.crawlAs(t, r, w.tenants[r].vm+".sim.test", "after the failover to "+moved.router[r])
+		for i, node := range moved.router {
+			if i != r {
+				w.servedAs(i, 10*time.Second, w.tenants[i].vm+" still served by "+node, anyMetadata)
 			}
 		}
-	})
-}
-
-// routerOf is the router node hosts in where (router name → node name).
-func routerOf(where map[string]string, node string) string {
-	for r, n := range where {
-		if n == node {
-			return r
+		// The VM on node-a's network, rebooted, leases from the node that
+		// took the network over.
+		guest := w.tenants[n].guest
+		w.c.Unlease(guest)
+		if err := w.c.Lease(guest, 30*time.Second); err != nil {
+			t.Fatalf("%s: no new DHCP lease from %s after node-a died: %v", w.tenants[n].vm, moved.network[n], err)
 		}
-	}
-	return ""
+		w.servedAs(n, 10*time.Second, w.tenants[n].vm+" served after its new lease", anyMetadata)
+	})
 }

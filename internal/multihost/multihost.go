@@ -147,6 +147,10 @@ func (c *Cluster) Lease(ns string, timeout time.Duration) error {
 	return dataplane.GuestLease(ctx, c.leases, ns)
 }
 
+// Unlease stops guest ns's DHCP client and forgets its lease, so that the
+// next Lease starts afresh, as a VM that reboots.
+func (c *Cluster) Unlease(ns string) { dataplane.StopGuestLease(c.leases, ns) }
+
 // Host is one simulated machine.
 type Host struct {
 	c    *Cluster
