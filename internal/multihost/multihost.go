@@ -158,9 +158,13 @@ type Host struct {
 	Name string // its host name, and the node name tests give its serve
 	NS   string // its network namespace's name on the machine
 	Addr string // its management address
-	init *exec.Cmd
-	done chan struct{} // closed when init has exited
-	dead bool
+	// cables are the fabric ends of its links: deleting one takes the
+	// host's end with it at once, where a dying network namespace keeps
+	// its links (and answers on them) until the kernel has dismantled it.
+	cables []string
+	init   *exec.Cmd
+	done   chan struct{} // closed when init has exited
+	dead   bool
 }
 
 // newHost makes host i's network namespace, wires it to the fabric and
@@ -190,6 +194,7 @@ func (c *Cluster) wire(h *Host, nic, br string) {
 	c.t.Helper()
 	fab := fmt.Sprintf("h%d-%s", h.i, nic)
 	c.must(c.Fabric, "ip", "link", "add", fab, "type", "veth", "peer", "name", nic, "netns", h.NS)
+	h.cables = append(h.cables, fab)
 	c.must(c.Fabric, "ip", "link", "set", fab, "master", br, "up")
 	c.must(h.NS, "ip", "link", "set", nic, "up")
 }
@@ -333,6 +338,18 @@ func (h *Host) Start(argv ...string) *Proc {
 		t.Fatalf("on %s: start %s: %v", h.Name, argv[0], err)
 	}
 	go func() { p.cmd.Wait(); lf.Close(); close(p.done) }()
+	// Started once nsenter, in the host's namespaces, has forked it: from
+	// then on the host's death is its.
+	testworld.WaitFor(t, 10*time.Second, argv[0]+" started on "+h.Name, func() error {
+		select {
+		case <-p.done:
+			b, _ := os.ReadFile(p.Log)
+			t.Fatalf("on %s: %s exited at once: %s", h.Name, argv[0], b)
+		default:
+		}
+		_, err := onlyChild(p.cmd.Process.Pid)
+		return err
+	})
 	t.Cleanup(func() {
 		p.Signal(syscall.SIGTERM)
 		select {
@@ -369,17 +386,22 @@ func (p *Proc) Signal(sig syscall.Signal) {
 // Done is closed when the process has exited.
 func (p *Proc) Done() <-chan struct{} { return p.done }
 
-// Kill powers the host off: its init is killed, so the kernel kills every
-// process on it, its private /run/netns goes with its mount namespace and
-// with it every namespace its processes made, and its network namespace
-// is deleted, taking its links off the fabric. What is left is what a
-// dead machine leaves: nothing on the wire. Killing a dead host does
-// nothing.
+// Kill powers the host off: its cables are pulled from the fabric, its
+// init is killed, so the kernel kills every process on it, its private
+// /run/netns goes with its mount namespace and with it every namespace
+// its processes made, and its network namespace is deleted. What is left
+// is what a dead machine leaves: nothing on the wire, from the moment
+// Kill starts. Killing a dead host does nothing.
 func (h *Host) Kill() {
 	if h.dead {
 		return
 	}
 	h.dead = true
+	for _, cable := range h.cables {
+		if _, stderr, err := testworld.InNS(h.c.Fabric, 10*time.Second, "ip", "link", "del", cable); err != nil {
+			h.c.t.Errorf("host %s: pull %s: %v %s", h.Name, cable, err, stderr)
+		}
+	}
 	if h.init != nil { // nil: it never booted
 		if pid, err := h.initPID(); err == nil {
 			syscall.Kill(pid, syscall.SIGKILL)

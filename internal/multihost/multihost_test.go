@@ -2,6 +2,7 @@ package multihost
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -83,7 +84,7 @@ func TestHostsAreMachines(t *testing.T) {
 
 // reach checks whether a TCP connection from namespace from gets to
 // addr, where a listener is opened in namespace at ("": none, the host
-// holding addr is gone).
+// holding addr is gone, and then nothing may answer).
 func reach(t *testing.T, from, at, addr string, want bool, what string) {
 	t.Helper()
 	if at != "" {
@@ -110,5 +111,10 @@ func reach(t *testing.T, from, at, addr string, want bool, what string) {
 	}
 	if got := err == nil; got != want {
 		t.Errorf("%s: connected=%v (%v), want %v", what, got, err, want)
+	}
+	// Not even a refusal: a dead host answers nothing.
+	var ne net.Error
+	if !want && err != nil && (!errors.As(err, &ne) || !ne.Timeout()) {
+		t.Errorf("%s: %v, want no answer at all (a timeout)", what, err)
 	}
 }
