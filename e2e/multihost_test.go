@@ -90,8 +90,8 @@ func newThreeHostWorld(t *testing.T) *threeHostWorld {
 	w.c = multihost.New(t, threeHosts, "br-net1", "br-net2", "br-net3")
 	for _, h := range w.c.Hosts {
 		w.host[h.Name] = h
-		h.Start(w.bin, "--data-dir", t.TempDir(), "--db", w.url,
-			"serve", "--node", h.Name, "--components", "api,agent,proxy", "--api-listen", "0.0.0.0:8775")
+		// The default data dir, /var/lib/mdctl, is each host's own.
+		h.Start(w.bin, "--db", w.url, "serve", "--node", h.Name, "--components", "api,agent,proxy", "--api-listen", "0.0.0.0:8775")
 	}
 	waitNodes(t, st, len(threeHosts))
 	applyTopology(t, st, threeHostTopo)

@@ -5,9 +5,10 @@
 // Each Host is a network namespace (its "host" networking: lo, a
 // management NIC, one Linux bridge per tenant segment) plus a machine of
 // its own around it: a private mount namespace with fresh tmpfs on
-// /run/netns and /run/mdctl, so the qrouter-…/qdhcp-… namespaces and the
-// dnsmasq state its mdctl makes are its own and invisible to the others
-// (two hosts may hold a namespace of the same name), a PID namespace
+// /run/netns, /run/mdctl and /var/lib, so the qrouter-…/qdhcp-…
+// namespaces, the dnsmasq state and the data dir its mdctl makes are its
+// own and invisible to the others (each host's mdctl runs with the
+// default names, /var/lib/mdctl and mdctl-seg), a PID namespace
 // whose init is the host's life (Kill ends every process on it at once,
 // as a power cut does), and its own host name. Processes run on a host
 // through nsenter into all of that.
@@ -201,13 +202,17 @@ func (c *Cluster) wire(h *Host, nic, br string) {
 
 // bootScript is the host's init: its own /run/netns and /run/mdctl (the
 // mount namespace is private, so nothing mounted here reaches the machine
-// or another host), its host name, then nothing but being alive. sleep
-// reaps no orphans; the processes tests run on a host are waited for by
-// their parents.
+// or another host), its own disk for mdctl (an empty /var/lib but for the
+// default data dir /var/lib/mdctl, so each host's mdctl runs with the
+// default data dir and namespace names, as on a real machine), its host
+// name, then nothing but being alive. sleep reaps no orphans; the
+// processes tests run on a host are waited for by their parents.
 const bootScript = `set -e
 mkdir -p /run/netns /run/mdctl
 mount -t tmpfs -o mode=0755 netns /run/netns
 mount -t tmpfs -o mode=0755 mdctl /run/mdctl
+mount -t tmpfs -o mode=0755 varlib /var/lib
+mkdir -m 0700 /var/lib/mdctl
 hostname "$0"
 exec sleep infinity`
 

@@ -49,6 +49,15 @@ func TestHostsAreMachines(t *testing.T) {
 	if out, err := b.Run(10*time.Second, "hostname"); strings.TrimSpace(out) != "node-b" {
 		t.Errorf("hostname on node-b: %q %v", out, err)
 	}
+	if _, err := a.Run(10*time.Second, "touch", "/var/lib/mdctl/on-a"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := b.Run(10*time.Second, "ls", "-A", "/var/lib", "/var/lib/mdctl"); err != nil || strings.Join(strings.Fields(out), " ") != "/var/lib: mdctl /var/lib/mdctl:" {
+		t.Errorf("node-b's /var/lib: %q %v, want its own, holding an empty mdctl", out, err)
+	}
+	if _, err := os.Stat("/var/lib/mdctl/on-a"); err == nil {
+		t.Error("a file written on node-a's disk is on the machine's")
+	}
 
 	// Addresses on each host's segment bridge, as a router's port would
 	// have, and a guest on the wire.
