@@ -23,9 +23,9 @@ import (
 // Two nodes, one PostgreSQL store, one machine: each serve (its own data
 // dir, so its own segment namespace and owner mark) builds only the
 // routers and DHCP networks bound to it. The faithful several-host
-// simulation (each host its own /run/netns) is elsewhere; here the
-// namespace names are the machine's, so whose a qrouter-… is shows in its
-// owner mark.
+// simulation (each host its own /run/netns) is multihost_test.go's; here
+// the namespace names are the machine's, so whose a qrouter-… is shows in
+// its owner mark.
 
 const twoNodeTopo = `
 routers:
