@@ -19,11 +19,13 @@ import (
 )
 
 // Three network nodes, each a simulated machine (internal/multihost: its
-// own network namespace, /run/netns, PID namespace and host name), one
-// PostgreSQL store, three provider networks whose bridges of the same
-// name on every node are one wire, and a VM on each. Every node runs the
-// API, the agent and the proxies; each agent asks its own node's API
-// (nova_metadata_host's default, 127.0.0.1, is each node's own loopback).
+// own network namespace, /run/netns, /var/lib, PID namespace and host
+// name), one PostgreSQL store, three provider networks whose bridges of
+// the same name on every node are one wire, and a VM on each. Each host
+// runs two serves, as the README's set-up has them: the network node's
+// (agent and proxies; node name node-x, the default data dir) and an API
+// (node-x-api); each agent asks its own host's API over TCP
+// (nova_metadata_host's default, 127.0.0.1, is each host's own loopback).
 
 var threeHosts = []string{"node-a", "node-b", "node-c"}
 
@@ -64,15 +66,16 @@ type threeHostWorld struct {
 
 // nodeEntry is a node as `node list -o json` prints it.
 type nodeEntry struct {
-	Name     string   `json:"name"`
-	Alive    bool     `json:"alive"`
-	Routers  []string `json:"routers"`
-	Networks []string `json:"networks"`
+	Name       string   `json:"name"`
+	Alive      bool     `json:"alive"`
+	Components []string `json:"components"`
+	Routers    []string `json:"routers"`
+	Networks   []string `json:"networks"`
 }
 
-// newThreeHostWorld boots the three nodes with a serve each, applies the
-// topology once all three are registered (so the scheduler spreads it),
-// and puts each VM on its network's wire.
+// newThreeHostWorld boots the three hosts with their two serves each,
+// applies the topology once all are registered (so the scheduler spreads
+// it), and puts each VM on its network's wire.
 func newThreeHostWorld(t *testing.T) *threeHostWorld {
 	t.Helper()
 	testworld.RequireRoot(t)
@@ -90,10 +93,12 @@ func newThreeHostWorld(t *testing.T) *threeHostWorld {
 	w.c = multihost.New(t, threeHosts, "br-net1", "br-net2", "br-net3")
 	for _, h := range w.c.Hosts {
 		w.host[h.Name] = h
+		h.Start(w.bin, "--db", w.url, "--data-dir", "/var/lib/mdctl-api",
+			"serve", "--node", h.Name+"-api", "--components", "api", "--api-listen", "0.0.0.0:8775")
 		// The default data dir, /var/lib/mdctl, is each host's own.
-		h.Start(w.bin, "--db", w.url, "serve", "--node", h.Name, "--components", "api,agent,proxy", "--api-listen", "0.0.0.0:8775")
+		h.Start(w.bin, "--db", w.url, "serve", "--node", h.Name, "--components", "agent,proxy")
 	}
-	waitNodes(t, st, len(threeHosts))
+	waitNodes(t, st, 2*len(threeHosts))
 	applyTopology(t, st, threeHostTopo)
 	for i := 1; i <= 3; i++ {
 		tn := tenant{router: fmt.Sprintf("r%d", i), network: fmt.Sprintf("net%d", i), vm: fmt.Sprintf("vm%d", i)}
@@ -137,16 +142,21 @@ func (w *threeHostWorld) nodes(on *multihost.Host) ([]nodeEntry, error) {
 // name, in the tenants' order.
 type placement struct{ router, network []string }
 
-// placed waits until node list on host on satisfies want and every live
-// node's /run/netns holds the qrouter and qdhcp namespaces of what it
-// hosts, and only those, and returns where things are.
+// placed waits until node list on host on, its network nodes (those
+// running the proxy component) only, satisfies want and every live one's
+// /run/netns holds the qrouter and qdhcp namespaces of what it hosts, and
+// only those, and returns where things are.
 func (w *threeHostWorld) placed(on *multihost.Host, what string, want func([]nodeEntry) error) placement {
 	w.t.Helper()
 	var p placement
 	testworld.WaitFor(w.t, 30*time.Second, what, func() error {
-		list, err := w.nodes(on)
+		all, err := w.nodes(on)
 		if err != nil {
 			return err
+		}
+		list := slices.DeleteFunc(all, func(n nodeEntry) bool { return !slices.Contains(n.Components, "proxy") })
+		if len(list) != len(threeHosts) {
+			return fmt.Errorf("network nodes %+v, want %v", list, threeHosts)
 		}
 		if err := want(list); err != nil {
 			return fmt.Errorf("%w; node list: %+v", err, list)
@@ -264,9 +274,9 @@ func (w *threeHostWorld) crawlAs(t *testing.T, i int, hostname, how string) {
 // their own namespaces; VMs lease their addresses from whichever node
 // serves their network, and the VM on node-a's router reads its own
 // metadata with cloud-init's reader through route → node-a's qrouter
-// namespace → REDIRECT → proxy → agent → API. A setting changed with
-// mdctl config set on node-c changes what VMs served by node-a and node-b
-// read. node-a's machine dies (every process on it killed, its namespaces
+// namespace → REDIRECT → proxy → agent → node-a's API. A setting changed
+// with mdctl config set on node-c changes what VMs served by node-a and
+// node-b read. node-a's machine dies (every process on it killed, its namespaces
 // and links gone): once agent_down_time (3 s) passes, its router and
 // network are on node-b or node-c, its router's VM is served again and a
 // VM on its network gets a new lease.
