@@ -8,13 +8,18 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/mdctl/mdctl/internal/multihost"
 	"github.com/mdctl/mdctl/internal/pgtest"
 	"github.com/mdctl/mdctl/internal/testworld"
+	"github.com/mdctl/mdctl/server/admin"
 	"github.com/mdctl/mdctl/server/dataplane"
+	"github.com/mdctl/mdctl/server/events"
 	"github.com/mdctl/mdctl/store"
 )
 
@@ -207,10 +212,11 @@ func (w *threeHostWorld) builtOnlyThere(n nodeEntry) error {
 	return nil
 }
 
-// metaData is the guest's meta_data.json through its router, or why not.
-func metaData(guest string) (map[string]any, error) {
+// metaData is the guest's meta_data.json through its router, or why not,
+// waiting at most timeout for the answer.
+func metaData(guest string, timeout time.Duration) (map[string]any, error) {
 	c := nsHTTPClient(guest)
-	c.Timeout = 2 * time.Second
+	c.Timeout = timeout
 	resp, err := c.Get("http://169.254.169.254/openstack/latest/meta_data.json")
 	if err != nil {
 		return nil, err
@@ -235,7 +241,7 @@ func (w *threeHostWorld) servedAs(i int, timeout time.Duration, what string, ok 
 	tn := w.tenants[i]
 	start := time.Now()
 	testworld.WaitFor(w.t, timeout, what, func() error {
-		md, err := metaData(tn.guest)
+		md, err := metaData(tn.guest, 2*time.Second)
 		if err != nil {
 			return err
 		}
@@ -276,10 +282,14 @@ func (w *threeHostWorld) crawlAs(t *testing.T, i int, hostname, how string) {
 // metadata with cloud-init's reader through route → node-a's qrouter
 // namespace → REDIRECT → proxy → agent → node-a's API. A setting changed
 // with mdctl config set on node-c changes what VMs served by node-a and
-// node-b read. node-a's machine dies (every process on it killed, its namespaces
-// and links gone): once agent_down_time (3 s) passes, its router and
-// network are on node-b or node-c, its router's VM is served again and a
-// VM on its network gets a new lease.
+// node-b read. Then every agent's nova_metadata_host lists node-a's API
+// first, node-b's and node-c's after, on the management network. node-a's
+// machine dies (its cables pulled, every process on it killed, its
+// namespaces gone): the VMs on node-b's and node-c's routers are answered
+// by the next API within cloud-init's 10 s, and their agents count the
+// failover; once agent_down_time (3 s) passes, node-a's router and network
+// are on node-b or node-c, its router's VM is served again and a VM on its
+// network gets a new lease.
 func TestThreeHostsScheduleAndFailOver(t *testing.T) {
 	w := newThreeHostWorld(t)
 	a, b, c := w.host["node-a"], w.host["node-b"], w.host["node-c"]
@@ -322,10 +332,50 @@ func TestThreeHostsScheduleAndFailOver(t *testing.T) {
 		return
 	}
 
+	// From here every agent asks node-a's API first, then node-b's, then
+	// node-c's, over the management network.
+	apis := strings.Join([]string{a.Addr, b.Addr, c.Addr}, ",")
+	if !t.Run("API replicas", func(t *testing.T) {
+		if _, err := b.Run(10*time.Second, w.bin, "--db", w.url, "config", "set", "nova_metadata_host", apis); err != nil {
+			t.Fatal(err)
+		}
+		for i := range w.tenants {
+			w.servedAs(i, 10*time.Second, w.tenants[i].vm+" served with nova_metadata_host "+apis, anyMetadata)
+		}
+	}) {
+		return
+	}
+
 	t.Run("node-a dies", func(t *testing.T) {
 		r, n := slices.Index(at.router, "node-a"), slices.Index(at.network, "node-a")
+		failovers := map[*multihost.Host]float64{b: w.apiFailovers(t, b), c: w.apiFailovers(t, c)}
 		killed := time.Now()
 		a.Kill()
+		// The VMs on node-b's and node-c's routers, meanwhile: their
+		// agents' first API is gone, silent (its cables are pulled); the
+		// next one answers the same request, within cloud-init's 10 s.
+		var replicas sync.WaitGroup
+		for i, node := range at.router {
+			if node == "node-a" {
+				continue
+			}
+			replicas.Go(func() {
+				md, err := metaData(w.tenants[i].guest, 10*time.Second)
+				if err != nil || md["name"] != w.tenants[i].vm {
+					t.Errorf("%s, served by %s, right after node-a's API died: %v %v", w.tenants[i].vm, node, md["name"], err)
+					return
+				}
+				t.Logf("node-a's API died: %s's first request, through %s, answered %v after the kill", w.tenants[i].vm, node, time.Since(killed).Round(time.Millisecond))
+			})
+		}
+		defer func() {
+			replicas.Wait()
+			for h, before := range failovers {
+				if got := w.apiFailovers(t, h); got <= before {
+					t.Errorf("%s's agent counted %v API failovers, %v before node-a died: it did not ask node-a's API first", h.Name, got, before)
+				}
+			}
+		}()
 		moved := w.placed(b, "node-a's router and network move to live nodes", func(list []nodeEntry) error {
 			for _, n := range list {
 				if n.Name == "node-a" && (n.Alive || len(n.Routers) > 0 || len(n.Networks) > 0) {
@@ -354,4 +404,25 @@ func TestThreeHostsScheduleAndFailOver(t *testing.T) {
 		}
 		w.servedAs(n, 10*time.Second, w.tenants[n].vm+" served after its new lease", anyMetadata)
 	})
+}
+
+// apiFailovers is mdctl_agent_api_failovers_total of host h's network
+// node serve, read from its admin socket.
+func (w *threeHostWorld) apiFailovers(t *testing.T, h *multihost.Host) float64 {
+	t.Helper()
+	out, err := h.Run(10*time.Second, "curl", "-sf", "--unix-socket", "/var/lib/mdctl/"+admin.SocketName, "http://admin/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, line := range strings.Split(out, "\n") {
+		if name, value, ok := strings.Cut(line, " "); ok && strings.HasPrefix(name, events.APIFailovers) {
+			v, err := strconv.ParseFloat(value, 64)
+			if err != nil {
+				t.Fatalf("%s: %q: %v", h.Name, line, err)
+			}
+			sum += v
+		}
+	}
+	return sum
 }
