@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mdctl/mdctl/server/admin"
 	"github.com/mdctl/mdctl/server/dataplane"
 	"github.com/mdctl/mdctl/server/events"
 	"github.com/mdctl/mdctl/server/proxy"
@@ -50,6 +51,9 @@ type dataplaneLoop struct {
 	// gauges are wanted against actual data-plane objects and the time of
 	// the last reconcile that worked, set after every pass.
 	gauges dataplaneGauges
+	// dhcpSeen, when set, hears after every pass how many DHCP servers the
+	// plan wants and how many run (admin /status).
+	dhcpSeen *dhcpCounts
 
 	desired dataplane.Desired
 	planned bool // desired holds a plan applied before
@@ -79,6 +83,7 @@ func (l *dataplaneLoop) Run(ctx context.Context) error {
 		},
 		report: func(err error) {
 			l.gauges.set(l, err)
+			l.dhcpSeen.set(l)
 			errs.report(err, "reconciled", "routers", len(l.desired.Routers), "dhcp", len(l.desired.DHCP))
 		},
 	}.run(ctx)
@@ -139,6 +144,40 @@ func (l *dataplaneLoop) namespaces() (wanted, missing int) {
 		}
 	}
 	return len(names), missing
+}
+
+// dhcpCounts is what /status says of the DHCP servers, as the loop saw
+// them after its last pass; the zero value has seen no plan.
+type dhcpCounts struct {
+	mu   sync.Mutex
+	seen bool
+	c    admin.DHCPCounts
+}
+
+// set records l's DHCP servers; a nil d records nothing. Without dnsmasq
+// installed serve runs none and plans none (it warned once), so nobody
+// waits for them.
+func (d *dhcpCounts) set(l *dataplaneLoop) {
+	if d == nil || !l.planned {
+		return
+	}
+	c := admin.DHCPCounts{Running: l.dhcp.Count()}
+	if l.dhcp.Available() {
+		c.Planned = len(l.desired.DHCPServers)
+	}
+	d.mu.Lock()
+	d.seen, d.c = true, c
+	d.mu.Unlock()
+}
+
+// counts is admin.Options.DHCP.
+func (d *dhcpCounts) counts() admin.DHCPCounts {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.seen {
+		return admin.DHCPCounts{Planned: -1}
+	}
+	return d.c
 }
 
 // dataplaneGauges are the loop's series of /metrics.

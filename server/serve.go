@@ -191,13 +191,17 @@ func Run(ctx context.Context, o Options) error {
 		g.Go(func() error { return recent.Run(ctx) })
 	}
 	var names *admin.DataplaneNames
+	var dhcpSeen *dhcpCounts
+	var dhcpStatus func() admin.DHCPCounts
 	if has(ComponentProxy) {
 		dp := dataplane.NewReconciler(o.Dataplane).Options()
 		names = &admin.DataplaneNames{SegmentNamespace: dp.SegmentNamespace, GuestPrefix: dp.GuestPrefix, HostNamespace: dp.HostNamespace}
+		dhcpSeen = &dhcpCounts{}
+		dhcpStatus = dhcpSeen.counts
 	}
 	adm := admin.New(admin.Options{Bus: bus, Recent: recent, Dataplane: names, Overrides: maskedOverrides(o.Overrides), SocketPath: filepath.Join(o.DataDir, admin.SocketName), TCPAddr: o.AdminListen, Token: token,
 		TCPBound: func(addr string) { node.setAdminURL(ctx, addr) },
-		Status:   reg.Components, Names: admin.StoreNames(o.Store), Logger: o.Logger.With("component", "admin")})
+		Status:   reg.Components, DHCP: dhcpStatus, Names: admin.StoreNames(o.Store), Logger: o.Logger.With("component", "admin")})
 	g.Go(func() error {
 		// The live view is not worth guests' metadata: a serve whose admin
 		// endpoint cannot run (its socket taken in a race, a bad
@@ -252,7 +256,7 @@ func Run(ctx context.Context, o Options) error {
 			failures: bus.Metrics().Counter(events.ReconcileErrors),
 			resync:   o.Resync, firstPass: make(chan struct{}),
 			repairs: bus.Metrics().Counter(events.DataplaneRepairs),
-			gauges:  newDataplaneGauges(bus.Metrics()),
+			gauges:  newDataplaneGauges(bus.Metrics()), dhcpSeen: dhcpSeen,
 		}
 		o.Logger.Info("proxy starting", "component", ComponentProxy, "segment", o.Dataplane.SegmentNamespace, "resync", o.Resync.String())
 		g.Go(reg.Track("proxy", "", func() error { return wrap("proxy", mgr.Run(ctx)) }))

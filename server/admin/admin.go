@@ -52,7 +52,23 @@ type Status struct {
 	// Overrides are serve's --set values, secrets as Masked, so a tracer
 	// checks the settings serve runs with.
 	Overrides map[string]string `json:"overrides,omitempty" yaml:"overrides,omitempty"`
+	// DHCPPlanned is how many DHCP servers (one dnsmasq per network) the
+	// data plane means to run here after its last plan, DHCPServers how
+	// many run: `mdctl lab up` waits until they meet. Both are absent
+	// without a data plane, DHCPPlanned also before its first plan.
+	DHCPPlanned *int `json:"dhcp_planned,omitempty" yaml:"dhcp_planned,omitempty"`
+	DHCPServers *int `json:"dhcp_servers,omitempty" yaml:"dhcp_servers,omitempty"`
 }
+
+// DHCPReady reports whether serve runs every DHCP server it planned; false
+// before its first plan, and without a data plane.
+func (st Status) DHCPReady() bool {
+	return st.DHCPPlanned != nil && st.DHCPServers != nil && *st.DHCPServers >= *st.DHCPPlanned
+}
+
+// DHCPCounts are the data plane's DHCP servers for /status: Planned < 0
+// before the first plan.
+type DHCPCounts struct{ Planned, Running int }
 
 // Masked stands for a secret's value wherever one is shown.
 const Masked = "********"
@@ -87,6 +103,9 @@ type Options struct {
 	TCPBound func(addr string)
 	// Status reports the components; nil reports none.
 	Status func(context.Context) []Component
+	// DHCP reports the data plane's DHCP servers; nil (no data plane)
+	// reports none.
+	DHCP func() DHCPCounts
 	// Names fills an event's instance name from its id, off the request
 	// path; nil leaves names as the hops set them.
 	Names  func(ctx context.Context, instanceID string) string
@@ -265,6 +284,13 @@ func (s *Server) markProbe(w http.ResponseWriter, r *http.Request) {
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	st := Status{PID: os.Getpid(), Started: s.started, Components: []Component{}, Dataplane: s.o.Dataplane, Overrides: s.o.Overrides,
 		Subscribers: s.o.Bus.Subscribers(), Dropped: s.o.Bus.Metrics().Drops()}
+	if s.o.DHCP != nil {
+		c := s.o.DHCP()
+		st.DHCPServers = &c.Running
+		if c.Planned >= 0 {
+			st.DHCPPlanned = &c.Planned
+		}
+	}
 	if s.o.Status != nil {
 		st.Components = s.o.Status(r.Context())
 	}

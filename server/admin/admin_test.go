@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -291,5 +293,46 @@ func TestRecent(t *testing.T) {
 	}
 	if none, err := c.Recent(context.Background(), "nobody"); err != nil || len(none) != 0 {
 		t.Errorf("recent of nobody = %+v, %v", none, err)
+	}
+}
+
+// TestStatusDHCPServers: /status carries the data plane's DHCP servers,
+// planned and running, so that lab up knows how many to wait for; none
+// before the first plan, and neither without a data plane.
+func TestStatusDHCPServers(t *testing.T) {
+	counts := DHCPCounts{Planned: -1}
+	var mu sync.Mutex
+	c, _ := start(t, Options{Bus: events.NewBus(), DHCP: func() DHCPCounts { mu.Lock(); defer mu.Unlock(); return counts }})
+	bare, _ := start(t, Options{Bus: events.NewBus()})
+	for _, tc := range []struct {
+		name             string
+		c                *Client
+		counts           DHCPCounts
+		planned, servers string
+		ready            bool
+	}{
+		{"before the first plan", c, DHCPCounts{Planned: -1}, "", "0", false},
+		{"one of two", c, DHCPCounts{Planned: 2, Running: 1}, "2", "1", false},
+		{"all", c, DHCPCounts{Planned: 2, Running: 2}, "2", "2", true},
+		{"none planned", c, DHCPCounts{}, "0", "0", true},
+		{"no data plane", bare, DHCPCounts{}, "", "", false},
+	} {
+		mu.Lock()
+		counts = tc.counts
+		mu.Unlock()
+		st, err := tc.c.Status(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		show := func(p *int) string {
+			if p == nil {
+				return ""
+			}
+			return strconv.Itoa(*p)
+		}
+		if show(st.DHCPPlanned) != tc.planned || show(st.DHCPServers) != tc.servers || st.DHCPReady() != tc.ready {
+			t.Errorf("%s: dhcp_planned %q dhcp_servers %q ready %v, want %q %q %v", tc.name,
+				show(st.DHCPPlanned), show(st.DHCPServers), st.DHCPReady(), tc.planned, tc.servers, tc.ready)
+		}
 	}
 }
