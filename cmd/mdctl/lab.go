@@ -89,8 +89,10 @@ func newCmdLabUp(f *factory, runF func(context.Context, *labOptions) error) *cob
 		Long: `Up builds a namespace per instance port. With mdctl serve running, each guest
 takes its address and routes from a real DHCP lease (dnsmasq in the network's
 qdhcp namespace, option 121 as neutron writes it; dhclient in the guest), so a
-switch such as force_metadata reaches it on the next renewal. Without a DHCP
-client, or without serve, guests get the same routes statically.
+switch such as force_metadata reaches it on the next renewal. Run right after
+mdctl serve &, it waits (up to 30s, saying so once) until serve's DHCP servers
+answer: serve's admin status says how many it planned. Without a DHCP client,
+or without serve (lab up says so once), guests get the same routes statically.
 
 With --image, the INSTANCEs (all instances when none is named) boot as real
 QEMU VMs instead: a copy-on-write overlay on the image (never written), one
@@ -140,6 +142,10 @@ func labUpRun(ctx context.Context, opts *labOptions) error {
 	// Warnings (no DHCP client, no lease: static routes instead) reach the operator.
 	if opts.Dataplane.Logger == nil {
 		opts.Dataplane.Logger = slog.New(slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	// Right after `mdctl serve &`, its DHCP servers are still to come.
+	if opts.Dataplane.AwaitDHCP == nil {
+		opts.Dataplane.AwaitDHCP = &serveDHCPWaiter{dataDir: opts.DataDir(), out: opts.IO.ErrOut}
 	}
 	guests, err := labGuests(ctx, opts)
 	if err != nil {

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -25,6 +27,7 @@ type Guest struct {
 	PortIndex    int // 0 for the instance's first NIC
 	PortID       string
 	NetworkID    string
+	NetworkName  string // for people: "waiting for serve's DHCP server on net2"
 	Bridge       string // the bridge its tap goes on (NetworkBridge)
 	OnHost       bool   // Bridge is in the host namespace: the operator's L2
 	// BoundHost is the port's binding_host_id: a VM on that host plays the
@@ -121,7 +124,7 @@ func Guests(d Desired, views []store.InstanceView) []Guest {
 func guestFor(inst store.Instance, index int, pv store.PortView, seg NetSegment) Guest {
 	g := Guest{
 		InstanceID: inst.ID, InstanceName: inst.Name, PortIndex: index,
-		PortID: pv.Port.ID, NetworkID: pv.Port.NetworkID, MAC: pv.Port.MACAddress, MTU: pv.Network.MTU,
+		PortID: pv.Port.ID, NetworkID: pv.Port.NetworkID, NetworkName: pv.Network.Name, MAC: pv.Port.MACAddress, MTU: pv.Network.MTU,
 		BoundHost: pv.Port.BindingHostID,
 	}
 	g.Bridge, g.OnHost = NetworkBridge(pv.Network)
@@ -178,7 +181,9 @@ func LabUp(ctx context.Context, opts Options, guests []Guest) error {
 	opts = opts.withDefaults()
 	wired, err := wireGuests(ctx, opts, guests, true)
 	// Routes come after the lock is released: a DHCP lease can take
-	// seconds, and serve's reconciler must not wait behind it.
+	// seconds, and serve's reconciler must not wait behind it (nor
+	// behind AwaitDHCP, which waits for it).
+	opts = awaitDHCP(ctx, opts, wired)
 	return errors.Join(err, routeGuests(ctx, opts, wired))
 }
 
@@ -233,6 +238,7 @@ func wireGuests(ctx context.Context, opts Options, guests []Guest, sweep bool) (
 func LabRepair(ctx context.Context, opts Options, guests []Guest) error {
 	opts = opts.withDefaults()
 	wired, err := wireGuests(ctx, opts, guests, false)
+	opts = awaitDHCP(ctx, opts, wired)
 	return errors.Join(err, routeGuests(ctx, opts, wired))
 }
 
@@ -311,7 +317,14 @@ func labGuestUp(links planeLinks, name, mark string, g Guest, log *slog.Logger) 
 // guestRoutes gives the guest its routes: IPv4 from a real DHCP lease when
 // it can (IPv6 stays static, as RAs would give it), else all static.
 func guestRoutes(ctx context.Context, opts Options, n *nsLink, name string, g Guest) error {
-	client, why := useDHCP(opts, g)
+	client, why := dhcpClientFor(opts, g)
+	level := slog.LevelWarn
+	if client != "" && !DHCPServerListening(g.NetworkID) {
+		client, why = "", "no DHCP server answers in "+DHCPNamespace(g.NetworkID)+" yet (is mdctl serve running?)"
+		if opts.noServeSaid {
+			level = slog.LevelInfo // AwaitDHCP said it once for all guests
+		}
+	}
 	if client != "" {
 		var v6 []Route
 		for _, r := range g.Routes() {
@@ -329,13 +342,31 @@ func guestRoutes(ctx context.Context, opts Options, n *nsLink, name string, g Gu
 		why = err.Error()
 	}
 	if why != "" {
-		opts.Logger.Warn("lab guest gets static routes instead of DHCP", "guest", name, "why", why)
+		opts.Logger.Log(ctx, level, "lab guest gets static routes instead of DHCP", "guest", name, "why", why)
 	}
 	stopDHCPClient(opts, name)
 	if err := flushDHCPRoutes(n, GuestInterface); err != nil {
 		return err
 	}
 	return ensureRoutes(n, GuestInterface, g.Routes())
+}
+
+// awaitDHCP calls opts.AwaitDHCP, when set, with the wired guests that
+// will ask for a lease, and notes whether it said that no serve answers.
+func awaitDHCP(ctx context.Context, opts Options, wired map[string]Guest) Options {
+	if opts.AwaitDHCP == nil {
+		return opts
+	}
+	var asking []Guest
+	for _, name := range slices.Sorted(maps.Keys(wired)) {
+		if client, _ := dhcpClientFor(opts, wired[name]); client != "" {
+			asking = append(asking, wired[name])
+		}
+	}
+	if len(asking) > 0 && !opts.AwaitDHCP.AwaitDHCP(ctx, asking) {
+		opts.noServeSaid = true
+	}
+	return opts
 }
 
 // dhcpServerFor is the DHCP port's IP on the guest's first IPv4 DHCP

@@ -99,28 +99,27 @@ esac
 exit 0
 `
 
-// useDHCP says whether guest g gets its IPv4 routes from a DHCP client,
-// and why not when it does not.
-func useDHCP(opts Options, g Guest) (client string, why string) {
+// dhcpClientFor is the DHCP client guest g runs for its IPv4 routes, or
+// why it runs none ("" with GuestRoutesStatic: nothing to say).
+func dhcpClientFor(opts Options, g Guest) (client string, why string) {
 	if opts.GuestRoutes == GuestRoutesStatic {
 		return "", ""
 	}
 	if g.DHCPServer == "" {
 		return "", "its network has no DHCP server (no DHCP port or no IPv4 DHCP subnet)"
 	}
-	client = opts.DHCPClient
-	if client == "" {
-		client = DHCPClientBinary
-	}
-	path, err := exec.LookPath(client)
+	path, err := exec.LookPath(cmp.Or(opts.DHCPClient, DHCPClientBinary))
 	if err != nil {
-		return "", fmt.Sprintf("no DHCP client installed (%s; Debian: apt-get install isc-dhcp-client)", client)
-	}
-	up, err := dhcpServerListening(DHCPNamespace(g.NetworkID))
-	if err != nil || !up {
-		return "", "no DHCP server answers in " + DHCPNamespace(g.NetworkID) + " yet (is mdctl serve running?)"
+		return "", fmt.Sprintf("no DHCP client installed (%s; Debian: apt-get install isc-dhcp-client)", cmp.Or(opts.DHCPClient, DHCPClientBinary))
 	}
 	return path, ""
+}
+
+// DHCPServerListening reports whether a DHCP server listens (UDP port 67)
+// in the network's qdhcp namespace: the kernel's word, not serve's.
+func DHCPServerListening(networkID string) bool {
+	up, err := dhcpServerListening(DHCPNamespace(networkID))
+	return err == nil && up
 }
 
 // dhcpServerListening reports whether a UDP socket on port 67 exists in ns.

@@ -35,7 +35,23 @@ type Options struct {
 	// plugs its router and DHCP taps into them. "" is the namespace mdctl
 	// started in; tests name a namespace of their own.
 	HostNamespace string
-	Logger        *slog.Logger
+	// AwaitDHCP, when set, is asked by LabUp and LabRepair to wait for the
+	// DHCP servers (DHCPWaiter).
+	AwaitDHCP DHCPWaiter
+	Logger    *slog.Logger
+
+	// noServeSaid: AwaitDHCP returned false (see there).
+	noServeSaid bool
+}
+
+// DHCPWaiter is called once by LabUp and LabRepair after the guests are
+// wired and before any asks for a lease, with those that will: `mdctl lab
+// up` waits there for serve's DHCP servers. It returns false when no serve
+// will answer, having said so itself; the guests' fallbacks to static
+// routes for want of a DHCP server are then logged at info, not each as a
+// warning. (An interface, not a func, keeps Options comparable.)
+type DHCPWaiter interface {
+	AwaitDHCP(ctx context.Context, guests []Guest) (serveRuns bool)
 }
 
 func (o Options) withDefaults() Options {
