@@ -208,6 +208,15 @@ func dnsmasqPids(t *testing.T, w *testworld.World) []int {
 // DHCP state dir dir.
 func dnsmasqPidsIn(t *testing.T, dir string) []int {
 	t.Helper()
+	return pidsWhere(t, func(argv []string, cmdline string) bool {
+		return filepath.Base(argv[0]) == "dnsmasq" && strings.Contains(cmdline, dir)
+	})
+}
+
+// pidsWhere lists, sorted, the processes whose command line ok accepts
+// (argv has at least one element).
+func pidsWhere(t *testing.T, ok func(argv []string, cmdline string) bool) []int {
+	t.Helper()
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		t.Fatal(err)
@@ -219,11 +228,10 @@ func dnsmasqPidsIn(t *testing.T, dir string) []int {
 			continue
 		}
 		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
+		if err != nil || len(cmdline) == 0 {
 			continue
 		}
-		argv := strings.Split(string(cmdline), "\x00")
-		if len(argv) > 0 && filepath.Base(argv[0]) == "dnsmasq" && strings.Contains(string(cmdline), dir) {
+		if ok(strings.Split(string(cmdline), "\x00"), string(cmdline)) {
 			pids = append(pids, pid)
 		}
 	}

@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mdctl/mdctl/internal/testworld"
+	"github.com/mdctl/mdctl/server/dataplane"
 )
 
 // labRow is what `mdctl lab up -o json` says of one guest.
@@ -100,6 +104,72 @@ func TestLabUpWithoutServeSaysSoOnce(t *testing.T) {
 	for inst, hop := range map[string]string{"vm-routed": "10.90.21.1", "vm-iso": "10.90.22.2"} {
 		if r := metadataRoute(t, ns[inst]); !strings.Contains(r, "via "+hop) || !strings.Contains(r, "proto static") {
 			t.Errorf("%s: metadata route %q, want via %s proto static", inst, r, hop)
+		}
+	}
+}
+
+// labClients are the pids whose command line names a file under dir.
+func labClients(t *testing.T, dir string) []int {
+	t.Helper()
+	return pidsWhere(t, func(_ []string, cmdline string) bool { return strings.Contains(cmdline, dir+"/") })
+}
+
+// standIn starts a process whose command line gives -lf a lease file at
+// path, as a dhclient's does, that mdctl did not start for this data
+// dir's guests; it runs until the test ends.
+func standIn(t *testing.T, path string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", "read x", "not-ours", "-lf", path)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close(); cmd.Process.Kill(); cmd.Wait() })
+	return cmd
+}
+
+// TestStopDHCPClientWithoutPidFile: lab down ends the lab's dhclients
+// although their pid files are gone, one of them also its namespace
+// (deleted under it: the client holds it alive), found by the state files
+// on their command lines; processes that name a neighbour's files (a
+// guest of a longer name, a data dir whose state dir's name starts as
+// this one's) are left alone.
+func TestStopDHCPClientWithoutPidFile(t *testing.T) {
+	w, _ := dhcpWorld(t, "routed", "vm-routed", func(w *testworld.World) { w.Set("enable_isolated_metadata", "true") })
+	waitDHCPServer(t, w, "iso")
+	w.LabUp()
+	routed, iso := w.GuestNS("vm-routed"), w.GuestNS("vm-iso")
+	assertDHCPRoute(t, w, routed, "10.90.21.1")
+	assertDHCPRoute(t, w, iso, "10.90.22.2")
+	lab := filepath.Dir(w.Dataplane.GuestStateDir(routed))
+	before := labClients(t, lab)
+	if len(before) < 2 {
+		t.Fatalf("%d dhclients under %s, want one per guest", len(before), lab)
+	}
+	neighbours := []*exec.Cmd{
+		standIn(t, filepath.Join(lab, iso+"x", "dhclient.leases")),
+		standIn(t, filepath.Join(filepath.Dir(lab)+"x", "lab", iso, "dhclient.leases")),
+	}
+	for _, ns := range []string{routed, iso} {
+		if err := os.Remove(filepath.Join(w.Dataplane.GuestStateDir(ns), "dhclient.pid")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := exec.Command("ip", "netns", "delete", routed).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns delete %s: %v %s", routed, err, out)
+	}
+	if err := dataplane.LabDown(context.Background(), w.Dataplane); err != nil {
+		t.Fatal(err)
+	}
+	if left := labClients(t, lab); len(left) > 0 {
+		t.Errorf("lab down left dhclients %v of %v under %s", left, before, lab)
+	}
+	for _, n := range neighbours {
+		if err := n.Process.Signal(syscall.Signal(0)); err != nil {
+			t.Errorf("lab down ended %v, not its own: %v", n.Args, err)
 		}
 	}
 }

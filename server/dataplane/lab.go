@@ -443,7 +443,8 @@ func routeDst(r netlink.Route) string {
 }
 
 // LabDown removes every lab guest namespace this mdctl made (their taps go
-// with them).
+// with them) and ends every lab DHCP client of this mdctl, found by the
+// state files on its command line even without its pid file.
 func LabDown(ctx context.Context, opts Options) error {
 	unlock, err := lock()
 	if err != nil {
@@ -451,7 +452,11 @@ func LabDown(ctx context.Context, opts Options) error {
 	}
 	defer unlock()
 	opts = opts.withDefaults()
-	return sweepGuests(opts, ownerMark(opts.SegmentNamespace), nil)
+	err = sweepGuests(opts, ownerMark(opts.SegmentNamespace), nil)
+	// Clients whose namespace is gone (deleted under them: they hold it
+	// alive) or whose pid file is were not found by the sweep.
+	stopLabDHCPClients(opts)
+	return err
 }
 
 func sweepGuests(opts Options, mark string, wanted map[string]bool) error {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -156,7 +157,9 @@ func (o Options) GuestStateDir(guestNS string) string {
 
 // runDHCPClient (re)starts the guest's DHCP client and waits for its first
 // lease: dhclient -1 returns once bound (or fails after its timeout) and
-// leaves a daemon renewing the lease, as a VM's client would.
+// leaves a daemon renewing the lease, as a VM's client would. It must
+// outlive lab up (no Pdeathsig: a switch reaches the guest at its next
+// renewal, long after lab up returned); lab down ends it (LabDown).
 func runDHCPClient(ctx context.Context, opts Options, guestNS, client string) error {
 	dir := guestStateDir(opts, guestNS)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -199,30 +202,95 @@ func GuestLease(ctx context.Context, opts Options, nsName string) error {
 // StopGuestLease ends GuestLease's client in nsName and forgets its lease.
 func StopGuestLease(opts Options, nsName string) { removeGuestState(opts.withDefaults(), nsName) }
 
-// stopDHCPClient ends the guest's DHCP client, if one runs.
+// stopDHCPClient ends the guest's DHCP client, if one runs: the pid its
+// pid file names, or, without a pid file naming a live client of this
+// guest, any process whose command line names a file of the guest's state
+// dir (dhclientPids): one whose pid file is gone is found too.
 func stopDHCPClient(opts Options, guestNS string) {
-	pidFile := filepath.Join(guestStateDir(opts, guestNS), "dhclient.pid")
+	dir := guestStateDir(opts, guestNS)
+	inDir := func(d string) bool { return d == dir }
+	pidFile := filepath.Join(dir, "dhclient.pid")
 	b, err := os.ReadFile(pidFile)
-	if err != nil {
-		return
-	}
 	os.Remove(pidFile)
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
+	// A pid whose command line does not name dir is gone, or reused by
+	// someone else.
+	if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && perr == nil && pid > 1 && namesStateDir(pid, inDir) {
+		endAll([]int{pid})
 		return
 	}
-	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || !bytes.Contains(cmdline, []byte(guestStateDir(opts, guestNS))) {
-		return // gone, or the pid was reused by someone else
+	endAll(dhclientPids(inDir))
+}
+
+// stopLabDHCPClients ends every lab DHCP client of this mdctl: each
+// process whose command line names a file in a guest state dir under this
+// StateDir, which is this data dir's alone. LabDown runs it after the
+// sweep for the clients of guests whose namespace or pid file is gone.
+func stopLabDHCPClients(opts Options) {
+	lab := filepath.Join(opts.StateDir, "lab")
+	endAll(dhclientPids(func(d string) bool { return filepath.Dir(d) == lab }))
+}
+
+// dhclientFileFlags are the flags by which dhclient is given a file of its
+// guest's state dir (runDHCPClient).
+var dhclientFileFlags = []string{"-cf", "-sf", "-lf", "-pf"}
+
+// dhclientPids are the processes one of whose dhclientFileFlags names a
+// file in a directory dir that match accepts. The directory is compared
+// whole, never as a prefix: mdctl-vm-a is not mdctl-vm-ab, nor one data
+// dir's state dir another's.
+func dhclientPids(match func(dir string) bool) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
 	}
-	syscall.Kill(pid, syscall.SIGTERM)
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid <= 1 || pid == os.Getpid() {
+			continue
+		}
+		if namesStateDir(pid, match) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// namesStateDir reports whether pid's command line gives one of
+// dhclientFileFlags a file in a directory match accepts.
+func namesStateDir(pid int, match func(dir string) bool) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	args := strings.Split(string(b), "\x00")
+	for i, a := range args[:max(len(args)-1, 0)] {
+		if slices.Contains(dhclientFileFlags, a) && match(filepath.Dir(args[i+1])) {
+			return true
+		}
+	}
+	return false
+}
+
+// endAll sends each pid SIGTERM, then SIGKILL to those still there after
+// 2 s.
+func endAll(pids []int) {
+	for _, pid := range pids {
+		syscall.Kill(pid, syscall.SIGTERM)
+	}
 	for range 100 {
-		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+		pids = slices.DeleteFunc(pids, func(pid int) bool {
+			_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+			return err != nil
+		})
+		if len(pids) == 0 {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	syscall.Kill(pid, syscall.SIGKILL)
+	for _, pid := range pids {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
 }
 
 // removeGuestState stops the guest's DHCP client and forgets its lease.
