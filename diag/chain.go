@@ -24,7 +24,7 @@ const metaDataPath = "/openstack/latest/meta_data.json"
 
 func checkSocket(ctx context.Context, o Options, t *target) Hop {
 	h := Hop{Evidence: []string{"socket " + t.socket}}
-	restart := "start the agent: mdctl serve (its components must include agent) or systemctl restart mdctl; it makes " + t.socket + " on start"
+	restart := startHint("agent") + "; it makes " + t.socket + " on start"
 	// Stat follows a link: the proxies connect through it just the same.
 	fi, err := os.Stat(t.socket)
 	if err != nil {
@@ -131,10 +131,10 @@ func checkAgent(ctx context.Context, o Options, t *target) Hop {
 	}
 	if err != nil {
 		h.Detail = "cannot ask the agent: " + rootCause(err)
-		h.Hint = "start the agent: mdctl serve (with the agent component) or systemctl restart mdctl"
+		h.Hint = startHint("agent")
 		return h
 	}
-	t.agentStatus, t.agentBody = a.status, firstLine(a.body)
+	t.agentStatus, t.agentBody, t.agentRID = a.status, firstLine(a.body), rid
 	h.Evidence = append(h.Evidence, fmt.Sprintf("agent answered %d: %s", a.status, firstLine(a.body)))
 	unique := storeErr == nil && len(owners) == 1 && owners[0].DeviceID == t.view.Instance.ID
 	switch {
@@ -161,7 +161,7 @@ func checkAgent(ctx context.Context, o Options, t *target) Hop {
 		h.Detail = fmt.Sprintf("%s resolves to this instance; the API's answer relayed: %d %s", t.ip, a.status, firstLine(a.body))
 	default:
 		h.Detail = fmt.Sprintf("agent answered %d (%s); store: %s", a.status, firstLine(a.body), describeOwners(owners, t))
-		h.Hint = "read the agent's log for request " + rid + " (journalctl -u mdctl | grep " + rid + ")"
+		h.Hint = "the agent's log says why: " + logHint(rid)
 	}
 	return h
 }
@@ -252,7 +252,7 @@ func checkAPI(ctx context.Context, o Options, t *target) Hop {
 		return h
 	case base == "":
 		h.Detail = "the API is not reachable at " + strings.Join(down, "; ")
-		h.Hint = "start the API: mdctl serve (with the api component) or systemctl restart mdctl; where the agent looks: mdctl config get nova_metadata_host / nova_metadata_port"
+		h.Hint = startHint("api") + "; where the agent looks: mdctl config get nova_metadata_host / nova_metadata_port"
 		return h
 	}
 	for _, d := range down {
@@ -268,7 +268,7 @@ func checkAPI(ctx context.Context, o Options, t *target) Hop {
 	}
 	if err != nil {
 		h.Detail = "signed request to the API failed: " + rootCause(err)
-		h.Hint = "read the API's log for request " + rid
+		h.Hint = "the API's log for the request: " + logHint(rid)
 		return h
 	}
 	h.Evidence = append(h.Evidence, fmt.Sprintf("signed with the secret in force here: %d %s", a.status, firstLine(a.body)),
@@ -278,7 +278,7 @@ func checkAPI(ctx context.Context, o Options, t *target) Hop {
 	switch {
 	case direct == http.StatusOK && viaAgent == http.StatusForbidden:
 		h.Detail = "shared secret mismatch: the API accepts this trace's signature but refused the agent's (403): the agent signs with another metadata_proxy_shared_secret"
-		h.settingHint(secretHint)
+		h.settingHint(secretHint + "; the refusal in the agent's and the API's log: " + logHint(t.agentRID))
 	case direct == http.StatusForbidden && viaAgent == http.StatusOK:
 		h.OK = true
 		h.Detail = "the API accepts the agent's signature (this trace's own secret differs: a serve runs with its own --set metadata_proxy_shared_secret)"
@@ -288,7 +288,7 @@ func checkAPI(ctx context.Context, o Options, t *target) Hop {
 		if viaAgent == http.StatusForbidden {
 			h.Detail += ", and the agent's too"
 		}
-		h.settingHint(secretHint)
+		h.settingHint(secretHint + "; the refusal in the API's log: " + logHint(rid))
 	case direct == http.StatusOK && (viaAgent == http.StatusServiceUnavailable || viaAgent == http.StatusBadGateway || viaAgent == http.StatusGatewayTimeout):
 		h.Detail = fmt.Sprintf("the API answers here, but the agent cannot reach it (%d): the agent's nova_metadata_host/port point elsewhere", viaAgent)
 		h.settingHint("mdctl config set nova_metadata_host HOST and nova_metadata_port PORT to where the API listens (" + host + ")")
@@ -306,7 +306,7 @@ func checkAPI(ctx context.Context, o Options, t *target) Hop {
 		h.Hint = "run the API on the same store as the agent (mdctl serve --db …)"
 	default:
 		h.Detail = fmt.Sprintf("the API answered %d: %s", direct, firstLine(a.body))
-		h.Hint = "read the API's log for request " + rid
+		h.Hint = "the API's log says why: " + logHint(rid)
 	}
 	return h
 }
@@ -436,7 +436,7 @@ func checkMetadata(ctx context.Context, o Options, t *target) Hop {
 	}
 	if len(problems) > 0 {
 		h.Detail = strings.Join(problems, "; ")
-		h.Hint = "see the api hop; read the API's log for requests " + strings.Join(h.RequestIDs, ", ")
+		h.Hint = "see the api hop; the API's log for these requests: " + logHint(h.RequestIDs...)
 		if errors.Is(err, context.DeadlineExceeded) {
 			h.Hint = "the API is slow: check dynamic vendordata targets and the store"
 		}

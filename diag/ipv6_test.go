@@ -3,6 +3,7 @@ package diag
 import (
 	"net"
 	"net/http"
+	"path"
 	"strings"
 	"testing"
 	"time"
@@ -98,5 +99,9 @@ func TestTraceCatchesRefusedZoneHost(t *testing.T) {
 	}
 	if r.Probe.IPv6 == nil || r.Probe.IPv6.Status != 400 {
 		t.Errorf("IPv6 probe %+v, want the refuser's 400", r.Probe.IPv6)
+	}
+	// serve's refusal log carries the probe's path, whose last part is its own.
+	if want := logHint(path.Base(r.Probe.Path)); !strings.Contains(h.Hint, want) {
+		t.Errorf("proxy hint %q lacks %q", h.Hint, want)
 	}
 }

@@ -209,7 +209,7 @@ func checkNamespace(ctx context.Context, o Options, t *target) Hop {
 	h := Hop{Evidence: []string{"namespace " + ns, "want " + ifc.Name + " " + strings.Join(ifc.Addrs, ",") + " up"}}
 	if ok, err := dataplane.NamespaceExists(ns); err != nil || !ok {
 		h.Detail = ns + " does not exist"
-		h.Hint = t.fixHint() + " (re-applies the data plane); or restart serve: systemctl restart mdctl (mdctl serve re-applies on start)"
+		h.Hint = t.fixHint() + " (re-applies the data plane); or restart serve: " + restartHint() + " (mdctl serve re-applies on start)"
 		return h
 	}
 	var up bool
@@ -523,10 +523,10 @@ func checkProxy(ctx context.Context, o Options, t *target) Hop {
 		switch {
 		case errors.Is(err, unix.ECONNREFUSED):
 			h.Detail = fmt.Sprintf("nothing listens on %s in %s (connection refused)", where, ns)
-			h.Hint = "run the proxy: mdctl serve (its components must include proxy), or systemctl restart mdctl; serve re-opens a lost listener within one poll"
+			h.Hint = startHint("proxy") + "; serve re-opens a lost listener within one poll"
 		case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
 			h.Detail = fmt.Sprintf("no answer from %s in %s within %v", where, ns, o.Timeout)
-			h.Hint = "something drops or holds the connection: ip netns exec " + ns + " iptables -S INPUT; if the proxy hangs, restart serve (systemctl restart mdctl)"
+			h.Hint = "something drops or holds the connection: ip netns exec " + ns + " iptables -S INPUT; if the proxy hangs, restart serve (" + restartHint() + ")"
 		default:
 			h.Detail = fmt.Sprintf("probe of %s in %s failed: %s", where, ns, rootCause(err))
 			h.Hint = "ip netns exec " + ns + " ip -br addr; " + t.fixHint()

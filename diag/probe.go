@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -231,7 +232,8 @@ func (r *Report) judgeIPv6() {
 		}
 		h.OK = false
 		h.Detail = fmt.Sprintf("a guest asking over IPv6 as cloud-init >= 23.1 does (Host: %s) gets %d where IPv4 gets %d", v6.Host, v6.Status, p.Status)
-		h.Hint = "cloud-init takes that answer and gives up: serve's log (\"request refused\") and the proxy's event in mdctl tui say why the proxy refused it; it must accept what haproxy accepts"
+		h.Hint = "cloud-init takes that answer and gives up: serve's log (\"request refused\", the probe's path) and the proxy's event in mdctl tui say why the proxy refused it, " +
+			logHint(path.Base(p.Path)) + "; it must accept what haproxy accepts"
 		return
 	}
 }

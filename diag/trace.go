@@ -77,6 +77,7 @@ type target struct {
 	// filled in by the agent hop for the api hop
 	agentStatus int
 	agentBody   string
+	agentRID    string // the agent hop's request id, which serve's log carries
 	// set by the api hop: the direct signed call was refused, the
 	// metadata hop then reads through the agent
 	viaAgent bool

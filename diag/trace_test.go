@@ -268,7 +268,7 @@ func TestTraceProxyGone(t *testing.T) {
 	o := opts(w, "http://"+api)
 	untilHops(o, "vm1", HopSocket) // until the agent's socket is up
 	r := trace(t, o, "vm1")
-	wantFailure(t, r, HopProxy, "nothing listens on 0.0.0.0:9697", "mdctl serve")
+	wantFailure(t, r, HopProxy, "nothing listens on 0.0.0.0:9697", "mdctl serve", "systemctl status mdctl")
 	for _, name := range []string{HopSocket, HopAgent, HopAPI, HopMetadata} {
 		if !r.Hop(name).OK {
 			t.Errorf("hop %s after the proxy failed: %+v", name, r.Hop(name))
@@ -303,7 +303,7 @@ func TestTraceAgentStopped(t *testing.T) {
 	waitHealthy(t, o, "vm1")
 	stopAgent()
 	r := trace(t, o, "vm1")
-	wantFailure(t, r, HopSocket, "mdctl serve")
+	wantFailure(t, r, HopSocket, "mdctl serve", "systemctl status mdctl")
 	if h := r.Hop(HopAgent); h.OK {
 		t.Errorf("agent hop passed with the agent stopped: %+v", h)
 	}
@@ -354,7 +354,7 @@ func TestTraceAPIStopped(t *testing.T) {
 	waitHealthy(t, o, "vm1")
 	stopAPI()
 	r := trace(t, o, "vm1")
-	wantFailure(t, r, HopAPI, "not reachable", "mdctl serve")
+	wantFailure(t, r, HopAPI, "not reachable", "mdctl serve", "systemctl status mdctl")
 	if !r.Hop(HopAgent).OK {
 		t.Errorf("the agent resolved the port; its hop should pass: %+v", r.Hop(HopAgent))
 	}
@@ -391,7 +391,7 @@ func TestTraceSecretMismatch(t *testing.T) {
 	_, o, _, _ := splitWorld(t, nil, map[string]string{"metadata_proxy_shared_secret": "other"})
 	untilHops(o, "vm1", HopProxy, HopSocket)
 	r := trace(t, o, "vm1")
-	wantFailure(t, r, HopAPI, "secret mismatch", "metadata_proxy_shared_secret")
+	wantFailure(t, r, HopAPI, "secret mismatch", "metadata_proxy_shared_secret", logHint(r.Hop(HopAgent).RequestIDs...))
 	if !strings.Contains(r.Hop(HopAPI).Detail, "agent") {
 		t.Errorf("the mismatch should name the agent's side: %s", r.Hop(HopAPI).Detail)
 	}
@@ -409,7 +409,7 @@ func TestTraceSecretMismatch(t *testing.T) {
 	_, o2, _, _ := splitWorld(t, map[string]string{"metadata_proxy_shared_secret": "api-only"}, nil)
 	untilHops(o2, "vm1", HopProxy, HopSocket)
 	r = trace(t, o2, "vm1")
-	wantFailure(t, r, HopAPI, "secret mismatch", "refused a signature", "and the agent's too")
+	wantFailure(t, r, HopAPI, "secret mismatch", "refused a signature", "and the agent's too", logHint(r.Hop(HopAPI).RequestIDs...))
 }
 
 func TestTraceInstanceDeleted(t *testing.T) {

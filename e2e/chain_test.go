@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -315,4 +316,40 @@ func TestSecretMismatchPointsAtSecret(t *testing.T) {
 		}
 	}
 	t.Logf("trace:\n%s", out)
+	assertHintIDLogged(t, ctx, bin, w.Dir, map[string]*testlog.Buffer{"API node": &apiLog, "network node": &nodeLog})
+}
+
+// assertHintIDLogged runs trace --json and checks that the request id
+// the failing hop's hint gives journalctl -g is in each serve's log: the
+// operator who runs the hint finds the refusal.
+func assertHintIDLogged(t *testing.T, ctx context.Context, bin, dir string, logs map[string]*testlog.Buffer) {
+	t.Helper()
+	out, _ := exec.CommandContext(ctx, bin, "--data-dir", dir, "trace", "vm1", "--json").Output()
+	var r struct {
+		FailedHop string `json:"failed_hop"`
+		Hops      []struct {
+			Name string `json:"name"`
+			Hint string `json:"hint"`
+		} `json:"hops"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("trace --json: %v\n%s", err, out)
+	}
+	for _, h := range r.Hops {
+		if h.Name != r.FailedHop {
+			continue
+		}
+		_, after, ok := strings.Cut(h.Hint, "journalctl -u mdctl -g ")
+		id, _, _ := strings.Cut(after, " ")
+		if !ok || id == "" {
+			t.Fatalf("%s hop's hint names no request id for journalctl: %q", h.Name, h.Hint)
+		}
+		for node, l := range logs {
+			if !strings.Contains(l.String(), "request_id="+id) {
+				t.Errorf("the %s's log has no line with request_id=%s (the hint's):\n%s", node, id, tail(l.String(), 3000))
+			}
+		}
+		return
+	}
+	t.Fatalf("trace failed no hop:\n%s", out)
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mdctl/mdctl/diag"
 	"github.com/mdctl/mdctl/server"
 )
 
@@ -47,7 +48,8 @@ func TestSystemdUnit(t *testing.T) {
 	if out, err := install.CombinedOutput(); err != nil {
 		t.Fatalf("make install: %v\n%s", err, out)
 	}
-	unit := filepath.Join(prefix, "lib", "systemd", "system", "mdctl.service")
+	// The unit trace's hints name (systemctl status, journalctl -u).
+	unit := filepath.Join(prefix, "lib", "systemd", "system", diag.ServiceUnit+".service")
 	s := unitSettings(t, unit)
 	want := map[string]string{
 		"Type": "notify", "Restart": "on-failure", "StateDirectory": "mdctl", "RuntimeDirectory": "mdctl",

@@ -42,6 +42,9 @@ func newCmdTrace(f *factory, runF func(context.Context, *traceOptions) error) *c
 route, namespace, iptables, proxy, socket, agent, api, metadata. Each hop says
 what it saw, how long it took and, when it fails, the command or setting that
 fixes it. Hops after the first failure are still checked where they can be.
+Every probe carries its own request id (X-Request-ID trace-…), which serve's
+log lines carry: a hint that sends you to the log gives the command, for the
+systemd unit mdctl ships: journalctl -u mdctl -g <id>.
 It reads the guest's route from its lab namespace when there is one. A real
 VM's route cannot be read from outside: the route hop then gathers what
 stands in for it (the port's tap on its bridge, the DHCP lease mdctl gave its
