@@ -105,6 +105,7 @@ install: build
 	install -d $(DESTDIR)$(UNITDIR)
 	sed 's|^ExecStart=/usr/local/bin/mdctl |ExecStart=$(PREFIX)/bin/mdctl |' dist/systemd/mdctl.service > $(DESTDIR)$(UNITDIR)/mdctl.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/mdctl.service
+	install -m 0644 dist/systemd/mdctl-api.socket dist/systemd/mdctl-agent.socket $(DESTDIR)$(UNITDIR)/
 
 # Seeds the example topology into the data dir and serves it (as root: namespaces, iptables).
 run: build

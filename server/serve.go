@@ -55,6 +55,9 @@ type Options struct {
 	APIListen string
 	// APIListener, when set, is used instead of listening on APIListen.
 	APIListener net.Listener
+	// AgentListener, when set, is the agent's socket instead of one it
+	// makes at <data-dir>/metadata_proxy (systemd's: socket activation).
+	AgentListener net.Listener
 	// Dataplane names this mdctl's namespaces; without a SegmentNamespace,
 	// dataplane.ForDataDir(DataDir) names them, so that no two data dirs
 	// share kernel state.
@@ -173,6 +176,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	o.Node = node.node.Name
 	socket := filepath.Join(o.DataDir, AgentSocketName)
+	agentAddr := o.agentAddr(socket)
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return node.Run(ctx) })
@@ -231,7 +235,7 @@ func Run(ctx context.Context, o Options) error {
 	var loop *dataplaneLoop
 	if has(ComponentAgent) {
 		ag := agent.New(agent.Options{
-			Store: o.Store, Live: live, SocketPath: socket, SocketOwner: -1, SocketGroup: -1,
+			Store: o.Store, Live: live, SocketPath: socket, SocketOwner: -1, SocketGroup: -1, Listener: o.AgentListener,
 			Logger:  o.Logger, // the agent names itself in its logs
 			APIURLs: apiURLs, APITransport: apiTransport, Events: bus,
 		})
@@ -239,7 +243,7 @@ func Run(ctx context.Context, o Options) error {
 		// calls the API's; the socket still serves proxies elsewhere and
 		// trace's socket hop.
 		agentTransport = inprocess.Transport{Handler: ag.Handler()}
-		g.Go(reg.Track("agent", socket, func() error { return wrap("agent", ag.Run(ctx)) }))
+		g.Go(reg.Track("agent", agentAddr, func() error { return wrap("agent", ag.Run(ctx)) }))
 	}
 	if has(ComponentProxy) {
 		px := proxy.New(proxy.Options{AgentSocket: socket, AgentTransport: agentTransport, Live: live,
@@ -271,7 +275,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if o.Ready != nil {
 		g.Go(func() error {
-			if waitListening(ctx, has(ComponentAgent), socket, loop) {
+			if waitListening(ctx, has(ComponentAgent), agentAddr, loop) {
 				o.Ready()
 			}
 			return nil
@@ -303,6 +307,21 @@ func waitListening(ctx context.Context, agent bool, socket string, loop *datapla
 		}
 	}
 	return ctx.Err() == nil
+}
+
+// agentAddr is where the agent listens: socket, or the socket systemd
+// passed, which had better be socket: proxies in other processes and
+// trace's socket hop look there.
+func (o Options) agentAddr(socket string) string {
+	if o.AgentListener == nil {
+		return socket
+	}
+	addr := o.AgentListener.Addr().String()
+	if addr != socket {
+		o.Logger.Warn("the agent's socket from systemd is not in the data dir: proxies in other processes and trace look for it there (mdctl-agent.socket's ListenStream= should be that path)",
+			"socket", addr, "data_dir_socket", socket)
+	}
+	return addr
 }
 
 func (o Options) listenAPI() (net.Listener, error) {

@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/mdctl/mdctl/internal/sdlisten"
 	"github.com/mdctl/mdctl/internal/sdnotify"
 	"github.com/mdctl/mdctl/server"
 	"github.com/mdctl/mdctl/server/dataplane"
@@ -36,6 +40,9 @@ type serveOptions struct {
 	// NotifySocket is $NOTIFY_SOCKET: systemd (Type=notify) hears READY=1
 	// once the components listen and STOPPING=1 when serve stops.
 	NotifySocket string
+	// Activated are the sockets systemd passed (socket activation), by
+	// FileDescriptorName: the api's and the agent's.
+	Activated map[string]net.Listener
 }
 
 func newCmdServe(f *factory, runF func(context.Context, *serveOptions) error) *cobra.Command {
@@ -53,7 +60,9 @@ Changes to the store, settings included, apply within a second without a
 restart. SIGINT or SIGTERM stop it cleanly; namespaces and rules stay for
 the next start to adopt (mdctl cleanup removes them). One serve per data
 dir: a second one refuses to start (it holds <data-dir>/serve.lock).
-Logs go to stderr.
+Logs go to stderr. Started by systemd with sockets (socket activation:
+dist/systemd/mdctl-api.socket, mdctl-agent.socket), it serves the API on the
+one named api instead of --api-listen, and the agent on the one named agent.
 
 Several serves on one store (postgres://, or one SQLite file) are nodes:
 each registers under --node (default the host name) and heartbeats; the
@@ -82,6 +91,9 @@ back. One serve alone hosts everything, as ever. See mdctl node list.`,
 			}
 			opts.Logger = f.Logger(f.IO.ErrOut, slog.LevelInfo)
 			opts.DataDir, opts.NotifySocket = f.DataDir, f.Getenv("NOTIFY_SOCKET")
+			if opts.Activated, err = sdlisten.Listeners(f.Getenv); err != nil {
+				return err
+			}
 			if err := store.CheckNodeName(opts.Node); err != nil {
 				return usageErrorf("--node: %v", err)
 			}
@@ -146,7 +158,15 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 		}
 	})
 	defer stopping()
+	apiLn, agentLn, err := activatedListeners(opts.Activated, opts.Components)
+	if err != nil {
+		return err
+	}
+	for name, ln := range opts.Activated {
+		log.Info("socket from systemd", "name", name, "addr", ln.Addr().String())
+	}
 	err = server.Run(ctx, server.Options{
+		APIListener: apiLn, AgentListener: agentLn,
 		Store: st, DataDir: opts.DataDir, Components: opts.Components,
 		Overrides: opts.Overrides, APIListen: opts.APIListen, AdminListen: opts.AdminListen, AdminTokenFile: opts.AdminTokenFile, Logger: log,
 		Dataplane: opts.Dataplane, Node: opts.Node, Version: opts.Version,
@@ -161,4 +181,26 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 		log.Info("mdctl serve stopped")
 	}
 	return err
+}
+
+// activatedListeners are the API's and the agent's sockets among those
+// systemd passed (FileDescriptorName=api, agent; nil for one it did not
+// pass). A socket for no component this serve runs is an error: its
+// clients would queue on it unanswered.
+func activatedListeners(lns map[string]net.Listener, components []string) (api, agent net.Listener, err error) {
+	for name, ln := range lns {
+		switch {
+		case name != server.ComponentAPI && name != server.ComponentAgent:
+			err = fmt.Errorf("systemd passed a socket named %q (FileDescriptorName=): serve takes %s and %s", name, server.ComponentAPI, server.ComponentAgent)
+		case !slices.Contains(components, name):
+			err = fmt.Errorf("systemd passed the %s socket (%s), but --components has no %s", name, ln.Addr(), name)
+		}
+	}
+	if err != nil {
+		for _, ln := range lns {
+			ln.Close()
+		}
+		return nil, nil, err
+	}
+	return lns[server.ComponentAPI], lns[server.ComponentAgent], nil
 }

@@ -69,7 +69,29 @@ func TestSystemdUnit(t *testing.T) {
 			t.Errorf("%s=%q, want serve's %q", k, s[k], strings.Join(caps, " "))
 		}
 	}
-	out, err := exec.Command("systemd-analyze", "verify", "--man=no", unit).CombinedOutput()
+	// The sockets serve takes by socket activation: named as serve's
+	// components, where serve of that unit would listen itself.
+	io, _, _, _ := testIO()
+	serveCmd := newCmdServe(&factory{IO: io, Getenv: func(string) string { return "" }}, nil)
+	dataDir := "/var/lib/mdctl" // ExecStart's --data-dir, checked above
+	sockets := map[string]map[string]string{
+		"mdctl-api.socket": {"FileDescriptorName": server.ComponentAPI, "Service": diag.ServiceUnit + ".service",
+			"ListenStream": serveCmd.Flags().Lookup("api-listen").DefValue},
+		"mdctl-agent.socket": {"FileDescriptorName": server.ComponentAgent, "Service": diag.ServiceUnit + ".service",
+			"ListenStream": filepath.Join(dataDir, server.AgentSocketName), "SocketMode": "0660"},
+	}
+	units := []string{unit}
+	for name, want := range sockets {
+		path := filepath.Join(prefix, "lib", "systemd", "system", name)
+		s := unitSettings(t, path)
+		for k, v := range want {
+			if s[k] != v {
+				t.Errorf("%s: %s=%q, want %q", name, k, s[k], v)
+			}
+		}
+		units = append(units, path)
+	}
+	out, err := exec.Command("systemd-analyze", append([]string{"verify", "--man=no"}, units...)...).CombinedOutput()
 	if err != nil || len(out) > 0 {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
@@ -117,5 +139,39 @@ func TestServeNotifiesSystemd(t *testing.T) {
 	}
 	if code := <-done; code != 0 {
 		t.Errorf("serve exited %d", code)
+	}
+}
+
+// TestActivatedListeners: serve takes systemd's api and agent sockets for
+// the components it runs, and refuses a socket it would leave unanswered.
+func TestActivatedListeners(t *testing.T) {
+	listen := func() net.Listener {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		return ln
+	}
+	apiLn, agentLn := listen(), listen()
+	api, agent, err := activatedListeners(map[string]net.Listener{"api": apiLn, "agent": agentLn}, server.AllComponents)
+	if err != nil || api != apiLn || agent != agentLn {
+		t.Errorf("all components: %v %v %v", api, agent, err)
+	}
+	if api, agent, err := activatedListeners(nil, server.AllComponents); err != nil || api != nil || agent != nil {
+		t.Errorf("no sockets: %v %v %v", api, agent, err)
+	}
+	for _, tc := range []struct {
+		name       string
+		socket     string
+		components []string
+		want       string
+	}{
+		{"a name serve does not take", "metrics", server.AllComponents, `socket named "metrics"`},
+		{"a component serve does not run", "api", []string{server.ComponentAgent}, "--components has no api"},
+	} {
+		if _, _, err := activatedListeners(map[string]net.Listener{tc.socket: listen()}, tc.components); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error saying %q", tc.name, err, tc.want)
+		}
 	}
 }

@@ -58,6 +58,10 @@ type Options struct {
 	SocketMode os.FileMode
 	// SocketOwner and SocketGroup chown the socket; -1 leaves them.
 	SocketOwner, SocketGroup int
+	// Listener, when set, is the socket already listening (systemd's, by
+	// socket activation: mode and owner are its .socket unit's); Run
+	// serves on it and neither makes nor removes a socket file.
+	Listener net.Listener
 	// Logger receives structured logs; nil means slog.Default().
 	Logger *slog.Logger
 	// APIURLs overrides the APIs' base URLs (no trailing slash), in order
@@ -143,11 +147,16 @@ func (a *Agent) Handler() http.Handler { return a.handler }
 // Run listens on the unix socket (replacing a stale socket file), serves
 // until ctx is cancelled, then removes the socket.
 func (a *Agent) Run(ctx context.Context) error {
-	ln, err := a.listen()
-	if err != nil {
-		return err
+	ln := a.opts.Listener
+	if ln == nil {
+		var err error
+		if ln, err = a.listen(); err != nil {
+			return err
+		}
+		defer os.Remove(a.opts.SocketPath)
+	} else if ul, ok := ln.(*net.UnixListener); ok {
+		ul.SetUnlinkOnClose(false) // systemd's socket, kept for the next start
 	}
-	defer os.Remove(a.opts.SocketPath)
 	srv := &http.Server{
 		Handler:           a.handler,
 		ReadHeaderTimeout: 30 * time.Second,
@@ -159,7 +168,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	a.log.Info("agent listening", "socket", a.opts.SocketPath, "mode", fmt.Sprintf("%#o", a.opts.SocketMode))
+	if a.opts.Listener != nil {
+		a.log.Info("agent listening on systemd's socket", "socket", ln.Addr().String())
+	} else {
+		a.log.Info("agent listening", "socket", a.opts.SocketPath, "mode", fmt.Sprintf("%#o", a.opts.SocketMode))
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("agent: serve %s: %w", a.opts.SocketPath, err)
