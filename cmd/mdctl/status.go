@@ -29,7 +29,9 @@ func newCmdStatus(f *factory, runF func(context.Context, *statusOptions) error) 
 		Short: "Show whether serve's components are up, where, and what they counted",
 		Long: `Status asks a running mdctl serve (its admin socket in --data-dir, or the
 admin address given with --server) for each component: up or down, its
-address, and its request counts. It fails when no serve answers.`,
+address, and its request counts; then how many of the DHCP servers its data
+plane planned run (what mdctl lab up waits for). It fails when no serve
+answers.`,
 		Example: `  mdctl status
   mdctl status -o json
   mdctl status --server http://10.0.0.5:8776`,
@@ -92,7 +94,18 @@ func statusRun(ctx context.Context, opts *statusOptions) error {
 	}
 	_, err = fmt.Fprintf(opts.IO.Out, "\nserve pid %d, up since %s; %d event subscribers, %d events dropped\n",
 		st.PID, st.Started.Local().Format(time.DateTime), st.Subscribers, st.Dropped)
+	if err == nil && st.DHCPServers != nil {
+		_, err = fmt.Fprintln(opts.IO.Out, dhcpLine(st))
+	}
 	return err
+}
+
+// dhcpLine says how many of the DHCP servers serve planned run.
+func dhcpLine(st admin.Status) string {
+	if st.DHCPPlanned == nil {
+		return fmt.Sprintf("DHCP servers: %d running, the data plane's first pass still to come", *st.DHCPServers)
+	}
+	return fmt.Sprintf("DHCP servers: %d of %d planned running", *st.DHCPServers, *st.DHCPPlanned)
 }
 
 func formatCounts(m map[string]uint64) string {

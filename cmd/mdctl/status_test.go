@@ -31,7 +31,8 @@ func startAdmin(t *testing.T, dir string) {
 	done := make(chan error, 1)
 	sock := filepath.Join(dir, admin.SocketName)
 	go func() {
-		done <- admin.New(admin.Options{Bus: bus, SocketPath: sock, Status: reg.Components, Logger: slog.New(slog.DiscardHandler)}).Run(ctx)
+		done <- admin.New(admin.Options{Bus: bus, SocketPath: sock, Status: reg.Components,
+			DHCP: func() admin.DHCPCounts { return admin.DHCPCounts{Planned: 2, Running: 1} }, Logger: slog.New(slog.DiscardHandler)}).Run(ctx)
 	}()
 	t.Cleanup(func() { close(stop); cancel(); <-done })
 	for i := 0; ; i++ {
@@ -53,7 +54,7 @@ func TestStatus(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"COMPONENT", "api", "up", "127.0.0.1:8775", "failed=0 requests=1", "agent", "down: socket in use", "serve pid"} {
+	for _, want := range []string{"COMPONENT", "api", "up", "127.0.0.1:8775", "failed=0 requests=1", "agent", "down: socket in use", "serve pid", "DHCP servers: 1 of 2 planned running"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
