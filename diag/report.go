@@ -59,6 +59,14 @@ type Report struct {
 	// ServeOverrides say which of the running serve's --set values the
 	// trace used, one line each.
 	ServeOverrides []string `json:"serve_overrides,omitempty"`
+	// Node is the node the trace ran on (its data dir's serve), "" when
+	// unknown.
+	Node string `json:"node,omitempty"`
+	// Host is the node hosting the instance's router (router mode) or
+	// DHCP network (DHCP mode): where KernelHops are checked. "" when no
+	// node hosts it. OtherHosts are a network's further DHCP hosts.
+	Host       string   `json:"host,omitempty"`
+	OtherHosts []string `json:"other_hosts,omitempty"`
 	// MS is the trace's wall time.
 	MS float64 `json:"ms"`
 }
@@ -93,6 +101,9 @@ type Hop struct {
 	Evidence []string `json:"evidence,omitempty"`
 	// RequestIDs are the X-Request-IDs of the probes this hop sent.
 	RequestIDs []string `json:"request_ids,omitempty"`
+	// Node is the node the hop was checked on (or, not checked, would
+	// have been), "" when nodes are unknown.
+	Node string `json:"node,omitempty"`
 	// bySetting: Hint's fix is a setting (mdctl config set), which is the
 	// operator's to change: --fix says so and leaves it.
 	bySetting bool
@@ -180,6 +191,9 @@ func (r Report) writeHop(b *strings.Builder, s styles, h Hop) {
 	case !h.OK:
 		mark = s.fail("✗")
 	}
+	if h.Node != "" && h.Node != r.Node {
+		detail += s.dim(" [on node " + h.Node + "]")
+	}
 	name := s.name(fmt.Sprintf("%-9s", h.Name))
 	fmt.Fprintf(b, "%s %s %s  %s\n", mark, name, s.dim(fmt.Sprintf("%7.1fms", h.MS)), detail)
 	for _, w := range h.Warnings {
@@ -196,6 +210,26 @@ func (r Report) writeHop(b *strings.Builder, s styles, h Hop) {
 	case !h.OK && h.Hint != "":
 		b.WriteString("    " + s.hint("fix: "+h.Hint) + "\n")
 	}
+}
+
+// hostLine says which node hosts the instance's metadata namespace, and
+// where its hops were checked.
+func (r Report) hostLine() string {
+	if r.Host == "" {
+		return ""
+	}
+	what := "router"
+	if r.Mode == ModeDHCP {
+		what = "DHCP network"
+	}
+	l := "the " + what + " is hosted by node " + r.Host
+	if len(r.OtherHosts) > 0 {
+		l += " (also by " + strings.Join(r.OtherHosts, ", ") + ")"
+	}
+	if r.Host == r.Node {
+		return l + ", this one"
+	}
+	return l + ": " + strings.Join(KernelHops, ", ") + " are checked there, through its admin endpoint"
 }
 
 // WriteText writes the report for a person: a header with the mode, one
@@ -218,6 +252,9 @@ func (r Report) WriteText(w io.Writer, color bool) error {
 	b.WriteString("\n")
 	if r.ModeReason != "" {
 		b.WriteString("  " + s.dim(r.ModeReason) + "\n")
+	}
+	if l := r.hostLine(); l != "" {
+		b.WriteString("  " + s.dim(l) + "\n")
 	}
 	for _, o := range r.ServeOverrides {
 		b.WriteString("  " + s.dim(o) + "\n")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/mdctl/mdctl/server"
@@ -36,6 +37,13 @@ type Options struct {
 	APIURLs []string
 	// Timeout bounds each check; default DefaultTimeout.
 	Timeout time.Duration
+	// Node is the node this trace runs on (the data dir's serve's), ""
+	// when unknown: then the node the store records with this data dir's
+	// admin socket is this one.
+	Node string
+	// AdminToken is the bearer token for other nodes' TCP admin
+	// endpoints, "" for $MDCTL_ADMIN_TOKEN (admin.NewClientToken).
+	AdminToken string
 }
 
 func (o Options) withDefaults(cfg store.Config) Options {
@@ -114,27 +122,30 @@ func Trace(ctx context.Context, o Options, instanceRef string) Report {
 	if r.Instance == t.view.Instance.ID && t.view.Instance.Name != "" {
 		r.Instance = t.view.Instance.Name
 	}
-	checks := []struct {
-		name string
-		fn   func(context.Context, Options, *target) Hop
-	}{
-		{HopRoute, checkRoute},
-		{HopNamespace, checkNamespace},
-		{HopIPTables, checkIPTables},
-		{HopProxy, checkProxy},
-		{HopSocket, checkSocket},
-		{HopAgent, checkAgent},
-		{HopAPI, checkAPI},
-		{HopMetadata, checkMetadata},
-	}
 	// The probe waits on serve's event stream; it runs beside the
 	// checks so that wait does not add to the trace's time. It reads
 	// only o, t.guestNS and the plan (hasIPv6), which the checks never
 	// change.
 	probed := make(chan *Probe, 1)
 	go func() { probed <- runProbe(ctx, o, t) }()
-	for _, c := range checks {
-		r.Hops = append(r.Hops, timed(ctx, c.name, o, t, c.fn))
+	h := hostOf(ctx, o, t)
+	if o.Node == "" && h.local {
+		o.Node = h.name // found by this data dir's admin socket
+	}
+	r.Node, r.Host, r.OtherHosts = o.Node, h.name, h.others
+	for _, c := range hopChecks {
+		if !h.local && slices.Contains(KernelHops, c.name) {
+			if c.name == KernelHops[0] {
+				r.Hops = append(r.Hops, remoteHops(ctx, o, t, h)...)
+			}
+			continue
+		}
+		hop := timed(ctx, c.name, o, t, c.fn)
+		hop.Node = o.Node
+		if slices.Contains(KernelHops, c.name) && h.name != "" {
+			hop.Node = h.name
+		}
+		r.Hops = append(r.Hops, hop)
 	}
 	r.Probe = <-probed
 	r.annotate()
@@ -142,6 +153,21 @@ func Trace(ctx context.Context, o Options, instanceRef string) Report {
 	r.MS = ms(time.Since(start))
 	r.finish()
 	return r
+}
+
+// hopChecks are the hops' checks in the order a request crosses them.
+var hopChecks = []struct {
+	name string
+	fn   func(context.Context, Options, *target) Hop
+}{
+	{HopRoute, checkRoute},
+	{HopNamespace, checkNamespace},
+	{HopIPTables, checkIPTables},
+	{HopProxy, checkProxy},
+	{HopSocket, checkSocket},
+	{HopAgent, checkAgent},
+	{HopAPI, checkAPI},
+	{HopMetadata, checkMetadata},
 }
 
 // timed runs one check under its own deadline and records its duration.

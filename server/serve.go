@@ -87,6 +87,12 @@ type Options struct {
 	// <data-dir>/admin.token, made on first need. A non-loopback
 	// AdminListen is refused without it (server/admin/auth.go).
 	AdminTokenFile string
+	// TraceKernel runs an instance's kernel-side trace checks on this
+	// node, against the data plane's names (dp): the admin endpoint's
+	// POST /trace/kernel, for a trace started on another node. The tracer
+	// lives above this package (it imports it), so the CLI hands it in;
+	// nil, or a serve without the proxy component, answers none.
+	TraceKernel func(ctx context.Context, dp dataplane.Options, instance string, timeout time.Duration) (any, error)
 }
 
 // adminToken is the token the TCP admin endpoint requires ("" without
@@ -197,15 +203,26 @@ func Run(ctx context.Context, o Options) error {
 	var names *admin.DataplaneNames
 	var dhcpSeen *dhcpCounts
 	var dhcpStatus func() admin.DHCPCounts
+	var traceKernel func(context.Context, string, time.Duration) (any, error)
 	if has(ComponentProxy) {
 		dp := dataplane.NewReconciler(o.Dataplane).Options()
 		names = &admin.DataplaneNames{SegmentNamespace: dp.SegmentNamespace, GuestPrefix: dp.GuestPrefix, HostNamespace: dp.HostNamespace}
 		dhcpSeen = &dhcpCounts{}
 		dhcpStatus = dhcpSeen.counts
+		if o.TraceKernel != nil {
+			traceKernel = func(ctx context.Context, instance string, timeout time.Duration) (any, error) {
+				return o.TraceKernel(ctx, dp, instance, timeout)
+			}
+		}
 	}
 	adm := admin.New(admin.Options{Bus: bus, Recent: recent, Dataplane: names, Overrides: maskedOverrides(o.Overrides), SocketPath: filepath.Join(o.DataDir, admin.SocketName), TCPAddr: o.AdminListen, Token: token,
 		TCPBound: func(addr string) { node.setAdminURL(ctx, addr) },
-		Status:   reg.Components, DHCP: dhcpStatus, Names: admin.StoreNames(o.Store), Logger: o.Logger.With("component", "admin")})
+		Status:   reg.Components, DHCP: dhcpStatus, Names: admin.StoreNames(o.Store), Logger: o.Logger.With("component", "admin"),
+		Node: o.Node, TraceKernel: traceKernel,
+		SettingsGeneration: func(ctx context.Context) (uint64, error) {
+			snap, err := live.Snapshot(ctx)
+			return snap.Generation, err
+		}})
 	g.Go(func() error {
 		// The live view is not worth guests' metadata: a serve whose admin
 		// endpoint cannot run (its socket taken in a race, a bad

@@ -7,9 +7,11 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/mdctl/mdctl/diag"
 	"github.com/mdctl/mdctl/internal/sdlisten"
 	"github.com/mdctl/mdctl/internal/sdnotify"
 	"github.com/mdctl/mdctl/server"
@@ -170,6 +172,11 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 		Store: st, DataDir: opts.DataDir, Components: opts.Components,
 		Overrides: opts.Overrides, APIListen: opts.APIListen, AdminListen: opts.AdminListen, AdminTokenFile: opts.AdminTokenFile, Logger: log,
 		Dataplane: opts.Dataplane, Node: opts.Node, Version: opts.Version,
+		// Another node's trace of an instance this node hosts.
+		TraceKernel: func(ctx context.Context, dp dataplane.Options, instance string, timeout time.Duration) (any, error) {
+			return diag.TraceKernel(ctx, diag.Options{Store: st, DataDir: opts.DataDir, Overrides: opts.Overrides,
+				Dataplane: dp, Timeout: timeout, Node: opts.Node}, instance)
+		},
 		Ready: func() {
 			if err := sdnotify.Notify(opts.NotifySocket, sdnotify.Ready); err != nil {
 				log.Warn("could not tell systemd serve is ready", "err", err)

@@ -13,13 +13,18 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/mdctl/mdctl/internal/golden"
 	"github.com/mdctl/mdctl/server/admin"
 	"github.com/mdctl/mdctl/server/events"
+	"github.com/mdctl/mdctl/store"
 )
 
 // startAdmin runs a real admin endpoint in dir with an api that is up
 // and an agent that failed.
-func startAdmin(t *testing.T, dir string) {
+func startAdmin(t *testing.T, dir string) { startNodeAdmin(t, dir, "") }
+
+// startNodeAdmin is startAdmin for the serve of node.
+func startNodeAdmin(t *testing.T, dir, node string) {
 	t.Helper()
 	bus := events.NewBus()
 	reg := admin.NewRegistry(bus)
@@ -31,7 +36,7 @@ func startAdmin(t *testing.T, dir string) {
 	done := make(chan error, 1)
 	sock := filepath.Join(dir, admin.SocketName)
 	go func() {
-		done <- admin.New(admin.Options{Bus: bus, SocketPath: sock, Status: reg.Components,
+		done <- admin.New(admin.Options{Bus: bus, SocketPath: sock, Node: node, Status: reg.Components,
 			DHCP: func() admin.DHCPCounts { return admin.DHCPCounts{Planned: 2, Running: 1} }, Logger: slog.New(slog.DiscardHandler)}).Run(ctx)
 	}()
 	t.Cleanup(func() { close(stop); cancel(); <-done })
@@ -89,4 +94,75 @@ func TestStatusWhenServeIsNotRunning(t *testing.T) {
 	if code, _, _ := runCLI(t, dir, "", "status", "-o", "xml"); code != exitUsage {
 		t.Errorf("-o xml: exit %d, want %d", code, exitUsage)
 	}
+}
+
+// TestStatusAcrossNodes: with several nodes in the store, status asks each
+// at the admin socket the store records, and shows one that does not
+// answer as unreachable (exit 1) rather than leaving it out.
+func TestStatusAcrossNodes(t *testing.T) {
+	dir, other := t.TempDir(), t.TempDir()
+	startNodeAdmin(t, other, "node-a")
+	st, err := store.Open(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, n := range []store.Node{
+		{Name: "node-a", Components: []string{"api", "agent"}, AdminSocket: filepath.Join(other, admin.SocketName)},
+		{Name: "node-b", Components: []string{"proxy"}, AdminSocket: filepath.Join(t.TempDir(), admin.SocketName)},
+	} {
+		if err := st.RegisterNode(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+
+	code, out, errOut := runCLI(t, dir, "", "status")
+	if code != exitFail {
+		t.Errorf("exit %d, want %d (node-b does not answer); stderr %q", code, exitFail, errOut)
+	}
+	for _, want := range []string{"NODE", "node-a  api", "failed=0 requests=1", "node-a  agent", "down: socket in use",
+		"node-b  -", "unreachable: node node-b: no admin endpoint of it answers here", "node node-a: serve pid"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+
+	code, out, _ = runCLI(t, dir, "", "status", "-o", "json")
+	var got struct {
+		Nodes []nodeStatus `json:"nodes"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || code != exitFail {
+		t.Fatalf("exit %d, json %v:\n%s", code, err, out)
+	}
+	if len(got.Nodes) != 2 || got.Nodes[0].Status == nil || got.Nodes[0].Status.Node != "node-a" || len(got.Nodes[0].Status.Components) != 2 ||
+		got.Nodes[1].Status != nil || !got.Nodes[1].Alive || got.Nodes[1].Error == "" {
+		t.Errorf("nodes %+v", got.Nodes)
+	}
+}
+
+// TestStatusAcrossNodesGolden pins the table across nodes: up, unreachable
+// and dead nodes.
+func TestStatusAcrossNodesGolden(t *testing.T) {
+	at := time.Date(2026, 5, 4, 12, 0, 0, 0, time.UTC)
+	sock, err := admin.NewClient("/var/lib/mdctl/admin.sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eps := []nodeEndpoint{
+		{Node: store.Node{Name: "net-1"}, Alive: true, Client: sock, Status: admin.Status{PID: 4242, Started: at, Node: "net-1", Subscribers: 1,
+			Components: []admin.Component{
+				{Name: "agent", Up: true, Address: "/var/lib/mdctl/metadata_proxy", Counts: map[string]uint64{"requests": 12, "failed": 1}},
+				{Name: "proxy", Up: true, Counts: map[string]uint64{"requests": 12, "failed": 0}},
+				{Name: "dataplane", Error: "apply: netlink: operation not permitted"},
+			}}},
+		{Node: store.Node{Name: "net-2", AdminSocket: "/var/lib/mdctl/admin.sock", AdminURL: "http://net-2:9100", HeartbeatAt: at.Add(-2 * time.Second)},
+			Alive: true, Err: errors.New("http://net-2:9100: no mdctl serve is answering")},
+		{Node: store.Node{Name: "net-3"}, Err: errors.New("dead: last heartbeat 3m0s ago (agent_down_time 1m15s)")},
+	}
+	io, _, out, _ := testIO()
+	if err := writeNodesStatus(io, eps, time.UTC); err != nil {
+		t.Fatal(err)
+	}
+	golden.Check(t, "status-nodes.golden", out.String())
 }

@@ -58,6 +58,14 @@ type Status struct {
 	// without a data plane, DHCPPlanned also before its first plan.
 	DHCPPlanned *int `json:"dhcp_planned,omitempty" yaml:"dhcp_planned,omitempty"`
 	DHCPServers *int `json:"dhcp_servers,omitempty" yaml:"dhcp_servers,omitempty"`
+	// Node is the node serve registered as (serve --node), so a client
+	// that found this endpoint through the store knows it reached that
+	// node and not another serve at the same socket path.
+	Node string `json:"node,omitempty" yaml:"node,omitempty"`
+	// SettingsGeneration is the store generation of the settings serve
+	// has in force (read when asked, as a request would): config set
+	// waits for it to reach its write's.
+	SettingsGeneration uint64 `json:"settings_generation,omitempty" yaml:"settings_generation,omitempty"`
 }
 
 // DHCPReady reports whether serve runs every DHCP server it planned; false
@@ -108,8 +116,17 @@ type Options struct {
 	DHCP func() DHCPCounts
 	// Names fills an event's instance name from its id, off the request
 	// path; nil leaves names as the hops set them.
-	Names  func(ctx context.Context, instanceID string) string
-	Logger *slog.Logger
+	Names func(ctx context.Context, instanceID string) string
+	// Node is reported on /status as it is.
+	Node string
+	// SettingsGeneration answers /status's settings_generation; nil
+	// reports none.
+	SettingsGeneration func(context.Context) (uint64, error)
+	// TraceKernel answers POST /trace/kernel: the checks of an instance's
+	// metadata path that only its hosting node can make (namespace,
+	// iptables, proxy), as a JSON-encodable value; nil answers 501.
+	TraceKernel func(ctx context.Context, instance string, timeout time.Duration) (any, error)
+	Logger      *slog.Logger
 }
 
 // Server is the admin endpoint.
@@ -240,6 +257,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /status", s.status)
 	mux.HandleFunc("GET /recent", s.recent)
 	mux.HandleFunc("POST /probes", s.markProbe)
+	mux.HandleFunc("POST /trace/kernel", s.traceKernel)
 	return mux
 }
 
@@ -281,6 +299,43 @@ func (s *Server) markProbe(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// traceKernel runs the kernel-side checks of ?instance= on this node,
+// each bounded by ?timeout= (default: the tracer's), for a trace started on
+// another node. Like /probes it is reachable only by who may use the admin
+// endpoint.
+func (s *Server) traceKernel(w http.ResponseWriter, r *http.Request) {
+	if s.o.TraceKernel == nil {
+		http.Error(w, "501 not implemented: this serve runs no kernel checks (no proxy component)", http.StatusNotImplemented)
+		return
+	}
+	q := r.URL.Query()
+	instance := q.Get("instance")
+	var timeout time.Duration
+	if v := q.Get("timeout"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 || d > MaxTraceTimeout {
+			http.Error(w, fmt.Sprintf("400 bad request: timeout=%s: want a duration up to %v", v, MaxTraceTimeout), http.StatusBadRequest)
+			return
+		}
+		timeout = d
+	}
+	if instance == "" {
+		http.Error(w, "400 bad request: want ?instance=<name or id>[&timeout=<duration>]", http.StatusBadRequest)
+		return
+	}
+	out, err := s.o.TraceKernel(r.Context(), instance, timeout)
+	if err != nil {
+		http.Error(w, "trace "+instance+": "+err.Error(), http.StatusUnprocessableEntity)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// MaxTraceTimeout bounds /trace/kernel's per-check timeout, so a caller
+// cannot hold a serve's kernel checks for long.
+const MaxTraceTimeout = 30 * time.Second
+
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	st := Status{PID: os.Getpid(), Started: s.started, Components: []Component{}, Dataplane: s.o.Dataplane, Overrides: s.o.Overrides,
 		Subscribers: s.o.Bus.Subscribers(), Dropped: s.o.Bus.Metrics().Drops()}
@@ -293,6 +348,15 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.o.Status != nil {
 		st.Components = s.o.Status(r.Context())
+	}
+	st.Node = s.o.Node
+	if s.o.SettingsGeneration != nil {
+		gen, err := s.o.SettingsGeneration(r.Context())
+		if err != nil {
+			http.Error(w, "settings: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		st.SettingsGeneration = gen
 	}
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)

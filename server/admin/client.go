@@ -33,13 +33,21 @@ type Client struct {
 
 // NewClient returns a client for addr: a unix socket path, or an
 // http://host:port URL.
-func NewClient(addr string) (*Client, error) {
+func NewClient(addr string) (*Client, error) { return NewClientToken(addr, "") }
+
+// NewClientToken is NewClient with the bearer token for an http://
+// address given (a token in the URL still wins; "" falls back to
+// $MDCTL_ADMIN_TOKEN).
+func NewClientToken(addr, token string) (*Client, error) {
 	if strings.HasPrefix(addr, "http://") || strings.HasPrefix(addr, "https://") {
 		u, err := url.Parse(addr)
 		if err != nil || u.Host == "" {
 			return nil, fmt.Errorf("admin address %q: want a socket path or http://host:port", addr)
 		}
-		tok := os.Getenv(TokenEnv)
+		tok := token
+		if tok == "" {
+			tok = os.Getenv(TokenEnv)
+		}
 		if p, ok := u.User.Password(); ok {
 			tok = p
 		}
@@ -101,6 +109,25 @@ func (c *Client) do(ctx context.Context, method, path string) (*http.Response, e
 		return nil, fmt.Errorf("%s%s: %s: %s", c.addr, path, resp.Status, strings.TrimSpace(string(b)))
 	}
 	return resp, nil
+}
+
+// TraceKernel asks the node to run an instance's kernel-side trace checks
+// (POST /trace/kernel), each bounded by timeout, and decodes its answer
+// into out.
+func (c *Client) TraceKernel(ctx context.Context, instance string, timeout time.Duration, out any) error {
+	q := url.Values{"instance": {instance}}
+	if timeout > 0 {
+		q.Set("timeout", timeout.String())
+	}
+	resp, err := c.do(ctx, http.MethodPost, "/trace/kernel?"+q.Encode())
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s/trace/kernel: %w", c.addr, err)
+	}
+	return nil
 }
 
 // Status reads /status.
