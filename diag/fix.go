@@ -45,7 +45,14 @@ func Fix(ctx context.Context, o Options, r Report, out io.Writer) error {
 	var errs error
 	failed := func(name string) bool { h := r.Hop(name); return h.Name != "" && !h.OK && !h.NotChecked }
 
-	if failed(HopNamespace) || failed(HopIPTables) || failed(HopProxy) {
+	remote := r.Host != "" && r.Host != r.Node
+	kernelFailed := failed(HopNamespace) || failed(HopIPTables) || failed(HopProxy)
+	if kernelFailed && remote {
+		// Its namespaces are another machine's: re-applying here would
+		// build them on the wrong one.
+		fmt.Fprintf(out, "left to node %s (it hosts the %s namespace): run mdctl trace %s --fix there\n", r.Host, r.Mode, r.Instance)
+	}
+	if kernelFailed && !remote {
 		d, err := server.PlanFromStore(ctx, o.Store, cfg)
 		if err != nil {
 			return fmt.Errorf("fix: plan: %w", err)

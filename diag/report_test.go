@@ -196,3 +196,37 @@ func TestGoldenTextNoServe(t *testing.T) {
 	}
 	golden(t, "report-noserve.txt", b.Bytes())
 }
+
+// remoteReport is fixedReport traced on node net-1 for a router hosted by
+// net-2, whose admin endpoint did not answer.
+func remoteReport() Report {
+	r := fixedReport()
+	r.Node, r.Host = "net-1", "net-2"
+	why := "not checked: node net-2 hosts router r1 (last heartbeat 2s ago), and its admin endpoint does not answer: http://net-2:9100: no mdctl serve is answering"
+	for i := range r.Hops {
+		r.Hops[i].Node = r.Node
+		for _, k := range KernelHops {
+			if r.Hops[i].Name == k {
+				r.Hops[i] = Hop{Name: k, Node: r.Host, Skipped: true, Detail: why, Hint: "mdctl serve on node net-2 is not answering: start it (systemctl start mdctl there), or mdctl node show net-2"}
+			}
+		}
+	}
+	r.finish()
+	return r
+}
+
+func TestGoldenRemoteHost(t *testing.T) {
+	r := remoteReport()
+	if r.OK || r.FailedHop != HopNamespace {
+		t.Errorf("an unreachable host's hops must fail the trace: ok %v, failed %q", r.OK, r.FailedHop)
+	}
+	var text, js bytes.Buffer
+	if err := r.WriteText(&text, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "report-remote.txt", text.Bytes())
+	golden(t, "report-remote.json", js.Bytes())
+}

@@ -30,6 +30,9 @@ type traceOptions struct {
 	Timeout   time.Duration
 	Overrides map[string]string
 	Dataplane dataplane.Options
+	// TokenFile is --admin-token-file: the token of the hosting node's
+	// TCP admin endpoint.
+	TokenFile string
 }
 
 func newCmdTrace(f *factory, runF func(context.Context, *traceOptions) error) *cobra.Command {
@@ -60,6 +63,14 @@ the one IPv4 gets fails the proxy hop, as cloud-init would take it.
 
 Read-only unless --fix: then it repairs what mdctl owns (namespaces, rules,
 addresses, the socket's mode, lab guests) after saying what it will do.
+Several nodes on one store: the report names the node hosting the
+instance's router (router mode) or DHCP network (DHCP mode), as JSON's
+"host", and each hop the node it was checked on ("node"). When that is
+another node, the namespace, iptables and proxy hops are checked there: trace
+asks its admin endpoint (POST /trace/kernel; a TCP one needs the token of
+--admin-token-file or $MDCTL_ADMIN_TOKEN). A hosting node that cannot be
+asked leaves those hops NOT CHECKED, saying why, and trace exits 1.
+
 Exit 0 when every hop passes, 1 when one fails, 3 when none fails but a hop
 could not be checked (NOT CHECKED).`,
 		Example: `  mdctl trace vm1
@@ -85,6 +96,7 @@ could not be checked (NOT CHECKED).`,
 	fl.BoolVar(&opts.Fix, "fix", false, "repair what mdctl owns, then trace again")
 	fl.DurationVar(&opts.Timeout, "timeout", diag.DefaultTimeout, "time limit of each check")
 	fl.StringArrayVar(&sets, "set", nil, "trace with a setting overridden, KEY=VALUE (as serve --set)")
+	addAdminTokenFileFlag(cmd, &opts.TokenFile)
 	return cmd
 }
 
@@ -94,16 +106,21 @@ func traceRun(ctx context.Context, opts *traceOptions) error {
 		return err
 	}
 	defer st.Close()
-	apiURLs, dp, serveSets, up := runningServe(ctx, opts.DataDir, opts.Dataplane)
-	overrides, notes := withServeOverrides(serveSets, opts.Overrides)
+	token, err := adminToken(opts.TokenFile)
+	if err != nil {
+		return err
+	}
+	serve := runningServe(ctx, opts.DataDir, opts.Dataplane)
+	overrides, notes := withServeOverrides(serve.overrides, opts.Overrides)
 	o := diag.Options{
 		Store: st, DataDir: opts.DataDir, Overrides: overrides,
-		Dataplane: dp, Timeout: opts.Timeout, APIURLs: apiURLs,
+		Dataplane: serve.dp, Timeout: opts.Timeout, APIURLs: serve.apiURLs,
+		Node: serve.node, AdminToken: token,
 	}
 	trace := func() diag.Report {
 		r := diag.Trace(ctx, o, opts.Instance)
 		r.ServeOverrides = notes
-		if !up {
+		if !serve.up {
 			r.NoServe = "no mdctl serve runs on " + opts.DataDir + " (its admin socket does not answer): start it with mdctl serve --data-dir " + opts.DataDir
 		}
 		return r
@@ -161,31 +178,43 @@ func traceFailure(r diag.Report) error {
 	return fmt.Errorf("trace %s: hop %q fails: %s", r.Instance, r.FailedHop, r.Hop(r.FailedHop).Detail)
 }
 
-// runningServe asks the data dir's serve where its API listens (its agent
-// uses that address whatever nova_metadata_port says, so the trace must
-// too; none lets the settings decide) and which namespaces its data plane
-// uses (dp as given when no serve answers or it runs no data plane); up
-// says whether a serve answered at all.
-func runningServe(ctx context.Context, dataDir string, dp dataplane.Options) (apiURLs []string, _ dataplane.Options, overrides map[string]string, up bool) {
+// localServe is what the data dir's serve tells trace.
+type localServe struct {
+	// apiURLs is where its API listens (its agent uses that address
+	// whatever nova_metadata_port says, so the trace must too; none lets
+	// the settings decide).
+	apiURLs []string
+	// dp names the namespaces its data plane uses (as given when no serve
+	// answers or it runs no data plane).
+	dp        dataplane.Options
+	overrides map[string]string // its --set values
+	node      string            // the node it registered as
+	up        bool              // a serve answered at all
+}
+
+// runningServe asks the data dir's serve.
+func runningServe(ctx context.Context, dataDir string, dp dataplane.Options) localServe {
+	out := localServe{dp: dp}
 	c, err := admin.NewClient(filepath.Join(dataDir, admin.SocketName))
 	if err != nil {
-		return nil, dp, nil, false
+		return out
 	}
 	ctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
 	st, err := c.Status(ctx)
 	if err != nil {
-		return nil, dp, nil, false
+		return out
 	}
 	if n := st.Dataplane; n != nil {
-		dp.SegmentNamespace, dp.GuestPrefix, dp.HostNamespace = n.SegmentNamespace, n.GuestPrefix, n.HostNamespace
+		out.dp.SegmentNamespace, out.dp.GuestPrefix, out.dp.HostNamespace = n.SegmentNamespace, n.GuestPrefix, n.HostNamespace
 	}
 	for _, comp := range st.Components {
 		if comp.Name == server.ComponentAPI && comp.Up && comp.Address != "" {
-			apiURLs = []string{"http://" + comp.Address}
+			out.apiURLs = []string{"http://" + comp.Address}
 		}
 	}
-	return apiURLs, dp, st.Overrides, true
+	out.overrides, out.node, out.up = st.Overrides, st.Node, true
+	return out
 }
 
 // withServeOverrides is the settings trace checks: the running serve's
