@@ -331,15 +331,16 @@ func (m Model) screen() string {
 	return lipgloss.NewStyle().MaxWidth(m.width).MaxHeight(m.height).Render(strings.Join(out, "\n"))
 }
 
-// Run shows the live view of nodes on out until the user quits or ctx ends.
-func Run(ctx context.Context, nodes []string, trace TraceFunc, in io.Reader, out io.Writer, color bool) error {
+// Run shows the live view of every source on out, their events merged and
+// each row labelled with its node, until the user quits or ctx ends.
+func Run(ctx context.Context, srcs []Source, trace TraceFunc, in io.Reader, out io.Writer, color bool) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ch := make(chan tea.Msg, 1024)
-	for _, n := range nodes {
-		go Watch(ctx, n, ch)
+	for _, s := range srcs {
+		go Watch(ctx, s, ch)
 	}
-	m := New(Options{Nodes: nodes, Msgs: ch, Trace: trace, Styles: NewStyles(color)})
+	m := New(Options{Nodes: Labels(srcs), Msgs: ch, Trace: trace, Styles: NewStyles(color)})
 	opts := []tea.ProgramOption{tea.WithContext(ctx), tea.WithInput(in), tea.WithOutput(out)}
 	if !color {
 		// Bold and reverse only, whatever the terminal says it could do.

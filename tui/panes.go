@@ -51,6 +51,8 @@ func (h header) view(width int, s stats, now time.Time) string {
 			l = h.st.OK.Render("● reconnected to " + n + " (serve restarted)")
 		case c.Up:
 			l = h.st.OK.Render("● " + n)
+		case c.Final:
+			l = h.st.Error.Render("✗ " + n + ": " + errText(c.Err) + " (not watched)")
 		default:
 			l = h.st.Error.Render("✗ lost " + n + ": " + errText(c.Err) + "; reconnecting…")
 		}

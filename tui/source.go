@@ -23,18 +23,58 @@ type ConnMsg struct {
 	// Reconnected is set when Up follows a loss: serve restarted.
 	Reconnected bool
 	Err         error
+	// Final: the node is not watched at all (Source.Addr is empty), so
+	// no reconnection follows.
+	Final bool
+}
+
+// Source is one node's admin endpoint to watch.
+type Source struct {
+	// Name labels the node's rows and its header line: the node's name,
+	// or the address when given by hand.
+	Name string
+	// Addr is a socket path or http://host:port; "" when the node has no
+	// endpoint reachable from here (Err says why), shown and not watched.
+	Addr string
+	// Token is the bearer token for an http:// Addr ("" for
+	// $MDCTL_ADMIN_TOKEN).
+	Token string
+	Err   error
+}
+
+// Label is how the node is shown: its name, else its address.
+func (s Source) Label() string {
+	if s.Name != "" {
+		return s.Name
+	}
+	return s.Addr
+}
+
+// Labels are the sources' labels, in order (Options.Nodes).
+func Labels(srcs []Source) []string {
+	out := make([]string, len(srcs))
+	for i, s := range srcs {
+		out[i] = s.Label()
+	}
+	return out
 }
 
 // retryEvery is how long a lost stream waits before dialling again.
 const retryEvery = 500 * time.Millisecond
 
-// Watch streams node's events into out until ctx ends, reconnecting
+// Watch streams src's events into out until ctx ends, reconnecting
 // whenever the stream breaks (serve restarted, network blip), and says so
-// with ConnMsgs. It never gives up: the TUI outlives serve restarts.
-func Watch(ctx context.Context, node string, out chan<- tea.Msg) {
-	c, err := admin.NewClient(node)
+// with ConnMsgs, each labelled src.Label(). It never gives up: the TUI
+// outlives serve restarts. A source without an address is reported once.
+func Watch(ctx context.Context, src Source, out chan<- tea.Msg) {
+	node := src.Label()
+	if src.Addr == "" {
+		send(ctx, out, ConnMsg{Node: node, Err: src.Err, Final: true})
+		return
+	}
+	c, err := admin.NewClientToken(src.Addr, src.Token)
 	if err != nil {
-		send(ctx, out, ConnMsg{Node: node, Err: err})
+		send(ctx, out, ConnMsg{Node: node, Err: err, Final: true})
 		return
 	}
 	lost, reported := false, false

@@ -2,12 +2,16 @@ package tui
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/mdctl/mdctl/server/admin"
 	"github.com/mdctl/mdctl/server/events"
@@ -46,7 +50,7 @@ func TestWatchReconnectsWhenServeRestarts(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ch := make(chan tea.Msg, 16)
-	go Watch(ctx, sock, ch)
+	go Watch(ctx, Source{Addr: sock}, ch)
 
 	// Nothing listens yet: one "lost" report, not one per retry.
 	if m, ok := next(t, ch).(ConnMsg); !ok || m.Up {
@@ -70,4 +74,66 @@ func TestWatchReconnectsWhenServeRestarts(t *testing.T) {
 	if m, ok := next(t, ch).(ConnMsg); !ok || !m.Up || !m.Reconnected {
 		t.Fatalf("got %#v, want reconnected", m)
 	}
+}
+
+// TestWatchEveryNode: the watchers of several nodes feed one model; each
+// request row carries the node it came from, and a node that cannot be
+// watched stays on the header, saying why.
+func TestWatchEveryNode(t *testing.T) {
+	dir := t.TempDir()
+	buses := map[string]*events.Bus{"node-a": events.NewBus(), "node-b": events.NewBus()}
+	srcs := []Source{
+		{Name: "node-a", Addr: filepath.Join(dir, "a.sock")},
+		{Name: "node-b", Addr: filepath.Join(dir, "b.sock")},
+		{Name: "node-c", Err: errors.New("dead: last heartbeat 3m0s ago")},
+		{Name: "node-d", Addr: filepath.Join(dir, "nobody.sock")},
+	}
+	for _, s := range srcs[:2] {
+		defer runAdmin(t, buses[s.Name], s.Addr)()
+		// Listening before the watchers start, so the header says up,
+		// not reconnected.
+		for i := 0; ; i++ {
+			if _, err := os.Stat(s.Addr); err == nil {
+				break
+			}
+			if i == 500 {
+				t.Fatal("admin socket never appeared")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := make(chan tea.Msg, 64)
+	for _, s := range srcs {
+		go Watch(ctx, s, ch)
+	}
+	tm := newTest(t, Options{Nodes: Labels(srcs), Msgs: ch})
+	waitFor(t, tm, "● node-a", "● node-b", "✗ node-c: dead: last heartbeat 3m0s ago (not watched)", "✗ lost node-d: ")
+	for node, inst := range map[string]string{"node-a": "vm-a", "node-b": "vm-b"} {
+		for _, e := range requestEvents("req-"+inst, inst, "/latest/meta-data/", 200, t0.Add(-time.Second)) {
+			buses[node].Publish(e)
+		}
+	}
+	waitForLine(t, tm, "node-a", "vm-a")
+	waitForLine(t, tm, "node-b", "vm-b")
+	final(t, tm)
+}
+
+// waitForLine waits (5 s at most) for a screen line holding every one of
+// subs.
+func waitForLine(t *testing.T, tm testModel, subs ...string) {
+	t.Helper()
+	screen := ""
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if p := tm.last.Load(); p != nil {
+			screen = ansi.Strip(*p)
+		}
+		for _, l := range strings.Split(screen, "\n") {
+			if containsAll(l, subs) {
+				return
+			}
+		}
+	}
+	t.Fatalf("no screen line showed %q; last screen:\n%s", subs, screen)
 }

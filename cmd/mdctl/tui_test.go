@@ -6,6 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mdctl/mdctl/server/admin"
+	"github.com/mdctl/mdctl/store"
 )
 
 func TestTUIFlags(t *testing.T) {
@@ -46,5 +49,49 @@ func TestParseTrace(t *testing.T) {
 	tr = parseTrace(nil, "mdctl: unknown command \"trace\"\n", errors.New("exit status 2"))
 	if tr.Err == nil || !strings.Contains(tr.Err.Error(), "unknown command") {
 		t.Errorf("%+v", tr)
+	}
+}
+
+// TestTUISourcesFromStore: without --server, a store with several nodes
+// gives one source per node, labelled with its name; a node with no
+// endpoint reachable from here is kept, with why, unwatched.
+func TestTUISourcesFromStore(t *testing.T) {
+	dir, other := t.TempDir(), t.TempDir()
+	startNodeAdmin(t, other, "node-a")
+	st, err := store.Open(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, n := range []store.Node{
+		{Name: "node-a", AdminSocket: filepath.Join(other, admin.SocketName)},
+		{Name: "node-b", AdminSocket: filepath.Join(t.TempDir(), admin.SocketName)},
+	} {
+		if err := st.RegisterNode(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	io, _, _, _ := testIO()
+	f := &factory{IO: io, DataDir: dir}
+	var got *tuiOptions
+	cmd := newCmdTUI(f, func(_ context.Context, o *tuiOptions) error { got = o; return nil })
+	cmd.SetArgs(nil)
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	srcs, err := tuiSources(ctx, got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(srcs) != 2 || srcs[0].Name != "node-a" || srcs[0].Addr != filepath.Join(other, admin.SocketName) || srcs[0].Err != nil ||
+		srcs[1].Name != "node-b" || srcs[1].Addr != "" || srcs[1].Err == nil {
+		t.Errorf("sources %+v", srcs)
+	}
+
+	// --server is watched as given, whatever the store holds.
+	got.Discover, got.Servers = false, []string{"/a.sock"}
+	if srcs, _ := tuiSources(ctx, got); len(srcs) != 1 || srcs[0].Addr != "/a.sock" || srcs[0].Label() != "/a.sock" {
+		t.Errorf("--server sources %+v", srcs)
 	}
 }
