@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -44,6 +45,10 @@ type configOptions struct {
 	Key, Value  string
 	ShowSecrets bool
 	Output      string
+	// Wait bounds set's and unset's wait for the nodes to apply the
+	// change (configwait.go); TokenFile is --admin-token-file.
+	Wait      time.Duration
+	TokenFile string
 }
 
 // completeKeys offers the known setting names.
@@ -186,7 +191,15 @@ func newCmdConfigSet(f *factory, runF func(context.Context, *configOptions) erro
 take oslo's spellings (true/false, yes/no, on/off, 1/0), hosts an IP
 address or a host name (nova_metadata_host a comma-separated list of them:
 API replicas in order of preference), ports 1-65535. Flags go before KEY, so a VALUE may
-start with '-'.`,
+start with '-'.
+
+Every serve sharing the store (mdctl node list) gets the change through the
+store's change feed. Set then asks each live node's admin endpoint (its
+socket when it is this machine's, else its --admin-listen URL with the token
+of --admin-token-file or $MDCTL_ADMIN_TOKEN) until the node has the
+change in force, for --wait at most, and says on stderr, a line per node,
+where it is in force, where not yet, where a serve's own --set of the key
+wins, and which nodes are dead or unreachable. The exit code is the write's.`,
 		Example: `  mdctl config set force_metadata true
   mdctl config set enable_isolated_metadata yes
   mdctl config set config_drive_format vfat
@@ -207,6 +220,7 @@ start with '-'.`,
 	}
 	// "-1" is a VALUE (refused or taken on its merits), not a shorthand flag.
 	cmd.Flags().SetInterspersed(false)
+	addConfigWaitFlags(cmd, opts)
 	return cmd
 }
 
@@ -215,16 +229,21 @@ func configSetRun(ctx context.Context, opts *configOptions) error {
 		if err := st.SetSetting(ctx, opts.Key, opts.Value); err != nil {
 			return fmt.Errorf("set %s: %w", opts.Key, err)
 		}
-		_, err := fmt.Fprintf(opts.IO.Out, "%s = %s\n", opts.Key, shownValue(opts.Key, opts.Value))
-		return err
+		if _, err := fmt.Fprintf(opts.IO.Out, "%s = %s\n", opts.Key, shownValue(opts.Key, opts.Value)); err != nil {
+			return err
+		}
+		return reportWritten(ctx, opts, st)
 	})
 }
 
 func newCmdConfigUnset(f *factory, runF func(context.Context, *configOptions) error) *cobra.Command {
 	opts := &configOptions{IO: f.IO, Store: f.OpenStore}
 	cmd := &cobra.Command{
-		Use:               "unset KEY",
-		Short:             "Remove a stored setting so its default applies again",
+		Use:   "unset KEY",
+		Short: "Remove a stored setting so its default applies again",
+		Long: `Unset removes a stored setting; like set, it then waits (--wait) for every
+live node sharing the store to have the change in force and says on stderr
+where it is.`,
 		Example:           `  mdctl config unset force_metadata`,
 		Args:              oneSettingKey,
 		ValidArgsFunction: completeKeys,
@@ -233,6 +252,7 @@ func newCmdConfigUnset(f *factory, runF func(context.Context, *configOptions) er
 			return runOrTest(cmd, opts, runF, configUnsetRun)
 		},
 	}
+	addConfigWaitFlags(cmd, opts)
 	return cmd
 }
 
@@ -242,7 +262,23 @@ func configUnsetRun(ctx context.Context, opts *configOptions) error {
 			return fmt.Errorf("unset %s: %w", opts.Key, err)
 		}
 		d, _ := store.LookupSetting(opts.Key)
-		_, err := fmt.Fprintf(opts.IO.Out, "%s unset; default %q applies\n", opts.Key, d.Default)
-		return err
+		if _, err := fmt.Fprintf(opts.IO.Out, "%s unset; default %q applies\n", opts.Key, d.Default); err != nil {
+			return err
+		}
+		return reportWritten(ctx, opts, st)
 	})
+}
+
+// reportWritten says on stderr which nodes have the write just made in
+// force. The write stands whatever they say: a failure to ask is a
+// warning, not the command's error.
+func reportWritten(ctx context.Context, opts *configOptions, st store.Store) error {
+	gen, err := st.Generation(ctx)
+	if err == nil {
+		err = reportInForce(ctx, opts, st, gen, opts.IO.ErrOut)
+	}
+	if err != nil {
+		_, err = fmt.Fprintf(opts.IO.ErrOut, "mdctl: warning: stored, but could not ask the nodes whether it is in force: %v\n", err)
+	}
+	return err
 }

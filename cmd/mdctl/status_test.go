@@ -23,8 +23,9 @@ import (
 // and an agent that failed.
 func startAdmin(t *testing.T, dir string) { startNodeAdmin(t, dir, "") }
 
-// startNodeAdmin is startAdmin for the serve of node.
-func startNodeAdmin(t *testing.T, dir, node string) {
+// startNodeAdmin is startAdmin for the serve of node, its options
+// changed by more.
+func startNodeAdmin(t *testing.T, dir, node string, more ...func(*admin.Options)) {
 	t.Helper()
 	bus := events.NewBus()
 	reg := admin.NewRegistry(bus)
@@ -35,10 +36,12 @@ func startNodeAdmin(t *testing.T, dir, node string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	sock := filepath.Join(dir, admin.SocketName)
-	go func() {
-		done <- admin.New(admin.Options{Bus: bus, SocketPath: sock, Node: node, Status: reg.Components,
-			DHCP: func() admin.DHCPCounts { return admin.DHCPCounts{Planned: 2, Running: 1} }, Logger: slog.New(slog.DiscardHandler)}).Run(ctx)
-	}()
+	o := admin.Options{Bus: bus, SocketPath: sock, Node: node, Status: reg.Components,
+		DHCP: func() admin.DHCPCounts { return admin.DHCPCounts{Planned: 2, Running: 1} }, Logger: slog.New(slog.DiscardHandler)}
+	for _, f := range more {
+		f(&o)
+	}
+	go func() { done <- admin.New(o).Run(ctx) }()
 	t.Cleanup(func() { close(stop); cancel(); <-done })
 	for i := 0; ; i++ {
 		if _, err := os.Stat(sock); err == nil {
