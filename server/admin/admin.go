@@ -323,6 +323,7 @@ func (s *Server) traceKernel(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "400 bad request: want ?instance=<name or id>[&timeout=<duration>]", http.StatusBadRequest)
 		return
 	}
+	s.log.Info("running the kernel checks of a trace from another node", "instance", instance, "timeout", timeout.String())
 	out, err := s.o.TraceKernel(r.Context(), instance, timeout)
 	if err != nil {
 		http.Error(w, "trace "+instance+": "+err.Error(), http.StatusUnprocessableEntity)
