@@ -103,7 +103,7 @@ func newThreeHostWorld(t *testing.T) *threeHostWorld {
 		// The default data dir, /var/lib/mdctl, is each host's own.
 		h.Start(w.bin, "--db", w.url, "serve", "--node", h.Name, "--components", "agent,proxy")
 	}
-	waitNodes(t, st, 2*len(threeHosts))
+	waitNodes(t, st, 2*len(threeHosts), nil)
 	applyTopology(t, st, threeHostTopo)
 	for i := 1; i <= 3; i++ {
 		tn := tenant{router: fmt.Sprintf("r%d", i), network: fmt.Sprintf("net%d", i), vm: fmt.Sprintf("vm%d", i)}

@@ -61,13 +61,18 @@ func newNodeDir(t *testing.T, name string) nodeDir {
 	return nodeDir{name: name, dir: dir, dp: dp}
 }
 
-// waitNodes waits until n nodes have registered in st.
-func waitNodes(t *testing.T, st store.Store, n int) {
+// waitNodes waits until n nodes have registered in st, each ok (nil: any).
+func waitNodes(t *testing.T, st store.Store, n int, ok func(store.Node) bool) {
 	t.Helper()
 	testworld.WaitFor(t, 30*time.Second, fmt.Sprintf("%d nodes registered", n), func() error {
 		nodes, err := st.ListNodes(context.Background())
 		if err != nil || len(nodes) != n {
 			return fmt.Errorf("nodes %+v, %v", nodes, err)
+		}
+		for _, node := range nodes {
+			if ok != nil && !ok(node) {
+				return fmt.Errorf("node %+v not ready", node)
+			}
 		}
 		return nil
 	})
@@ -173,6 +178,24 @@ func builtBy(t *testing.T, st store.Store, nodes map[string]nodeDir, what string
 	return hosts
 }
 
+// newTwoNodes makes node-a's and node-b's data dirs; their kernel state
+// (namespaces, dnsmasq) goes after the test, once their serves stopped.
+func newTwoNodes(t *testing.T, bin string) (a, b nodeDir, nodes map[string]nodeDir) {
+	t.Helper()
+	a, b = newNodeDir(t, "node-a"), newNodeDir(t, "node-b")
+	for _, n := range []nodeDir{a, b} {
+		t.Cleanup(func() { // after the serves stop (cleanups run last first)
+			for _, pid := range dnsmasqPidsIn(t, n.dp.DHCPStateDir()) {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+			if out, err := exec.Command(bin, "--data-dir", n.dir, "cleanup", "--force").CombinedOutput(); err != nil {
+				t.Errorf("cleanup %s: %v\n%s", n.name, err, out)
+			}
+		})
+	}
+	return a, b, map[string]nodeDir{a.name: a, b.name: b}
+}
+
 func TestTwoNodesShareAndFailOver(t *testing.T) {
 	testworld.RequireRoot(t)
 	ctx := context.Background()
@@ -186,24 +209,13 @@ func TestTwoNodesShareAndFailOver(t *testing.T) {
 	if err := st.SetSetting(ctx, "agent_down_time", "2"); err != nil {
 		t.Fatal(err)
 	}
-	a, b := newNodeDir(t, "node-a"), newNodeDir(t, "node-b")
-	nodes := map[string]nodeDir{a.name: a, b.name: b}
-	for _, n := range []nodeDir{a, b} {
-		t.Cleanup(func() { // after the serves stop (cleanups run last first)
-			for _, pid := range dnsmasqPidsIn(t, n.dp.DHCPStateDir()) {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-			if out, err := exec.Command(bin, "--data-dir", n.dir, "cleanup", "--force").CombinedOutput(); err != nil {
-				t.Errorf("cleanup %s: %v\n%s", n.name, err, out)
-			}
-		})
-	}
+	a, b, nodes := newTwoNodes(t, bin)
 	start := func(n nodeDir) *serveProc {
 		return startServeArgs(t, bin, "--data-dir", n.dir, "--db", url, "serve", "--node", n.name, "--components", "agent,proxy")
 	}
 	pa := start(a)
 	start(b)
-	waitNodes(t, st, 2)
+	waitNodes(t, st, 2, nil)
 
 	// Records made while both are up are spread: one router and one DHCP
 	// network each, each built by its host alone.

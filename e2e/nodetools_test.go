@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"github.com/mdctl/mdctl/internal/pgtest"
 	"github.com/mdctl/mdctl/internal/testworld"
 	"github.com/mdctl/mdctl/store"
-	"github.com/mdctl/mdctl/store/topology"
 )
 
 const toolsTopo = twoNodeTopo + `
@@ -54,7 +52,6 @@ type traceOut struct {
 // status shows node-b unreachable.
 func TestToolsAcrossNodes(t *testing.T) {
 	testworld.RequireRoot(t)
-	ctx := context.Background()
 	url := pgtest.Start(t).NewDB(t)
 	bin := buildMdctl(t)
 	st, err := store.Open("", url)
@@ -66,37 +63,14 @@ func TestToolsAcrossNodes(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte("e2e-token-0123456789abcdef\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a, b := newNodeDir(t, "node-a"), newNodeDir(t, "node-b")
-	nodes := map[string]nodeDir{a.name: a, b.name: b}
-	for _, n := range []nodeDir{a, b} {
-		t.Cleanup(func() { // after the serves stop (cleanups run last first)
-			for _, pid := range dnsmasqPidsIn(t, n.dp.DHCPStateDir()) {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-			if out, err := exec.Command(bin, "--data-dir", n.dir, "cleanup", "--force").CombinedOutput(); err != nil {
-				t.Errorf("cleanup %s: %v\n%s", n.name, err, out)
-			}
-		})
-	}
+	a, b, nodes := newTwoNodes(t, bin)
 	serves := map[string]*serveProc{}
 	for _, n := range []nodeDir{a, b} {
 		serves[n.name] = startServeArgs(t, bin, "--data-dir", n.dir, "--db", url, "serve", "--node", n.name, "--components", "agent,proxy",
 			"--admin-listen", "127.0.0.1:0", "--admin-token-file", tokenFile)
 	}
-	testworld.WaitFor(t, 30*time.Second, "both nodes registered with their TCP admin endpoints", func() error {
-		ns, err := st.ListNodes(ctx)
-		if err != nil || len(ns) != 2 || ns[0].AdminURL == "" || ns[1].AdminURL == "" {
-			return fmt.Errorf("nodes %+v, %v", ns, err)
-		}
-		return nil
-	})
-	top, err := topology.Parse([]byte(toolsTopo), "topology.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := topology.Apply(ctx, st, top); err != nil {
-		t.Fatal(err)
-	}
+	waitNodes(t, st, 2, func(n store.Node) bool { return n.AdminURL != "" }) // with their TCP admin endpoints
+	applyTopology(t, st, toolsTopo)
 	hosts := builtBy(t, st, nodes, "each node builds its share", func(h map[string][]string) error {
 		if x, y := h["r1"], h["r2"]; len(x) != 1 || len(y) != 1 || x[0] == y[0] {
 			return fmt.Errorf("bindings %v, want one router on each node", h)

@@ -90,16 +90,23 @@ func hops(tm testModel, rid, inst, path string, status int, at time.Time) {
 // subs.
 func waitFor(t *testing.T, tm testModel, subs ...string) {
 	t.Helper()
+	waitScreen(t, tm, fmt.Sprintf("the screen never showed %q", subs), func(screen string) bool { return containsAll(screen, subs) })
+}
+
+// waitScreen waits (5 s at most) until ok holds for the screen's text;
+// else it fails with failure and the last screen.
+func waitScreen(t *testing.T, tm testModel, failure string, ok func(screen string) bool) {
+	t.Helper()
 	screen := ""
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if p := tm.last.Load(); p != nil {
 			screen = ansi.Strip(*p)
 		}
-		if containsAll(screen, subs) {
+		if ok(screen) {
 			return
 		}
 	}
-	t.Fatalf("the screen never showed %q; last screen:\n%s", subs, screen)
+	t.Fatalf("%s; last screen:\n%s", failure, screen)
 }
 
 func containsAll(s string, subs []string) bool {

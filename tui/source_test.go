@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,7 +12,6 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
-	"github.com/charmbracelet/x/ansi"
 
 	"github.com/mdctl/mdctl/server/admin"
 	"github.com/mdctl/mdctl/server/events"
@@ -124,16 +124,12 @@ func TestWatchEveryNode(t *testing.T) {
 // subs.
 func waitForLine(t *testing.T, tm testModel, subs ...string) {
 	t.Helper()
-	screen := ""
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if p := tm.last.Load(); p != nil {
-			screen = ansi.Strip(*p)
-		}
+	waitScreen(t, tm, fmt.Sprintf("no screen line showed %q", subs), func(screen string) bool {
 		for _, l := range strings.Split(screen, "\n") {
 			if containsAll(l, subs) {
-				return
+				return true
 			}
 		}
-	}
-	t.Fatalf("no screen line showed %q; last screen:\n%s", subs, screen)
+		return false
+	})
 }

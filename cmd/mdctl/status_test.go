@@ -99,26 +99,35 @@ func TestStatusWhenServeIsNotRunning(t *testing.T) {
 	}
 }
 
-// TestStatusAcrossNodes: with several nodes in the store, status asks each
-// at the admin socket the store records, and shows one that does not
-// answer as unreachable (exit 1) rather than leaving it out.
-func TestStatusAcrossNodes(t *testing.T) {
+// twoNodeStore makes a store (in dir) with two nodes: node-a, whose serve
+// (startNodeAdmin) answers at sockA, and node-b, whose socket nobody
+// serves.
+func twoNodeStore(t *testing.T) (dir, sockA string) {
+	t.Helper()
 	dir, other := t.TempDir(), t.TempDir()
 	startNodeAdmin(t, other, "node-a")
 	st, err := store.Open(dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
+	defer st.Close()
+	sockA = filepath.Join(other, admin.SocketName)
 	for _, n := range []store.Node{
-		{Name: "node-a", Components: []string{"api", "agent"}, AdminSocket: filepath.Join(other, admin.SocketName)},
+		{Name: "node-a", Components: []string{"api", "agent"}, AdminSocket: sockA},
 		{Name: "node-b", Components: []string{"proxy"}, AdminSocket: filepath.Join(t.TempDir(), admin.SocketName)},
 	} {
-		if err := st.RegisterNode(ctx, n); err != nil {
+		if err := st.RegisterNode(context.Background(), n); err != nil {
 			t.Fatal(err)
 		}
 	}
-	st.Close()
+	return dir, sockA
+}
+
+// TestStatusAcrossNodes: with several nodes in the store, status asks each
+// at the admin socket the store records, and shows one that does not
+// answer as unreachable (exit 1) rather than leaving it out.
+func TestStatusAcrossNodes(t *testing.T) {
+	dir, _ := twoNodeStore(t)
 
 	code, out, errOut := runCLI(t, dir, "", "status")
 	if code != exitFail {

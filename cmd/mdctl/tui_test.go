@@ -6,9 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/mdctl/mdctl/server/admin"
-	"github.com/mdctl/mdctl/store"
 )
 
 func TestTUIFlags(t *testing.T) {
@@ -56,22 +53,8 @@ func TestParseTrace(t *testing.T) {
 // gives one source per node, labelled with its name; a node with no
 // endpoint reachable from here is kept, with why, unwatched.
 func TestTUISourcesFromStore(t *testing.T) {
-	dir, other := t.TempDir(), t.TempDir()
-	startNodeAdmin(t, other, "node-a")
-	st, err := store.Open(dir, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, sockA := twoNodeStore(t)
 	ctx := context.Background()
-	for _, n := range []store.Node{
-		{Name: "node-a", AdminSocket: filepath.Join(other, admin.SocketName)},
-		{Name: "node-b", AdminSocket: filepath.Join(t.TempDir(), admin.SocketName)},
-	} {
-		if err := st.RegisterNode(ctx, n); err != nil {
-			t.Fatal(err)
-		}
-	}
-	st.Close()
 	io, _, _, _ := testIO()
 	f := &factory{IO: io, DataDir: dir}
 	var got *tuiOptions
@@ -84,7 +67,7 @@ func TestTUISourcesFromStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(srcs) != 2 || srcs[0].Name != "node-a" || srcs[0].Addr != filepath.Join(other, admin.SocketName) || srcs[0].Err != nil ||
+	if len(srcs) != 2 || srcs[0].Name != "node-a" || srcs[0].Addr != sockA || srcs[0].Err != nil ||
 		srcs[1].Name != "node-b" || srcs[1].Addr != "" || srcs[1].Err == nil {
 		t.Errorf("sources %+v", srcs)
 	}
