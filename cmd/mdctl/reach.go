@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -66,6 +67,18 @@ func storeNodes(ctx context.Context, open func(context.Context) (store.Store, er
 		return nil, 0, err
 	}
 	return nodes, down, nil
+}
+
+// acrossNodes says whether status and tui show the store's nodes rather
+// than the data dir's serve alone: when the store has several, or its one
+// node is not this data dir's serve (a store on PostgreSQL whose serve runs
+// elsewhere). One serve on its own data dir shows as it always did.
+func acrossNodes(nodes []store.Node, dataDir string) bool {
+	if len(nodes) != 1 {
+		return len(nodes) > 1
+	}
+	own, err := filepath.Abs(adminAddr(dataDir, ""))
+	return err == nil && nodes[0].AdminSocket != own
 }
 
 // reachNodes asks every live node's admin endpoint for its status, at

@@ -37,8 +37,8 @@ address, and its request counts; then how many of the DHCP servers its data
 plane planned run (what mdctl lab up waits for). It fails when no serve
 answers.
 
-When the store has several nodes (serves sharing it, mdctl node list) and
-no --server is given, it asks every live node's admin endpoint as the store
+When the store has several nodes (serves sharing it, mdctl node list), or
+its one node is not this data dir's serve, and no --server is given, it asks every live node's admin endpoint as the store
 records it (its socket when it is this machine's, else its --admin-listen
 URL, whose token comes from --admin-token-file or $MDCTL_ADMIN_TOKEN) and
 shows each node's components. A node that does not answer is shown as
@@ -88,7 +88,7 @@ func statusRun(ctx context.Context, opts *statusOptions) error {
 		if err != nil {
 			return err
 		}
-		if len(nodes) > 1 {
+		if acrossNodes(nodes, opts.DataDir) {
 			return nodesStatusRun(ctx, opts, reachNodes(ctx, nodes, down, token))
 		}
 	}

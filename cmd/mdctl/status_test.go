@@ -178,3 +178,22 @@ func TestStatusAcrossNodesGolden(t *testing.T) {
 	}
 	golden.Check(t, "status-nodes.golden", out.String())
 }
+
+func TestAcrossNodes(t *testing.T) {
+	dir := t.TempDir()
+	own := store.Node{Name: "a", AdminSocket: filepath.Join(dir, admin.SocketName)}
+	other := store.Node{Name: "b", AdminSocket: "/elsewhere/admin.sock"}
+	for _, tc := range []struct {
+		nodes []store.Node
+		want  bool
+	}{
+		{nil, false},
+		{[]store.Node{own}, false}, // one serve on its data dir: as before nodes
+		{[]store.Node{other}, true},
+		{[]store.Node{own, other}, true},
+	} {
+		if got := acrossNodes(tc.nodes, dir); got != tc.want {
+			t.Errorf("%v: %v, want %v", tc.nodes, got, tc.want)
+		}
+	}
+}

@@ -54,8 +54,8 @@ instance, ? help, q quit. A row's colour is its status: 4xx yellow, 429
 (rate limited) magenta, 5xx or a failed hop red. Colours follow the
 terminal; NO_COLOR leaves bold and reverse only.
 
-When the store has several nodes (mdctl node list) and no --server is
-given, tui watches every node's admin endpoint as the store records it
+When the store has several nodes (mdctl node list), or its one node is not
+this data dir's serve, and no --server is given, tui watches every node's admin endpoint as the store records it
 (its socket when it is this machine's, else its --admin-listen URL, whose
 token comes from --admin-token-file or $MDCTL_ADMIN_TOKEN): their requests
 merge into one table whose NODE column says which node saw each. A node
@@ -108,7 +108,7 @@ func tuiSources(ctx context.Context, opts *tuiOptions) ([]tui.Source, error) {
 		if err != nil {
 			return nil, err
 		}
-		if len(nodes) > 1 {
+		if acrossNodes(nodes, opts.DataDir) {
 			eps := reachNodes(ctx, nodes, down, token)
 			srcs := make([]tui.Source, 0, len(eps))
 			for _, e := range eps {
