@@ -226,10 +226,14 @@ func (r Report) hostLine() string {
 	if len(r.OtherHosts) > 0 {
 		l += " (also by " + strings.Join(r.OtherHosts, ", ") + ")"
 	}
-	if r.Host == r.Node {
+	switch {
+	case r.Host == r.Node:
 		return l + ", this one"
+	case r.Hop(KernelHops[0]).Node == r.Host:
+		return l + ": " + strings.Join(KernelHops, ", ") + " are checked there, through its admin endpoint"
 	}
-	return l + ": " + strings.Join(KernelHops, ", ") + " are checked there, through its admin endpoint"
+	// One machine's store (SQLite): its namespaces are this machine's.
+	return l + ", on this machine: " + strings.Join(KernelHops, ", ") + " are checked here"
 }
 
 // WriteText writes the report for a person: a header with the mode, one

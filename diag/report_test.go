@@ -230,3 +230,21 @@ func TestGoldenRemoteHost(t *testing.T) {
 	golden(t, "report-remote.txt", text.Bytes())
 	golden(t, "report-remote.json", js.Bytes())
 }
+
+func TestHostLine(t *testing.T) {
+	for _, tc := range []struct {
+		node, host, checkedOn string
+		others                []string
+		want                  string
+	}{
+		{"", "", "", nil, ""},
+		{"net-1", "net-1", "net-1", nil, "the router is hosted by node net-1, this one"},
+		{"net-1", "net-2", "net-2", []string{"net-3"}, "the router is hosted by node net-2 (also by net-3): namespace, iptables, proxy are checked there, through its admin endpoint"},
+		{"net-1", "net-2", "net-1", nil, "the router is hosted by node net-2, on this machine: namespace, iptables, proxy are checked here"},
+	} {
+		r := Report{Mode: ModeRouter, Node: tc.node, Host: tc.host, OtherHosts: tc.others, Hops: []Hop{{Name: HopNamespace, Node: tc.checkedOn}}}
+		if got := r.hostLine(); got != tc.want {
+			t.Errorf("%+v:\n got %q\nwant %q", tc, got, tc.want)
+		}
+	}
+}

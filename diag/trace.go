@@ -141,10 +141,7 @@ func Trace(ctx context.Context, o Options, instanceRef string) Report {
 			continue
 		}
 		hop := timed(ctx, c.name, o, t, c.fn)
-		hop.Node = o.Node
-		if slices.Contains(KernelHops, c.name) && h.name != "" {
-			hop.Node = h.name
-		}
+		hop.Node = o.Node // checked here
 		r.Hops = append(r.Hops, hop)
 	}
 	r.Probe = <-probed
