@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -135,6 +136,19 @@ func TestToolsAcrossNodes(t *testing.T) {
 	code, out, _ = mdctl("status")
 	if code != 0 || !strings.Contains(out, "node-a  agent") || !strings.Contains(out, "node-b  proxy") {
 		t.Errorf("status table (exit %d):\n%s", code, out)
+	}
+
+	// node-b's TCP endpoint takes the token of --admin-token-file, and
+	// refuses a request without it.
+	nb, err := st.GetNode(context.Background(), b.name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := mdctl("status", "--server", nb.AdminURL, "--admin-token-file", tokenFile); code != 0 || !strings.Contains(out, "proxy") {
+		t.Errorf("status --server %s with the token: exit %d\n%s%s", nb.AdminURL, code, out, errOut)
+	}
+	if code, _, errOut := mdctl("status", "--server", nb.AdminURL); code != 1 || !strings.Contains(errOut, "401") {
+		t.Errorf("status --server %s without a token: exit %d, %s", nb.AdminURL, code, errOut)
 	}
 
 	// config set reaches both, and says so.
