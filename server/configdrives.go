@@ -115,8 +115,8 @@ func newConfigDriveLoop(st store.Reader, live *store.Live, dataDir string, poll 
 	}
 }
 
-// Run reconciles on start, on every store generation change (seen within
-// one poll) and every configDriveResync; a failed pass is retried on the
+// Run reconciles on start, on every store generation change (as the
+// change feed reports it, else within one poll) and every configDriveResync; a failed pass is retried on the
 // next tick.
 func (l *configDriveLoop) Run(ctx context.Context) error {
 	if err := os.MkdirAll(l.dir, 0o750); err != nil {

@@ -62,7 +62,8 @@ type Options struct {
 	// dataplane.ForDataDir(DataDir) names them, so that no two data dirs
 	// share kernel state.
 	Dataplane dataplane.Options
-	// Poll is how often store changes are looked for; default 200ms.
+	// Poll is how often the loops look for store changes the change feed
+	// did not wake them for (a feed that is down); default 200ms.
 	Poll time.Duration
 	// Resync is how often the data plane is reconciled although the store
 	// did not change, restoring rules and links someone else removed (a

@@ -35,6 +35,14 @@ type genCache struct {
 	mu   sync.Mutex // serialises reopening
 	old  []*os.File // replaced descriptors, closed with the cache
 	shut bool
+
+	// changeSignal wakes Changed's waiters whenever a read or a commit
+	// finds the counter moved; the watcher, started by the first Changed
+	// (a serve's loops: a CLI never pays for it), reads it whenever
+	// another process wrote the -wal file.
+	changeSignal
+	watchOnce sync.Once
+	stopWatch func()
 }
 
 type genEntry struct {
@@ -86,6 +94,7 @@ func (g *genCache) miss(ctx context.Context) (uint64, error) {
 	if ok && k.settled(now) {
 		g.cur.Store(&genEntry{key: k, gen: gen})
 	}
+	g.saw(gen)
 	return gen, nil
 }
 
@@ -152,6 +161,76 @@ func (k fileStat) settled(now int64) bool {
 }
 
 // committed drops the cached entry: this process has just committed.
-func (g *genCache) committed(uint64) { g.invalidate() }
+func (g *genCache) committed(gen uint64) {
+	g.invalidate()
+	g.saw(gen)
+}
 
-func (g *genCache) close() error { return g.closeFiles() }
+// changed is Notifier.Changed; the first call starts watching the -wal
+// file for other processes' commits.
+func (g *genCache) changed() <-chan struct{} {
+	g.watchOnce.Do(func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.shut {
+			return
+		}
+		kick, done := make(chan struct{}, 1), make(chan struct{})
+		stop := watchWAL(g.path, kick)
+		exited := make(chan struct{})
+		go func() {
+			defer close(exited)
+			g.recheck(kick, done)
+		}()
+		g.stopWatch = func() { stop(); close(done); <-exited }
+	})
+	return g.wait()
+}
+
+// recheck reads the counter each time the -wal file was written (a kick),
+// until done. A commit is visible only once SQLite has also updated the
+// -shm index, which the write that kicked may precede, so the counter is
+// read again at growing delays (walRecheck) before the loops' polls are
+// left to find it; a new kick starts them over.
+func (g *genCache) recheck(kick, done <-chan struct{}) {
+	read := func() { _, _ = g.get(context.Background()) } // an error: the next kick or poll reads again
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	next := len(walRecheck) // the wait before the next read
+	for {
+		select {
+		case <-done:
+			t.Stop()
+			return
+		case <-kick:
+			t.Stop()
+			next = 0
+		case <-t.C:
+			read()
+		}
+		for next < len(walRecheck) {
+			d := walRecheck[next]
+			next++
+			if d > 0 {
+				t.Reset(d)
+				break
+			}
+			read()
+		}
+	}
+}
+
+// walRecheck are the waits before recheck's reads after a -wal write.
+var walRecheck = []time.Duration{0, time.Millisecond, time.Millisecond, 3 * time.Millisecond,
+	5 * time.Millisecond, 15 * time.Millisecond, 25 * time.Millisecond}
+
+func (g *genCache) close() error {
+	g.mu.Lock()
+	stop := g.stopWatch
+	g.shut = true
+	g.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	return g.closeFiles()
+}

@@ -32,6 +32,16 @@ func NewLive(r Reader, overrides map[string]string) *Live {
 	return &Live{r: r, overrides: maps.Clone(overrides)}
 }
 
+// Changed returns a channel closed once the store's generation moves (see
+// Notifier), or nil, which never fires, when the store cannot say: then
+// only polling finds changes.
+func (l *Live) Changed() <-chan struct{} {
+	if n, ok := l.r.(Notifier); ok {
+		return n.Changed()
+	}
+	return nil
+}
+
 // requestSnapshot is the context key of one request's snapshot of a Live.
 type requestSnapshot struct{ l *Live }
 

@@ -33,13 +33,13 @@ const (
 // of, kept in memory by one LISTEN connection (or by polling while that is
 // down), so Generation costs an atomic load per request.
 type pgFeed struct {
-	cfg       atomic.Pointer[pgx.ConnConfig]        // tests swap it to keep the feed down
-	query     func(context.Context) (uint64, error) // reads the counter through the pool
-	cur       atomic.Uint64
-	listening atomic.Bool
-	idle      time.Duration // pgFeedIdle when it started
-	cancel    context.CancelFunc
-	done      chan struct{}
+	cfg          atomic.Pointer[pgx.ConnConfig]        // tests swap it to keep the feed down
+	query        func(context.Context) (uint64, error) // reads the counter through the pool
+	changeSignal                                       // known: the newest generation heard of
+	listening    atomic.Bool
+	idle         time.Duration // pgFeedIdle when it started
+	cancel       context.CancelFunc
+	done         chan struct{}
 }
 
 func startPGFeed(cfg *pgx.ConnConfig, gen uint64, query func(context.Context) (uint64, error)) *pgFeed {
@@ -53,14 +53,16 @@ func startPGFeed(cfg *pgx.ConnConfig, gen uint64, query func(context.Context) (u
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &pgFeed{query: query, idle: pgFeedIdle, cancel: cancel, done: make(chan struct{})}
 	f.cfg.Store(lc)
-	f.cur.Store(gen)
+	f.known.Store(gen)
 	go f.run(ctx)
 	return f
 }
 
-func (f *pgFeed) get(context.Context) (uint64, error) { return f.cur.Load(), nil }
+func (f *pgFeed) get(context.Context) (uint64, error) { return f.known.Load(), nil }
 
 func (f *pgFeed) committed(gen uint64) { f.raise(gen) }
+
+func (f *pgFeed) changed() <-chan struct{} { return f.wait() }
 
 func (f *pgFeed) close() error {
 	f.cancel()
@@ -68,15 +70,9 @@ func (f *pgFeed) close() error {
 	return nil
 }
 
-// raise moves the generation up to gen; generations never go back.
-func (f *pgFeed) raise(gen uint64) {
-	for {
-		cur := f.cur.Load()
-		if gen <= cur || f.cur.CompareAndSwap(cur, gen) {
-			return
-		}
-	}
-}
+// raise moves the generation up to gen, waking Changed's waiters;
+// generations never go back.
+func (f *pgFeed) raise(gen uint64) { f.saw(gen) }
 
 // run listens, and polls while it cannot, until the store closes.
 func (f *pgFeed) run(ctx context.Context) {

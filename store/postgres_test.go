@@ -72,18 +72,32 @@ func TestPostgresFeedFallsBackToPolling(t *testing.T) {
 
 	g0, err := a.Generation(ctx)
 	must(t, err)
+	changed := b.Changed()
 	must(t, a.SetSetting(ctx, "dhcp_domain", "example.org"))
 	took := waitGeneration(t, b, g0+1)
 	t.Logf("polling saw the write after %v", took)
 	if b.Listening() {
 		t.Fatal("b's feed came back on a bad address")
 	}
+	mustBeClosed(t, changed, "Changed after polling found a write")
 
 	b.feed.cfg.Store(good)
 	waitFor(t, "b listens again", b.Listening)
+	changed = b.Changed()
 	must(t, a.UnsetSetting(ctx, "dhcp_domain"))
 	took = waitGeneration(t, b, g0+2)
 	t.Logf("the feed saw the write after %v", took)
+	mustBeClosed(t, changed, "Changed after the feed came back and heard a write")
+}
+
+// mustBeClosed fails unless ch is closed (a Changed channel has fired).
+func mustBeClosed(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	default:
+		t.Errorf("%s: not closed", what)
+	}
 }
 
 // TestMigrationsPaired: each backend has a migration of each number, so a

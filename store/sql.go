@@ -70,6 +70,8 @@ func (r rebound) QueryRowContext(ctx context.Context, q string, args ...any) *sq
 type genSource interface {
 	get(ctx context.Context) (uint64, error)
 	committed(gen uint64)
+	// changed is Notifier.Changed.
+	changed() <-chan struct{}
 	close() error
 }
 
@@ -83,7 +85,10 @@ type sqlStore struct {
 	gen genSource
 }
 
-var _ Store = (*sqlStore)(nil)
+var (
+	_ Store    = (*sqlStore)(nil)
+	_ Notifier = (*sqlStore)(nil)
+)
 
 // tx wraps q (a pool or a transaction) for the record layer.
 func (s *sqlStore) tx(q querier) *sqlTx { return &sqlTx{q: rebound{q, s.d}, d: s.d} }
@@ -162,6 +167,9 @@ func (s *sqlStore) queryGeneration(ctx context.Context) (uint64, error) {
 func (s *sqlStore) Generation(ctx context.Context) (uint64, error) {
 	return s.gen.get(ctx)
 }
+
+// Changed returns a channel closed when the generation moves (Notifier).
+func (s *sqlStore) Changed() <-chan struct{} { return s.gen.changed() }
 
 // Close closes the pools and the generation source.
 func (s *sqlStore) Close() error {

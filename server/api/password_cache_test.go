@@ -61,6 +61,31 @@ func TestPassword(t *testing.T) {
 	check(e.get(path, signedHeaders(other)), 200, "")
 }
 
+// TestPasswordPostKeepsGeneration: a guest's password POST changes
+// nothing served, so it leaves the store generation alone and every cache
+// (this API's, every serve's) keeps its entries.
+func TestPasswordPostKeepsGeneration(t *testing.T) {
+	e := newEnv(t, nil)
+	inst, _ := e.addInstance("vm1")
+	h := signedHeaders(inst)
+	const p = "/latest/meta-data/hostname"
+	e.get(p, h)
+	ctx := context.Background()
+	g0, err := e.st.Generation(ctx)
+	must(t, err)
+	views := e.st.views.Load()
+	if w := e.do(http.MethodPost, "/openstack/latest/password", h, "c2VjcmV0"); w.Code != 200 {
+		t.Fatalf("password POST: %d %q", w.Code, w.Body.String())
+	}
+	if g, err := e.st.Generation(ctx); err != nil || g != g0 {
+		t.Fatalf("generation %d → %d (%v) after a password POST, want it unchanged", g0, g, err)
+	}
+	e.get(p, h)
+	if got := e.st.views.Load(); got != views {
+		t.Errorf("the cache was flushed by a password POST: %d instance views, want %d", got, views)
+	}
+}
+
 // TestCacheFollowsStoreWrites: a write through the store (as `mdctl
 // instance set` does) is served on the very next request, TTL or not.
 func TestCacheFollowsStoreWrites(t *testing.T) {
