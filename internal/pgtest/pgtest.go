@@ -4,12 +4,15 @@
 // free port with its unix socket in that dir, stopped and removed in
 // t.Cleanup. Without the server binaries a test fails and says to run
 // `make test`, unless MDCTL_TEST_POSTGRES=skip says to skip it.
+// StartServer is the same outside a test (mdbench's targets on
+// PostgreSQL), stopped and removed by Cluster.Stop.
 package pgtest
 
 import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -19,6 +22,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -37,6 +41,7 @@ const BinEnv = "MDCTL_PG_BIN"
 
 // Cluster is one running server.
 type Cluster struct {
+	bin  string // initdb's and pg_ctl's directory
 	dir  string // owns data/, the socket and the log
 	port int
 	n    atomic.Int64 // databases handed out
@@ -77,25 +82,53 @@ func version(binDir string) int {
 // Start initialises and starts a cluster that t.Cleanup stops and removes.
 func Start(t testing.TB) *Cluster {
 	t.Helper()
-	bin, err := Bin()
-	if err != nil {
-		if os.Getenv(SkipEnv) == "skip" {
-			t.Skip(err)
-		}
-		t.Fatal(err)
-	}
-	c, err := start(bin)
+	c, err := StartServer()
 	if c != nil {
 		t.Cleanup(func() {
-			if err := c.stop(bin); err != nil {
+			if err := c.Stop(); err != nil {
 				t.Errorf("stop postgres: %v", err)
 			}
 		})
 	}
 	if err != nil {
+		if errors.Is(err, errNoBinaries) && os.Getenv(SkipEnv) == "skip" {
+			t.Skip(err)
+		}
 		t.Fatal(err)
 	}
 	return c
+}
+
+// StartServer is Start outside a test (mdbench): it initialises and
+// starts a cluster in a temp dir that the caller stops and removes with
+// Stop, even when StartServer failed half-way (it then returns the
+// cluster with the error; nil when nothing was made).
+func StartServer() (*Cluster, error) {
+	bin, err := Bin()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errNoBinaries, err)
+	}
+	return start(bin)
+}
+
+// errNoBinaries marks StartServer's error when initdb and pg_ctl are missing.
+var errNoBinaries = errors.New("no PostgreSQL server binaries")
+
+// Stop stops the cluster and removes its directory.
+func (c *Cluster) Stop() error { return c.stop(c.bin) }
+
+// PostmasterPID is the server's main process: every backend is its child.
+func (c *Cluster) PostmasterPID() (int, error) {
+	b, err := os.ReadFile(filepath.Join(c.dir, "data", "postmaster.pid"))
+	if err != nil {
+		return 0, fmt.Errorf("pgtest: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		return 0, fmt.Errorf("pgtest: postmaster.pid: %w", err)
+	}
+	return pid, nil
 }
 
 func start(bin string) (*Cluster, error) {
@@ -103,7 +136,7 @@ func start(bin string) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
-	c := &Cluster{dir: dir}
+	c := &Cluster{bin: bin, dir: dir}
 	cred, err := credential()
 	if err != nil {
 		return c, err
@@ -199,9 +232,8 @@ func (c *Cluster) TCPURL(db string) string {
 func (c *Cluster) NewDB(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("t%d_%d", os.Getpid(), c.n.Add(1))
-	// FILE_COPY: a third quicker than WAL_LOG for a small template, and
-	// its checkpoints cost nothing with fsync off.
-	if err := c.exec("CREATE DATABASE " + name + " STRATEGY = FILE_COPY"); err != nil {
+	u, err := c.CreateDB(name)
+	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
 	t.Cleanup(func() {
@@ -209,7 +241,18 @@ func (c *Cluster) NewDB(t testing.TB) string {
 			t.Errorf("pgtest: %v", err)
 		}
 	})
-	return c.URL(name)
+	return u
+}
+
+// CreateDB creates the empty database name (an SQL identifier) and
+// returns its URL; it goes with the cluster.
+func (c *Cluster) CreateDB(name string) (string, error) {
+	// FILE_COPY: a third quicker than WAL_LOG for a small template, and
+	// its checkpoints cost nothing with fsync off.
+	if err := c.exec("CREATE DATABASE " + name + " STRATEGY = FILE_COPY"); err != nil {
+		return "", err
+	}
+	return c.URL(name), nil
 }
 
 // Exec runs one statement on the postgres database (as the superuser).
