@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -338,26 +340,46 @@ func (e *Env) WaitReadyIn(ctx context.Context, prefix []string, url string, head
 // path that answers anything else (a wrong signature would be measured as a
 // fast 403).
 func Probe(ctx context.Context, client *http.Client, url string, headers []string) error {
+	_, err := Get(ctx, client, url, headers)
+	return err
+}
+
+// Get does one GET with headers ("Name: value" lines) and returns the body
+// of its 200; any other status is an error.
+func Get(ctx context.Context, client *http.Client, url string, headers []string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return err
+		return "", err
 	}
 	for _, h := range headers {
 		k, v, ok := strings.Cut(h, ":")
 		if !ok {
-			return fmt.Errorf("header %q is not Name: value", h)
+			return "", fmt.Errorf("header %q is not Name: value", h)
 		}
 		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
+		return "", fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
-	return nil
+	if err != nil {
+		return "", fmt.Errorf("GET %s: %w", url, err)
+	}
+	return string(body), nil
+}
+
+// FreeAddr is FreePort as a 127.0.0.1:port address.
+func FreeAddr() (string, error) {
+	port, err := FreePort()
+	if err != nil {
+		return "", err
+	}
+	return "127.0.0.1:" + strconv.Itoa(port), nil
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.

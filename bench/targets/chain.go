@@ -22,9 +22,11 @@ import (
 	"github.com/mdctl/mdctl/store"
 )
 
-// Names of the chain target, its child and its peer.
+// Names of the chain target, its child and its peer, and of the chain on
+// PostgreSQL (judged against the chain on SQLite).
 const (
 	Chain       = "chain"
+	ChainPG     = "chain-pg"
 	MdctlServe  = "mdctl-serve"
 	NovaHAProxy = "nova-haproxy"
 )
@@ -74,8 +76,10 @@ func labNeeds() []rig.Requirement {
 
 // startLab seeds a store with n instances on /24 networks behind one
 // router, starts serve on it, and builds lab guests for the instances pick
-// chooses (by seed index). Everything it makes is removed by env.Stop.
-func startLab(ctx context.Context, env *rig.Env, n int, pick func(i int) bool) (*labWorld, error) {
+// chooses (by seed index). The store is SQLite in serve's data dir, or
+// the database at dbURL (postgres://) when that is set. Everything it
+// makes is removed by env.Stop.
+func startLab(ctx context.Context, env *rig.Env, dbURL string, n int, pick func(i int) bool) (*labWorld, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("lab targets need root (namespaces, veths, iptables)")
 	}
@@ -96,8 +100,11 @@ func startLab(ctx context.Context, env *rig.Env, n int, pick func(i int) bool) (
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("lab data dir: %w", err)
 	}
-	db := filepath.Join(dataDir, "mdctl.db")
-	st, err := store.OpenSQLite(db)
+	db := dbURL
+	if db == "" {
+		db = filepath.Join(dataDir, "mdctl.db")
+	}
+	st, err := store.Open(dataDir, db)
 	if err != nil {
 		return nil, err
 	}
@@ -203,33 +210,64 @@ func ChainTarget() rig.Target {
 		Paths: []string{PathMetaData, PathInstanceID},
 		Needs: labNeeds(),
 		Start: func(ctx context.Context, env *rig.Env) (*rig.Running, error) {
-			mid := SeedInstances / 2
-			w, err := startLab(ctx, env, SeedInstances, func(i int) bool { return i == mid })
-			if err != nil {
-				return nil, err
-			}
-			if err := w.waitServing(ctx, env, w.guests); err != nil {
-				return nil, err
-			}
-			g := w.guests[0]
-			hwm, err := rig.Proc{Root: "/proc"}.PeakRSS([]int{w.pid})
-			if err != nil {
-				return nil, err
-			}
-			stream, err := adminStream(w.adminSocket)
-			if err != nil {
-				return nil, err
-			}
-			return &rig.Running{
-				PIDs: []int{w.pid}, URL: metadataURL, LoadPrefix: g.Prefix(), Events: stream,
-				Findings: []rig.Finding{{
-					Name:  fmt.Sprintf("serve RSS, %d instances, start-up peak", SeedInstances),
-					Value: fmt.Sprintf("%.1f MiB", float64(hwm)/(1<<20)), Goal: "≤ 60 MiB", Met: rig.Judge(hwm <= 60<<20),
-					Detail: "VmHWM of serve (API, agent, proxy, data plane) after reconciling and the first answers, before load",
-				}},
-			}, nil
+			return startChain(ctx, env, "")
 		},
 	}
+}
+
+// ChainPGTarget is ChainTarget with serve's store on PostgreSQL (a
+// throwaway cluster on the server core, its backends measured with
+// serve) instead of SQLite in process: judged against the chain on
+// SQLite in the same run, the price of the store several hosts share.
+func ChainPGTarget() rig.Target {
+	return rig.Target{
+		Name:  ChainPG,
+		Peer:  Chain,
+		Paths: []string{PathMetaData, PathInstanceID},
+		Needs: append(labNeeds(), needPostgres()),
+		Start: func(ctx context.Context, env *rig.Env) (*rig.Running, error) {
+			pg, err := startPostgres(env, "mdbench")
+			if err != nil {
+				return nil, err
+			}
+			r, err := startChain(ctx, env, pg.URL)
+			if err != nil {
+				return nil, err
+			}
+			r.PIDs = append(r.PIDs, pg.PID)
+			return r, nil
+		},
+	}
+}
+
+// startChain starts the chain's lab over SeedInstances instances on the
+// store dbURL names ("" SQLite) and waits until its guest is served.
+func startChain(ctx context.Context, env *rig.Env, dbURL string) (*rig.Running, error) {
+	mid := SeedInstances / 2
+	w, err := startLab(ctx, env, dbURL, SeedInstances, func(i int) bool { return i == mid })
+	if err != nil {
+		return nil, err
+	}
+	if err := w.waitServing(ctx, env, w.guests); err != nil {
+		return nil, err
+	}
+	g := w.guests[0]
+	hwm, err := rig.Proc{Root: "/proc"}.PeakRSS([]int{w.pid})
+	if err != nil {
+		return nil, err
+	}
+	stream, err := adminStream(w.adminSocket)
+	if err != nil {
+		return nil, err
+	}
+	return &rig.Running{
+		PIDs: []int{w.pid}, URL: metadataURL, LoadPrefix: g.Prefix(), Events: stream,
+		Findings: []rig.Finding{{
+			Name:  fmt.Sprintf("serve RSS, %d instances, start-up peak", SeedInstances),
+			Value: fmt.Sprintf("%.1f MiB", float64(hwm)/(1<<20)), Goal: "≤ 60 MiB", Met: rig.Judge(hwm <= 60<<20),
+			Detail: "VmHWM of serve (API, agent, proxy, data plane) after reconciling and the first answers, before load",
+		}},
+	}, nil
 }
 
 // SeedLab writes n instances in one transaction: LabPerNetwork per /24
@@ -332,7 +370,8 @@ func randHex(n int) string {
 // it (all components, info logs), on the given store and data plane names.
 func serveChild(ctx context.Context, args []string, _ *slog.Logger) error {
 	fs := flag.NewFlagSet(MdctlServe, flag.ContinueOnError)
-	db := fs.String("db", "", "SQLite store")
+	db := fs.String("db", "", "store: a SQLite file or a postgres:// URL")
+	node := fs.String("node", "", "node name (serve --node; default the host name)")
 	dataDir := fs.String("data-dir", "", "data dir (agent socket, admin socket)")
 	apiListen := fs.String("api-listen", "127.0.0.1:8775", "API address")
 	components := fs.String("components", strings.Join(server.AllComponents, ","), "components to run, as serve --components")
@@ -359,13 +398,13 @@ func serveChild(ctx context.Context, args []string, _ *slog.Logger) error {
 		return err
 	}
 	defer stop()
-	st, err := store.OpenSQLite(*db)
+	st, err := store.Open(*dataDir, *db)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	return server.Run(ctx, server.Options{
-		Store: st, DataDir: *dataDir, Components: comps, APIListen: *apiListen, Logger: childLogger(),
+		Store: st, DataDir: *dataDir, Components: comps, APIListen: *apiListen, Logger: childLogger(), Node: *node,
 		Dataplane: dataplane.Options{SegmentNamespace: *seg, GuestPrefix: *prefix, StateDir: *stateDir,
 			GuestRoutes: dataplane.GuestRoutesStatic},
 	})

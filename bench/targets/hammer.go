@@ -48,7 +48,7 @@ func HammerScenario() rig.Scenario {
 			if _, err := precompileReader(ctx, env.Tools.Python, root); err != nil {
 				return nil, err
 			}
-			w, err := startLab(ctx, env, 10, func(i int) bool { return i < 2 })
+			w, err := startLab(ctx, env, "", 10, func(i int) bool { return i < 2 })
 			if err != nil {
 				return nil, err
 			}

@@ -158,18 +158,20 @@ func TestGoals(t *testing.T) {
 		line(MdctlAPI, 0.7, 14, 0.1, 0, 0),
 		line(MdctlProxy, 0.3, 1.6, 1.1, 0, 0),
 		line(Chain, 0.1, 30, 0.1, 6*time.Millisecond, 61<<20),
+		line(ChainPG, 0.1, 0.7, 1.2, 0, 200<<20),
 		line(Bare, 0, 0, 0, 0, 0),
 	}) {
 		got[f.Name] = f.Met
 	}
 	want := map[string]rig.Verdict{
-		"mdctl-api keepalive " + PathMetaData + ": × bare req/s":        rig.Met,
-		"mdctl-api keepalive " + PathMetaData + ": × nova req/s":        rig.Missed,
-		"mdctl-proxy keepalive " + PathMetaData + ": × haproxy req/s":   rig.Met,
-		"mdctl-proxy keepalive " + PathMetaData + ": × haproxy CPU/req": rig.Missed,
-		"chain keepalive " + PathMetaData + ": × nova+haproxy req/s":    rig.Met,
-		"chain keepalive " + PathMetaData + ": p99":                     rig.Missed,
-		"serve RSS, 10000 instances, peak under load (chain)":           rig.Missed,
+		"mdctl-api keepalive " + PathMetaData + ": × bare req/s":          rig.Met,
+		"mdctl-api keepalive " + PathMetaData + ": × nova req/s":          rig.Missed,
+		"mdctl-proxy keepalive " + PathMetaData + ": × haproxy req/s":     rig.Met,
+		"mdctl-proxy keepalive " + PathMetaData + ": × haproxy CPU/req":   rig.Missed,
+		"chain keepalive " + PathMetaData + ": × nova+haproxy req/s":      rig.Met,
+		"chain keepalive " + PathMetaData + ": p99":                       rig.Missed,
+		"serve RSS, 10000 instances, peak under load (chain)":             rig.Missed,
+		"chain-pg keepalive " + PathMetaData + ": × chain (SQLite) req/s": rig.Missed,
 	}
 	if len(got) != len(want) {
 		t.Errorf("got %d findings, want %d: %v", len(got), len(want), got)

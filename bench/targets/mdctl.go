@@ -39,7 +39,7 @@ const (
 
 // mdctlTargets are mdctl's own servers, each judged against its peer.
 func mdctlTargets() []rig.Target {
-	return []rig.Target{MdctlProxyTarget(), MdctlAPITarget(), NovaHAProxyTarget(), ChainTarget()}
+	return []rig.Target{MdctlProxyTarget(), MdctlAPITarget(), NovaHAProxyTarget(), ChainTarget(), ChainPGTarget()}
 }
 
 // mdctlChildren are the child servers mdctl's targets spawn.
@@ -68,11 +68,10 @@ func MdctlAPITarget() rig.Target {
 			if err != nil {
 				return nil, err
 			}
-			port, err := rig.FreePort()
+			addr, err := rig.FreeAddr()
 			if err != nil {
 				return nil, err
 			}
-			addr := "127.0.0.1:" + strconv.Itoa(port)
 			pid, err := env.SpawnSelf(MdctlAPI, nil, MdctlServe, "-components", server.ComponentAPI,
 				"-db", db, "-data-dir", dataDir, "-api-listen", addr)
 			if err != nil {

@@ -120,7 +120,7 @@ func StormScenario() rig.Scenario {
 				return nil, err
 			}
 			perNet := StormGuests / StormNetworks
-			w, err := startLab(ctx, env, SeedInstances, func(i int) bool {
+			w, err := startLab(ctx, env, "", SeedInstances, func(i int) bool {
 				return i/LabPerNetwork < StormNetworks && i%LabPerNetwork < perNet
 			})
 			if err != nil {

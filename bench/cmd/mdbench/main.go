@@ -72,7 +72,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.passes, "passes", 1, "run the target list this many times in turn; each row is the run with the median req/s")
 	fs.IntVar(&o.pairs.Rounds, "events-rounds", 2, "interleaved without/with rounds per mode and path of those pairs")
 	fs.StringVar(&o.targets, "targets", "", "comma-separated targets to run (default: all of bare,haproxy,nova,mdctl-proxy,mdctl-api,nova-haproxy,chain)")
-	fs.StringVar(&o.scenarios, "scenarios", "storm,hammer,vmstorm", "comma-separated scenarios to run after the targets (\"\" for none)")
+	fs.StringVar(&o.scenarios, "scenarios", "storm,hammer,vmstorm,propagate", "comma-separated scenarios to run after the targets (\"\" for none)")
 	fs.StringVar(&o.mdctl, "mdctl", "", "the mdctl binary `make bench` built: its version goes in the results (serve runs linked into mdbench, the same code)")
 	fs.StringVar(&o.modes, "modes", "keepalive,close", "connection modes: keepalive, close")
 	fs.IntVar(&o.threads, "threads", 1, "wrk threads")
