@@ -260,10 +260,14 @@ func startChain(ctx context.Context, env *rig.Env, dbURL string) (*rig.Running, 
 	if err != nil {
 		return nil, err
 	}
+	name := fmt.Sprintf("serve RSS, %d instances, start-up peak", SeedInstances)
+	if dbURL != "" {
+		name += " (store on PostgreSQL)"
+	}
 	return &rig.Running{
 		PIDs: []int{w.pid}, URL: metadataURL, LoadPrefix: g.Prefix(), Events: stream,
 		Findings: []rig.Finding{{
-			Name:  fmt.Sprintf("serve RSS, %d instances, start-up peak", SeedInstances),
+			Name:  name,
 			Value: fmt.Sprintf("%.1f MiB", float64(hwm)/(1<<20)), Goal: "≤ 60 MiB", Met: rig.Judge(hwm <= 60<<20),
 			Detail: "VmHWM of serve (API, agent, proxy, data plane) after reconciling and the first answers, before load",
 		}},
