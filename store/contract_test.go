@@ -141,7 +141,7 @@ func contractOpenNewConcurrently(t *testing.T, b backend) {
 	files, err := fs.Glob(s.d.migrations, path.Join(s.d.migrationDir, "*.sql"))
 	must(t, err)
 	var applied int
-	must(t, s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&applied))
+	must(t, s.pools().rdb.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&applied))
 	if applied != len(files) {
 		t.Errorf("%d migrations recorded, %d files", applied, len(files))
 	}

@@ -65,7 +65,7 @@ func (s *sqlStore) base() *sqlStore { return s }
 // is no failure of the load.
 func (s *sqlStore) analyzed(ctx context.Context) {
 	if s.d.analyze != "" {
-		_, _ = s.wdb.ExecContext(ctx, s.d.analyze)
+		_, _ = s.pools().wdb.ExecContext(ctx, s.d.analyze)
 	}
 }
 

@@ -27,7 +27,7 @@ func tablesOf(t *testing.T, s Store) []string {
 		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`
 	}
 	var out []string
-	rows, err := s.(sqlBacked).base().rdb.Query(q)
+	rows, err := s.(sqlBacked).base().pools().rdb.Query(q)
 	must(t, err)
 	defer rows.Close()
 	for rows.Next() {

@@ -20,7 +20,7 @@ func settle(t testing.TB, s *SQLite) {
 	if _, err := s.Generation(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if s.wal.cur.Load() == nil {
+	if s.wal().cur.Load() == nil {
 		t.Fatal("generation not cached after the files settled")
 	}
 }
@@ -66,7 +66,7 @@ func TestGenerationAcrossHandles(t *testing.T) {
 						if by == "reader" {
 							who = a
 						}
-						if _, err := who.wdb.ExecContext(ctx, "PRAGMA wal_checkpoint("+cp+")"); err != nil {
+						if _, err := who.pools().wdb.ExecContext(ctx, "PRAGMA wal_checkpoint("+cp+")"); err != nil {
 							t.Fatal(err)
 						}
 					}
@@ -99,7 +99,7 @@ func TestGenerationBackToBack(t *testing.T) {
 			t.Fatalf("write %d: a sees %d, want %d", i, got, want)
 		}
 		if i%3 == 0 {
-			if _, err := b.wdb.ExecContext(ctx, "PRAGMA wal_checkpoint(RESTART)"); err != nil {
+			if _, err := b.pools().wdb.ExecContext(ctx, "PRAGMA wal_checkpoint(RESTART)"); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -201,14 +201,14 @@ func TestGenerationWALReplaced(t *testing.T) {
 	gone, err := os.Create(filepath.Join(t.TempDir(), "gone-wal"))
 	must(t, err)
 	must(t, os.Remove(gone.Name()))
-	a.wal.wal.Store(gone) // as if the watched -wal had been unlinked
-	a.wal.old = append(a.wal.old, gone)
+	a.wal().wal.Store(gone) // as if the watched -wal had been unlinked
+	a.wal().old = append(a.wal().old, gone)
 	before := gen(t, a)
 	must(t, b.PutProject(ctx, Project{ID: "p-new"}))
 	if got := gen(t, a); got != before+1 {
 		t.Fatalf("generation %d, want %d", got, before+1)
 	}
-	if a.wal.wal.Load() == gone {
+	if a.wal().wal.Load() == gone {
 		t.Error("still watching the removed file")
 	}
 	settle(t, a) // and caching works again on the new descriptor

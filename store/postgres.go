@@ -93,7 +93,9 @@ func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
 		return nil, fmt.Errorf("open postgres store %s: %w", name, err)
 	}
 	s := &Postgres{}
-	s.d, s.wdb, s.rdb = pgDialect, db, db
+	p := &pools{wdb: db, rdb: db}
+	s.d = pgDialect
+	s.cur.Store(p)
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open postgres store %s: %w", name, err)
@@ -104,7 +106,7 @@ func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
 		return nil, fmt.Errorf("open postgres store %s: %w", name, err)
 	}
 	s.feed = startPGFeed(cfg, gen, s.queryGeneration)
-	s.gen = s.feed
+	p.gen = s.feed
 	return s, nil
 }
 

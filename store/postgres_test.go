@@ -141,7 +141,7 @@ func TestPostgresFeedCatchesUpWithoutNotify(t *testing.T) {
 	waitFor(t, "the feed listens", s.Listening)
 	g0, err := s.Generation(ctx)
 	must(t, err)
-	if _, err := s.wdb.ExecContext(ctx, `UPDATE counters SET generation = generation + 1 WHERE id = 1`); err != nil {
+	if _, err := s.pools().wdb.ExecContext(ctx, `UPDATE counters SET generation = generation + 1 WHERE id = 1`); err != nil {
 		t.Fatal(err)
 	}
 	took := waitGeneration(t, s, g0+1)

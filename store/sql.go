@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -77,12 +78,40 @@ type genSource interface {
 
 // sqlStore is a Store over database/sql: SQLite and PostgreSQL are a
 // sqlStore each with their own dialect, pools and generation source.
+// The pools are swapped whole (SQLite's file watch, watch.go): while the
+// file is gone they are dead pools that fail every call at once, and when
+// it is back they are new pools on the new file.
 type sqlStore struct {
 	d   *dialect
+	cur atomic.Pointer[pools]
+	// high is the highest generation Generation reported: pools opened
+	// anew count on from past it, so that generations never go back.
+	high atomic.Uint64
+}
+
+// pools are one open database: its connection pools, prepared statements
+// and generation source.
+type pools struct {
 	wdb *sql.DB // writers
 	rdb *sql.DB // readers; may be wdb
 	rst *stmtCache
 	gen genSource
+	// genBase is added to gen's counter: 0 for the pools a store opened
+	// with, past every generation reported before for pools opened anew.
+	genBase uint64
+}
+
+// pools is the database the store uses now.
+func (s *sqlStore) pools() *pools { return s.cur.Load() }
+
+// close closes p's pools and generation source.
+func (p *pools) close() error {
+	errs := []error{p.rst.close(), p.rdb.Close()}
+	if p.wdb != p.rdb {
+		errs = append(errs, p.wdb.Close())
+	}
+	// SQLite's -wal descriptor goes last, after SQLite has let go of the file.
+	return errors.Join(append(errs, p.gen.close())...)
 }
 
 var (
@@ -98,7 +127,8 @@ func (s *sqlStore) tx(q querier) *sqlTx { return &sqlTx{q: rebound{q, s.d}, d: s
 // error (or panic) rolls all of it back. fn must write through tx only: a
 // write through the store itself would wait for this very transaction.
 func (s *sqlStore) Update(ctx context.Context, fn func(tx Tx) error) error {
-	stx, err := s.wdb.BeginTx(ctx, s.d.writeTx)
+	p := s.pools()
+	stx, err := p.wdb.BeginTx(ctx, s.d.writeTx)
 	if err != nil {
 		return fmt.Errorf("begin write: %w", s.d.mapErr(err))
 	}
@@ -128,7 +158,7 @@ func (s *sqlStore) Update(ctx context.Context, fn func(tx Tx) error) error {
 		return fmt.Errorf("commit: %w", s.d.mapErr(err))
 	}
 	if t.dirty {
-		s.gen.committed(gen)
+		p.gen.committed(gen)
 	}
 	return nil
 }
@@ -137,13 +167,14 @@ func (s *sqlStore) Update(ctx context.Context, fn func(tx Tx) error) error {
 // that take more than one statement.
 func view[T any](ctx context.Context, s *sqlStore, fn func(t *sqlTx) (T, error)) (T, error) {
 	var zero T
-	stx, err := s.rdb.BeginTx(ctx, s.d.readTx)
+	p := s.pools()
+	stx, err := p.rdb.BeginTx(ctx, s.d.readTx)
 	if err != nil {
 		return zero, fmt.Errorf("begin read: %w", s.d.mapErr(err))
 	}
 	defer stx.Rollback()
 	t := s.tx(stx)
-	t.stmts, t.tx = s.rst, stx
+	t.stmts, t.tx = p.rst, stx
 	v, err := fn(t)
 	if err != nil {
 		return zero, err
@@ -152,10 +183,18 @@ func view[T any](ctx context.Context, s *sqlStore, fn func(t *sqlTx) (T, error))
 }
 
 // direct reads with one statement, which is a snapshot by itself.
-func (s *sqlStore) direct() *sqlTx {
-	t := s.tx(s.rdb)
-	t.stmts = s.rst
+func (s *sqlStore) direct() *sqlTx { return s.pools().direct(s.d) }
+
+// direct reads from p with one statement.
+func (p *pools) direct(d *dialect) *sqlTx {
+	t := &sqlTx{q: rebound{p.rdb, d}, d: d}
+	t.stmts = p.rst
 	return t
+}
+
+// queryGeneration reads the counter in p's database (not from memory).
+func (p *pools) queryGeneration(d *dialect) func(context.Context) (uint64, error) {
+	return func(ctx context.Context) (uint64, error) { return p.direct(d).Generation(ctx) }
 }
 
 func (s *sqlStore) queryGeneration(ctx context.Context) (uint64, error) {
@@ -165,21 +204,38 @@ func (s *sqlStore) queryGeneration(ctx context.Context) (uint64, error) {
 // Generation returns the write counter from memory wherever the backend
 // allows it (see genCache, pgFeed), so servers can call it on every request.
 func (s *sqlStore) Generation(ctx context.Context) (uint64, error) {
-	return s.gen.get(ctx)
+	p := s.pools()
+	g, err := p.gen.get(ctx)
+	if err != nil {
+		return 0, err
+	}
+	g += p.genBase
+	for {
+		h := s.high.Load()
+		if g <= h || s.high.CompareAndSwap(h, g) {
+			return g, nil
+		}
+	}
+}
+
+// Ping reads the store with one cheap query (never from memory), so a
+// health check sees what a guest's request would; a failure is
+// ErrUnavailable.
+func (s *sqlStore) Ping(ctx context.Context) error {
+	if _, err := s.queryGeneration(ctx); err != nil {
+		if errors.Is(err, ErrUnavailable) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return nil
 }
 
 // Changed returns a channel closed when the generation moves (Notifier).
 func (s *sqlStore) Changed() <-chan struct{} { return s.gen.changed() }
 
 // Close closes the pools and the generation source.
-func (s *sqlStore) Close() error {
-	errs := []error{s.rst.close(), s.rdb.Close()}
-	if s.wdb != s.rdb {
-		errs = append(errs, s.wdb.Close())
-	}
-	// SQLite's -wal descriptor goes last, after SQLite has let go of the file.
-	return errors.Join(append(errs, s.gen.close())...)
-}
+func (s *sqlStore) Close() error { return s.pools().close() }
 
 // migrate applies each of the dialect's migrations not yet recorded, in
 // order, each in its own transaction behind the dialect's migration lock.
@@ -208,7 +264,7 @@ func (s *sqlStore) migrate(ctx context.Context) error {
 
 // inMigrationTx runs fn in a write transaction holding the migration lock.
 func (s *sqlStore) inMigrationTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.wdb.BeginTx(ctx, nil)
+	tx, err := s.pools().wdb.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -243,7 +299,7 @@ func (s *sqlStore) checkNotNewer(ctx context.Context, names []string) error {
 		known, _ = migrationVersion(names[len(names)-1])
 	}
 	var newest int
-	if err := s.wdb.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&newest); err != nil {
+	if err := s.pools().wdb.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&newest); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	if newest > known {

@@ -153,7 +153,7 @@ func (s *sqlStore) NetworkBindings(ctx context.Context) ([]Binding, error) {
 
 // unlocked writes one statement outside Update: no writer lock, no
 // generation. Only for a node's own row, which nothing served reads.
-func (s *sqlStore) unlocked() *sqlTx { return s.tx(s.wdb) }
+func (s *sqlStore) unlocked() *sqlTx { return s.tx(s.pools().wdb) }
 
 func (s *sqlStore) RegisterNode(ctx context.Context, n Node) error {
 	return s.unlocked().RegisterNode(ctx, n)

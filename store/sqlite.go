@@ -30,11 +30,13 @@ const busyTimeout = 5 * time.Second
 // process and on the busy timeout across processes, and never fail halfway
 // through a transaction on a lock upgrade. Reads use their own pool and, in
 // WAL mode, never wait for the writer. Its change feed is the -wal file
-// (genCache).
+// (genCache). A watch on the file (watch.go) makes every call fail at once
+// with ErrUnavailable while the file is removed or not a database, and
+// opens the file again when it is back.
 type SQLite struct {
 	sqlStore
-	path string
-	wal  *genCache
+	path  string
+	watch *fileWatch
 }
 
 // sqliteDialect: "?" placeholders as written, a unary "+" to keep a
@@ -171,29 +173,58 @@ func openSQLite(path string) (*SQLite, error) {
 	if err := private(abs); err != nil {
 		return nil, fmt.Errorf("open sqlite store %s: %w", abs, err)
 	}
-	s := &SQLite{path: abs}
-	s.d = sqliteDialect
-	if s.wdb, err = openPool(abs, true); err != nil {
+	p, err := openSQLitePools(abs)
+	if err != nil {
 		return nil, err
 	}
-	s.wdb.SetMaxOpenConns(1)
-	s.wdb.SetMaxIdleConns(1)
-	s.wdb.SetConnMaxIdleTime(0)
-	if err := s.migrate(context.Background()); err != nil {
-		s.wdb.Close()
+	s := &SQLite{path: abs}
+	s.d = sqliteDialect
+	s.cur.Store(p)
+	s.watch = startFileWatch(s)
+	return s, nil
+}
+
+// openSQLitePools opens the database file at abs (it must exist: a pool
+// never creates one, so a connection opened after the file was removed
+// fails rather than making an empty store) and applies pending migrations.
+func openSQLitePools(abs string) (*pools, error) {
+	wdb, err := openPool(abs, true)
+	if err != nil {
+		return nil, err
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxIdleTime(0)
+	p := &pools{wdb: wdb}
+	m := &sqlStore{d: sqliteDialect}
+	m.cur.Store(p)
+	if err := m.migrate(context.Background()); err != nil {
+		wdb.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", abs, err)
 	}
-	if s.rdb, err = openPool(abs, false); err != nil {
-		s.wdb.Close()
+	if p.rdb, err = openPool(abs, false); err != nil {
+		wdb.Close()
 		return nil, err
 	}
 	n := max(4, runtime.GOMAXPROCS(0))
-	s.rdb.SetMaxOpenConns(n)
-	s.rdb.SetMaxIdleConns(n)
-	s.rst = newStmtCache(s.rdb)
-	s.wal = newGenCache(abs, s.queryGeneration)
-	s.gen = s.wal
-	return s, nil
+	p.rdb.SetMaxOpenConns(n)
+	p.rdb.SetMaxIdleConns(n)
+	p.rst = newStmtCache(p.rdb)
+	p.gen = newGenCache(abs, p.queryGeneration(sqliteDialect))
+	return p, nil
+}
+
+// wal is the -wal file's generation cache of the pools in use (nil while
+// the file is unavailable).
+func (s *SQLite) wal() *genCache {
+	g, _ := s.pools().gen.(*genCache)
+	return g
+}
+
+// Close stops the watch, then closes the pools.
+func (s *SQLite) Close() error {
+	s.watch.stop()
+	return s.sqlStore.Close()
 }
 
 // private makes the database file (it holds metadata_proxy_shared_secret)
@@ -223,6 +254,7 @@ func openPool(path string, writer bool) (*sql.DB, error) {
 	q.Add("_pragma", "busy_timeout("+strconv.Itoa(int(busyTimeout/time.Millisecond))+")")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("mode", "rw") // private made the file; never make another
 	if writer {
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Set("_txlock", "immediate")

@@ -627,7 +627,7 @@ func TestMigrationsIdempotent(t *testing.T) {
 			fixture(t, s)
 		}
 		var n int
-		must(t, s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n))
+		must(t, s.pools().rdb.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n))
 		names, _ := migrationFS.ReadDir("migrations")
 		if n != len(names) {
 			t.Errorf("round %d: %d migrations recorded, want %d", round, n, len(names))
@@ -636,7 +636,7 @@ func TestMigrationsIdempotent(t *testing.T) {
 			t.Errorf("round %d: data lost on reopen: %v", round, err)
 		}
 		var mode string
-		must(t, s.rdb.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode))
+		must(t, s.pools().rdb.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode))
 		if mode != "wal" {
 			t.Errorf("journal_mode = %s", mode)
 		}
@@ -778,7 +778,7 @@ func TestOpenConcurrentlyNewFile(t *testing.T) {
 	must(t, err)
 	defer s.Close()
 	var count int
-	must(t, s.rdb.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&count))
+	must(t, s.pools().rdb.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&count))
 	if names, _ := migrationFS.ReadDir("migrations"); count != len(names) {
 		t.Errorf("%d migrations recorded, want %d", count, len(names))
 	}
@@ -788,7 +788,7 @@ func TestRefuseNewerSchema(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "mdctl.db")
 	s, err := OpenSQLite(path)
 	must(t, err)
-	_, err = s.wdb.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, '9999_future.sql', 0)`)
+	_, err = s.pools().wdb.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, '9999_future.sql', 0)`)
 	must(t, err)
 	must(t, s.Close())
 	if _, err := OpenSQLite(path); err == nil || !strings.Contains(err.Error(), "upgrade mdctl") {

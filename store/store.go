@@ -22,6 +22,13 @@ var ErrNotFound = errors.New("not found")
 // rule (a name or an IP already taken) or a password is already set.
 var ErrConflict = errors.New("conflict")
 
+// ErrUnavailable is returned (wrapped, with what is wrong) when the store
+// cannot be read at all: its SQLite file removed, replaced by something
+// that is not a database or unreadable, or its PostgreSQL server not
+// answering. It is an outage, not a fault of the request: servers answer
+// 5xx at once and serve again when the store is back.
+var ErrUnavailable = errors.New("store unavailable")
+
 // Reader reads records. Lookups by "ref" accept an ID or a unique name.
 type Reader interface {
 	// Generation is a counter bumped by every committed write, so servers

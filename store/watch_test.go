@@ -1,0 +1,233 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// logLines captures the default logger's lines for the test.
+type logLines struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logLines) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(b)
+}
+
+// count is the number of lines holding every one of subs.
+func (l *logLines) count(subs ...string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, line := range strings.Split(l.buf.String(), "\n") {
+		all := line != ""
+		for _, s := range subs {
+			all = all && strings.Contains(line, s)
+		}
+		if all {
+			n++
+		}
+	}
+	return n
+}
+
+func captureLog(t *testing.T) *logLines {
+	t.Helper()
+	l := &logLines{}
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(l, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	return l
+}
+
+// waitStore polls fn every 10ms until it returns nil, for at most 10s,
+// and says how long that took.
+func waitStore(t *testing.T, what string, fn func() error) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var err error
+	for time.Since(start) < 10*time.Second {
+		if err = fn(); err == nil {
+			return time.Since(start)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within 10s: %v", what, err)
+	return 0
+}
+
+// unavailable is nil when err is ErrUnavailable.
+func unavailable(err error) error {
+	if !errors.Is(err, ErrUnavailable) {
+		return fmt.Errorf("got %v, want ErrUnavailable", err)
+	}
+	return nil
+}
+
+// readsVM1 reads the fixture's instance.
+func readsVM1(s Store) error {
+	in, err := s.GetInstance(context.Background(), "vm1")
+	if err != nil {
+		return err
+	}
+	if in.ID != "i1" {
+		return fmt.Errorf("read instance %s, want i1", in.ID)
+	}
+	return nil
+}
+
+// assertFastOutage checks that, while the store is unavailable, reads,
+// writes and Generation fail with ErrUnavailable at once, and logs how
+// long a failed call took.
+func assertFastOutage(t *testing.T, s *SQLite) {
+	t.Helper()
+	ctx := context.Background()
+	start := time.Now()
+	const calls = 100
+	for range calls {
+		if err := unavailable(readsVM1(s)); err != nil {
+			t.Fatalf("read during the outage: %v", err)
+		}
+	}
+	t.Logf("a read during the outage fails in %v", (time.Since(start) / calls).Round(time.Microsecond))
+	if _, err := s.Generation(ctx); unavailable(err) != nil {
+		t.Errorf("Generation during the outage: %v", err)
+	}
+	if err := s.SetSetting(ctx, "metadata_cache_expiration", "30"); unavailable(err) != nil {
+		t.Errorf("write during the outage: %v", err)
+	}
+	if err := s.Ping(ctx); unavailable(err) != nil {
+		t.Errorf("Ping during the outage: %v", err)
+	}
+}
+
+// assertBack checks that a store that came back reads the fixture, counts
+// on from past every generation it reported before, and writes to the
+// file at its path (another handle sees the write).
+func assertBack(t *testing.T, s *SQLite, genBefore uint64) {
+	t.Helper()
+	ctx := context.Background()
+	must(t, readsVM1(s))
+	if g, err := s.Generation(ctx); err != nil || g <= genBefore {
+		t.Errorf("Generation after the outage: %d, %v; want more than %d (it must never go back)", g, err, genBefore)
+	}
+	must(t, s.SetSetting(ctx, "metadata_cache_expiration", "31"))
+	other, err := OpenSQLite(s.Path())
+	must(t, err)
+	defer other.Close()
+	got, err := other.Settings(ctx)
+	must(t, err)
+	if got["metadata_cache_expiration"] != "31" {
+		t.Errorf("a write after the outage did not reach the file at %s: settings there %v", s.Path(), got)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	src, err := os.Open(from)
+	must(t, err)
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	must(t, err)
+	_, err = io.Copy(dst, src)
+	must(t, errors.Join(err, dst.Close()))
+}
+
+// TestSQLiteFileRemovedAndPutBack: with its file removed under an open
+// store, every call fails at once with ErrUnavailable (not from the old
+// inode the connections still hold, not a hang), the outage is logged
+// once however many calls fail, and the store serves again on its own
+// once the file is back, renamed back (the same inode) or copied back (a
+// new one).
+func TestSQLiteFileRemovedAndPutBack(t *testing.T) {
+	log := captureLog(t)
+	for _, back := range []string{"renamed back", "copied back"} {
+		t.Run(strings.ReplaceAll(back, " ", "_"), func(t *testing.T) {
+			s := openTest(t)
+			fixture(t, s)
+			ctx := context.Background()
+			gen, err := s.Generation(ctx)
+			must(t, err)
+			away := filepath.Join(t.TempDir(), "away.db")
+			must(t, os.Rename(s.Path(), away))
+			noticed := waitStore(t, "ErrUnavailable with the file removed", func() error { return unavailable(readsVM1(s)) })
+			t.Logf("file removed: noticed after %v", noticed.Round(time.Millisecond))
+			assertFastOutage(t, s)
+			if n := log.count("store unavailable", s.Path()); n != 1 {
+				t.Errorf("%d log lines say the store is unavailable, want 1:\n%s", n, log.buf.String())
+			}
+
+			if back == "renamed back" {
+				must(t, os.Rename(away, s.Path()))
+			} else {
+				copyFile(t, away, s.Path())
+			}
+			recovered := waitStore(t, "reads again with the file "+back, func() error { return readsVM1(s) })
+			t.Logf("file %s: serving again after %v", back, recovered.Round(time.Millisecond))
+			assertBack(t, s, gen)
+			if n := log.count("store available again", s.Path()); n != 1 {
+				t.Errorf("%d log lines say the store is back, want 1", n)
+			}
+		})
+	}
+}
+
+// TestSQLiteGarbageFile: a store file overwritten in place, or replaced,
+// by something that is not a database (or emptied) fails every call with
+// ErrUnavailable naming what is wrong, and a good file put back is served.
+func TestSQLiteGarbageFile(t *testing.T) {
+	garbage := bytes.Repeat([]byte("this is not a database\n"), 400)
+	for _, c := range []struct {
+		name string
+		ruin func(t *testing.T, path string)
+	}{
+		{"overwritten in place", func(t *testing.T, path string) { must(t, os.WriteFile(path, garbage, 0o600)) }},
+		{"emptied", func(t *testing.T, path string) { must(t, os.Truncate(path, 0)) }},
+		{"replaced", func(t *testing.T, path string) {
+			tmp := path + ".new"
+			must(t, os.WriteFile(tmp, garbage, 0o600))
+			must(t, os.Rename(tmp, path))
+		}},
+	} {
+		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
+			s := openTest(t)
+			fixture(t, s)
+			ctx := context.Background()
+			gen, err := s.Generation(ctx)
+			must(t, err)
+			good := filepath.Join(t.TempDir(), "good.db")
+			_, err = s.pools().wdb.ExecContext(ctx, `VACUUM INTO ?`, good)
+			must(t, err)
+
+			c.ruin(t, s.Path())
+			var last error
+			noticed := waitStore(t, "ErrUnavailable with the file "+c.name, func() error {
+				last = readsVM1(s)
+				return unavailable(last)
+			})
+			t.Logf("file %s: noticed after %v: %v", c.name, noticed.Round(time.Millisecond), last)
+			if !strings.Contains(last.Error(), "not a SQLite database") {
+				t.Errorf("the error does not say what is wrong: %v", last)
+			}
+			assertFastOutage(t, s)
+
+			must(t, os.Rename(good, s.Path()))
+			recovered := waitStore(t, "reads again with a good file back", func() error { return readsVM1(s) })
+			t.Logf("good file back: serving again after %v", recovered.Round(time.Millisecond))
+			assertBack(t, s, gen)
+		})
+	}
+}
