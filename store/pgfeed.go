@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync/atomic"
@@ -37,9 +38,15 @@ type pgFeed struct {
 	query        func(context.Context) (uint64, error) // reads the counter through the pool
 	changeSignal                                       // known: the newest generation heard of
 	listening    atomic.Bool
-	idle         time.Duration // pgFeedIdle when it started
-	cancel       context.CancelFunc
-	done         chan struct{}
+	// down is set while the counter cannot be read (the feed down and a
+	// poll failed): Generation then fails at once with it, so a request
+	// gets its 5xx without waiting on a dead server.
+	down atomic.Pointer[error]
+	// downSince is when down was set; the feed's goroutine owns it.
+	downSince time.Time
+	idle      time.Duration // pgFeedIdle when it started
+	cancel    context.CancelFunc
+	done      chan struct{}
 }
 
 func startPGFeed(cfg *pgx.ConnConfig, gen uint64, query func(context.Context) (uint64, error)) *pgFeed {
@@ -58,7 +65,31 @@ func startPGFeed(cfg *pgx.ConnConfig, gen uint64, query func(context.Context) (u
 	return f
 }
 
-func (f *pgFeed) get(context.Context) (uint64, error) { return f.known.Load(), nil }
+func (f *pgFeed) get(context.Context) (uint64, error) {
+	if err := f.down.Load(); err != nil {
+		return 0, *err
+	}
+	return f.known.Load(), nil
+}
+
+// unavailable marks the store down after a failed read of the counter,
+// logging it when it begins.
+func (f *pgFeed) unavailable(err error) {
+	if f.down.Load() == nil {
+		f.downSince = time.Now()
+		slog.Error("store unavailable: every request fails until PostgreSQL answers again", "err", err)
+	}
+	err = fmt.Errorf("%w: postgres: %v", ErrUnavailable, err)
+	f.down.Store(&err)
+}
+
+// available clears down after a read of the counter succeeded, logging
+// the end of an outage.
+func (f *pgFeed) available() {
+	if f.down.Swap(nil) != nil {
+		slog.Info("store available again", "after", time.Since(f.downSince).Round(time.Millisecond))
+	}
+}
 
 func (f *pgFeed) committed(gen uint64) { f.raise(gen) }
 
@@ -121,6 +152,7 @@ func (f *pgFeed) listen(ctx context.Context, again bool) (heard bool, err error)
 		return false, err
 	}
 	f.raise(uint64(gen))
+	f.available()
 	f.listening.Store(true)
 	if again {
 		slog.Info("store change feed listening again", "generation", gen)
@@ -159,8 +191,15 @@ func (f *pgFeed) poll(ctx context.Context, d time.Duration) {
 	defer t.Stop()
 	end := time.After(d)
 	for {
-		if gen, err := f.query(ctx); err == nil {
+		qctx, cancel := context.WithTimeout(ctx, pgFeedPing)
+		gen, err := f.query(qctx)
+		cancel()
+		switch {
+		case err == nil:
 			f.raise(gen)
+			f.available()
+		case ctx.Err() == nil:
+			f.unavailable(err)
 		}
 		select {
 		case <-ctx.Done():

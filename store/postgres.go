@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -85,7 +86,7 @@ func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "mdctl"
 	}
-	db := stdlib.OpenDB(*cfg)
+	db := sql.OpenDB(unavailableConnector{stdlib.GetConnector(*cfg)})
 	db.SetMaxOpenConns(pgPoolSize)
 	db.SetMaxIdleConns(pgPoolSize)
 	if err := db.PingContext(ctx); err != nil {
@@ -108,6 +109,18 @@ func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
 	s.feed = startPGFeed(cfg, gen, s.queryGeneration)
 	p.gen = s.feed
 	return s, nil
+}
+
+// unavailableConnector marks a failed connection ErrUnavailable: the
+// server is down or unreachable, an outage rather than a bad request.
+type unavailableConnector struct{ driver.Connector }
+
+func (c unavailableConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: postgres: %w", ErrUnavailable, err)
+	}
+	return conn, nil
 }
 
 // notifyGeneration publishes gen in tx: PostgreSQL delivers it to every

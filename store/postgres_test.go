@@ -150,3 +150,49 @@ func TestPostgresFeedCatchesUpWithoutNotify(t *testing.T) {
 		t.Error("the feed stopped listening")
 	}
 }
+
+// TestPostgresStoppedFailsFastAndRecovers: with PostgreSQL stopped under an
+// open store, reads, writes and Generation fail at once with
+// ErrUnavailable (logged once, not per call), and the store serves again
+// on its own when the server is back on its port: the pool reconnects and
+// the change feed listens again.
+func TestPostgresStoppedFailsFastAndRecovers(t *testing.T) {
+	log := captureLog(t)
+	ctx := context.Background()
+	c := pgtest.Start(t) // its own server: Pause stops all of it
+	s, err := OpenPostgres(ctx, c.NewDB(t))
+	must(t, err)
+	t.Cleanup(func() { s.Close() })
+	fixture(t, s)
+	waitFor(t, "the feed listens", s.Listening)
+	gen, err := s.Generation(ctx)
+	must(t, err)
+
+	c.Pause(t)
+	noticed := waitStore(t, "Generation fails with the server stopped", func() error {
+		_, err := s.Generation(ctx)
+		return unavailable(err)
+	})
+	t.Logf("postgres stopped: Generation fails after %v", noticed.Round(time.Millisecond))
+	assertFastOutage(t, s)
+	if n := log.count("store unavailable"); n != 1 {
+		t.Errorf("%d log lines say the store is unavailable, want 1:\n%s", n, log.buf.String())
+	}
+
+	c.Resume(t)
+	recovered := waitStore(t, "reads again with the server back", func() error {
+		if _, err := s.Generation(ctx); err != nil {
+			return err
+		}
+		return readsVM1(s)
+	})
+	t.Logf("postgres started again: serving again after %v", recovered.Round(time.Millisecond))
+	waitFor(t, "the feed listens again", s.Listening)
+	must(t, s.SetSetting(ctx, "metadata_cache_expiration", "31"))
+	if g, err := s.Generation(ctx); err != nil || g <= gen {
+		t.Errorf("Generation after a write once back: %d, %v; want more than %d", g, err, gen)
+	}
+	if n := log.count("store available again"); n != 1 {
+		t.Errorf("%d log lines say the store is back, want 1", n)
+	}
+}

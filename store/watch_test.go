@@ -89,10 +89,16 @@ func readsVM1(s Store) error {
 	return nil
 }
 
+// pinger is a Store with a health check: both backends.
+type pinger interface {
+	Store
+	Ping(ctx context.Context) error
+}
+
 // assertFastOutage checks that, while the store is unavailable, reads,
 // writes and Generation fail with ErrUnavailable at once, and logs how
 // long a failed call took.
-func assertFastOutage(t *testing.T, s *SQLite) {
+func assertFastOutage(t *testing.T, s pinger) {
 	t.Helper()
 	ctx := context.Background()
 	start := time.Now()

@@ -154,14 +154,51 @@ func start(bin string) (*Cluster, error) {
 		"--no-sync", "-E", "UTF8", "--locale=C"); err != nil {
 		return c, err
 	}
-	opts := fmt.Sprintf("-k %s -p %d -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-		dir, c.port)
-	if err := run(cred, filepath.Join(bin, "pg_ctl"), "-D", data, "-l", filepath.Join(dir, "log"),
-		"-w", "-t", "60", "-o", opts, "start"); err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "log"))
-		return c, fmt.Errorf("%w\n%s", err, log)
+	return c, c.pgCtlStart()
+}
+
+// pgCtlStart starts the server on the cluster's port and socket.
+func (c *Cluster) pgCtlStart() error {
+	cred, err := credential()
+	if err != nil {
+		return err
 	}
-	return c, nil
+	opts := fmt.Sprintf("-k %s -p %d -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+		c.dir, c.port)
+	if err := run(cred, filepath.Join(c.bin, "pg_ctl"), "-D", filepath.Join(c.dir, "data"), "-l", filepath.Join(c.dir, "log"),
+		"-w", "-t", "60", "-o", opts, "start"); err != nil {
+		log, _ := os.ReadFile(filepath.Join(c.dir, "log"))
+		return fmt.Errorf("%w\n%s", err, log)
+	}
+	return nil
+}
+
+// Pause stops the server (pg_ctl stop -m fast: every connection is closed,
+// as when PostgreSQL is stopped or restarted under its clients) until
+// Resume starts it again on the same port and socket.
+func (c *Cluster) Pause(t testing.TB) {
+	t.Helper()
+	c.mu.Lock()
+	if c.admin != nil {
+		c.admin.Close() // its connections die with the server
+		c.admin = nil
+	}
+	c.mu.Unlock()
+	cred, err := credential()
+	if err == nil {
+		err = run(cred, filepath.Join(c.bin, "pg_ctl"), "-D", filepath.Join(c.dir, "data"), "-m", "fast", "-w", "-t", "60", "stop")
+	}
+	if err != nil {
+		t.Fatalf("pause postgres: %v", err)
+	}
+}
+
+// Resume starts the server Pause stopped.
+func (c *Cluster) Resume(t testing.TB) {
+	t.Helper()
+	if err := c.pgCtlStart(); err != nil {
+		t.Fatalf("resume postgres: %v", err)
+	}
 }
 
 func (c *Cluster) stop(bin string) error {
