@@ -223,7 +223,8 @@ func Run(ctx context.Context, o Options) error {
 		SettingsGeneration: func(ctx context.Context) (uint64, error) {
 			snap, err := live.Snapshot(ctx)
 			return snap.Generation, err
-		}})
+		},
+		Health: func(ctx context.Context) error { return store.Ping(ctx, o.Store) }})
 	g.Go(func() error {
 		// The live view is not worth guests' metadata: a serve whose admin
 		// endpoint cannot run (its socket taken in a race, a bad

@@ -13,6 +13,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 )
 
 // ErrNotFound is returned (wrapped) when a record does not exist.
@@ -28,6 +30,29 @@ var ErrConflict = errors.New("conflict")
 // answering. It is an outage, not a fault of the request: servers answer
 // 5xx at once and serve again when the store is back.
 var ErrUnavailable = errors.New("store unavailable")
+
+// LogLevel is the level a request logs a store error at. An outage
+// (ErrUnavailable) is logged once, where it is noticed (the SQLite file's
+// watch, PostgreSQL's change feed), so each request that meets it logs it
+// at Debug only; any other error is an Error.
+func LogLevel(err error) slog.Level {
+	if errors.Is(err, ErrUnavailable) {
+		return slog.LevelDebug
+	}
+	return slog.LevelError
+}
+
+// Ping reads r with one cheap query, never from memory, so a health check
+// sees what a guest's request would; a failure is ErrUnavailable.
+func Ping(ctx context.Context, r Reader) error {
+	if p, ok := r.(interface{ Ping(context.Context) error }); ok {
+		return p.Ping(ctx)
+	}
+	if _, err := r.Generation(ctx); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return nil
+}
 
 // Reader reads records. Lookups by "ref" accept an ID or a unique name.
 type Reader interface {

@@ -114,6 +114,9 @@ type Options struct {
 	// DHCP reports the data plane's DHCP servers; nil (no data plane)
 	// reports none.
 	DHCP func() DHCPCounts
+	// Health reads the store with a cheap query for /healthz (store.Ping);
+	// nil answers ok.
+	Health func(context.Context) error
 	// Names fills an event's instance name from its id, off the request
 	// path; nil leaves names as the hops set them.
 	Names func(ctx context.Context, instanceID string) string
@@ -250,15 +253,32 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /events", s.events)
 	mux.HandleFunc("GET /metrics", s.metrics)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
-	})
+	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /status", s.status)
 	mux.HandleFunc("GET /recent", s.recent)
 	mux.HandleFunc("POST /probes", s.markProbe)
 	mux.HandleFunc("POST /trace/kernel", s.traceKernel)
 	return mux
+}
+
+// healthTimeout bounds /healthz's read of the store: a server that does
+// not answer is unhealthy, not a hung probe.
+const healthTimeout = 2 * time.Second
+
+// healthz answers 200 "ok" when serve can read its store (Options.Health),
+// else 503 with the reason, for systemd, load balancers and trace.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.o.Health != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+		defer cancel()
+		if err := s.o.Health(ctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, err.Error()) // it names the store: ErrUnavailable
+			return
+		}
+	}
+	fmt.Fprintln(w, "ok")
 }
 
 // recent answers an instance's last requests (events.Recent), oldest

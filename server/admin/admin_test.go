@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/mdctl/mdctl/server/events"
+	"github.com/mdctl/mdctl/store"
 )
 
 // start runs an admin server on a fresh socket and returns a client.
@@ -335,4 +336,62 @@ func TestStatusDHCPServers(t *testing.T) {
 				show(st.DHCPPlanned), show(st.DHCPServers), st.DHCPReady(), tc.planned, tc.servers, tc.ready)
 		}
 	}
+}
+
+// TestHealthzReadsTheStore: /healthz answers 200 "ok" while serve can read
+// its store, and 503 naming the store and what is wrong while it cannot
+// (the SQLite file removed), and ok again once the file is back.
+func TestHealthzReadsTheStore(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mdctl.db")
+	st, err := store.OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c, _ := start(t, Options{Bus: events.NewBus(), Health: func(ctx context.Context) error { return store.Ping(ctx, st) }})
+	ctx := context.Background()
+	health := func() string {
+		t.Helper()
+		reason, err := c.Health(ctx)
+		if err != nil {
+			t.Fatalf("healthz: %v", err)
+		}
+		return reason
+	}
+	waitHealth := func(what string, ok func(reason string) bool) string {
+		t.Helper()
+		start := time.Now()
+		for range 500 {
+			if r := health(); ok(r) {
+				t.Logf("%s after %v", what, time.Since(start).Round(time.Millisecond))
+				return r
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("healthz never said %s", what)
+		return ""
+	}
+	if r := health(); r != "" {
+		t.Fatalf("healthz with the store there: %q, want ok", r)
+	}
+	away := path + ".away"
+	if err := os.Rename(path, away); err != nil {
+		t.Fatal(err)
+	}
+	reason := waitHealth("503 with the file removed", func(r string) bool { return r != "" })
+	if !strings.Contains(reason, "store unavailable: ") || !strings.Contains(reason, path) || !strings.Contains(reason, "removed") {
+		t.Errorf("healthz reason %q: want it to name the store, its file and what is wrong", reason)
+	}
+	resp, err := c.send(ctx, http.MethodGet, "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("healthz status %d with the store gone, want 503", resp.StatusCode)
+	}
+	if err := os.Rename(away, path); err != nil {
+		t.Fatal(err)
+	}
+	waitHealth("ok with the file back", func(r string) bool { return r == "" })
 }

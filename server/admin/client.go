@@ -88,6 +88,42 @@ func (c *Client) MarkProbe(ctx context.Context, path string, ttl time.Duration) 
 }
 
 func (c *Client) do(ctx context.Context, method, path string) (*http.Response, error) {
+	resp, err := c.send(ctx, method, path)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s%s: %s: %s", c.addr, path, resp.Status, strings.TrimSpace(string(b)))
+	}
+	return resp, nil
+}
+
+// Health reads /healthz: unhealthy is "" when serve is healthy, else the
+// reason it gave (its store cannot be read); err is set when serve did
+// not answer.
+func (c *Client) Health(ctx context.Context) (unhealthy string, err error) {
+	resp, err := c.send(ctx, http.MethodGet, "/healthz")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if err != nil {
+		return "", fmt.Errorf("%s/healthz: %w", c.addr, err)
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return "", nil
+	case http.StatusServiceUnavailable:
+		return strings.TrimSpace(string(b)), nil
+	}
+	return "", fmt.Errorf("%s/healthz: %s: %s", c.addr, resp.Status, strings.TrimSpace(string(b)))
+}
+
+// send sends one request, whatever its answer's status.
+func (c *Client) send(ctx context.Context, method, path string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
 	if err != nil {
 		return nil, err
@@ -102,11 +138,6 @@ func (c *Client) do(ctx context.Context, method, path string) (*http.Response, e
 			return nil, fmt.Errorf("%s: %w", c.addr, ErrNotRunning)
 		}
 		return nil, fmt.Errorf("%s: %w", c.addr, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		resp.Body.Close()
-		return nil, fmt.Errorf("%s%s: %s: %s", c.addr, path, resp.Status, strings.TrimSpace(string(b)))
 	}
 	return resp, nil
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/mdctl/mdctl/server/events"
 	"github.com/mdctl/mdctl/server/metadata"
+	"github.com/mdctl/mdctl/store"
 )
 
 // Headers the proxy sets and the agent trusts.
@@ -92,13 +93,13 @@ func (a *Agent) serve(w http.ResponseWriter, r *http.Request) {
 
 	snap, err := a.live.Snapshot(r.Context())
 	if err != nil {
-		rl.get().Error("read settings", "err", err)
+		rl.get().Log(r.Context(), store.LogLevel(err), "read settings", "err", err)
 		plain(w, http.StatusInternalServerError, msgUnknown)
 		return
 	}
 	m, cached, err = a.lookup.resolve(r.Context(), snap.Generation, sc, src)
 	if err != nil {
-		rl.get().Error("port lookup", "err", err)
+		rl.get().Log(r.Context(), store.LogLevel(err), "port lookup", "err", err)
 		plain(w, http.StatusInternalServerError, msgUnknown)
 		return
 	}

@@ -113,7 +113,7 @@ func (s *Server) load(w http.ResponseWriter, r *http.Request, rid string, snap s
 			return e
 		}
 	}
-	log.Error(fmt.Sprintf("Failed to get metadata for instance id: %s", id), "instance", id, "error", err)
+	log.Log(r.Context(), store.LogLevel(err), fmt.Sprintf("Failed to get metadata for instance id: %s", id), "instance", id, "error", err)
 	writeError(w, r, errorPage{http.StatusInternalServerError, explainUnknown})
 	return nil
 }
@@ -169,7 +169,7 @@ func (s *Server) identifyByPeer(w http.ResponseWriter, r *http.Request, rid stri
 		e, err = s.newEntry(r.Context(), snap, now, view, ip)
 	}
 	if err != nil {
-		log.Error(fmt.Sprintf("Failed to get metadata for IP %s", ip), "remote", ip, "error", err)
+		log.Log(r.Context(), store.LogLevel(err), fmt.Sprintf("Failed to get metadata for IP %s", ip), "remote", ip, "error", err)
 		writeError(w, r, errorPage{http.StatusInternalServerError, explainUnknown})
 		return nil
 	}

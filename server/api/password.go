@@ -24,7 +24,7 @@ func (s *Server) password(w http.ResponseWriter, r *http.Request, rid, instanceI
 	case http.MethodGet:
 		pw, err := s.store.Password(ctx, instanceID)
 		if err != nil {
-			s.logger(rid).Error("read password", "instance", instanceID, "error", err)
+			s.logger(rid).Log(ctx, store.LogLevel(err), "read password", "instance", instanceID, "error", err)
 			writeBare500(w)
 			return
 		}
@@ -32,7 +32,7 @@ func (s *Server) password(w http.ResponseWriter, r *http.Request, rid, instanceI
 	case http.MethodPost:
 		cur, err := s.store.Password(ctx, instanceID)
 		if err != nil {
-			s.logger(rid).Error("read password", "instance", instanceID, "error", err)
+			s.logger(rid).Log(ctx, store.LogLevel(err), "read password", "instance", instanceID, "error", err)
 			writeBare500(w)
 			return
 		}
@@ -70,7 +70,7 @@ func (s *Server) password(w http.ResponseWriter, r *http.Request, rid, instanceI
 		case errors.Is(err, store.ErrConflict):
 			writeError(w, r, errorPage{http.StatusConflict, explainConflict})
 		case err != nil:
-			s.logger(rid).Error("store password", "instance", instanceID, "error", err)
+			s.logger(rid).Log(ctx, store.LogLevel(err), "store password", "instance", instanceID, "error", err)
 			writeBare500(w)
 		default:
 			s.logger(rid).Info("password set", "instance", instanceID)

@@ -173,7 +173,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	snap, err := s.live.Snapshot(r.Context())
 	if err != nil {
-		s.logger(rid).Error("Failed to read settings", "error", err)
+		s.logger(rid).Log(r.Context(), store.LogLevel(err), "Failed to read settings", "error", err)
 		writeError(w, r, errorPage{http.StatusInternalServerError, explainUnknown})
 		return
 	}
