@@ -18,17 +18,24 @@ import (
 // The SQLite file's watch. Open connections keep the inode they opened:
 // with the file removed, or renamed away, they would go on reading the
 // old data forever while `mdctl` commands write to a new file; with the
-// file overwritten, their page cache can hide the damage for a while. So
-// every fileWatchEvery the path is stat'ed and, when the stat changed, its
-// header read: while the path holds no SQLite database the store's pools
+// file overwritten, their page cache hides the damage. So every
+// fileWatchEvery the path is stat'ed and, when the stat changed, its
+// header read. While the path holds no SQLite database the store's pools
 // are dead pools that fail every call at once with ErrUnavailable (a
-// guest gets a 5xx without waiting, nothing is served from what the
-// process still holds open); once it holds one again, new pools open on
-// it. The outage is logged once when it starts (and when its reason
-// changes) and once when it ends, never per request.
+// guest gets a 5xx without waiting; nothing is served from what the
+// process still holds open); once it holds one again, unchanged for a
+// whole tick (not still being copied), new pools open on it. The outage
+// is logged once when it starts (and when its reason changes) and once
+// when it ends, never per request.
+//
+// Leaving a file empties its WAL into it (a TRUNCATE checkpoint) and
+// closes its pools at once, before any other file is opened: that WAL
+// must never be paired with the next file at the path (SQLite would
+// replay one database's WAL over another's pages: a database renamed over
+// the old one served the old content).
 
 // fileWatchEvery is how often the watch looks at the file: a removed file
-// is noticed, and a file put back served, within about this.
+// is noticed within about this, and a file put back served within two.
 const fileWatchEvery = 250 * time.Millisecond
 
 // sqliteMagic starts every SQLite database file.
@@ -41,7 +48,8 @@ type fileWatch struct {
 
 	// Owned by the watch's goroutine.
 	opened fileID    // the file the live pools opened
-	seen   fileID    // the last stat, to read the header only on change
+	seen   fileID    // the last stat: live, to read the header only on change; down, to wait for it to settle
+	left   fileID    // down: the file as the store left it, not to be reopened unchanged
 	down   error     // the outage's reason; nil while the pools are live
 	since  time.Time // when the outage began
 }
@@ -83,26 +91,41 @@ func (w *fileWatch) log() *slog.Logger { return slog.Default().With("store", w.s
 // check looks at the file once and moves the pools between live and dead.
 func (w *fileWatch) check() {
 	id, err := statFile(w.s.path)
-	if err == nil && id != w.seen {
-		err = checkHeader(w.s.path)
-	}
-	if err == nil {
+	if w.down == nil {
+		if err == nil && id == w.seen {
+			return
+		}
 		w.seen = id
-	} else {
-		w.seen = fileID{}
+		if err == nil {
+			err = checkHeader(w.s.path)
+		}
+		switch {
+		case err != nil:
+			w.fail(err)
+		case !id.same(w.opened):
+			// Another database renamed over it: leave this one first.
+			w.fail(errors.New("the file was replaced by another"))
+		}
+		return
 	}
 	switch {
 	case err != nil:
 		w.fail(err)
-	case w.down == nil && id.same(w.opened):
-		// The file the pools opened, still in its place.
+	case id == w.left:
+		// As the store left it: unchanged since it was found wanting.
+	case id != w.seen:
+		w.seen = id // changed: wait a tick for it to settle
 	default:
-		// Back, or replaced by another database: open it anew.
+		if err := checkHeader(w.s.path); err != nil {
+			w.fail(err)
+			w.left = id
+			return
+		}
 		w.reopen(id)
 	}
 }
 
-// fail swaps in dead pools (once) and logs the reason when it is new.
+// fail swaps in dead pools and logs the reason when it is new.
 func (w *fileWatch) fail(err error) {
 	err = fmt.Errorf("%w: %s: %v", ErrUnavailable, w.s.path, err)
 	if w.down != nil && w.down.Error() == err.Error() {
@@ -110,43 +133,53 @@ func (w *fileWatch) fail(err error) {
 	}
 	if w.down == nil {
 		w.since = time.Now()
-		w.swap(deadPools(err))
 		w.log().Error("store unavailable: every request fails until the file is back", "err", err)
 	} else {
-		w.s.cur.Store(deadPools(err))
 		w.log().Error("store still unavailable", "err", err)
 	}
 	w.down = err
+	w.leave(deadPools(err))
+}
+
+// leave puts p in use and closes the pools it replaces at once. Their
+// close may write into the file they opened, if it is still at the path
+// (overwritten in place): left is then that file as the close left it,
+// so it is not taken for a file put back.
+func (w *fileWatch) leave(p *pools) {
+	before, err := statFile(w.s.path)
+	inPlace := err == nil && before.same(w.opened)
+	old := w.s.cur.Swap(p)
+	// SQLite does not checkpoint on close a database that was moved or
+	// unlinked, and leaves its WAL at the path for the next file there to
+	// replay: empty it into the file it belongs to first.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_, err = old.wdb.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+	cancel()
+	if err != nil && !errors.Is(err, ErrUnavailable) {
+		w.log().Warn("checkpoint the WAL of the file left", "err", err)
+	}
+	if err := old.close(); err != nil {
+		w.log().Debug("close the pools of the file left", "err", err)
+	}
+	w.left, w.seen = fileID{}, fileID{}
+	if id, err := statFile(w.s.path); inPlace && err == nil && id.same(before) {
+		w.left, w.seen = id, id
+	}
 }
 
 // reopen opens new pools on the file now at the path.
 func (w *fileWatch) reopen(id fileID) {
 	p, err := openSQLitePools(w.s.path)
 	if err != nil {
-		w.seen = fileID{} // try again next time
 		w.fail(err)
+		w.left = id // not again until it changes
 		return
 	}
 	p.genBase = w.s.high.Load() + 1
-	w.swap(p)
-	w.opened = id
-	if w.down != nil {
-		w.log().Info("store available again", "after", time.Since(w.since).Round(time.Millisecond))
-	} else {
-		w.log().Warn("store file replaced: opened the new one")
-	}
+	w.s.cur.Swap(p) // dead pools: nothing to close
+	w.opened, w.seen = id, id
+	w.log().Info("store available again", "after", time.Since(w.since).Round(time.Millisecond))
 	w.down = nil
-}
-
-// swap puts p in use and closes the pools it replaces once the calls
-// still running on them are done.
-func (w *fileWatch) swap(p *pools) {
-	old := w.s.cur.Swap(p)
-	go func() {
-		if err := old.close(); err != nil {
-			w.log().Debug("close replaced store pools", "err", err)
-		}
-	}()
 }
 
 // statFile stats path (following a link, as SQLite opens it).
