@@ -1,5 +1,5 @@
 // Package diag is `mdctl trace`: it walks one instance's metadata path hop
-// by hop (route, namespace, iptables, proxy, socket, agent, api, metadata),
+// by hop (route, namespace, iptables, proxy, socket, store, agent, api, metadata),
 // records per hop what it saw, how long the check took, a verdict and a fix
 // hint, and renders the result for people (WriteText) and scripts
 // (WriteJSON). Fix repairs what mdctl itself owns.

@@ -16,13 +16,14 @@ const (
 	HopIPTables  = "iptables"
 	HopProxy     = "proxy"
 	HopSocket    = "socket"
+	HopStore     = "store"
 	HopAgent     = "agent"
 	HopAPI       = "api"
 	HopMetadata  = "metadata"
 )
 
 // HopNames is every hop in order.
-var HopNames = []string{HopRoute, HopNamespace, HopIPTables, HopProxy, HopSocket, HopAgent, HopAPI, HopMetadata}
+var HopNames = []string{HopRoute, HopNamespace, HopIPTables, HopProxy, HopSocket, HopStore, HopAgent, HopAPI, HopMetadata}
 
 // Modes: how a guest's metadata request leaves its network.
 const (

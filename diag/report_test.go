@@ -26,6 +26,7 @@ func fixedReport() Report {
 				Evidence: []string{"iptables -t nat: -A PREROUTING -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j ACCEPT"}},
 			{Name: HopProxy, OK: true, MS: 1.1, Detail: "a proxy answers on 0.0.0.0:9697 in qrouter-r1 (HTTP 404)", RequestIDs: []string{"trace-000000000001"}},
 			{Name: HopSocket, Skipped: true, MS: 0, Detail: "not checked: example of a skipped hop", Hint: "start the agent"},
+			{Name: HopStore, OK: true, MS: 0.3, Detail: "the store answers, to this trace and to serve (its /healthz)"},
 			{Name: HopAgent, OK: true, MS: 1.5, Detail: "10.90.1.5 on router r1 resolves to this instance"},
 			{Name: HopAPI, OK: true, MS: 1.0, Detail: "the API at 127.0.0.1:8775 accepts the signed request",
 				Warnings: []string{"API replica down at 10.0.0.6:8775: connection refused; the agent asks the next one listed in nova_metadata_host"}},

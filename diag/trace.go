@@ -24,6 +24,9 @@ const DefaultTimeout = 300 * time.Millisecond
 // Options say where the pieces of the chain are.
 type Options struct {
 	Store store.Reader
+	// StoreName names the store in hints: its file, or its URL without
+	// the password; default the SQLite store's path.
+	StoreName string
 	// DataDir holds the agent socket (server.AgentSocketName).
 	DataDir string
 	// Overrides are this process's --set values: the settings "in force
@@ -100,6 +103,9 @@ func Trace(ctx context.Context, o Options, instanceRef string) Report {
 	start := time.Now()
 	r := Report{Instance: instanceRef}
 	t, err := resolve(ctx, o, instanceRef)
+	if storeUnreadable(err) {
+		return StoreUnreadable(ctx, o, instanceRef, err)
+	}
 	if err != nil {
 		r.Error = err.Error()
 		r.Hint = "mdctl instance list (is the name right?); mdctl apply <topology.yaml> to (re)create it"
@@ -162,6 +168,7 @@ var hopChecks = []struct {
 	{HopIPTables, checkIPTables},
 	{HopProxy, checkProxy},
 	{HopSocket, checkSocket},
+	{HopStore, checkStore},
 	{HopAgent, checkAgent},
 	{HopAPI, checkAPI},
 	{HopMetadata, checkMetadata},

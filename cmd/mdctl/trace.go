@@ -24,6 +24,7 @@ type traceOptions struct {
 	IO        *iostreams
 	Store     func(context.Context) (store.Store, error)
 	DataDir   string
+	StoreName string // the store's file or redacted URL, for hints
 	Instance  string
 	JSON      bool
 	Fix       bool
@@ -42,12 +43,16 @@ func newCmdTrace(f *factory, runF func(context.Context, *traceOptions) error) *c
 		Use:   "trace INSTANCE",
 		Short: "Walk a guest's metadata request hop by hop and name the hop that fails",
 		Long: `Trace checks, in order, the hops a guest's request to 169.254.169.254 crosses:
-route, namespace, iptables, proxy, socket, agent, api, metadata. Each hop says
+route, namespace, iptables, proxy, socket, store, agent, api, metadata. Each hop says
 what it saw, how long it took and, when it fails, the command or setting that
 fixes it. Hops after the first failure are still checked where they can be.
 Every probe carries its own request id (X-Request-ID trace-…), which serve's
 log lines carry: a hint that sends you to the log gives the command, for the
 systemd unit mdctl ships: journalctl -u mdctl -g <id>.
+The store hop reads the store and asks the running serve (its /healthz)
+whether it can too; a store that cannot be read at all (its file removed or
+not a database, PostgreSQL down) fails that hop, and the hops that need the
+instance's record are NOT CHECKED.
 It reads the guest's route from its lab namespace when there is one. A real
 VM's route cannot be read from outside: the route hop then gathers what
 stands in for it (the port's tap on its bridge, the DHCP lease mdctl gave its
@@ -81,6 +86,9 @@ could not be checked (NOT CHECKED).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Instance, opts.DataDir = args[0], f.DataDir
 			var err error
+			if _, opts.StoreName, err = store.Exists(f.DataDir, f.DB); err != nil {
+				opts.StoreName = ""
+			}
 			if opts.Overrides, err = parseSets(sets); err != nil {
 				return err
 			}
@@ -101,11 +109,6 @@ could not be checked (NOT CHECKED).`,
 }
 
 func traceRun(ctx context.Context, opts *traceOptions) error {
-	st, err := opts.Store(ctx)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
 	token, err := adminToken(opts.TokenFile)
 	if err != nil {
 		return err
@@ -113,12 +116,29 @@ func traceRun(ctx context.Context, opts *traceOptions) error {
 	serve := runningServe(ctx, opts.DataDir, opts.Dataplane)
 	overrides, notes := withServeOverrides(serve.overrides, opts.Overrides)
 	o := diag.Options{
-		Store: st, DataDir: opts.DataDir, Overrides: overrides,
+		StoreName: opts.StoreName, DataDir: opts.DataDir, Overrides: overrides,
 		Dataplane: serve.dp, Timeout: opts.Timeout, APIURLs: serve.apiURLs,
 		Node: serve.node, AdminToken: token,
 	}
+	// A store that cannot be opened is the store hop's failure, in a
+	// report like any other: serve answers guests 5xx meanwhile, and the
+	// trace says which part is down.
+	// Without a serve no guest is failed by it: the error alone says it.
+	st, openErr := opts.Store(ctx)
+	if openErr != nil && !serve.up {
+		return openErr
+	}
+	if openErr == nil {
+		defer st.Close()
+		o.Store = st
+	}
 	trace := func() diag.Report {
-		r := diag.Trace(ctx, o, opts.Instance)
+		var r diag.Report
+		if openErr != nil {
+			r = diag.StoreUnreadable(ctx, o, opts.Instance, openErr)
+		} else {
+			r = diag.Trace(ctx, o, opts.Instance)
+		}
 		r.ServeOverrides = notes
 		if !serve.up {
 			r.NoServe = "no mdctl serve runs on " + opts.DataDir + " (its admin socket does not answer): start it with mdctl serve --data-dir " + opts.DataDir
@@ -126,7 +146,7 @@ func traceRun(ctx context.Context, opts *traceOptions) error {
 		return r
 	}
 	r := trace()
-	if opts.Fix && r.FailedHop != "" && r.Error == "" {
+	if opts.Fix && r.FailedHop != "" && r.Error == "" && o.Store != nil {
 		if err := printTrace(opts, r); err != nil {
 			return err
 		}
