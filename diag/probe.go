@@ -86,11 +86,17 @@ func runProbe(ctx context.Context, o Options, t *target) *Probe {
 		return &Probe{Skipped: "serve's admin socket does not answer: " + rootCause(err)}
 	}
 	defer st.Close()
-	p := &Probe{Path: "/openstack/" + requestID()}
+	id := requestID()
+	p := &Probe{Path: "/openstack/" + id}
 	// Marked, its requests show as trace's in serve's events, logs and
 	// metrics, not as the guest's. A serve without POST /probes (older)
-	// still answers: the probe then just looks like guest traffic.
+	// still answers: the probe then just looks like guest traffic. The
+	// token PUT's path is every guest's: its query marks it.
 	_ = c.MarkProbe(ctx, p.Path, o.Timeout+probeWait)
+	tokenURI := probeTokenURI(id)
+	if t.cfg.TokensRequired(t.view.Instance) {
+		_ = c.MarkProbe(ctx, tokenURI, o.Timeout+probeWait)
+	}
 	got := make(chan events.Event)
 	go func() {
 		for {
@@ -112,7 +118,7 @@ func runProbe(ctx context.Context, o Options, t *target) *Probe {
 	// With tokens required the guest's requests carry one, as an IMDSv2
 	// client's do: asked once over IPv4, good for both (a token names the
 	// instance, not the address family).
-	hdr, err := guestToken(ctx, t, o.Timeout)
+	hdr, err := guestToken(ctx, t, tokenURI, o.Timeout)
 	if err == nil {
 		if t.hasIPv6() {
 			p.IPv6 = guestGet6(ctx, t.guestNS, p.Path, o.Timeout, hdr)
@@ -145,13 +151,21 @@ func guestClient(ns string) *http.Client {
 
 const guestBase = "http://" + dataplane.MetadataIPv4
 
-// guestToken is the guest's request headers: a session token among them
-// when the instance's requests need one (t.withToken).
-func guestToken(ctx context.Context, t *target, limit time.Duration) (map[string]string, error) {
+// guestToken is the guest's request headers: a session token among them,
+// asked for at tokenURI, when the instance's requests need one
+// (t.withToken).
+func guestToken(ctx context.Context, t *target, tokenURI string, limit time.Duration) (map[string]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	return t.withToken(ctx, guestClient(t.guestNS), guestBase, map[string]string{"User-Agent": "mdctl-trace"})
+	return t.withTokenAt(ctx, guestClient(t.guestNS), guestBase+tokenURI, map[string]string{"User-Agent": "mdctl-trace"})
 }
+
+// probeParam is the query parameter that marks the probe's token PUT: the
+// path is every guest's, and the API ignores the query.
+const probeParam = "mdctl-probe"
+
+// probeTokenURI is the token path and query the probe with id PUTs.
+func probeTokenURI(id string) string { return metadata.TokenPath + "?" + probeParam + "=" + id }
 
 // guestGet sends one GET with hdr to the metadata address from inside ns,
 // as the guest would.

@@ -17,12 +17,17 @@ const traceTokenTTL = "60"
 // and send the token on; without required it returns hdr as it is. The
 // error names the PUT's answer, for the hop that needed the token.
 func (t *target) withToken(ctx context.Context, c *http.Client, base string, hdr map[string]string) (map[string]string, error) {
+	return t.withTokenAt(ctx, c, base+metadata.TokenPath, hdr)
+}
+
+// withTokenAt is withToken with the token PUT sent to tokenURL.
+func (t *target) withTokenAt(ctx context.Context, c *http.Client, tokenURL string, hdr map[string]string) (map[string]string, error) {
 	if !t.cfg.TokensRequired(t.view.Instance) {
 		return hdr, nil
 	}
 	put := maps.Clone(hdr)
 	put[metadata.TokenTTLHeader] = traceTokenTTL
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, base+metadata.TokenPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, tokenURL, nil)
 	if err != nil {
 		return nil, err
 	}

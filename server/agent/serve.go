@@ -378,6 +378,7 @@ func (a *Agent) emit(r *http.Request, rid string, start time.Time, rec *eventRec
 	e := events.Event{
 		Time: start, RequestID: rid, Hop: events.HopAgent, Method: r.Method, Path: r.URL.Path,
 		Status: rec.status(), Bytes: rec.bytes, InstanceID: m.InstanceID, ProjectID: m.ProjectID,
+		Probe: bus.IsProbeQuery(r.URL.Path, r.URL.RawQuery),
 	}
 	switch sc.Kind {
 	case "router":

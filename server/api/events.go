@@ -14,7 +14,7 @@ import (
 func (s *Server) emit(r *http.Request, rid string, start time.Time, rec *statusRecorder, e *entry) {
 	ev := events.Event{
 		Time: start, RequestID: rid, Hop: events.HopAPI, Method: r.Method, Path: r.URL.Path,
-		Status: rec.status, Bytes: int64(rec.bytes),
+		Status: rec.status, Bytes: int64(rec.bytes), Probe: s.events.IsProbeQuery(r.URL.Path, r.URL.RawQuery),
 	}
 	if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
 		ev.SourceIP = strings.TrimSpace(strings.Split(xff, ",")[0])

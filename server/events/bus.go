@@ -76,6 +76,17 @@ func (b *Bus) IsProbe(path string) bool {
 	return ok && time.Now().Before(until)
 }
 
+// IsProbeQuery reports whether path?rawQuery is a pending probe's: a
+// probe whose path every guest asks too (the token PUT's) is marked with
+// its query, which only trace's probe carries. A hop sets its event's
+// Probe with it; Publish looks at the path alone.
+func (b *Bus) IsProbeQuery(path, rawQuery string) bool {
+	if rawQuery == "" || b == nil || b.nProbes.Load() == 0 {
+		return false
+	}
+	return b.IsProbe(path + "?" + rawQuery)
+}
+
 // NewBus returns a Bus with fresh metrics.
 func NewBus() *Bus {
 	b := &Bus{metrics: NewMetrics()}

@@ -296,3 +296,34 @@ func BenchmarkPublish(b *testing.B) {
 		})
 	}
 }
+
+// TestIsProbeQuery: a probe marked with its query (path?query) is told
+// from the same path without it, or with another query.
+func TestIsProbeQuery(t *testing.T) {
+	b := NewBus()
+	const path, query = "/latest/api/token", "mdctl-probe=trace-1"
+	if b.IsProbeQuery(path, query) {
+		t.Error("a probe before any was marked")
+	}
+	b.MarkProbe(path+"?"+query, time.Minute)
+	for _, c := range []struct {
+		path, query string
+		want        bool
+	}{
+		{path, query, true},
+		{path, "", false},
+		{path, "mdctl-probe=trace-2", false},
+		{"/latest/meta-data/", query, false},
+	} {
+		if got := b.IsProbeQuery(c.path, c.query); got != c.want {
+			t.Errorf("IsProbeQuery(%q, %q) = %v, want %v", c.path, c.query, got, c.want)
+		}
+	}
+	if b.IsProbe(path) {
+		t.Error("the token path alone is marked: every guest's token PUT would count as the probe's")
+	}
+	var nilBus *Bus
+	if nilBus.IsProbeQuery(path, query) {
+		t.Error("a nil bus marks probes")
+	}
+}

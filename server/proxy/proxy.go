@@ -335,9 +335,14 @@ func (p *Proxy) emit(id Identity, ctx *fasthttp.RequestCtx, rid string, peer net
 	if bus == nil {
 		return
 	}
+	path := string(ctx.Path())
+	probe := false
+	if q := ctx.URI().QueryString(); len(q) > 0 {
+		probe = bus.IsProbeQuery(path, string(q))
+	}
 	bus.Publish(events.Event{
 		Time: start, RequestID: rid, Hop: events.HopProxy, Namespace: id.Namespace, Mode: id.mode(), SourceIP: peer.String(),
-		Method: string(ctx.Method()), Path: string(ctx.Path()), Status: status, Bytes: bytes, Duration: time.Since(start),
+		Method: string(ctx.Method()), Path: path, Status: status, Bytes: bytes, Duration: time.Since(start), Probe: probe,
 	})
 }
 
