@@ -178,6 +178,7 @@ func TestOddRequestsThroughChain(t *testing.T) {
 	waitServing(t, ns)
 	for _, tc := range []struct{ name, raw, status, body string }{
 		{"OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: 169.254.169.254\r\nConnection: close\r\n\r\n", "HTTP/1.1 200 ", "Content-Length: 0\r\n"},
+		{"GET *", "GET * HTTP/1.1\r\nHost: 169.254.169.254\r\nConnection: close\r\n\r\n", "HTTP/1.1 404 ", "The resource could not be found."},
 		{"LF only", "GET /openstack/latest/meta_data.json HTTP/1.1\nHost: 169.254.169.254\nConnection: close\n\n", "HTTP/1.1 200 ", `"name": "vm1"`},
 	} {
 		out := rawInGuest(t, ns, tc.raw)

@@ -189,9 +189,10 @@ func (p *Proxy) Serve(ctx context.Context, ln net.Listener, id Identity) error {
 // `timeout http-keep-alive` the wait for the next request, tune.bufsize
 // the request head.
 func (p *Proxy) server(ctx context.Context, id Identity) *fasthttp.Server {
+	h := p.handler(ctx, id, newLimiter())
 	return &fasthttp.Server{
-		Handler:               p.handler(ctx, id, newLimiter()),
-		ErrorHandler:          p.requestError(id),
+		Handler:               h,
+		ErrorHandler:          p.requestError(id, h),
 		HeaderReceived:        guestHost,
 		ReadTimeout:           p.opts.RequestTimeout,
 		WriteTimeout:          ClientTimeout,
@@ -223,9 +224,21 @@ func (l debugLogger) Printf(format string, args ...any) {
 
 // requestError answers a request fasthttp could not read as haproxy does:
 // 400 for anything malformed, a head over tune.bufsize included, 408 when
-// the request does not arrive in time, 413 past the body limit.
-func (p *Proxy) requestError(id Identity) func(*fasthttp.RequestCtx, error) {
+// the request does not arrive in time, 413 past the body limit. The
+// asterisk form with a method other than OPTIONS (GET *), which fasthttp
+// refuses (RFC 9112 §3.2.4 allows it for OPTIONS only) and haproxy
+// forwards, goes to h as haproxy would send it on (nova answers 404 for
+// /*); its headers were never read, so it carries only the proxy's own.
+func (p *Proxy) requestError(id Identity, h fasthttp.RequestHandler) func(*fasthttp.RequestCtx, error) {
 	return func(ctx *fasthttp.RequestCtx, err error) {
+		if asteriskForm(err) {
+			method := string(ctx.Request.Header.Method())
+			ctx.Request.Reset()
+			ctx.Request.Header.SetMethod(method)
+			ctx.Request.SetRequestURI("*")
+			h(ctx)
+			return
+		}
 		code := http.StatusBadRequest
 		var ne net.Error
 		switch {

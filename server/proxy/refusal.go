@@ -10,6 +10,13 @@ import (
 	"github.com/mdctl/mdctl/server/events"
 )
 
+// asteriskForm reports fasthttp's refusal of a request-target "*" (with a
+// method other than OPTIONS, which it accepts); fasthttp quotes the
+// target, so no other target reads the same.
+func asteriskForm(err error) bool {
+	return err != nil && strings.Contains(err.Error(), `: invalid request uri "*"`)
+}
+
 // A request refused before it is forwarded (malformed, a bad version,
 // too large, too slow) is logged at warning level and published as the
 // proxy hop's event, with the guest's address: a guest refused like this
