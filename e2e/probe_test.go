@@ -77,7 +77,7 @@ func TestTraceTokenProbeIsNotGuestTraffic(t *testing.T) {
 	w.Set("metadata_tokens", "required")
 	addr, _ := w.StartServe(testworld.ServeOptions{})
 	w.LabUp()
-	o := diag.Options{Store: w.Store, DataDir: w.Dir, Dataplane: w.Dataplane, APIURL: "http://" + addr}
+	o := diag.Options{Store: w.Store, DataDir: w.Dir, Dataplane: w.Dataplane, APIURLs: []string{"http://" + addr}}
 	testworld.WaitFor(t, 10*time.Second, "a green trace", func() error {
 		if r := diag.Trace(context.Background(), o, "vm1"); !r.OK {
 			return fmt.Errorf("failed hop %q", r.FailedHop)

@@ -57,8 +57,8 @@ func countLines(t *testing.T, p *serveProc, sub string) int {
 	return strings.Count(string(b), sub)
 }
 
-// traceOut runs `mdctl trace vm1` and returns its exit code and output.
-func traceOut(t *testing.T, bin string, args ...string) (int, string) {
+// traceExit runs `mdctl trace vm1` and returns its exit code and output.
+func traceExit(t *testing.T, bin string, args ...string) (int, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -110,7 +110,7 @@ func runOutage(t *testing.T, w *testworld.World, bin string, p *serveProc, o out
 	if err != nil || !strings.Contains(reason, "store unavailable") {
 		t.Errorf("%s: /healthz said %q (%v), want 503 naming the store", o.what, reason, err)
 	}
-	exit, out := traceOut(t, bin, append([]string{"--data-dir", w.Dir}, o.dbArgs...)...)
+	exit, out := traceExit(t, bin, append([]string{"--data-dir", w.Dir}, o.dbArgs...)...)
 	if exit != 1 || !strings.Contains(out, "✗ store") || !strings.Contains(out, "FAIL at store") {
 		t.Errorf("%s: trace exit %d, want 1 with the store hop failing:\n%s", o.what, exit, out)
 	}
@@ -144,7 +144,7 @@ func runOutage(t *testing.T, w *testworld.World, bin string, p *serveProc, o out
 	if n := countLines(t, p, "store available again"); n != 1 {
 		t.Errorf("%s: serve logged the store back %d times, want once", o.what, n)
 	}
-	if exit, out := traceOut(t, bin, append([]string{"--data-dir", w.Dir}, o.dbArgs...)...); exit != 0 {
+	if exit, out := traceExit(t, bin, append([]string{"--data-dir", w.Dir}, o.dbArgs...)...); exit != 0 {
 		t.Errorf("trace after the store came back: exit %d\n%s", exit, out)
 	}
 }

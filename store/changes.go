@@ -35,6 +35,17 @@ func (c *changeSignal) wait() <-chan struct{} {
 	return c.ch
 }
 
+// wakeAll wakes the waiters without a new generation: the source is
+// being replaced.
+func (c *changeSignal) wakeAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ch != nil {
+		close(c.ch)
+		c.ch = nil
+	}
+}
+
 // saw records gen as known and wakes the waiters when it is newer than
 // anything known before; it reports whether it was.
 func (c *changeSignal) saw(gen uint64) bool {
@@ -47,11 +58,6 @@ func (c *changeSignal) saw(gen uint64) bool {
 			break
 		}
 	}
-	c.mu.Lock()
-	if c.ch != nil {
-		close(c.ch)
-		c.ch = nil
-	}
-	c.mu.Unlock()
+	c.wakeAll()
 	return true
 }

@@ -71,8 +71,9 @@ func (r rebound) QueryRowContext(ctx context.Context, q string, args ...any) *sq
 type genSource interface {
 	get(ctx context.Context) (uint64, error)
 	committed(gen uint64)
-	// changed is Notifier.Changed.
+	// changed is Notifier.Changed; wakeAll closes what it handed out.
 	changed() <-chan struct{}
+	wakeAll()
 	close() error
 }
 
@@ -231,8 +232,30 @@ func (s *sqlStore) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Changed returns a channel closed when the generation moves (Notifier).
-func (s *sqlStore) Changed() <-chan struct{} { return s.gen.changed() }
+// Changed returns a channel closed when the generation moves (Notifier),
+// or when the pools it came from are replaced (swapOut): the generation
+// then moves too, past everything reported before.
+func (s *sqlStore) Changed() <-chan struct{} {
+	p := s.pools()
+	ch := p.gen.changed()
+	if s.pools() != p {
+		// Replaced while asking: swapOut may have woken the waiters
+		// before ch was handed out.
+		return closedChan
+	}
+	return ch
+}
+
+// closedChan is a channel that is closed.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// swapOut puts p in use and wakes the waiters on the pools it replaces,
+// which it returns.
+func (s *sqlStore) swapOut(p *pools) *pools {
+	old := s.cur.Swap(p)
+	old.gen.wakeAll()
+	return old
+}
 
 // Close closes the pools and the generation source.
 func (s *sqlStore) Close() error { return s.pools().close() }

@@ -148,7 +148,7 @@ func (w *fileWatch) fail(err error) {
 func (w *fileWatch) leave(p *pools) {
 	before, err := statFile(w.s.path)
 	inPlace := err == nil && before.same(w.opened)
-	old := w.s.cur.Swap(p)
+	old := w.s.swapOut(p)
 	// SQLite does not checkpoint on close a database that was moved or
 	// unlinked, and leaves its WAL at the path for the next file there to
 	// replay: empty it into the file it belongs to first.
@@ -176,7 +176,7 @@ func (w *fileWatch) reopen(id fileID) {
 		return
 	}
 	p.genBase = w.s.high.Load() + 1
-	w.s.cur.Swap(p) // dead pools: nothing to close
+	w.s.swapOut(p) // dead pools: nothing to close
 	w.opened, w.seen = id, id
 	w.log().Info("store available again", "after", time.Since(w.since).Round(time.Millisecond))
 	w.down = nil
@@ -212,7 +212,7 @@ func checkHeader(path string) error {
 // deadPools fail every call with err at once.
 func deadPools(err error) *pools {
 	db := sql.OpenDB(deadConnector{err})
-	return &pools{wdb: db, rdb: db, rst: newStmtCache(db), gen: deadGen{err}}
+	return &pools{wdb: db, rdb: db, rst: newStmtCache(db), gen: &deadGen{err: err}}
 }
 
 // deadConnector refuses every connection with its error.
@@ -225,9 +225,14 @@ type deadDriver struct{ err error }
 
 func (d deadDriver) Open(string) (driver.Conn, error) { return nil, d.err }
 
-// deadGen answers Generation with its error.
-type deadGen struct{ err error }
+// deadGen answers Generation with its error; its waiters wake when the
+// dead pools are replaced.
+type deadGen struct {
+	err error
+	changeSignal
+}
 
-func (g deadGen) get(context.Context) (uint64, error) { return 0, g.err }
-func (deadGen) committed(uint64)                      {}
-func (deadGen) close() error                          { return nil }
+func (g *deadGen) get(context.Context) (uint64, error) { return 0, g.err }
+func (*deadGen) committed(uint64)                      {}
+func (g *deadGen) changed() <-chan struct{}            { return g.wait() }
+func (*deadGen) close() error                          { return nil }

@@ -141,6 +141,17 @@ func assertBack(t *testing.T, s *SQLite, genBefore uint64) {
 	}
 }
 
+// woken fails unless ch (from Changed) is closed: a loop waiting on the
+// store's changes must hear of an outage and of its end.
+func woken(t *testing.T, ch <-chan struct{}, when string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Errorf("Changed's channel still open after %s", when)
+	}
+}
+
 func copyFile(t *testing.T, from, to string) {
 	t.Helper()
 	src, err := os.Open(from)
@@ -174,9 +185,12 @@ func TestSQLiteFileRemovedAndPutBack(t *testing.T) {
 				must(t, err)
 			}
 			away := filepath.Join(t.TempDir(), "away.db")
+			changed := s.Changed()
 			must(t, os.Rename(s.Path(), away))
 			noticed := waitStore(t, "ErrUnavailable with the file removed", func() error { return unavailable(readsVM1(s)) })
 			t.Logf("file removed: noticed after %v", noticed.Round(time.Millisecond))
+			woken(t, changed, "the outage began")
+			changed = s.Changed()
 			assertFastOutage(t, s)
 			if n := log.count("store unavailable", s.Path()); n != 1 {
 				t.Errorf("%d log lines say the store is unavailable, want 1:\n%s", n, log.buf.String())
@@ -189,6 +203,7 @@ func TestSQLiteFileRemovedAndPutBack(t *testing.T) {
 			}
 			recovered := waitStore(t, "reads again with the file "+back, func() error { return readsVM1(s) })
 			t.Logf("file %s: serving again after %v", back, recovered.Round(time.Millisecond))
+			woken(t, changed, "the store came back")
 			assertBack(t, s, gen)
 			if n := log.count("store available again", s.Path()); n != 1 {
 				t.Errorf("%d log lines say the store is back, want 1", n)
