@@ -118,6 +118,9 @@ func statusRun(ctx context.Context, opts *statusOptions) error {
 	if err == nil && st.DHCPServers != nil {
 		_, err = fmt.Fprintln(opts.IO.Out, dhcpLine(st))
 	}
+	if err == nil && st.StoreError != "" {
+		_, err = fmt.Fprintln(opts.IO.Out, opts.IO.paint("31", "store: "+st.StoreError))
+	}
 	return err
 }
 

@@ -66,6 +66,10 @@ type Status struct {
 	// has in force (read when asked, as a request would): config set
 	// waits for it to reach its write's.
 	SettingsGeneration uint64 `json:"settings_generation,omitempty" yaml:"settings_generation,omitempty"`
+	// StoreError is set when serve cannot read its store (settings
+	// generation then absent): the rest of the status still says what
+	// runs, which is what an operator needs during the outage.
+	StoreError string `json:"store_error,omitempty" yaml:"store_error,omitempty"`
 }
 
 // DHCPReady reports whether serve runs every DHCP server it planned; false
@@ -374,8 +378,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	if s.o.SettingsGeneration != nil {
 		gen, err := s.o.SettingsGeneration(r.Context())
 		if err != nil {
-			http.Error(w, "settings: "+err.Error(), http.StatusServiceUnavailable)
-			return
+			st.StoreError = err.Error()
 		}
 		st.SettingsGeneration = gen
 	}

@@ -340,7 +340,8 @@ func TestStatusDHCPServers(t *testing.T) {
 
 // TestHealthzReadsTheStore: /healthz answers 200 "ok" while serve can read
 // its store, and 503 naming the store and what is wrong while it cannot
-// (the SQLite file removed), and ok again once the file is back.
+// (the SQLite file removed), while /status still answers; ok again once
+// the file is back.
 func TestHealthzReadsTheStore(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "mdctl.db")
 	st, err := store.OpenSQLite(path)
@@ -348,7 +349,8 @@ func TestHealthzReadsTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	c, _ := start(t, Options{Bus: events.NewBus(), Health: func(ctx context.Context) error { return store.Ping(ctx, st) }})
+	c, _ := start(t, Options{Bus: events.NewBus(), Health: func(ctx context.Context) error { return store.Ping(ctx, st) },
+		SettingsGeneration: st.Generation})
 	ctx := context.Background()
 	health := func() string {
 		t.Helper()
@@ -389,6 +391,11 @@ func TestHealthzReadsTheStore(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("healthz status %d with the store gone, want 503", resp.StatusCode)
+	}
+	// /status still says what runs (trace and status read it), and why
+	// it has no settings generation.
+	if s, err := c.Status(ctx); err != nil || !strings.Contains(s.StoreError, "store unavailable") {
+		t.Errorf("status with the store gone: %+v, %v; want it answered with store_error", s, err)
 	}
 	if err := os.Rename(away, path); err != nil {
 		t.Fatal(err)
