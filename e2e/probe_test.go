@@ -46,14 +46,7 @@ func TestTraceProbeIsNotGuestTraffic(t *testing.T) {
 			t.Errorf("guest requests %v: %v → %v, the probe counted as guest traffic", code, b, a)
 		}
 	}
-	c, err := admin.NewClient(filepath.Join(w.Dir, admin.SocketName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	recent, err := c.Recent(t.Context(), w.Instance("vm1").ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	recent := recentEvents(t, w, "vm1")
 	marked := 0
 	for _, e := range recent {
 		if e.Path == r.Probe.Path && e.Probe {
@@ -65,6 +58,20 @@ func TestTraceProbeIsNotGuestTraffic(t *testing.T) {
 	if marked == 0 {
 		t.Errorf("no event of the probe %s marked probe among %d recent events", r.Probe.Path, len(recent))
 	}
+}
+
+// recentEvents reads instance's last requests from w's serve (/recent).
+func recentEvents(t *testing.T, w *testworld.World, instance string) []events.Event {
+	t.Helper()
+	c, err := admin.NewClient(filepath.Join(w.Dir, admin.SocketName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recent, err := c.Recent(t.Context(), w.Instance(instance).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recent
 }
 
 // TestTraceTokenProbeIsNotGuestTraffic: with session tokens required, the
@@ -102,14 +109,7 @@ func TestTraceTokenProbeIsNotGuestTraffic(t *testing.T) {
 	if a != b {
 		t.Errorf("guest requests %v: %v → %v, the probe's token PUT counted as guest traffic", ec2, b, a)
 	}
-	c, err := admin.NewClient(filepath.Join(w.Dir, admin.SocketName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	recent, err := c.Recent(t.Context(), w.Instance("vm1").ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	recent := recentEvents(t, w, "vm1")
 	marked, puts := 0, 0
 	for _, e := range recent {
 		if e.Method == http.MethodPut && e.Path == metadata.TokenPath {

@@ -175,8 +175,8 @@ func TestPostgresStoppedFailsFastAndRecovers(t *testing.T) {
 	})
 	t.Logf("postgres stopped: Generation fails after %v", noticed.Round(time.Millisecond))
 	assertFastOutage(t, s)
-	if n := log.count("store unavailable"); n != 1 {
-		t.Errorf("%d log lines say the store is unavailable, want 1:\n%s", n, log.buf.String())
+	if n := len(log.Lines("store unavailable: every request fails")); n != 1 {
+		t.Errorf("%d log lines say the store is unavailable, want 1:\n%s", n, log.String())
 	}
 
 	c.Resume(t)
@@ -192,7 +192,7 @@ func TestPostgresStoppedFailsFastAndRecovers(t *testing.T) {
 	if g, err := s.Generation(ctx); err != nil || g <= gen {
 		t.Errorf("Generation after a write once back: %d, %v; want more than %d", g, err, gen)
 	}
-	if n := log.count("store available again"); n != 1 {
+	if n := len(log.Lines("store available again")); n != 1 {
 		t.Errorf("%d log lines say the store is back, want 1", n)
 	}
 }

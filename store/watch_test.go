@@ -10,47 +10,31 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/mdctl/mdctl/internal/testlog"
 )
 
-// logLines captures the default logger's lines for the test.
-type logLines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logLines) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(b)
-}
-
-// count is the number of lines holding every one of subs.
-func (l *logLines) count(subs ...string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, line := range strings.Split(l.buf.String(), "\n") {
-		all := line != ""
-		for _, s := range subs {
-			all = all && strings.Contains(line, s)
-		}
-		if all {
-			n++
-		}
-	}
-	return n
-}
-
-func captureLog(t *testing.T) *logLines {
+// captureLog sends the default logger's lines to a buffer for the test.
+func captureLog(t *testing.T) *testlog.Buffer {
 	t.Helper()
-	l := &logLines{}
+	l := &testlog.Buffer{}
 	prev := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(l, nil)))
 	t.Cleanup(func() { slog.SetDefault(prev) })
 	return l
+}
+
+// logged counts the lines that name path and say msg.
+func logged(log *testlog.Buffer, path, msg string) int {
+	n := 0
+	for _, l := range log.Lines(path) {
+		if strings.Contains(l, msg) {
+			n++
+		}
+	}
+	return n
 }
 
 // waitStore polls fn every 10ms until it returns nil, for at most 10s,
@@ -192,8 +176,8 @@ func TestSQLiteFileRemovedAndPutBack(t *testing.T) {
 			woken(t, changed, "the outage began")
 			changed = s.Changed()
 			assertFastOutage(t, s)
-			if n := log.count("store unavailable", s.Path()); n != 1 {
-				t.Errorf("%d log lines say the store is unavailable, want 1:\n%s", n, log.buf.String())
+			if n := logged(log, s.Path(), "store unavailable: every request fails"); n != 1 {
+				t.Errorf("%d log lines say the store is unavailable, want 1:\n%s", n, log.String())
 			}
 
 			if back == "renamed back" {
@@ -205,7 +189,7 @@ func TestSQLiteFileRemovedAndPutBack(t *testing.T) {
 			t.Logf("file %s: serving again after %v", back, recovered.Round(time.Millisecond))
 			woken(t, changed, "the store came back")
 			assertBack(t, s, gen)
-			if n := log.count("store available again", s.Path()); n != 1 {
+			if n := logged(log, s.Path(), "store available again"); n != 1 {
 				t.Errorf("%d log lines say the store is back, want 1", n)
 			}
 		})
