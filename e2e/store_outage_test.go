@@ -115,6 +115,12 @@ func runOutage(t *testing.T, w *testworld.World, bin string, p *serveProc, o out
 		t.Errorf("%s: trace exit %d, want 1 with the store hop failing:\n%s", o.what, exit, out)
 	}
 	t.Logf("%s: /healthz: %s; trace exit %d:\n%s", o.what, reason, exit, out)
+	// status, without --server, still finds this data dir's serve (the
+	// store's node list cannot be read) and shows its store's fault.
+	st, err := exec.Command(bin, append(append([]string{"--data-dir", w.Dir}, o.dbArgs...), "status")...).CombinedOutput()
+	if err != nil || !strings.Contains(string(st), "store: ") {
+		t.Errorf("%s: mdctl status during the outage: %v, want its serve's components and a store line:\n%s", o.what, err, st)
+	}
 
 	time.Sleep(time.Second) // the guests' load goes on failing
 	failedDuring := l.failed.Load()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 	"sync"
 	"time"
@@ -51,22 +52,24 @@ type nodeEndpoint struct {
 }
 
 // storeNodes lists the store's nodes, nil when there is no store: a
-// caller with no nodes does what it did before nodes were.
-func storeNodes(ctx context.Context, open func(context.Context) (store.Store, error)) ([]store.Node, time.Duration, error) {
+// caller with no nodes does what it did before nodes were. A store that
+// cannot be read (an outage) is said on warn and also gives nil: the data
+// dir's own serve still answers, and its status names the store's fault.
+func storeNodes(ctx context.Context, open func(context.Context) (store.Store, error), warn io.Writer) ([]store.Node, time.Duration) {
 	st, err := open(ctx)
 	if err != nil {
-		return nil, 0, nil // no store here: the data dir's serve alone
+		return nil, 0 // no store here: the data dir's serve alone
 	}
 	defer st.Close()
 	nodes, err := st.ListNodes(ctx)
-	if err != nil {
-		return nil, 0, fmt.Errorf("list nodes: %w", err)
+	if err == nil {
+		var down time.Duration
+		if down, err = agentDownTime(ctx, st); err == nil {
+			return nodes, down
+		}
 	}
-	down, err := agentDownTime(ctx, st)
-	if err != nil {
-		return nil, 0, err
-	}
-	return nodes, down, nil
+	fmt.Fprintf(warn, "mdctl: cannot read the store's nodes (%v); asking this data dir's serve only\n", err)
+	return nil, 0
 }
 
 // acrossNodes says whether status and tui show the store's nodes rather

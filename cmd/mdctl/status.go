@@ -84,10 +84,7 @@ func statusRun(ctx context.Context, opts *statusOptions) error {
 		return err
 	}
 	if opts.Server == "" {
-		nodes, down, err := storeNodes(ctx, opts.Store)
-		if err != nil {
-			return err
-		}
+		nodes, down := storeNodes(ctx, opts.Store, opts.IO.ErrOut)
 		if acrossNodes(nodes, opts.DataDir) {
 			return nodesStatusRun(ctx, opts, reachNodes(ctx, nodes, down, token))
 		}

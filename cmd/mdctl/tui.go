@@ -104,10 +104,7 @@ func tuiSources(ctx context.Context, opts *tuiOptions) ([]tui.Source, error) {
 		return nil, err
 	}
 	if opts.Discover {
-		nodes, down, err := storeNodes(ctx, opts.Store)
-		if err != nil {
-			return nil, err
-		}
+		nodes, down := storeNodes(ctx, opts.Store, opts.IO.ErrOut)
 		if acrossNodes(nodes, opts.DataDir) {
 			eps := reachNodes(ctx, nodes, down, token)
 			srcs := make([]tui.Source, 0, len(eps))
