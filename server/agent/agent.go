@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/mdctl/mdctl/internal/sockopt"
 	"github.com/mdctl/mdctl/server/events"
 	"github.com/mdctl/mdctl/store"
 )
@@ -124,7 +125,7 @@ func New(o Options) *Agent {
 
 // apiDialer connects to an API: within DialTimeout, with TCP_USER_TIMEOUT.
 func apiDialer() *net.Dialer {
-	return &net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second, Control: setUserTimeout}
+	return &net.Dialer{Timeout: DialTimeout, KeepAlive: 30 * time.Second, Control: sockopt.UserTimeout(UserTimeout)}
 }
 
 func newTransport() *http.Transport {
