@@ -16,9 +16,11 @@ import (
 
 // The change feed's timing. A listener that hears nothing for pgFeedIdle
 // reads the counter over its connection, so a dead peer (a host gone
-// without a FIN) is found within pgFeedIdle+pgFeedPing rather than at
-// TCP's timeouts, and a notification lost on the way is late by
-// pgFeedIdle at most. While the feed is down, Generation follows other
+// without a FIN, or cut off by a partition) is found within
+// pgFeedIdle+pgFeedPing rather than at TCP's timeouts, and a notification
+// lost on the way is late by pgFeedIdle at most. Sooner, usually: the
+// connection's keepalive and TCP_USER_TIMEOUT (pgDialer) break it about
+// pgKeepAlive+1s after the last packet heard. While the feed is down, Generation follows other
 // writers by polling every pgPollEvery, and the feed reconnects after
 // pgReconnectMin, backing off to pgReconnectMax.
 var pgFeedIdle = 10 * time.Second // a var for tests
@@ -41,6 +43,15 @@ type pgFeed struct {
 	// down is set while the counter cannot be read (the feed down and a
 	// poll failed): Generation then fails at once with it, so a request
 	// gets its 5xx without waiting on a dead server.
+	//
+	// Until then Generation answers from memory, and a request whose
+	// answer the servers cached under it (the agent's port lookup, the
+	// API's metadata) is answered, as it is when a notification is merely
+	// late; one that must read fails within pgCallTimeout. Once down,
+	// cached answers fail too: nothing says they still hold (an instance
+	// deleted and its address given to another guest would hand that
+	// guest the old one's keys and user data), and an outage is a 5xx,
+	// never an answer the store may no longer give.
 	down atomic.Pointer[error]
 	// downSince is when down was set; the feed's goroutine owns it.
 	downSince time.Time

@@ -7,6 +7,8 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +16,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/mdctl/mdctl/internal/sockopt"
 )
 
 //go:embed migrations/postgres/*.sql
@@ -27,9 +31,21 @@ const pgChannel = "mdctl_changes"
 // that no other user of the database picks: "mdctl" in ASCII).
 const pgMigrationLock = 0x6d6463746c
 
-// pgConnectTimeout bounds a connection attempt when the URL sets none
-// (connect_timeout).
-const pgConnectTimeout = 10 * time.Second
+// The bounds on PostgreSQL's network, so that a server cut off by a
+// partition (its packets dropped: no refusal, no reset) costs a request
+// seconds, never TCP's minutes. pgConnectTimeout bounds a connection
+// attempt when the URL sets none (connect_timeout). pgUserTimeout is
+// TCP_USER_TIMEOUT on every connection: data unacknowledged that long
+// kills it. pgKeepAlive probes an idle connection after that much quiet,
+// so one the pool keeps dies of the same timeout instead of lingering
+// until it is next used. pgCallTimeout is the deadline of each read a
+// guest's request makes (bounded).
+const (
+	pgConnectTimeout = 3 * time.Second
+	pgUserTimeout    = 5 * time.Second
+	pgKeepAlive      = 5 * time.Second
+	pgCallTimeout    = 3 * time.Second
+)
 
 // pgPoolSize bounds each process's connections: serves on many hosts share
 // one server's max_connections (100 by default).
@@ -62,8 +78,9 @@ var pgDialect = &dialect{
 		applied_at BIGINT NOT NULL)`,
 	// Until autovacuum gets to a freshly loaded table, the planner guesses
 	// and reads a whole network's ports to find one address.
-	analyze: `ANALYZE`,
-	publish: notifyGeneration,
+	analyze:     `ANALYZE`,
+	publish:     notifyGeneration,
+	callTimeout: pgCallTimeout,
 }
 
 // isPostgresURL reports whether a --db URL names a PostgreSQL database.
@@ -83,6 +100,7 @@ func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = pgConnectTimeout // else an unreachable host takes TCP's minutes
 	}
+	cfg.DialFunc = pgDialer(cfg.ConnectTimeout).DialContext
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "mdctl"
 	}
@@ -109,6 +127,20 @@ func OpenPostgres(ctx context.Context, url string) (*Postgres, error) {
 	s.feed = startPGFeed(cfg, gen, s.queryGeneration)
 	p.gen = s.feed
 	return s, nil
+}
+
+// pgDialer makes every connection to the server, the pool's and the change
+// feed's: within timeout, with TCP_USER_TIMEOUT and keepalive, so a silent
+// server breaks a connection in seconds (see pgUserTimeout).
+func pgDialer(timeout time.Duration) *net.Dialer {
+	return &net.Dialer{
+		Timeout: timeout,
+		KeepAliveConfig: net.KeepAliveConfig{
+			Enable: true, Idle: pgKeepAlive, Interval: time.Second,
+			Count: int(pgUserTimeout / time.Second), // TCP_USER_TIMEOUT decides first on Linux
+		},
+		Control: sockopt.UserTimeout(pgUserTimeout),
+	}
 }
 
 // unavailableConnector marks a failed connection ErrUnavailable: the
@@ -158,11 +190,31 @@ func rebindDollar(q string) string {
 	}
 }
 
-// mapPGErr turns unique violations (SQLSTATE 23505) into ErrConflict.
+// mapPGErr turns unique violations (SQLSTATE 23505) into ErrConflict,
+// and a server that cannot be talked to (pgLost) into ErrUnavailable.
 func mapPGErr(err error) error {
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) && pe.Code == "23505" {
+	switch {
+	case errors.As(err, &pe) && pe.Code == "23505":
 		return fmt.Errorf("%w: %v", ErrConflict, err)
+	case errors.Is(err, ErrUnavailable) || !pgLost(err):
+		return err
 	}
-	return err
+	return fmt.Errorf("%w: postgres: %w", ErrUnavailable, err)
+}
+
+// pgLost reports an error that says the server could not be talked to,
+// not that it refused the statement: a connection broken, reset or timed
+// out (TCP_USER_TIMEOUT), a deadline run out (a partition: no answer at
+// all), or the server shutting down or not yet taking connections
+// (SQLSTATE classes 08 and 57P).
+func pgLost(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P")
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, driver.ErrBadConn) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }

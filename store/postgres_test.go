@@ -2,12 +2,20 @@ package store
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"net/url"
 	"path"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/mdctl/mdctl/internal/pgtest"
 )
@@ -151,6 +159,21 @@ func TestPostgresFeedCatchesUpWithoutNotify(t *testing.T) {
 	}
 }
 
+// openListening opens the store at u with the fixture in it, once its
+// change feed listens, and returns it with its generation.
+func openListening(t *testing.T, u string) (*Postgres, uint64) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := OpenPostgres(ctx, u)
+	must(t, err)
+	t.Cleanup(func() { s.Close() })
+	fixture(t, s)
+	waitFor(t, "the feed listens", s.Listening)
+	gen, err := s.Generation(ctx)
+	must(t, err)
+	return s, gen
+}
+
 // TestPostgresStoppedFailsFastAndRecovers: with PostgreSQL stopped under an
 // open store, reads, writes and Generation fail at once with
 // ErrUnavailable (logged once, not per call), and the store serves again
@@ -160,13 +183,7 @@ func TestPostgresStoppedFailsFastAndRecovers(t *testing.T) {
 	log := captureLog(t)
 	ctx := context.Background()
 	c := pgtest.Start(t) // its own server: Pause stops all of it
-	s, err := OpenPostgres(ctx, c.NewDB(t))
-	must(t, err)
-	t.Cleanup(func() { s.Close() })
-	fixture(t, s)
-	waitFor(t, "the feed listens", s.Listening)
-	gen, err := s.Generation(ctx)
-	must(t, err)
+	s, gen := openListening(t, c.NewDB(t))
 
 	c.Pause(t)
 	noticed := waitStore(t, "Generation fails with the server stopped", func() error {
@@ -194,5 +211,141 @@ func TestPostgresStoppedFailsFastAndRecovers(t *testing.T) {
 	}
 	if n := len(log.Lines("store available again")); n != 1 {
 		t.Errorf("%d log lines say the store is back, want 1", n)
+	}
+}
+
+// within runs fn, failing the test when it has not returned after limit
+// (a call hung on a dead connection), and says how long it took.
+func within[T any](t *testing.T, what string, limit time.Duration, fn func() (T, error)) (T, time.Duration, error) {
+	t.Helper()
+	type result struct {
+		v   T
+		err error
+	}
+	start := time.Now()
+	ch := make(chan result, 1)
+	go func() { v, err := fn(); ch <- result{v, err} }()
+	select {
+	case r := <-ch:
+		return r.v, time.Since(start), r.err
+	case <-time.After(limit):
+		t.Fatalf("%s: still waiting after %v", what, limit)
+	}
+	panic("unreachable")
+}
+
+// TestPostgresPartitionFailsFastAndRecovers: with every packet to the
+// server dropped (a partition: no refusal, no reset), the calls a guest's
+// request makes fail with ErrUnavailable within seconds rather than at
+// TCP's minutes, the change feed notices and Generation fails at once
+// (logged once), and once packets flow again the store serves on its own.
+func TestPostgresPartitionFailsFastAndRecovers(t *testing.T) {
+	log := captureLog(t)
+	ctx := context.Background()
+	c := pgtest.StartPartitionable(t)
+	s, gen := openListening(t, c.NewTCPDB(t))
+	// Several of the pool's connections open and idle, as under load.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() { s.ListPorts(ctx, PortFilter{DeviceIDs: []string{"i1"}}) })
+	}
+	wg.Wait()
+	must(t, readsVM1(s))
+
+	c.Drop(t)
+	dropped := time.Now()
+	fellBack := make(chan time.Duration, 1)
+	go func() {
+		for s.Listening() && time.Since(dropped) < time.Minute {
+			time.Sleep(10 * time.Millisecond)
+		}
+		fellBack <- time.Since(dropped)
+	}()
+	calls := []struct {
+		what string
+		call func() (any, error)
+	}{
+		{"ListPorts", func() (any, error) { return s.ListPorts(ctx, PortFilter{DeviceIDs: []string{"i1"}}) }},
+		{"InstanceView", func() (any, error) { return s.InstanceView(ctx, "i1") }},
+		{"Settings", func() (any, error) { return s.Settings(ctx) }},
+		{"Password", func() (any, error) { return s.Password(ctx, "i1") }},
+		{"SetPassword", func() (any, error) { return nil, s.SetPassword(ctx, "i1", "secret") }},
+	}
+	for _, c := range calls {
+		_, took, err := within(t, c.what+" during the partition", 60*time.Second, c.call)
+		t.Logf("partition: %s failed after %v: %v", c.what, took.Round(time.Millisecond), err)
+		if err := unavailable(err); err != nil {
+			t.Errorf("%s during the partition: %v", c.what, err)
+		}
+	}
+	noticed := waitStoreFor(t, time.Minute, "the feed falls back and Generation fails", func() error {
+		if s.Listening() {
+			return errors.New("the feed still listens")
+		}
+		_, err := s.Generation(ctx)
+		return unavailable(err)
+	})
+	t.Logf("partition: the feed fell back %v after the drop; Generation fails %v after the calls above, %v after the drop",
+		(<-fellBack).Round(time.Millisecond), noticed.Round(time.Millisecond), time.Since(dropped).Round(time.Millisecond))
+	_, took, err := within(t, "Generation", time.Second, func() (uint64, error) { return s.Generation(ctx) })
+	t.Logf("partition: Generation fails in %v", took.Round(time.Microsecond))
+	must(t, unavailable(err))
+	if n := len(log.Lines("store unavailable: every request fails")); n != 1 {
+		t.Errorf("%d log lines say the store is unavailable, want 1:\n%s", n, log.String())
+	}
+
+	c.Undrop(t)
+	back := time.Now()
+	waitStoreFor(t, time.Minute, "serving again", func() error {
+		if _, err := s.Generation(ctx); err != nil {
+			return err
+		}
+		return readsVM1(s)
+	})
+	t.Logf("packets flow again: serving again after %v", time.Since(back).Round(time.Millisecond))
+	waitFor(t, "the feed listens again", s.Listening)
+	t.Logf("packets flow again: the feed listens again after %v", time.Since(back).Round(time.Millisecond))
+	must(t, s.SetSetting(ctx, "metadata_cache_expiration", "31"))
+	if g, err := s.Generation(ctx); err != nil || g <= gen {
+		t.Errorf("Generation after a write once back: %d, %v; want more than %d", g, err, gen)
+	}
+	if n := len(log.Lines("store available again")); n != 1 {
+		t.Errorf("%d log lines say the store is back, want 1", n)
+	}
+}
+
+// TestMapPGErr: a refused statement keeps its error (a unique violation
+// becoming ErrConflict); a server that could not be talked to is
+// ErrUnavailable, an outage.
+func TestMapPGErr(t *testing.T) {
+	tests := []struct {
+		name             string
+		err              error
+		conflict, outage bool
+	}{
+		{"unique violation", &pgconn.PgError{Code: "23505"}, true, false},
+		{"syntax error", &pgconn.PgError{Code: "42601"}, false, false},
+		{"not found", ErrNotFound, false, false},
+		{"server shutting down", &pgconn.PgError{Code: "57P01"}, false, true},
+		{"connection failure", &pgconn.PgError{Code: "08006"}, false, true},
+		{"deadline", fmt.Errorf("list ports: %w", context.DeadlineExceeded), false, true},
+		{"reset", &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}, false, true},
+		{"timed out", &net.OpError{Op: "read", Net: "tcp", Err: syscall.ETIMEDOUT}, false, true},
+		{"eof", io.ErrUnexpectedEOF, false, true},
+		{"cancelled by the caller", context.Canceled, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := mapPGErr(tt.err)
+			if c := errors.Is(got, ErrConflict); c != tt.conflict {
+				t.Errorf("mapPGErr(%v) = %v: ErrConflict %v, want %v", tt.err, got, c, tt.conflict)
+			}
+			if o := errors.Is(got, ErrUnavailable); o != tt.outage {
+				t.Errorf("mapPGErr(%v) = %v: ErrUnavailable %v, want %v", tt.err, got, o, tt.outage)
+			}
+			if !tt.conflict && !errors.Is(got, tt.err) {
+				t.Errorf("mapPGErr(%v) = %v: lost the error", tt.err, got)
+			}
+		})
 	}
 }

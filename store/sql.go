@@ -43,6 +43,9 @@ type dialect struct {
 	// processes and hosts; nil where they find out themselves (SQLite's
 	// -wal file).
 	publish func(ctx context.Context, tx *sql.Tx, gen uint64) error
+	// callTimeout is the deadline of each call a guest's request makes
+	// (bounded); 0 where none is needed (SQLite: a local file).
+	callTimeout time.Duration
 	// analyze, run after a bulk load, gives the planner statistics at once
 	// ("" where plans do not rely on them).
 	analyze string
@@ -181,6 +184,24 @@ func view[T any](ctx context.Context, s *sqlStore, fn func(t *sqlTx) (T, error))
 		return zero, err
 	}
 	return v, stx.Commit()
+}
+
+// bounded runs fn, one call a guest's request makes, within the dialect's
+// callTimeout, and maps its failure (mapErr): on a server across a network
+// the request then gets its 5xx (ErrUnavailable) within that bound when
+// the server stops answering, rather than waiting on a dead connection
+// or, behind it, for one of the pool's.
+func bounded[T any](ctx context.Context, s *sqlStore, fn func(ctx context.Context) (T, error)) (T, error) {
+	if s.d.callTimeout == 0 {
+		return fn(ctx)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.d.callTimeout)
+	defer cancel()
+	v, err := fn(ctx)
+	if err != nil {
+		err = s.d.mapErr(err)
+	}
+	return v, err
 }
 
 // direct reads with one statement, which is a snapshot by itself.

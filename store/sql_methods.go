@@ -43,8 +43,10 @@ func (s *sqlStore) GetPort(ctx context.Context, id string) (Port, error) {
 }
 
 // ListPorts is the agent's hot path: one statement, no transaction.
+// It, InstanceView, Settings, Password and SetPassword are the calls a
+// guest's request makes: bounded.
 func (s *sqlStore) ListPorts(ctx context.Context, f PortFilter) ([]Port, error) {
-	return s.direct().ListPorts(ctx, f)
+	return bounded(ctx, s, func(ctx context.Context) ([]Port, error) { return s.direct().ListPorts(ctx, f) })
 }
 
 func (s *sqlStore) GetInstance(ctx context.Context, ref string) (Instance, error) {
@@ -56,15 +58,17 @@ func (s *sqlStore) ListInstances(ctx context.Context) ([]Instance, error) {
 }
 
 func (s *sqlStore) InstanceView(ctx context.Context, ref string) (InstanceView, error) {
-	return view(ctx, s, func(t *sqlTx) (InstanceView, error) { return t.InstanceView(ctx, ref) })
+	return bounded(ctx, s, func(ctx context.Context) (InstanceView, error) {
+		return view(ctx, s, func(t *sqlTx) (InstanceView, error) { return t.InstanceView(ctx, ref) })
+	})
 }
 
 func (s *sqlStore) Settings(ctx context.Context) (map[string]string, error) {
-	return s.direct().Settings(ctx)
+	return bounded(ctx, s, func(ctx context.Context) (map[string]string, error) { return s.direct().Settings(ctx) })
 }
 
 func (s *sqlStore) Password(ctx context.Context, instanceID string) (string, error) {
-	return s.direct().Password(ctx, instanceID)
+	return bounded(ctx, s, func(ctx context.Context) (string, error) { return s.direct().Password(ctx, instanceID) })
 }
 
 func (s *sqlStore) write(ctx context.Context, fn func(t Tx) error) error {
@@ -124,7 +128,10 @@ func (s *sqlStore) UnsetSetting(ctx context.Context, key string) error {
 }
 
 func (s *sqlStore) SetPassword(ctx context.Context, instanceID, password string) error {
-	return s.write(ctx, func(t Tx) error { return t.SetPassword(ctx, instanceID, password) })
+	_, err := bounded(ctx, s, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, s.write(ctx, func(t Tx) error { return t.SetPassword(ctx, instanceID, password) })
+	})
+	return err
 }
 
 func (s *sqlStore) ListNodes(ctx context.Context) ([]Node, error) {

@@ -41,15 +41,21 @@ func logged(log *testlog.Buffer, path, msg string) int {
 // and says how long that took.
 func waitStore(t *testing.T, what string, fn func() error) time.Duration {
 	t.Helper()
+	return waitStoreFor(t, 10*time.Second, what, fn)
+}
+
+// waitStoreFor is waitStore for at most limit.
+func waitStoreFor(t *testing.T, limit time.Duration, what string, fn func() error) time.Duration {
+	t.Helper()
 	start := time.Now()
 	var err error
-	for time.Since(start) < 10*time.Second {
+	for time.Since(start) < limit {
 		if err = fn(); err == nil {
 			return time.Since(start)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("%s: not within 10s: %v", what, err)
+	t.Fatalf("%s: not within %v: %v", what, limit, err)
 	return 0
 }
 

@@ -45,6 +45,10 @@ type Cluster struct {
 	dir  string // owns data/, the socket and the log
 	port int
 	n    atomic.Int64 // databases handed out
+	// netns, when set, is the network namespace the server runs in
+	// (StartPartitionable), listening on host; else host is "" and the
+	// server listens on 127.0.0.1 of the test's own namespace.
+	netns, host string
 
 	mu    sync.Mutex
 	admin *sql.DB // on the postgres database, for CREATE and DROP DATABASE
@@ -131,12 +135,16 @@ func (c *Cluster) PostmasterPID() (int, error) {
 	return pid, nil
 }
 
-func start(bin string) (*Cluster, error) {
+func start(bin string) (*Cluster, error) { return startIn(bin, "", "") }
+
+// startIn starts a cluster whose server runs in network namespace netns
+// on host ("" for the test's own namespace, on 127.0.0.1).
+func startIn(bin, netns, host string) (*Cluster, error) {
 	dir, err := os.MkdirTemp("", "pgtest-")
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
-	c := &Cluster{bin: bin, dir: dir}
+	c := &Cluster{bin: bin, dir: dir, netns: netns, host: host}
 	cred, err := credential()
 	if err != nil {
 		return c, err
@@ -154,7 +162,29 @@ func start(bin string) (*Cluster, error) {
 		"--no-sync", "-E", "UTF8", "--locale=C"); err != nil {
 		return c, err
 	}
+	if host != "" {
+		if err := trustOthers(data); err != nil {
+			return c, err
+		}
+	}
 	return c, c.pgCtlStart()
+}
+
+// trustOthers lets clients from any address in: initdb's pg_hba.conf
+// trusts loopback only, and a namespaced server's clients come over a link.
+func trustOthers(data string) error {
+	f, err := os.OpenFile(filepath.Join(data, "pg_hba.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("pgtest: %w", err)
+	}
+	_, err = f.WriteString("host all all 0.0.0.0/0 trust\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("pgtest: pg_hba.conf: %w", err)
+	}
+	return nil
 }
 
 // pgCtlStart starts the server on the cluster's port and socket.
@@ -163,10 +193,18 @@ func (c *Cluster) pgCtlStart() error {
 	if err != nil {
 		return err
 	}
-	opts := fmt.Sprintf("-k %s -p %d -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-		c.dir, c.port)
-	if err := run(cred, filepath.Join(c.bin, "pg_ctl"), "-D", filepath.Join(c.dir, "data"), "-l", filepath.Join(c.dir, "log"),
-		"-w", "-t", "60", "-o", opts, "start"); err != nil {
+	opts := fmt.Sprintf("-k %s -p %d -c listen_addresses=%s -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+		c.dir, c.port, c.tcpHost())
+	argv := []string{filepath.Join(c.bin, "pg_ctl"), "-D", filepath.Join(c.dir, "data"), "-l", filepath.Join(c.dir, "log"),
+		"-w", "-t", "60", "-o", opts, "start"}
+	if c.netns != "" {
+		// The server is born in the namespace (ip netns exec needs root),
+		// then drops to the postgres user.
+		argv = append([]string{"ip", "netns", "exec", c.netns, "setpriv",
+			fmt.Sprintf("--reuid=%d", cred.Uid), fmt.Sprintf("--regid=%d", cred.Gid), "--clear-groups"}, argv...)
+		cred = nil
+	}
+	if err := run(cred, argv[0], argv[1:]...); err != nil {
 		log, _ := os.ReadFile(filepath.Join(c.dir, "log"))
 		return fmt.Errorf("%w\n%s", err, log)
 	}
@@ -260,9 +298,18 @@ func (c *Cluster) URL(db string) string {
 	return (&url.URL{Scheme: "postgres", User: url.User("postgres"), Path: "/" + db, RawQuery: q.Encode()}).String()
 }
 
-// TCPURL is the connection URL of database db over TCP on 127.0.0.1.
+// TCPURL is the connection URL of database db over TCP (on 127.0.0.1, or
+// across the link of a StartPartitionable cluster).
 func (c *Cluster) TCPURL(db string) string {
-	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, db)
+	return fmt.Sprintf("postgres://postgres@%s:%d/%s?sslmode=disable", c.tcpHost(), c.port, db)
+}
+
+// tcpHost is the address the server listens on.
+func (c *Cluster) tcpHost() string {
+	if c.host == "" {
+		return "127.0.0.1"
+	}
+	return c.host
 }
 
 // NewDB creates an empty database and returns its URL; t.Cleanup drops it.
@@ -279,6 +326,16 @@ func (c *Cluster) NewDB(t testing.TB) string {
 		}
 	})
 	return u
+}
+
+// NewTCPDB is NewDB with the database's URL over TCP (TCPURL).
+func (c *Cluster) NewTCPDB(t testing.TB) string {
+	t.Helper()
+	u, err := url.Parse(c.NewDB(t))
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	return c.TCPURL(strings.TrimPrefix(u.Path, "/"))
 }
 
 // CreateDB creates the empty database name (an SQL identifier) and
