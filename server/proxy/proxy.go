@@ -326,7 +326,8 @@ func (p *Proxy) settings(ctx context.Context) *store.Snapshot {
 	}
 	snap, err := p.opts.Live.Snapshot(ctx)
 	if err != nil {
-		p.log.Warn("settings unreadable; not rate limiting", "err", err)
+		// An outage is logged once where it is noticed (store.LogLevel).
+		p.log.Log(ctx, min(store.LogLevel(err), slog.LevelWarn), "settings unreadable; not rate limiting", "err", err)
 		return nil
 	}
 	return &snap
