@@ -131,7 +131,7 @@ func (t *sqlTx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 func (t *sqlTx) Generation(ctx context.Context) (uint64, error) {
 	rows, err := t.query(ctx, `SELECT generation FROM counters WHERE id = 1`)
 	if err != nil {
-		return 0, fmt.Errorf("read generation: %w", err)
+		return 0, fmt.Errorf("read generation: %w", t.mapErr(err))
 	}
 	defer rows.Close()
 	var g int64
@@ -139,7 +139,7 @@ func (t *sqlTx) Generation(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("read generation: no counter row: %w", errors.Join(rows.Err(), sql.ErrNoRows))
 	}
 	if err := rows.Scan(&g); err != nil {
-		return 0, fmt.Errorf("read generation: %w", err)
+		return 0, fmt.Errorf("read generation: %w", t.mapErr(err))
 	}
 	return uint64(g), rows.Close()
 }

@@ -192,11 +192,11 @@ func view[T any](ctx context.Context, s *sqlStore, fn func(t *sqlTx) (T, error))
 // the server stops answering, rather than waiting on a dead connection
 // or, behind it, for one of the pool's.
 func bounded[T any](ctx context.Context, s *sqlStore, fn func(ctx context.Context) (T, error)) (T, error) {
-	if s.d.callTimeout == 0 {
-		return fn(ctx)
+	if s.d.callTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.d.callTimeout)
+		defer cancel()
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.d.callTimeout)
-	defer cancel()
 	v, err := fn(ctx)
 	if err != nil {
 		err = s.d.mapErr(err)

@@ -277,14 +277,22 @@ func openPool(path string, writer bool) (*sql.DB, error) {
 func (s *SQLite) Path() string { return s.path }
 
 // mapSQLiteErr turns SQLite's constraint violations into ErrConflict, as a
-// backstop behind the explicit checks that name the conflicting record.
+// backstop behind the explicit checks that name the conflicting record,
+// and a file that cannot be opened or read as a database into
+// ErrUnavailable: the file watch (watch.go) says so within a tick, and a
+// call in that tick must fail as the ones after it do.
 func mapSQLiteErr(err error) error {
 	var se *sqlite.Error
-	if errors.As(err, &se) {
-		switch se.Code() {
-		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
-			return fmt.Errorf("%w: %v", ErrConflict, err)
-		}
+	if !errors.As(err, &se) || errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	switch se.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return fmt.Errorf("%w: %v", ErrConflict, err)
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_IOERR:
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return err
 }
