@@ -3,6 +3,7 @@ package e2e
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -152,16 +153,31 @@ func TestSlowGuestDoesNotStarveItsRouter(t *testing.T) {
 	}
 }
 
-// rawInGuest sends raw from inside ns to the metadata address and returns
-// what came back within 5 s (bash's /dev/tcp: the bytes go as written).
+// rawInGuest sends raw from inside ns to the metadata address in one
+// write, as a client's request goes (a shell's line-buffered printf sends
+// a line a write, and a server that answers after the first line resets
+// the rest), and returns what came back within 5 s.
 func rawInGuest(t *testing.T, ns, raw string) string {
 	t.Helper()
-	script := `exec 3<>/dev/tcp/` + dataplane.MetadataIPv4 + `/80; printf '%s' "$1" >&3; timeout 5 cat <&3`
-	out, stderr, err := testworld.InNS(ns, 10*time.Second, "bash", "-c", script, "raw", raw)
-	if err != nil && out == "" {
-		t.Fatalf("raw request from %s: %v %s", ns, err, stderr)
+	var c net.Conn
+	err := dataplane.Do(ns, func() error {
+		var err error
+		c, err = net.DialTimeout("tcp", net.JoinHostPort(dataplane.MetadataIPv4, "80"), 5*time.Second)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("raw request from %s: %v", ns, err)
 	}
-	return out
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write([]byte(raw)); err != nil {
+		t.Fatalf("raw request from %s: %v", ns, err)
+	}
+	out, err := io.ReadAll(c)
+	if err != nil && len(out) == 0 {
+		t.Fatalf("raw request %q from %s: nothing back: %v", raw, ns, err)
+	}
+	return string(out)
 }
 
 // TestOddRequestsThroughChain: what haproxy forwards, the chain answers at
