@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/mdctl/mdctl/internal/sockopt"
@@ -90,9 +91,27 @@ type Agent struct {
 	// code); the request's context bounds the exchange.
 	api     http.RoundTripper
 	apis    *replicas
+	urls    atomic.Pointer[generationURLs]
 	handler http.Handler
 	m       agentMetrics
 	sigs    signer
+}
+
+// generationURLs are the API URLs worked out for one store generation.
+type generationURLs struct {
+	generation uint64
+	urls       []string
+}
+
+// apiURLs is Options.APIURLs for snap, worked out once per store
+// generation rather than per request (the list is built from settings).
+func (a *Agent) apiURLs(snap store.Snapshot) []string {
+	if c := a.urls.Load(); c != nil && c.generation == snap.Generation {
+		return c.urls
+	}
+	urls := a.opts.APIURLs(snap.Config)
+	a.urls.Store(&generationURLs{generation: snap.Generation, urls: urls})
+	return urls
 }
 
 // New returns an Agent; it does nothing until Run or Handler is used.

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -349,5 +350,25 @@ func TestHealthcheckProbe(t *testing.T) {
 	}
 	if h.agent.healthcheck(ctx, refusedURL(t)) {
 		t.Error("a refused connect is healthy")
+	}
+}
+
+// TestAPIURLsOncePerGeneration: the URL list is built from the settings
+// once per store generation, not on every request.
+func TestAPIURLsOncePerGeneration(t *testing.T) {
+	calls := 0
+	a := New(Options{Logger: slog.New(slog.DiscardHandler), APIURLs: func(c store.Config) []string {
+		calls++
+		return []string{fmt.Sprintf("http://%s:8775", c.NovaMetadataHosts[0])}
+	}})
+	at := func(gen uint64, host string) []string {
+		return a.apiURLs(store.Snapshot{Generation: gen, Config: store.Config{NovaMetadataHosts: []string{host}}})
+	}
+	at(1, "10.0.0.1")
+	if got := at(1, "10.0.0.1"); calls != 1 || got[0] != "http://10.0.0.1:8775" {
+		t.Errorf("same generation: %d builds, %v", calls, got)
+	}
+	if got := at(2, "10.0.0.2"); calls != 2 || got[0] != "http://10.0.0.2:8775" {
+		t.Errorf("next generation: %d builds, %v", calls, got)
 	}
 }

@@ -116,7 +116,7 @@ func (a *Agent) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	rl.m, rl.cached = &m, cached
 
-	code := a.forward(w, r, rl, a.opts.APIURLs(snap.Config), answerWait(snap.Config), body, fwdHeaders{
+	code := a.forward(w, r, rl, a.apiURLs(snap), answerWait(snap.Config), body, fwdHeaders{
 		xff:       src.IP.String(),
 		instance:  m.InstanceID,
 		project:   m.ProjectID,
